@@ -1,0 +1,183 @@
+//! Compiling XML Schema documents into a [`Schema`].
+
+mod builder;
+pub mod components;
+mod content;
+mod document;
+mod loader;
+mod restriction;
+mod s4s;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use components::{Components, TypeId};
+pub use content::{Arena, LeafTerm, Model};
+pub use loader::Resolver;
+
+use components::{Content, TypeDef};
+
+/// What kind of schema problem a [`Diagnostic`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiagnosticKind {
+    /// The schema breaks a rule of XSD 1.0.
+    Invalid,
+    /// The schema uses a construct this engine does not implement.
+    Unsupported,
+    /// A schema document could not be read.
+    Io,
+}
+
+/// One problem found while compiling schemas.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    pub kind: DiagnosticKind,
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub(crate) fn new(
+        kind: DiagnosticKind,
+        file: &str,
+        line: u32,
+        column: u32,
+        message: String,
+    ) -> Self {
+        Diagnostic {
+            kind,
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// Stable code: `schema_invalid`, `schema_unsupported` or `schema_io`.
+    pub fn code(&self) -> &'static str {
+        match self.kind {
+            DiagnosticKind::Invalid => "schema_invalid",
+            DiagnosticKind::Unsupported => "schema_unsupported",
+            DiagnosticKind::Io => "schema_io",
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.is_empty() {
+            write!(f, "{}: {}", self.code(), self.message)
+        } else if self.line == 0 {
+            write!(f, "{}: {}: {}", self.file, self.code(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file,
+                self.line,
+                self.column,
+                self.code(),
+                self.message
+            )
+        }
+    }
+}
+
+/// Schemas that could not be compiled, with every problem found.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct SchemaError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl SchemaError {
+    /// True when only I/O problems prevented compilation.
+    pub fn is_io(&self) -> bool {
+        !self.diagnostics.is_empty()
+            && self
+                .diagnostics
+                .iter()
+                .all(|d| d.kind == DiagnosticKind::Io)
+    }
+}
+
+/// A compiled, immutable schema: share it between threads and validate many documents.
+#[derive(Debug)]
+pub struct Schema {
+    pub(crate) comps: Components,
+    /// Content model per type id (element-only and mixed content).
+    pub(crate) models: Vec<Option<Arc<Model>>>,
+}
+
+impl Schema {
+    /// Compiles the schema documents `entries` (and what they include, import and redefine),
+    /// reading only files under `root`.
+    pub fn compile(entries: &[PathBuf], root: &Path) -> Result<Schema, SchemaError> {
+        let resolver = Resolver::new(root).map_err(|e| SchemaError {
+            diagnostics: vec![Diagnostic::new(
+                DiagnosticKind::Io,
+                &root.display().to_string(),
+                0,
+                0,
+                format!("schema directory: {e}"),
+            )],
+        })?;
+        let mut diags = Vec::new();
+        let docs = loader::load(entries, &resolver, &mut diags);
+        if !diags.is_empty() && docs.is_empty() {
+            return Err(SchemaError { diagnostics: diags });
+        }
+        let mut b = builder::Builder::new(&docs);
+        b.collect();
+        b.build_all();
+        let (comps, more) = b.finish();
+        diags.extend(more);
+        let mut models = Vec::with_capacity(comps.types.len());
+        for (id, t) in comps.types.iter().enumerate() {
+            let m = match t {
+                TypeDef::Complex(ct) => match &ct.content {
+                    Content::Elements { particle, .. } => {
+                        let m = Model::compile(&comps, particle);
+                        if id != components::ANY_TYPE {
+                            let name = comps.type_name(id);
+                            if let Err(e) = m.check_edc(&comps) {
+                                diags.push(Diagnostic::new(
+                                    DiagnosticKind::Invalid,
+                                    "",
+                                    0,
+                                    0,
+                                    format!("type {name}: {e}"),
+                                ));
+                            }
+                            if let Err(e) = m.check_upa(&comps) {
+                                diags.push(Diagnostic::new(
+                                    DiagnosticKind::Invalid,
+                                    "",
+                                    0,
+                                    0,
+                                    format!("type {name}: {e}"),
+                                ));
+                            }
+                        }
+                        Some(Arc::new(m))
+                    }
+                    _ => None,
+                },
+                TypeDef::Simple(_) => None,
+            };
+            models.push(m);
+        }
+        if !diags.is_empty() {
+            return Err(SchemaError { diagnostics: diags });
+        }
+        Ok(Schema { comps, models })
+    }
+
+    /// The compiled components (declarations and type definitions).
+    pub fn components(&self) -> &Components {
+        &self.comps
+    }
+}

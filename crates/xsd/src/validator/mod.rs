@@ -1,0 +1,1238 @@
+//! Streaming instance validation: one pass over the document, memory bounded by element depth
+//! (plus the ID and identity-constraint tables, see the crate docs).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::io::BufRead;
+use std::sync::Arc;
+
+use crate::datatypes::{IdKind, NamespaceContext, Primitive, SimpleType, Value};
+use crate::identity::IdcTracker;
+use crate::names::{QName, XSI};
+use crate::schema::components::*;
+use crate::schema::{Arena, LeafTerm, Schema};
+use crate::xml::{Event, Limits, XmlReader};
+
+/// Validation settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// XML safety limits (depth, attributes, sizes, DOCTYPE).
+    pub limits: Limits,
+    /// Stop collecting violations after this many (the report says it was truncated).
+    pub max_errors: usize,
+    /// Bound on the ID/IDREF and identity-constraint tables (entries).
+    pub max_table_entries: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            limits: Limits::default(),
+            max_errors: 100,
+            max_table_entries: 1_000_000,
+        }
+    }
+}
+
+/// One way in which the document is not valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Stable code, e.g. `element_unexpected`, `value_invalid`, `xml_malformed`.
+    pub code: &'static str,
+    /// What was expected and what was found.
+    pub message: String,
+    pub line: u64,
+    pub column: u64,
+    /// XML path of the element, e.g. `/Referral/Child[2]/DateOfBirth` (attributes end in `/@name`).
+    pub path: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {} at {}: {}",
+            self.line, self.column, self.code, self.path, self.message
+        )
+    }
+}
+
+/// The outcome of validating one document.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub violations: Vec<Violation>,
+    /// More violations were found than `max_errors`.
+    pub truncated: bool,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+impl Report {
+    /// True when the document is valid.
+    pub fn is_valid(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// A typed value as identity constraints compare it (value equality, printed lexically).
+#[derive(Debug, Clone)]
+pub struct KeyValue {
+    value: Value,
+    lexical: String,
+}
+
+impl PartialEq for KeyValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+impl Eq for KeyValue {}
+impl Hash for KeyValue {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.value.hash(state)
+    }
+}
+impl fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.lexical)
+    }
+}
+
+/// How an open element is being processed.
+enum Mode {
+    /// Validated against a type.
+    Typed {
+        elem: Option<ElemId>,
+        type_id: TypeId,
+        state: Option<u32>,
+        nil: bool,
+    },
+    /// Inside a skip wildcard: only well-formedness.
+    Skip,
+    /// No declaration under a lax wildcard: children are assessed laxly.
+    Lax,
+}
+
+struct Frame {
+    name: String,
+    index: u32,
+    mode: Mode,
+    /// Counts of children by name, for `[n]` in paths.
+    children: Vec<(String, u32)>,
+    text: String,
+    has_children: bool,
+    line: u64,
+    column: u64,
+}
+
+struct OwnedAttr {
+    ns: Option<String>,
+    local: String,
+    prefix: Option<String>,
+    value: String,
+}
+
+struct Ns<'a, R: BufRead>(&'a XmlReader<R>);
+impl<R: BufRead> NamespaceContext for Ns<'_, R> {
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        self.0.lookup_namespace(prefix)
+    }
+}
+
+struct Run<'s> {
+    schema: &'s Schema,
+    opts: &'s Options,
+    report: Report,
+    stack: Vec<Frame>,
+    root_children: Vec<(String, u32)>,
+    arena: Arena,
+    ids: HashSet<String>,
+    idrefs: Vec<(String, u64, u64, String)>,
+    idc: IdcTracker<KeyValue>,
+    attrs: Vec<OwnedAttr>,
+    done: bool,
+}
+
+impl Schema {
+    /// Validates one document read from `input`.
+    pub fn validate<R: BufRead>(&self, input: R, opts: &Options) -> Report {
+        let mut reader = XmlReader::new(input, opts.limits.clone());
+        let mut run = Run {
+            schema: self,
+            opts,
+            report: Report::default(),
+            stack: Vec::new(),
+            root_children: Vec::new(),
+            arena: Arena::default(),
+            ids: HashSet::new(),
+            idrefs: Vec::new(),
+            idc: IdcTracker::new(opts.max_table_entries),
+            attrs: Vec::new(),
+            done: false,
+        };
+        loop {
+            if run.done {
+                break;
+            }
+            let (line, column) = reader.position();
+            let ev = match reader.next() {
+                Ok(ev) => ev,
+                Err(e) => {
+                    run.report.violations.push(Violation {
+                        code: e.kind.code(),
+                        message: e.message.clone(),
+                        line: e.line,
+                        column: e.column,
+                        path: run.path(),
+                    });
+                    break;
+                }
+            };
+            match ev {
+                Event::Start(tag) => {
+                    run.attrs.clear();
+                    for a in tag.attributes {
+                        run.attrs.push(OwnedAttr {
+                            ns: a.namespace.clone(),
+                            local: a.local.clone(),
+                            prefix: a.prefix.clone(),
+                            value: a.value.clone(),
+                        });
+                    }
+                    let name = QName::new(tag.namespace, tag.local);
+                    let display = match tag.prefix {
+                        Some(p) => format!("{p}:{}", tag.local),
+                        None => tag.local.to_owned(),
+                    };
+                    let (l, c) = (tag.line, tag.column);
+                    run.start(&reader, name, display, l, c);
+                }
+                Event::Text(t) => {
+                    let t = t.to_owned();
+                    let (l, c) = reader.position();
+                    run.text(&t, l, c);
+                }
+                Event::End => {
+                    let _ = (line, column);
+                    run.end(&reader);
+                }
+                Event::Eof => break,
+            }
+        }
+        run.finish()
+    }
+}
+
+impl<'s> Run<'s> {
+    fn path(&self) -> String {
+        let mut p = String::new();
+        for f in &self.stack {
+            p.push('/');
+            p.push_str(&f.name);
+            if f.index > 1 {
+                p.push_str(&format!("[{}]", f.index));
+            }
+        }
+        if p.is_empty() {
+            p.push('/');
+        }
+        p
+    }
+
+    fn error(&mut self, code: &'static str, line: u64, column: u64, message: String) {
+        let path = self.path();
+        self.error_at(code, line, column, path, message);
+    }
+
+    fn error_at(
+        &mut self,
+        code: &'static str,
+        line: u64,
+        column: u64,
+        path: String,
+        message: String,
+    ) {
+        if self.report.violations.len() >= self.opts.max_errors {
+            self.report.truncated = true;
+            self.done = true;
+            return;
+        }
+        self.report.violations.push(Violation {
+            code,
+            message,
+            line,
+            column,
+            path,
+        });
+    }
+
+    fn comps(&self) -> &'s Components {
+        &self.schema.comps
+    }
+
+    fn start<R: BufRead>(
+        &mut self,
+        reader: &XmlReader<R>,
+        name: QName,
+        display: String,
+        line: u64,
+        column: u64,
+    ) {
+        // Position among siblings, for the path.
+        let counts = match self.stack.last_mut() {
+            Some(f) => {
+                f.has_children = true;
+                &mut f.children
+            }
+            None => &mut self.root_children,
+        };
+        let index = match counts.iter_mut().find(|(n, _)| *n == display) {
+            Some((_, c)) => {
+                *c += 1;
+                *c
+            }
+            None => {
+                counts.push((display.clone(), 1));
+                1
+            }
+        };
+        let comps = self.comps();
+        // Decide what governs this element.
+        enum Gov {
+            Decl(ElemId),
+            Lax,
+            Skip,
+            Strict,
+        }
+        let gov = match self.stack.last_mut() {
+            None => match comps.global_elements.get(&name) {
+                Some(&e) => Gov::Decl(e),
+                None => Gov::Strict,
+            },
+            Some(parent) => match &mut parent.mode {
+                Mode::Skip => Gov::Skip,
+                Mode::Lax => match comps.global_elements.get(&name) {
+                    Some(&e) => Gov::Decl(e),
+                    None => Gov::Lax,
+                },
+                Mode::Typed {
+                    type_id,
+                    state,
+                    nil,
+                    ..
+                } => {
+                    let (type_id, nil) = (*type_id, *nil);
+                    match state {
+                        _ if nil => {
+                            let msg = format!(
+                                "element <{display}> is not allowed: the parent is nil (xsi:nil=\"true\")"
+                            );
+                            self.push_frame(display, index, Mode::Lax, line, column);
+                            self.error("nil_content", line, column, msg);
+                            return;
+                        }
+                        Some(s) => {
+                            let s = *s;
+                            let model = self.schema.models.get(type_id).and_then(|m| m.clone());
+                            match model {
+                                Some(model) => {
+                                    let first = self.arena.first(s);
+                                    let mut hit: Option<(u32, Gov)> = None;
+                                    for &leaf in first.iter() {
+                                        match model.leaves.get(leaf as usize) {
+                                            Some(LeafTerm::Element(_)) => {
+                                                if let Some((_, e)) =
+                                                    model.names.get(leaf as usize).and_then(|v| {
+                                                        v.iter().find(|(n, _)| *n == name)
+                                                    })
+                                                {
+                                                    hit = Some((leaf, Gov::Decl(*e)));
+                                                    break;
+                                                }
+                                            }
+                                            Some(LeafTerm::Wildcard(w))
+                                                if hit.is_none()
+                                                    && w.ns.allows(name.ns.as_deref()) =>
+                                            {
+                                                let g = match w.process {
+                                                    ProcessContents::Skip => Gov::Skip,
+                                                    ProcessContents::Lax => {
+                                                        match comps.global_elements.get(&name) {
+                                                            Some(&e) => Gov::Decl(e),
+                                                            None => Gov::Lax,
+                                                        }
+                                                    }
+                                                    ProcessContents::Strict => {
+                                                        match comps.global_elements.get(&name) {
+                                                            Some(&e) => Gov::Decl(e),
+                                                            None => Gov::Strict,
+                                                        }
+                                                    }
+                                                };
+                                                hit = Some((leaf, g));
+                                            }
+                                            _ => {}
+                                        }
+                                    }
+                                    match hit {
+                                        Some((leaf, g)) => {
+                                            let next = self.arena.deriv(s, leaf);
+                                            if let Some(Frame {
+                                                mode: Mode::Typed { state, .. },
+                                                ..
+                                            }) = self.stack.last_mut()
+                                            {
+                                                *state = Some(next);
+                                            }
+                                            g
+                                        }
+                                        None => {
+                                            let expected = self.expected(&model, s);
+                                            let msg = if expected.is_empty() {
+                                                format!(
+                                                    "element <{display}> is not allowed here: no more elements are expected"
+                                                )
+                                            } else {
+                                                format!("expected {expected}, found <{display}>")
+                                            };
+                                            let path_parent = self.path();
+                                            let path = format!(
+                                                "{path_parent}/{display}{}",
+                                                if index > 1 {
+                                                    format!("[{index}]")
+                                                } else {
+                                                    String::new()
+                                                }
+                                            );
+                                            self.error_at(
+                                                "element_unexpected",
+                                                line,
+                                                column,
+                                                path,
+                                                msg,
+                                            );
+                                            match comps.global_elements.get(&name) {
+                                                Some(&e) => Gov::Decl(e),
+                                                None => Gov::Lax,
+                                            }
+                                        }
+                                    }
+                                }
+                                None => Gov::Lax,
+                            }
+                        }
+                        None => {
+                            let what = match comps.types.get(type_id) {
+                                Some(TypeDef::Complex(ct))
+                                    if matches!(ct.content, Content::Empty) =>
+                                {
+                                    "empty content"
+                                }
+                                _ => "simple content",
+                            };
+                            let msg = format!(
+                                "element <{display}> is not allowed: type {} has {what}",
+                                comps.type_name(type_id)
+                            );
+                            let path_parent = self.path();
+                            let path = format!("{path_parent}/{display}");
+                            self.error_at("element_not_allowed", line, column, path, msg);
+                            Gov::Lax
+                        }
+                    }
+                }
+            },
+        };
+        let xsi_type = self
+            .attrs
+            .iter()
+            .find(|a| a.ns.as_deref() == Some(XSI) && a.local == "type")
+            .map(|a| a.value.clone());
+        let xsi_nil = self
+            .attrs
+            .iter()
+            .find(|a| a.ns.as_deref() == Some(XSI) && a.local == "nil")
+            .map(|a| a.value.clone());
+        let mode = match gov {
+            Gov::Skip => Mode::Skip,
+            Gov::Lax | Gov::Strict => {
+                // An xsi:type makes an undeclared element assessable.
+                match xsi_type
+                    .as_deref()
+                    .and_then(|t| self.resolve_type(reader, t))
+                {
+                    Some(t) => {
+                        self.typed_mode(reader, None, t, xsi_nil.as_deref(), line, column, &display)
+                    }
+                    None => {
+                        if matches!(gov, Gov::Strict) {
+                            let msg = if self.stack.is_empty() {
+                                format!(
+                                    "no declaration for the root element <{display}> ({name}) in the schema"
+                                )
+                            } else {
+                                format!(
+                                    "no declaration for element <{display}> ({name}), which a strict wildcard requires"
+                                )
+                            };
+                            self.push_frame(display, index, Mode::Lax, line, column);
+                            self.error("element_undeclared", line, column, msg);
+                            self.lax_attributes(reader);
+                            return;
+                        }
+                        Mode::Lax
+                    }
+                }
+            }
+            Gov::Decl(e) => {
+                let decl = &comps.elements[e];
+                let mut t = decl.type_id;
+                let mut problems: Vec<(&'static str, String)> = Vec::new();
+                if decl.abstract_ {
+                    problems.push((
+                        "element_abstract",
+                        format!(
+                            "element {} is abstract; use a member of its substitution group",
+                            decl.name
+                        ),
+                    ));
+                }
+                if let Some(xt) = xsi_type.as_deref() {
+                    match self.resolve_type(reader, xt) {
+                        Some(x) => {
+                            let mut blocked = decl.block;
+                            if let Some(ct) = comps.complex(t) {
+                                blocked.extension |= ct.block.extension;
+                                blocked.restriction |= ct.block.restriction;
+                            }
+                            if comps.derives_from(x, t, blocked) && !blocked_in_chain(comps, x, t) {
+                                t = x;
+                            } else {
+                                problems.push(("xsi_type_invalid", format!("xsi:type {} is not validly derived from {} (or the derivation is blocked)", comps.type_name(x), comps.type_name(t))));
+                            }
+                        }
+                        None => problems.push((
+                            "xsi_type_invalid",
+                            format!("xsi:type '{xt}' does not name a type in the schema"),
+                        )),
+                    }
+                }
+                let mode = self.typed_mode(
+                    reader,
+                    Some(e),
+                    t,
+                    xsi_nil.as_deref(),
+                    line,
+                    column,
+                    &display,
+                );
+                self.push_frame(display, index, mode, line, column);
+                for (code, msg) in problems {
+                    self.error(code, line, column, msg);
+                }
+                self.after_push(reader, Some(e), t, line, column);
+                return;
+            }
+        };
+        let lax = matches!(mode, Mode::Lax);
+        let typed = match &mode {
+            Mode::Typed { type_id, .. } => Some(*type_id),
+            _ => None,
+        };
+        self.push_frame(display, index, mode, line, column);
+        if let Some(t) = typed {
+            self.after_push(reader, None, t, line, column);
+        } else if lax {
+            self.lax_attributes(reader);
+            self.idc_start(&name, &[], line, column);
+        } else {
+            self.idc_start(&name, &[], line, column);
+        }
+    }
+
+    fn push_frame(&mut self, name: String, index: u32, mode: Mode, line: u64, column: u64) {
+        self.stack.push(Frame {
+            name,
+            index,
+            mode,
+            children: Vec::new(),
+            text: String::new(),
+            has_children: false,
+            line,
+            column,
+        });
+    }
+
+    fn resolve_type<R: BufRead>(&mut self, reader: &XmlReader<R>, lexical: &str) -> Option<TypeId> {
+        let v = lexical.trim();
+        let (prefix, local) = v.split_once(':').unwrap_or(("", v));
+        let ns = reader.lookup_namespace(prefix);
+        if !prefix.is_empty() && ns.is_none() {
+            return None;
+        }
+        self.comps()
+            .global_types
+            .get(&QName::new(ns.filter(|s| !s.is_empty()), local))
+            .copied()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn typed_mode<R: BufRead>(
+        &mut self,
+        reader: &XmlReader<R>,
+        elem: Option<ElemId>,
+        t: TypeId,
+        xsi_nil: Option<&str>,
+        line: u64,
+        column: u64,
+        display: &str,
+    ) -> Mode {
+        let _ = reader;
+        let comps = self.comps();
+        let mut nil = false;
+        let mut errs: Vec<(&'static str, String)> = Vec::new();
+        if let Some(v) = xsi_nil {
+            let b = match v.trim() {
+                "true" | "1" => Some(true),
+                "false" | "0" => Some(false),
+                _ => None,
+            };
+            match (b, elem.map(|e| &comps.elements[e])) {
+                (None, _) => errs.push((
+                    "attribute_invalid",
+                    format!("xsi:nil='{v}' is not a boolean"),
+                )),
+                (Some(true), Some(d)) if d.nillable => {
+                    nil = true;
+                    if d.constraint.as_ref().is_some_and(|c| c.fixed) {
+                        errs.push((
+                            "nil_not_allowed",
+                            format!("element <{display}> has a fixed value and cannot be nil"),
+                        ));
+                    }
+                }
+                (Some(_), Some(d)) if !d.nillable => errs.push((
+                    "nil_not_allowed",
+                    format!("element <{display}> is not nillable; remove xsi:nil"),
+                )),
+                (Some(_), None) => errs.push((
+                    "nil_not_allowed",
+                    format!("element <{display}> has no declaration that allows xsi:nil"),
+                )),
+                _ => {}
+            }
+        }
+        if let Some(ct) = comps.complex(t) {
+            if ct.abstract_ {
+                errs.push((
+                    "type_abstract",
+                    format!(
+                        "type {} is abstract; give a concrete type with xsi:type",
+                        comps.type_name(t)
+                    ),
+                ));
+            }
+        }
+        for (code, msg) in errs {
+            self.error_at(
+                code,
+                line,
+                column,
+                format!("{}/{display}", self.path()),
+                msg,
+            );
+        }
+        let state = match comps.complex(t).map(|c| &c.content) {
+            Some(Content::Elements { .. }) => self
+                .schema
+                .models
+                .get(t)
+                .and_then(|m| m.clone())
+                .map(|m| self.arena.start(t, &m)),
+            _ => None,
+        };
+        Mode::Typed {
+            elem,
+            type_id: t,
+            state,
+            nil,
+        }
+    }
+
+    /// Attribute checks for a typed element; then identity-constraint bookkeeping.
+    fn after_push<R: BufRead>(
+        &mut self,
+        reader: &XmlReader<R>,
+        elem: Option<ElemId>,
+        t: TypeId,
+        line: u64,
+        column: u64,
+    ) {
+        let comps = self.comps();
+        let ns = Ns(reader);
+        let attrs = std::mem::take(&mut self.attrs);
+        let mut idc_attrs: Vec<(Option<String>, String, Option<KeyValue>)> = Vec::new();
+        let elem_name = self
+            .stack
+            .last()
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
+        match comps.types.get(t) {
+            Some(TypeDef::Complex(ct)) => {
+                let mut seen_uses: Vec<usize> = Vec::new();
+                for a in &attrs {
+                    let shown = match &a.prefix {
+                        Some(p) => format!("{p}:{}", a.local),
+                        None => a.local.clone(),
+                    };
+                    if a.ns.as_deref() == Some(XSI) {
+                        match a.local.as_str() {
+                            "type" | "nil" | "schemaLocation" | "noNamespaceSchemaLocation" => {}
+                            _ => self.error(
+                                "attribute_undeclared",
+                                line,
+                                column,
+                                format!(
+                                    "attribute {shown} is not an XML Schema instance attribute"
+                                ),
+                            ),
+                        }
+                        continue;
+                    }
+                    let q = QName {
+                        ns: a.ns.clone(),
+                        local: a.local.clone(),
+                    };
+                    let found = ct
+                        .attributes
+                        .iter()
+                        .enumerate()
+                        .find(|(_, u)| comps.attributes[u.decl].name == q);
+                    let (st, constraint) = match found {
+                        Some((i, u)) => {
+                            seen_uses.push(i);
+                            let d = &comps.attributes[u.decl];
+                            (
+                                Some(d.st.clone()),
+                                u.constraint.clone().or_else(|| d.constraint.clone()),
+                            )
+                        }
+                        None => {
+                            match &ct.attribute_wildcard {
+                                Some(w) if w.ns.allows(q.ns.as_deref()) => {
+                                    match (w.process, comps.global_attributes.get(&q)) {
+                                        (ProcessContents::Skip, _) => (None, None),
+                                        (_, Some(&d)) => (
+                                            Some(comps.attributes[d].st.clone()),
+                                            comps.attributes[d].constraint.clone(),
+                                        ),
+                                        (ProcessContents::Lax, None) => (None, None),
+                                        (ProcessContents::Strict, None) => {
+                                            self.error("attribute_undeclared", line, column, format!("attribute {shown} matches a strict wildcard but has no declaration"));
+                                            continue;
+                                        }
+                                    }
+                                }
+                                _ => {
+                                    let allowed: Vec<String> = ct
+                                        .attributes
+                                        .iter()
+                                        .map(|u| comps.attributes[u.decl].name.local.clone())
+                                        .collect();
+                                    let hint = if allowed.is_empty() {
+                                        "it allows no attributes".to_owned()
+                                    } else {
+                                        format!("allowed: {}", allowed.join(", "))
+                                    };
+                                    self.error("attribute_undeclared", line, column, format!("attribute {shown} is not allowed on <{elem_name}> ({hint})"));
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    if let Some(st) = st {
+                        let kv = self.check_value(
+                            &st,
+                            &a.value,
+                            &ns,
+                            line,
+                            column,
+                            &format!("attribute {shown}"),
+                            "attribute_invalid",
+                        );
+                        if let (Some(kv), Some(c)) = (&kv, constraint.as_ref().filter(|c| c.fixed))
+                        {
+                            if c.value.as_ref() != Some(&kv.value) {
+                                self.error(
+                                    "attribute_fixed",
+                                    line,
+                                    column,
+                                    format!(
+                                        "attribute {shown} must be '{}', found '{}'",
+                                        c.lexical, a.value
+                                    ),
+                                );
+                            }
+                        }
+                        idc_attrs.push((a.ns.clone(), a.local.clone(), kv));
+                    } else {
+                        idc_attrs.push((a.ns.clone(), a.local.clone(), None));
+                    }
+                }
+                for (i, u) in ct.attributes.iter().enumerate() {
+                    if seen_uses.contains(&i) {
+                        continue;
+                    }
+                    let d = &comps.attributes[u.decl];
+                    if u.required {
+                        self.error(
+                            "attribute_missing",
+                            line,
+                            column,
+                            format!(
+                                "required attribute {} is missing from <{elem_name}>",
+                                d.name.local
+                            ),
+                        );
+                    } else if let Some(c) = u.constraint.as_ref().or(d.constraint.as_ref()) {
+                        if let Some(v) = &c.value {
+                            idc_attrs.push((
+                                d.name.ns.clone(),
+                                d.name.local.clone(),
+                                Some(KeyValue {
+                                    value: v.clone(),
+                                    lexical: c.lexical.clone(),
+                                }),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {
+                for a in &attrs {
+                    if a.ns.as_deref() == Some(XSI)
+                        && matches!(
+                            a.local.as_str(),
+                            "type" | "nil" | "schemaLocation" | "noNamespaceSchemaLocation"
+                        )
+                    {
+                        continue;
+                    }
+                    self.error(
+                        "attribute_undeclared",
+                        line,
+                        column,
+                        format!(
+                            "attribute {} is not allowed: <{elem_name}> has a simple type",
+                            a.local
+                        ),
+                    );
+                }
+            }
+        }
+        self.attrs = attrs;
+        let idcs: &[Arc<crate::identity::IdcDef>] = match elem {
+            Some(e) => &comps.elements[e].idcs,
+            None => &[],
+        };
+        if idcs.is_empty() && !self.idc.is_active() {
+            return;
+        }
+        let name = {
+            // The element's expanded name is needed by selector paths.
+            let f = self
+                .stack
+                .last()
+                .map(|f| f.name.clone())
+                .unwrap_or_default();
+            let local = f.rsplit(':').next().unwrap_or("").to_owned();
+            let prefix = f.split_once(':').map(|(p, _)| p).unwrap_or("");
+            QName::new(
+                reader.lookup_namespace(prefix).filter(|s| !s.is_empty()),
+                &local,
+            )
+        };
+        let borrowed: Vec<(Option<&str>, &str, Option<KeyValue>)> = idc_attrs
+            .iter()
+            .map(|(n, l, v)| (n.as_deref(), l.as_str(), v.clone()))
+            .collect();
+        let errs = self.idc.start_element(
+            name.ns.as_deref(),
+            &name.local,
+            &borrowed,
+            idcs,
+            line,
+            column,
+        );
+        for e in errs {
+            self.error(e.code, e.line, e.column, e.message.clone());
+        }
+    }
+
+    fn idc_start(
+        &mut self,
+        name: &QName,
+        attrs: &[(Option<&str>, &str, Option<KeyValue>)],
+        line: u64,
+        column: u64,
+    ) {
+        if !self.idc.is_active() {
+            return;
+        }
+        let errs =
+            self.idc
+                .start_element(name.ns.as_deref(), &name.local, attrs, &[], line, column);
+        for e in errs {
+            self.error(e.code, e.line, e.column, e.message.clone());
+        }
+    }
+
+    fn lax_attributes<R: BufRead>(&mut self, reader: &XmlReader<R>) {
+        // Attributes of an undeclared element are validated only where global declarations exist.
+        let comps = self.comps();
+        let ns = Ns(reader);
+        let attrs = std::mem::take(&mut self.attrs);
+        let (line, column) = self
+            .stack
+            .last()
+            .map(|f| (f.line, f.column))
+            .unwrap_or((0, 0));
+        for a in &attrs {
+            let q = QName {
+                ns: a.ns.clone(),
+                local: a.local.clone(),
+            };
+            if let Some(&d) = comps.global_attributes.get(&q) {
+                let st = comps.attributes[d].st.clone();
+                self.check_value(
+                    &st,
+                    &a.value,
+                    &ns,
+                    line,
+                    column,
+                    &format!("attribute {}", a.local),
+                    "attribute_invalid",
+                );
+            }
+        }
+        self.attrs = attrs;
+    }
+
+    /// Validates a value, tracks IDs and IDREFs, checks NOTATION names.
+    #[allow(clippy::too_many_arguments)]
+    fn check_value<N: NamespaceContext>(
+        &mut self,
+        st: &Arc<SimpleType>,
+        lexical: &str,
+        ns: &N,
+        line: u64,
+        column: u64,
+        what: &str,
+        code: &'static str,
+    ) -> Option<KeyValue> {
+        match st.validate(lexical, ns) {
+            Ok(value) => {
+                if let Some(kind) = st.id_kind() {
+                    let norm = st.normalize(lexical).into_owned();
+                    match kind {
+                        IdKind::Id => {
+                            if self.ids.len() >= self.opts.max_table_entries {
+                                self.error(
+                                    "xml_limit_exceeded",
+                                    line,
+                                    column,
+                                    format!("more than {} IDs", self.opts.max_table_entries),
+                                );
+                            } else if !self.ids.insert(norm.clone()) {
+                                self.error(
+                                    "id_duplicate",
+                                    line,
+                                    column,
+                                    format!("ID '{norm}' is used twice in the document"),
+                                );
+                            }
+                        }
+                        IdKind::IdRef | IdKind::IdRefs => {
+                            for r in norm.split_ascii_whitespace() {
+                                if self.idrefs.len() < self.opts.max_table_entries {
+                                    self.idrefs.push((r.to_owned(), line, column, self.path()));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if st.primitive() == Some(Primitive::Notation) {
+                    if let Value::QName { ns, local } = &value {
+                        let q = QName {
+                            ns: ns.clone(),
+                            local: local.clone(),
+                        };
+                        if !self.comps().notations.contains(&q) {
+                            self.error(
+                                code,
+                                line,
+                                column,
+                                format!("{what}: '{lexical}' is not a declared notation"),
+                            );
+                        }
+                    }
+                }
+                Some(KeyValue {
+                    value,
+                    lexical: lexical.trim().to_owned(),
+                })
+            }
+            Err(e) => {
+                self.error(code, line, column, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, t: &str, line: u64, column: u64) {
+        let Some(f) = self.stack.last_mut() else {
+            return;
+        };
+        match &f.mode {
+            Mode::Typed {
+                type_id, nil, elem, ..
+            } => {
+                let (type_id, nil, elem) = (*type_id, *nil, *elem);
+                let ws = t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+                if nil {
+                    if !t.is_empty() && !ws {
+                        self.error(
+                            "nil_content",
+                            line,
+                            column,
+                            "an element with xsi:nil=\"true\" must be empty".into(),
+                        );
+                    }
+                    return;
+                }
+                let comps = self.comps();
+                let keep = match comps.types.get(type_id) {
+                    Some(TypeDef::Simple(_)) => true,
+                    Some(TypeDef::Complex(ct)) => {
+                        match &ct.content {
+                            Content::Simple(_) => true,
+                            Content::Elements { mixed: true, .. } => {
+                                elem.is_some_and(|e| comps.elements[e].constraint.is_some())
+                            }
+                            Content::Elements { mixed: false, .. } | Content::Empty => {
+                                if !ws {
+                                    let shown: String = t.trim().chars().take(40).collect();
+                                    let what = if matches!(ct.content, Content::Empty) {
+                                        "empty"
+                                    } else {
+                                        "element-only"
+                                    };
+                                    self.error("text_not_allowed", line, column, format!("text '{shown}' is not allowed: type {} has {what} content", comps.type_name(type_id)));
+                                }
+                                false
+                            }
+                        }
+                    }
+                    None => false,
+                };
+                if keep {
+                    if let Some(f) = self.stack.last_mut() {
+                        if f.text.len() + t.len() > self.opts.limits.max_text_len {
+                            self.error(
+                                "xml_limit_exceeded",
+                                line,
+                                column,
+                                format!(
+                                    "text content exceeds {} bytes",
+                                    self.opts.limits.max_text_len
+                                ),
+                            );
+                            return;
+                        }
+                        f.text.push_str(t);
+                    }
+                }
+            }
+            Mode::Skip | Mode::Lax => {}
+        }
+    }
+
+    fn end<R: BufRead>(&mut self, reader: &XmlReader<R>) {
+        let Some(f) = self.stack.last() else { return };
+        let (line, column) = (f.line, f.column);
+        let comps = self.comps();
+        let mut value: Option<KeyValue> = None;
+        let mut is_nil = false;
+        if let Mode::Typed {
+            elem,
+            type_id,
+            state,
+            nil,
+        } = &f.mode
+        {
+            let (elem, type_id, state, nil) = (*elem, *type_id, *state, *nil);
+            is_nil = nil;
+            let display = f.name.clone();
+            let has_children = f.has_children;
+            let text = f.text.clone();
+            let decl = elem.map(|e| &comps.elements[e]);
+            if !nil {
+                if let Some(s) = state {
+                    if !self.arena.nullable(s) {
+                        if let Some(model) = self.schema.models.get(type_id).and_then(|m| m.clone())
+                        {
+                            let expected = self.expected(&model, s);
+                            self.error("element_incomplete", line, column, format!("<{display}> is incomplete: expected {expected} before </{display}>"));
+                        }
+                    }
+                }
+                let st = match comps.types.get(type_id) {
+                    Some(TypeDef::Simple(s)) => Some(s.st.clone()),
+                    Some(TypeDef::Complex(ct)) => match &ct.content {
+                        Content::Simple(st) => Some(st.clone()),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                let constraint = decl.and_then(|d| d.constraint.clone());
+                if let Some(st) = st {
+                    let lexical = if text.is_empty() && !has_children {
+                        constraint
+                            .as_ref()
+                            .map(|c| c.lexical.clone())
+                            .unwrap_or(text)
+                    } else {
+                        text
+                    };
+                    let ns = Ns(reader);
+                    value = self.check_value(
+                        &st,
+                        &lexical,
+                        &ns,
+                        line,
+                        column,
+                        &format!("content of <{display}>"),
+                        "value_invalid",
+                    );
+                    if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &value) {
+                        if c.value.as_ref() != Some(&v.value) {
+                            self.error(
+                                "value_fixed",
+                                line,
+                                column,
+                                format!(
+                                    "<{display}> must be '{}', found '{}'",
+                                    c.lexical,
+                                    lexical.trim()
+                                ),
+                            );
+                        }
+                    }
+                } else if let Some(c) = constraint.as_ref().filter(|c| c.fixed) {
+                    if has_children {
+                        self.error(
+                            "value_fixed",
+                            line,
+                            column,
+                            format!("<{display}> has a fixed value and may not contain elements"),
+                        );
+                    } else if !text.is_empty() && text != c.lexical {
+                        self.error(
+                            "value_fixed",
+                            line,
+                            column,
+                            format!("<{display}> must be '{}', found '{}'", c.lexical, text),
+                        );
+                    }
+                }
+            }
+        }
+        if self.idc.is_active() {
+            let errs = self.idc.end_element(value, is_nil);
+            for e in errs {
+                self.error(e.code, e.line, e.column, e.message.clone());
+            }
+        }
+        self.stack.pop();
+    }
+
+    fn expected(&mut self, model: &Arc<crate::schema::Model>, s: u32) -> String {
+        let first = self.arena.first(s);
+        let mut names: Vec<String> = Vec::new();
+        for &l in first.iter() {
+            match model.leaves.get(l as usize) {
+                Some(LeafTerm::Element(_)) => {
+                    for (n, e) in model
+                        .names
+                        .get(l as usize)
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[])
+                    {
+                        if !self.comps().elements[*e].abstract_ {
+                            names.push(n.local.clone());
+                        }
+                    }
+                }
+                Some(LeafTerm::Wildcard(_)) => names.push(model.describe(self.comps(), l)),
+                None => {}
+            }
+        }
+        names.dedup();
+        match names.len() {
+            0 => String::new(),
+            1 => format!("<{}>", names[0]),
+            _ => format!("one of {{{}}}", names.join(", ")),
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        if !self.done {
+            let refs = std::mem::take(&mut self.idrefs);
+            for (r, line, column, path) in refs {
+                if !self.ids.contains(&r) {
+                    self.error_at(
+                        "idref_unresolved",
+                        line,
+                        column,
+                        path,
+                        format!("IDREF '{r}' does not match any ID in the document"),
+                    );
+                }
+            }
+        }
+        self.report
+    }
+}
+
+/// `block` on intermediate types between `derived` and `base` also forbids the substitution.
+fn blocked_in_chain(c: &Components, derived: TypeId, base: TypeId) -> bool {
+    let mut t = derived;
+    let mut guard = 0;
+    while t != base && guard < 10_000 {
+        guard += 1;
+        let Some(def) = c.types.get(t) else {
+            return false;
+        };
+        let next = def.base();
+        if let Some(TypeDef::Complex(bct)) = c.types.get(next) {
+            let method = match def {
+                TypeDef::Complex(ct) => ct.derivation,
+                TypeDef::Simple(_) => Derivation::Restriction,
+            };
+            if next != base || true {
+                if (method == Derivation::Extension && bct.block.extension)
+                    || (method == Derivation::Restriction && bct.block.restriction)
+                {
+                    return true;
+                }
+            }
+        }
+        if next == t {
+            return false;
+        }
+        t = next;
+    }
+    false
+}

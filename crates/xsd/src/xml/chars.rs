@@ -1,0 +1,204 @@
+//! Character classes of XML 1.0 (5th edition) and Namespaces 1.0.
+
+/// `S ::= (#x20 | #x9 | #xD | #xA)+`
+#[inline]
+pub(crate) fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// XML `Char` production.
+#[inline]
+pub(crate) fn is_xml_char(c: u32) -> bool {
+    matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+}
+
+/// Returns the byte offset of the first character of `s` that is not an XML
+/// `Char` (the input is already valid UTF-8, so only C0 controls, U+FFFE and
+/// U+FFFF need checking).
+pub(crate) fn find_invalid_char(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut base = 0usize;
+    for chunk in bytes.chunks(32) {
+        let suspicious = chunk
+            .iter()
+            .fold(false, |acc, &b| acc | (b < 0x20) | (b == 0xEF));
+        if suspicious {
+            for (j, &b) in chunk.iter().enumerate() {
+                let i = base + j;
+                if b < 0x20 {
+                    if b != 0x9 && b != 0xA && b != 0xD {
+                        return Some(i);
+                    }
+                } else if b == 0xEF
+                    && bytes.get(i + 1) == Some(&0xBF)
+                    && matches!(bytes.get(i + 2), Some(0xBE) | Some(0xBF))
+                {
+                    return Some(i);
+                }
+            }
+        }
+        base += chunk.len();
+    }
+    None
+}
+
+#[inline]
+fn is_name_start_char(c: char) -> bool {
+    match c {
+        'A'..='Z' | 'a'..='z' | '_' | ':' => true,
+        c if (c as u32) < 0xC0 => false,
+        '\u{C0}'..='\u{D6}'
+        | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}'
+        | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}'
+        | '\u{2070}'..='\u{218F}'
+        | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}'
+        | '\u{F900}'..='\u{FDCF}'
+        | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}' => true,
+        _ => false,
+    }
+}
+
+#[inline]
+fn is_name_char(c: char) -> bool {
+    match c {
+        'A'..='Z' | 'a'..='z' | '_' | ':' | '-' | '.' | '0'..='9' => true,
+        c if (c as u32) < 0xB7 => false,
+        '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}' => true,
+        c => is_name_start_char(c),
+    }
+}
+
+/// XML `Name` production (colons allowed).
+pub(crate) fn is_name(s: &str) -> bool {
+    let mut it = s.chars();
+    match it.next() {
+        Some(c) if is_name_start_char(c) => it.all(is_name_char),
+        _ => false,
+    }
+}
+
+/// Namespaces `NCName` (a Name without colons).
+pub(crate) fn is_ncname(s: &str) -> bool {
+    !s.as_bytes().contains(&b':') && is_name(s)
+}
+
+/// Result of QName analysis: `Ok(Some(colon))`, `Ok(None)` (no prefix), or
+/// `Err(())` when `s` is not a QName.
+pub(crate) fn qname_colon(s: &str) -> Result<Option<usize>, ()> {
+    match memchr::memchr(b':', s.as_bytes()) {
+        None => {
+            if is_name(s) {
+                Ok(None)
+            } else {
+                Err(())
+            }
+        }
+        Some(i) => {
+            let (p, l) = (s.get(..i).ok_or(())?, s.get(i + 1..).ok_or(())?);
+            if is_ncname(p) && is_ncname(l) {
+                Ok(Some(i))
+            } else {
+                Err(())
+            }
+        }
+    }
+}
+
+/// Counts characters (not bytes) of UTF-8 data.
+#[inline]
+pub(crate) fn count_chars(s: &[u8]) -> u64 {
+    s.iter().filter(|&&b| (b & 0xC0) != 0x80).count() as u64
+}
+
+/// A line/column cursor. Line ends are LF, CRLF and lone CR.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pos {
+    pub line: u64,
+    pub col: u64,
+    pub prev_cr: bool,
+}
+
+impl Pos {
+    pub(crate) fn start() -> Self {
+        Pos {
+            line: 1,
+            col: 1,
+            prev_cr: false,
+        }
+    }
+
+    pub(crate) fn advance(&mut self, s: &[u8]) {
+        let Some(&last_byte) = s.last() else { return };
+        match memchr::memrchr2(b'\n', b'\r', s) {
+            None => {
+                self.col += count_chars(s);
+            }
+            Some(last) => {
+                let mut prev_cr = self.prev_cr;
+                let mut prev_idx: Option<usize> = None;
+                for i in memchr::memchr2_iter(b'\n', b'\r', s) {
+                    let b = s.get(i).copied().unwrap_or(0);
+                    let follows_cr = match prev_idx {
+                        Some(p) if p + 1 == i => prev_cr,
+                        Some(_) => false,
+                        None => i == 0 && prev_cr,
+                    };
+                    if !(b == b'\n' && follows_cr) {
+                        self.line += 1;
+                    }
+                    prev_cr = b == b'\r';
+                    prev_idx = Some(i);
+                }
+                self.col = 1 + count_chars(s.get(last + 1..).unwrap_or(&[]));
+            }
+        }
+        self.prev_cr = last_byte == b'\r';
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_name("a"));
+        assert!(is_name("_a-1.b"));
+        assert!(is_name("é"));
+        assert!(!is_name("1a"));
+        assert!(!is_name("-a"));
+        assert!(!is_name(""));
+        assert!(!is_name("a b"));
+        assert_eq!(qname_colon("p:l"), Ok(Some(1)));
+        assert_eq!(qname_colon("l"), Ok(None));
+        assert!(qname_colon(":l").is_err());
+        assert!(qname_colon("l:").is_err());
+        assert!(qname_colon("a:b:c").is_err());
+    }
+
+    #[test]
+    fn chars() {
+        assert_eq!(find_invalid_char("abc\t\n\r"), None);
+        assert_eq!(find_invalid_char("ab\u{1}"), Some(2));
+        assert_eq!(find_invalid_char("ab\u{FFFE}"), Some(2));
+        assert_eq!(find_invalid_char("ab\u{FFFD}\u{FFFF}"), Some(5));
+        let long = format!("{}\u{0}", "x".repeat(100));
+        assert_eq!(find_invalid_char(&long), Some(100));
+    }
+
+    #[test]
+    fn pos() {
+        let mut p = Pos::start();
+        p.advance("ab\r\ncd\re\nfé".as_bytes());
+        assert_eq!((p.line, p.col), (4, 3));
+        let mut p = Pos::start();
+        p.advance(b"a\r");
+        p.advance(b"\nb");
+        assert_eq!((p.line, p.col), (2, 2));
+    }
+}

@@ -1,0 +1,162 @@
+//! `gateway validate`: XML Schema validation only, with the `xsd` engine.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::exit;
+
+/// Arguments of `gateway validate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Schema document (entry point); repeat for several.
+    #[arg(long = "schema", value_name = "S.xsd", required = true)]
+    pub schemas: Vec<PathBuf>,
+    /// Directory that includes and imports may read from (default: the first schema's folder).
+    #[arg(long, value_name = "DIR")]
+    pub schema_root: Option<PathBuf>,
+    /// Documents to validate; with none, only compile the schemas and report whether they are valid.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Machine-readable output (one JSON object on stdout).
+    #[arg(long)]
+    pub json: bool,
+    /// Stop reporting after this many violations per document.
+    #[arg(long, default_value_t = 100)]
+    pub max_errors: usize,
+}
+
+#[derive(Serialize)]
+struct JsonViolation<'a> {
+    code: &'a str,
+    message: &'a str,
+    line: u64,
+    column: u64,
+    path: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonFile<'a> {
+    file: String,
+    valid: bool,
+    truncated: bool,
+    violations: Vec<JsonViolation<'a>>,
+}
+
+/// Runs the subcommand and returns the exit code.
+pub fn run(args: &Args) -> u8 {
+    let root = match &args.schema_root {
+        Some(r) => r.clone(),
+        None => args.schemas[0]
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let schema = match xsd::Schema::compile(&args.schemas, &root) {
+        Ok(s) => s,
+        Err(e) => {
+            let code = if e.is_io() { exit::USAGE } else { exit::SCHEMA };
+            if args.json {
+                let diags: Vec<_> = e
+                    .diagnostics
+                    .iter()
+                    .map(|d| serde_json::json!({"code": d.code(), "file": d.file, "line": d.line, "column": d.column, "message": d.message}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"schema_valid": false, "diagnostics": diags})
+                );
+            } else {
+                eprintln!("the schema cannot be compiled:");
+                for d in &e.diagnostics {
+                    eprintln!("  {d}");
+                }
+            }
+            return code;
+        }
+    };
+    if args.files.is_empty() {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"schema_valid": true, "diagnostics": []})
+            );
+        } else {
+            println!("schema is valid");
+        }
+        return exit::OK;
+    }
+    let opts = xsd::Options {
+        max_errors: args.max_errors,
+        ..Default::default()
+    };
+    let mut worst = exit::OK;
+    let mut reports = Vec::new();
+    for f in &args.files {
+        let file = match std::fs::File::open(f) {
+            Ok(file) => file,
+            Err(e) => {
+                eprintln!("{}: cannot open: {e}", f.display());
+                worst = exit::USAGE;
+                continue;
+            }
+        };
+        let report = schema.validate(std::io::BufReader::with_capacity(64 * 1024, file), &opts);
+        if !report.is_valid() && worst == exit::OK {
+            worst = exit::INVALID;
+        }
+        reports.push((f.display().to_string(), report));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        let files: Vec<JsonFile> = reports
+            .iter()
+            .map(|(name, r)| JsonFile {
+                file: name.clone(),
+                valid: r.is_valid(),
+                truncated: r.truncated,
+                violations: r
+                    .violations
+                    .iter()
+                    .map(|v| JsonViolation {
+                        code: v.code,
+                        message: &v.message,
+                        line: v.line,
+                        column: v.column,
+                        path: &v.path,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "schema_valid": true, "files": files })
+        );
+    } else {
+        for (name, r) in &reports {
+            if r.is_valid() {
+                let _ = writeln!(out, "{name}: valid");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{name}: invalid ({} violation{}{})",
+                    r.violations.len(),
+                    if r.violations.len() == 1 { "" } else { "s" },
+                    if r.truncated { ", more not shown" } else { "" }
+                );
+                for v in &r.violations {
+                    let _ = writeln!(
+                        out,
+                        "  {name}:{}:{}: {} at {}: {}",
+                        v.line, v.column, v.code, v.path, v.message
+                    );
+                }
+            }
+        }
+    }
+    worst
+}

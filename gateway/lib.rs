@@ -1,0 +1,15 @@
+//! gateway: a secure file-exchange gateway for hubs that integrate data from many agencies.
+//!
+//! Agencies send sealed payloads (CMS-signed XML, age-encrypted); the gateway opens each one,
+//! verifies the signature against the agency's registered certificates, validates the XML
+//! against the agency's schemas and forwards it durably to the hub's integration queue.
+//! See `docs/` and the product contract for the whole picture.
+//!
+//! # Layout
+//! - [`cli`]: one module per subcommand; `main.rs` only parses arguments and dispatches.
+//! - XML Schema validation is the workspace crate `xsd` (`crates/xsd`), which the pipeline's
+//!   validation stage and `gateway validate` use.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
