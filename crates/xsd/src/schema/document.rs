@@ -117,14 +117,39 @@ pub fn parse(path: &str, text: &str) -> Result<Node, DocumentError> {
         }
     })?;
     let root = doc.root_element();
-    Ok(convert(&doc, root, None))
+    let lines = LineIndex::new(text);
+    Ok(convert(&lines, root, None))
 }
 
-fn convert(
-    doc: &roxmltree::Document,
-    n: roxmltree::Node,
-    parent_scope: Option<&Rc<NsScope>>,
-) -> Node {
+/// Byte offsets of line starts: roxmltree's `text_pos_at` rescans from the start of the text
+/// on every call, which is quadratic over a large schema.
+struct LineIndex<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    fn new(text: &'t str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
+        LineIndex { text, starts }
+    }
+
+    fn position(&self, offset: usize) -> (u32, u32) {
+        let line = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
+        let start = self.starts.get(line).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count());
+        (line as u32 + 1, column as u32 + 1)
+    }
+}
+
+fn convert(doc: &LineIndex, n: roxmltree::Node, parent_scope: Option<&Rc<NsScope>>) -> Node {
     let bindings: Vec<(String, String)> = n
         .namespaces()
         .map(|ns| (ns.name().unwrap_or("").to_owned(), ns.uri().to_owned()))
@@ -133,7 +158,7 @@ fn convert(
         Some(p) if p.bindings == bindings => Rc::clone(p),
         _ => Rc::new(NsScope { bindings }),
     };
-    let pos = doc.text_pos_at(n.range().start);
+    let (line, column) = doc.position(n.range().start);
     let tag = n.tag_name();
     let is_annotation_body =
         tag.namespace() == Some(XS) && (tag.name() == "appinfo" || tag.name() == "documentation");
@@ -165,7 +190,7 @@ fn convert(
         children,
         has_text,
         scope,
-        line: pos.row,
-        column: pos.col,
+        line,
+        column,
     }
 }

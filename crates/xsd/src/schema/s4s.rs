@@ -206,6 +206,51 @@ fn fits(children: &[&str], slots: &[Slot]) -> bool {
     slots.get(slot).is_none_or(|s| count >= s.1) && slots.iter().skip(slot + 1).all(|s| s.1 == 0)
 }
 
+/// The schema-for-schemas type of an unqualified attribute value, by attribute name.
+fn check_value(node: &Node, name: &str, value: &str) -> Option<String> {
+    use crate::datatypes::{BuiltinType as B, builtin};
+    let enumerated: Option<&[&str]> = match name {
+        "elementFormDefault" | "attributeFormDefault" | "form" => {
+            Some(&["qualified", "unqualified"])
+        }
+        "use" => Some(&["optional", "required", "prohibited"]),
+        "processContents" => Some(&["strict", "lax", "skip"]),
+        "whiteSpace" => None,
+        _ => None,
+    };
+    if let Some(allowed) = enumerated {
+        let v = value.trim();
+        return (!allowed.contains(&v))
+            .then(|| format!("{name}='{value}' must be one of {}", allowed.join(", ")));
+    }
+    let bt = match name {
+        "id" | "name" => B::NCName,
+        "mixed" | "abstract" | "nillable" | "fixed"
+            if node.local != "element" && node.local != "attribute" || name != "fixed" =>
+        {
+            B::Boolean
+        }
+        "ref" | "type" | "base" | "itemType" | "substitutionGroup" | "refer" => B::QName,
+        "targetNamespace" | "schemaLocation" | "system" | "source" => B::AnyUri,
+        "version" | "public" => B::Token,
+        "lang" => B::Language,
+        "minOccurs" => B::NonNegativeInteger,
+        "memberTypes" => {
+            let st = builtin(B::QName);
+            return value.split_ascii_whitespace().find_map(|t| {
+                st.validate(t, &*node.scope)
+                    .err()
+                    .map(|e| format!("memberTypes: {e}"))
+            });
+        }
+        _ => return None,
+    };
+    builtin(bt)
+        .validate(value, &*node.scope)
+        .err()
+        .map(|e| format!("attribute {name} of <xs:{}>: {e}", node.local))
+}
+
 /// Checks one schema element (not its descendants); returns a message on the first problem.
 pub fn check(node: &Node, parent: Option<&str>) -> Option<String> {
     let Some(allowed) = attrs_for(&node.local) else {

@@ -132,7 +132,36 @@ impl Pos {
         }
     }
 
+    #[inline]
     pub(crate) fn advance(&mut self, s: &[u8]) {
+        if s.len() <= 64 {
+            self.advance_small(s);
+        } else {
+            self.advance_large(s);
+        }
+    }
+
+    #[inline]
+    fn advance_small(&mut self, s: &[u8]) {
+        for &b in s {
+            if b == b'\n' {
+                if !self.prev_cr {
+                    self.line += 1;
+                }
+                self.col = 1;
+                self.prev_cr = false;
+            } else if b == b'\r' {
+                self.line += 1;
+                self.col = 1;
+                self.prev_cr = true;
+            } else {
+                self.col += u64::from((b & 0xC0) != 0x80);
+                self.prev_cr = false;
+            }
+        }
+    }
+
+    fn advance_large(&mut self, s: &[u8]) {
         let Some(&last_byte) = s.last() else { return };
         match memchr::memrchr2(b'\n', b'\r', s) {
             None => {
@@ -196,6 +225,20 @@ mod tests {
         let mut p = Pos::start();
         p.advance("ab\r\ncd\re\nfé".as_bytes());
         assert_eq!((p.line, p.col), (4, 3));
+        let long = format!(
+            "{}\r\n{}\r{}\n\r\r\nxé",
+            "a".repeat(70),
+            "b".repeat(70),
+            "c".repeat(70)
+        );
+        let mut p = Pos::start();
+        p.advance(long.as_bytes());
+        let mut q = Pos::start();
+        for b in long.as_bytes() {
+            q.advance(std::slice::from_ref(b));
+        }
+        assert_eq!((p.line, p.col), (q.line, q.col));
+        assert_eq!((p.line, p.col), (6, 3));
         let mut p = Pos::start();
         p.advance(b"a\r");
         p.advance(b"\nb");

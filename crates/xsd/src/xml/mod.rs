@@ -8,6 +8,15 @@
 //! Memory: one token (bounded by [`Limits::max_token_bytes`]), the current
 //! text node (bounded by [`Limits::max_text_len`]), the open-element stack and
 //! the namespace scopes.
+//!
+//! Notes:
+//! - Text between two tags is normally delivered as one `Text` event (runs
+//!   split by references, CDATA, comments and PIs are joined); it may still be
+//!   split when the next markup is not yet buffered, so consumers concatenate.
+//! - With `allow_doctype`, the DOCTYPE (internal subset included) is skipped:
+//!   no entity is defined, no attribute default applied, nothing fetched.
+//! - Only XML 1.0 is accepted (`version="1.1"` is an error).
+//! - After the first error the reader keeps returning that error.
 
 mod chars;
 mod source;
@@ -182,8 +191,7 @@ pub struct XmlReader<R: BufRead> {
     frames: Vec<Frame>,
     pending_pop: bool,
     pending_end: bool,
-    ns: HashMap<String, Vec<String>>,
-    ns_decls: Vec<String>,
+    ns: NsScopes,
     attrs: Vec<Attribute>,
     n_attrs: usize,
     raw: Vec<RawAttr>,
@@ -266,6 +274,20 @@ fn resolve_ref(name: &str) -> Result<char, String> {
             clip(name)
         )),
     }
+}
+
+/// Offset of the first `]]>` in `s`.
+#[inline]
+fn find_cdata_end(s: &[u8]) -> Option<usize> {
+    let mut from = 0usize;
+    while let Some(i) = memchr::memchr(b'>', s.get(from..)?) {
+        let gt = from + i;
+        if gt >= 2 && s.get(gt - 2..gt) == Some(b"]]") {
+            return Some(gt - 2);
+        }
+        from = gt + 1;
+    }
+    None
 }
 
 /// Appends `s` with line ends normalised (CRLF and CR to LF).
@@ -363,27 +385,71 @@ fn find_dup<'k, K: Ord + 'k>(
     idx.sort_unstable_by(|&a, &b| key(a as usize).cmp(&key(b as usize)).then(a.cmp(&b)));
     let mut best: Option<(usize, usize)> = None;
     for w in idx.windows(2) {
-        if let [a, b] = *w {
-            if key(a as usize) == key(b as usize) {
-                let cand = (a as usize, b as usize);
-                if best.is_none_or(|(_, bj)| cand.1 < bj) {
-                    best = Some(cand);
-                }
+        if let [a, b] = *w
+            && key(a as usize) == key(b as usize)
+        {
+            let cand = (a as usize, b as usize);
+            if best.is_none_or(|(_, bj)| cand.1 < bj) {
+                best = Some(cand);
             }
         }
     }
     best
 }
 
-fn lookup_in<'m>(ns: &'m HashMap<String, Vec<String>>, prefix: &str) -> Option<&'m str> {
-    match prefix {
-        "xml" => Some(XML_NS),
-        "xmlns" => Some(XMLNS_NS),
-        _ => ns
-            .get(prefix)
-            .and_then(|v| v.last())
-            .map(String::as_str)
-            .filter(|s| !s.is_empty()),
+/// In-scope namespace bindings. The default namespace has its own stack so
+/// that unprefixed names need no hashing; an empty URI means "undeclared".
+#[derive(Default)]
+struct NsScopes {
+    map: HashMap<String, Vec<String>>,
+    default: Vec<String>,
+    /// Declared prefixes in document order ("" = default), popped per element.
+    decls: Vec<String>,
+}
+
+impl NsScopes {
+    #[inline]
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        let uri = match prefix {
+            "" => self.default.last(),
+            "xml" => return Some(XML_NS),
+            "xmlns" => return Some(XMLNS_NS),
+            _ => self.map.get(prefix).and_then(|v| v.last()),
+        };
+        uri.map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    fn declare(&mut self, prefix: &str, uri: &str) {
+        if prefix.is_empty() {
+            self.default.push(uri.to_owned());
+        } else if let Some(v) = self.map.get_mut(prefix) {
+            v.push(uri.to_owned());
+        } else {
+            self.map.insert(prefix.to_owned(), vec![uri.to_owned()]);
+        }
+        self.decls.push(prefix.to_owned());
+    }
+
+    fn pop_to(&mut self, len: usize) {
+        while self.decls.len() > len {
+            let Some(prefix) = self.decls.pop() else {
+                break;
+            };
+            if prefix.is_empty() {
+                self.default.pop();
+                continue;
+            }
+            let empty = match self.map.get_mut(&prefix) {
+                Some(v) => {
+                    v.pop();
+                    v.is_empty()
+                }
+                None => false,
+            };
+            if empty {
+                self.map.remove(&prefix);
+            }
+        }
     }
 }
 
@@ -544,8 +610,7 @@ impl<R: BufRead> XmlReader<R> {
             frames: Vec::new(),
             pending_pop: false,
             pending_end: false,
-            ns: HashMap::new(),
-            ns_decls: Vec::new(),
+            ns: NsScopes::default(),
             attrs: Vec::new(),
             n_attrs: 0,
             raw: Vec::new(),
@@ -576,7 +641,7 @@ impl<R: BufRead> XmlReader<R> {
     /// of the element most recently started and not yet ended (during an
     /// `End` event: the element being closed).
     pub fn lookup_namespace(&self, prefix: &str) -> Option<&str> {
-        lookup_in(&self.ns, prefix)
+        self.ns.lookup(prefix)
     }
 
     /// Number of open elements; during `Start` and `End` events it includes
@@ -646,20 +711,7 @@ impl<R: BufRead> XmlReader<R> {
     fn pop_frame(&mut self) {
         if let Some(f) = self.frames.pop() {
             self.names.truncate(f.start);
-            while self.ns_decls.len() > f.ns_start {
-                if let Some(prefix) = self.ns_decls.pop() {
-                    let empty = match self.ns.get_mut(&prefix) {
-                        Some(v) => {
-                            v.pop();
-                            v.is_empty()
-                        }
-                        None => false,
-                    };
-                    if empty {
-                        self.ns.remove(&prefix);
-                    }
-                }
-            }
+            self.ns.pop_to(f.ns_start);
         }
         if self.frames.is_empty() && self.phase == Phase::Root {
             self.phase = Phase::Epilog;
@@ -728,6 +780,9 @@ impl<R: BufRead> XmlReader<R> {
             self.begin()?;
         }
         self.text.clear();
+        if self.text.capacity() > (1 << 20) {
+            self.text = String::with_capacity(4096);
+        }
         let mut buf = std::mem::take(&mut self.buf);
         let r = self.read_loop(&mut buf);
         // Do not keep a huge buffer around after an exceptional token.
@@ -833,7 +888,7 @@ impl<R: BufRead> XmlReader<R> {
                                 ),
                             ));
                         }
-                        if let Some(off) = memchr::memmem::find(s.as_bytes(), b"]]>") {
+                        if let Some(off) = find_cdata_end(s.as_bytes()) {
                             return Err(Self::malformed(
                                 pos_in(pos.0, pos.1, s.as_bytes(), off),
                                 "']]>' is not allowed in text content (escape '>' as &gt;)",
@@ -1293,7 +1348,7 @@ impl<R: BufRead> XmlReader<R> {
         }
 
         // Push the frame first so that its declarations are popped with it.
-        let ns_start = self.ns_decls.len();
+        let ns_start = self.ns.decls.len();
         let start = self.names.len();
         self.names.push_str(qname);
         self.frames.push(Frame {
@@ -1384,13 +1439,7 @@ impl<R: BufRead> XmlReader<R> {
                     ),
                 ));
             }
-            match self.ns.get_mut(prefix) {
-                Some(v) => v.push(value.clone()),
-                None => {
-                    self.ns.insert(prefix.to_owned(), vec![value.clone()]);
-                }
-            }
-            self.ns_decls.push(prefix.to_owned());
+            self.ns.declare(prefix, &value);
         }
         if n_attrs > self.limits.max_attributes {
             return Err(Self::limit(
@@ -1460,7 +1509,7 @@ impl<R: BufRead> XmlReader<R> {
                 None => (None, name),
             };
             let namespace = match prefix {
-                Some(p) => match lookup_in(&self.ns, p) {
+                Some(p) => match self.ns.lookup(p) {
                     Some(u) => Some(u),
                     None => {
                         return Err(Self::malformed(
@@ -1520,22 +1569,22 @@ impl<R: BufRead> XmlReader<R> {
                     .unwrap_or((None, ""))
             });
             self.idx = idx;
-            if let Some((i, j)) = dup {
-                if let (Some(a), Some(b)) = (attrs.get(i), attrs.get(j)) {
-                    return Err(Self::malformed(
-                        (b.line, b.column),
-                        format!(
-                            "attribute '{}' in namespace '{}' appears twice on <{}> (as '{}:{}' and '{}:{}')",
-                            a.local,
-                            a.namespace.as_deref().unwrap_or(""),
-                            clip(qname),
-                            a.prefix.as_deref().unwrap_or(""),
-                            a.local,
-                            b.prefix.as_deref().unwrap_or(""),
-                            b.local
-                        ),
-                    ));
-                }
+            if let Some((i, j)) = dup
+                && let (Some(a), Some(b)) = (attrs.get(i), attrs.get(j))
+            {
+                return Err(Self::malformed(
+                    (b.line, b.column),
+                    format!(
+                        "attribute '{}' in namespace '{}' appears twice on <{}> (as '{}:{}' and '{}:{}')",
+                        a.local,
+                        a.namespace.as_deref().unwrap_or(""),
+                        clip(qname),
+                        a.prefix.as_deref().unwrap_or(""),
+                        a.local,
+                        b.prefix.as_deref().unwrap_or(""),
+                        b.local
+                    ),
+                ));
             }
         }
         Ok(())

@@ -65,6 +65,7 @@ impl<R: BufRead> Read for Source<R> {
 }
 
 impl<R: BufRead> BufRead for Source<R> {
+    #[inline]
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.consumed > self.max_document {
             self.limit_hit = Some(LimitHit::Document);
@@ -84,14 +85,15 @@ impl<R: BufRead> BufRead for Source<R> {
         Ok(buf.get(..n).unwrap_or(&[]))
     }
 
+    #[inline]
     fn consume(&mut self, amt: usize) {
         if amt == 0 {
             return;
         }
-        if let Ok(buf) = self.inner.fill_buf() {
-            if let Some(s) = buf.get(..amt) {
-                self.pos.advance(s);
-            }
+        if let Ok(buf) = self.inner.fill_buf()
+            && let Some(s) = buf.get(..amt)
+        {
+            self.pos.advance(s);
         }
         self.inner.consume(amt);
         self.consumed = self.consumed.saturating_add(amt as u64);

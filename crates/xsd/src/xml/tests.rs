@@ -844,6 +844,63 @@ fn w3c_valid_instances() {
                 .push(format!("{inst}:{}:{}", shown.line, shown.column));
         }
     }
+    // Bonus: every schema document and every schema-invalid instance should
+    // at least be well-formed (a few are deliberately not; listed below).
+    let mut other_total = 0;
+    let mut other_failures: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in list.lines() {
+        let mut files: Vec<&str> = Vec::new();
+        if json_str_field(line, "kind") == Some("instance")
+            && json_str_field(line, "expected") == Some("invalid")
+        {
+            files.extend(json_str_field(line, "instance"));
+        }
+        if let Some(start) = line.find("\"schemas\": [") {
+            let rest = &line[start + 12..];
+            let list_end = rest.find(']').unwrap_or(0);
+            files.extend(
+                rest[..list_end]
+                    .split(',')
+                    .map(|f| f.trim().trim_matches('"'))
+                    .filter(|f| !f.is_empty()),
+            );
+        }
+        for f in files {
+            if !seen.insert(f.to_owned()) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(root.join(f)) else {
+                continue;
+            };
+            other_total += 1;
+            let allow = Limits {
+                allow_doctype: true,
+                ..Limits::default()
+            };
+            if let Err(e) = read_all(&bytes, allow) {
+                let key: String = format!(
+                    "{:?}: {}",
+                    e.kind,
+                    e.message.chars().take(70).collect::<String>()
+                );
+                other_failures
+                    .entry(key)
+                    .or_default()
+                    .push(format!("{f}:{}:{}", e.line, e.column));
+            }
+        }
+    }
+    eprintln!(
+        "W3C schema documents + schema-invalid instances: {other_total} read, {} rejected (allow_doctype)",
+        other_failures.values().map(Vec::len).sum::<usize>()
+    );
+    for (k, v) in &other_failures {
+        eprintln!(
+            "  {} x {k}\n      e.g. {}",
+            v.len(),
+            v.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
     eprintln!(
         "W3C valid instances: {total} read, {failed} rejected with default limits, {failed_allow_doctype} rejected with allow_doctype, {missing} missing"
     );
