@@ -273,6 +273,11 @@ pub fn check(node: &Node, parent: Option<&str>) -> Option<String> {
                     a.local, node.local
                 ));
             }
+            None => {
+                if let Some(msg) = check_value(node, &a.local, &a.value) {
+                    return Some(msg);
+                }
+            }
             _ => {}
         }
     }
