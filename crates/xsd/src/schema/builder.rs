@@ -139,10 +139,6 @@ fn set_flag(s: &mut DerivSet, tok: &str) {
     }
 }
 
-fn collapse(s: &str) -> String {
-    s.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn is_ncname(s: &str) -> bool {
     datatypes::builtin(BuiltinType::NCName)
         .validate(s, &super::document::NsScope::default())
@@ -185,21 +181,6 @@ impl<'a> Builder<'a> {
             .unwrap_or("");
         self.diags.push(Diagnostic::new(
             DiagnosticKind::Invalid,
-            path,
-            node.line,
-            node.column,
-            msg,
-        ));
-    }
-
-    fn unsupported(&mut self, doc: usize, node: &Node, msg: String) {
-        let path = self
-            .docs
-            .get(doc)
-            .map(|d| d.ctx.path.as_str())
-            .unwrap_or("");
-        self.diags.push(Diagnostic::new(
-            DiagnosticKind::Unsupported,
             path,
             node.line,
             node.column,
@@ -408,19 +389,18 @@ impl<'a> Builder<'a> {
             self.err(doc, node, msg);
         }
         // `id` attributes are of type xs:ID: unique within the schema document.
-        if let Some(id) = node.attr("id") {
-            if !self
+        if let Some(id) = node.attr("id")
+            && !self
                 .ids
                 .entry(doc)
                 .or_default()
                 .insert(id.trim().to_owned())
-            {
-                self.err(
-                    doc,
-                    node,
-                    format!("id '{}' is used twice in this schema document", id.trim()),
-                );
-            }
+        {
+            self.err(
+                doc,
+                node,
+                format!("id '{}' is used twice in this schema document", id.trim()),
+            );
         }
         for c in &node.children {
             self.check_tree(doc, c, Some(&node.local));
@@ -449,14 +429,15 @@ impl<'a> Builder<'a> {
                     self.named_attr_group(&q);
                 }
                 Kind::Notation => {
-                    if let Some(def) = self.table.get(&(kind, q.clone())).copied() {
-                        if def.node.attr("public").is_none() && def.node.attr("system").is_none() {
-                            self.err(
-                                def.doc,
-                                def.node,
-                                format!("notation {q} needs a public or system identifier"),
-                            );
-                        }
+                    if let Some(def) = self.table.get(&(kind, q.clone())).copied()
+                        && def.node.attr("public").is_none()
+                        && def.node.attr("system").is_none()
+                    {
+                        self.err(
+                            def.doc,
+                            def.node,
+                            format!("notation {q} needs a public or system identifier"),
+                        );
                     }
                     self.c.notations.insert(q);
                 }
@@ -538,10 +519,11 @@ impl<'a> Builder<'a> {
     }
 
     fn redirect(&self, kind: Kind, q: &QName) -> QName {
-        if let Some((k, name, hidden)) = &self.self_ref {
-            if *k == kind && name == q {
-                return hidden.clone();
-            }
+        if let Some((k, name, hidden)) = &self.self_ref
+            && *k == kind
+            && name == q
+        {
+            return hidden.clone();
         }
         q.clone()
     }
@@ -552,8 +534,8 @@ impl<'a> Builder<'a> {
             return None;
         }
         let q = self.redirect(Kind::Type, &q);
-        let found = self.named_type(&q, Some((doc, node)));
-        found
+
+        self.named_type(&q, Some((doc, node)))
     }
 
     // ---------------------------------------------------------------- types
@@ -1105,15 +1087,15 @@ impl<'a> Builder<'a> {
             },
             None => Some(1),
         };
-        if let Some(m) = max {
-            if min > m {
-                self.err(
-                    doc,
-                    node,
-                    format!("minOccurs ({min}) is greater than maxOccurs ({m})"),
-                );
-                return None;
-            }
+        if let Some(m) = max
+            && min > m
+        {
+            self.err(
+                doc,
+                node,
+                format!("minOccurs ({min}) is greater than maxOccurs ({m})"),
+            );
+            return None;
         }
         Some((min, max))
     }
@@ -1184,10 +1166,10 @@ impl<'a> Builder<'a> {
                         return None;
                     }
                 };
-                if let Term::Group(Compositor::All, _) = p.term {
-                    if !top || min > 1 || max != Some(1) {
-                        self.err(doc, node, "a group whose content is xs:all must be the whole content model, with maxOccurs 1".into());
-                    }
+                if let Term::Group(Compositor::All, _) = p.term
+                    && (!top || min > 1 || max != Some(1))
+                {
+                    self.err(doc, node, "a group whose content is xs:all must be the whole content model, with maxOccurs 1".into());
                 }
                 Some(Particle {
                     min,
@@ -1932,10 +1914,10 @@ impl<'a> Builder<'a> {
                         let vc = self.value_constraint(doc, c, &st);
                         if let (Some(Some(decl_vc)), Some(use_vc)) =
                             (self.c.attributes.get(id).map(|a| a.constraint.clone()), &vc)
+                            && decl_vc.fixed
+                            && (!use_vc.fixed || use_vc.value != decl_vc.value)
                         {
-                            if decl_vc.fixed && (!use_vc.fixed || use_vc.value != decl_vc.value) {
-                                self.err(doc, c, format!("attribute {q} is declared fixed to '{}'; a reference cannot change it", decl_vc.lexical));
-                            }
+                            self.err(doc, c, format!("attribute {q} is declared fixed to '{}'; a reference cannot change it", decl_vc.lexical));
                         }
                         (id, vc)
                     } else {

@@ -253,17 +253,13 @@ impl Components {
         // A union member type counts as derived from the union (§3.14.6 2.2.4).
         if let (Some(TypeDef::Simple(d)), Some(TypeDef::Simple(b))) =
             (self.types.get(derived), self.types.get(base))
+            && !blocked.restriction
+            && let crate::datatypes::Variety::Union(members) = &b.st.variety
+            && members
+                .iter()
+                .any(|m| Arc::ptr_eq(m, &d.st) || simple_derives(&d.st, m))
         {
-            if !blocked.restriction {
-                if let crate::datatypes::Variety::Union(members) = &b.st.variety {
-                    if members
-                        .iter()
-                        .any(|m| Arc::ptr_eq(m, &d.st) || simple_derives(&d.st, m))
-                    {
-                        return true;
-                    }
-                }
-            }
+            return true;
         }
         let mut t = derived;
         let mut guard = 0;

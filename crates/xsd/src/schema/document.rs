@@ -87,11 +87,6 @@ impl Node {
 /// Errors reading a schema document.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("{path}:{line}:{column}: not well-formed XML: {message}")]
     Xml {
         path: String,

@@ -4,10 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::components::DerivSet;
 use super::document::{self, Node};
 use super::{Diagnostic, DiagnosticKind};
-use crate::names::XS;
 
 /// Where schema documents may be read from.
 #[derive(Debug, Clone)]
@@ -58,8 +56,6 @@ pub struct DocCtx {
     pub chameleon: bool,
     pub element_qualified: bool,
     pub attribute_qualified: bool,
-    pub block_default: DerivSet,
-    pub final_default: DerivSet,
 }
 
 /// A schema document with its context.
@@ -207,8 +203,6 @@ pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic
             chameleon,
             element_qualified: root.attr("elementFormDefault") == Some("qualified"),
             attribute_qualified: root.attr("attributeFormDefault") == Some("qualified"),
-            block_default: DerivSet::default(),
-            final_default: DerivSet::default(),
         };
         for child in root.xs_children() {
             let loc = child.attr("schemaLocation");
@@ -298,9 +292,4 @@ fn clone_node(n: &Node) -> Node {
         line: n.line,
         column: n.column,
     }
-}
-
-/// True for the XML Schema namespace.
-pub fn is_xs_ns(ns: Option<&str>) -> bool {
-    ns == Some(XS)
 }

@@ -22,12 +22,12 @@ fn show(max: Max) -> String {
 }
 
 /// Removes pointless groups (§3.9.6 "pointless" particles) so the structural rules apply.
-fn normalize(c: &Components, p: &Particle) -> Particle {
+fn normalize(p: &Particle) -> Particle {
     match &p.term {
         Term::Group(comp, children) => {
             let mut out: Vec<Particle> = Vec::new();
             for ch in children {
-                let n = normalize(c, ch);
+                let n = normalize(ch);
                 match &n.term {
                     // A nested group of the same kind occurring once merges into its parent.
                     Term::Group(k, inner)
@@ -42,10 +42,13 @@ fn normalize(c: &Components, p: &Particle) -> Particle {
                     _ => out.push(n),
                 }
             }
-            if out.len() == 1 && p.min == 1 && p.max == Some(1) && *comp != Compositor::All {
-                if let Some(only) = out.pop() {
-                    return only;
-                }
+            if out.len() == 1
+                && p.min == 1
+                && p.max == Some(1)
+                && *comp != Compositor::All
+                && let Some(only) = out.pop()
+            {
+                return only;
             }
             Particle {
                 min: p.min,
@@ -59,21 +62,14 @@ fn normalize(c: &Components, p: &Particle) -> Particle {
 
 /// Checks that `derived` is a valid restriction of `base`.
 pub fn particle_restricts(c: &Components, derived: &Particle, base: &Particle) -> R {
-    let r = normalize(c, derived);
-    let b = normalize(c, base);
+    let r = normalize(derived);
+    let b = normalize(base);
     check(c, &r, &b, 0)
 }
 
 fn mul(a: Max, b: Max) -> Max {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.saturating_mul(y)),
-        _ => None,
-    }
-}
-
-fn add(a: Max, b: Max) -> Max {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.saturating_add(y)),
         _ => None,
     }
 }
@@ -86,10 +82,7 @@ fn effective_range(p: &Particle) -> (u32, Max) {
             let max = ch
                 .iter()
                 .map(|x| effective_range(x).1)
-                .fold(Some(0), |acc, m| match (acc, m) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    _ => None,
-                });
+                .try_fold(0u32, |acc, m| m.map(|b| acc.max(b)));
             (p.min.saturating_mul(min), mul(p.max, max))
         }
         Term::Group(_, ch) => {
@@ -97,7 +90,10 @@ fn effective_range(p: &Particle) -> (u32, Max) {
                 .iter()
                 .map(|x| effective_range(x).0)
                 .fold(0u32, |a, b| a.saturating_add(b));
-            let max = ch.iter().map(|x| effective_range(x).1).fold(Some(0), add);
+            let max = ch
+                .iter()
+                .map(|x| effective_range(x).1)
+                .try_fold(0u32, |acc, m| m.map(|m| acc.saturating_add(m)));
             (p.min.saturating_mul(min), mul(p.max, max))
         }
         _ => (p.min, p.max),
@@ -294,16 +290,15 @@ fn recurse(c: &Components, rch: &[Particle], bch: &[Particle], depth: u32, stric
             }
         }
     }
-    if strict {
-        if let Some(bp) = bch
+    if strict
+        && let Some(bp) = bch
             .get(bi..)
             .and_then(|rest| rest.iter().find(|p| !p.emptiable()))
-        {
-            return Err(format!(
-                "{} is required by the base but missing from the restriction",
-                describe(c, bp)
-            ));
-        }
+    {
+        return Err(format!(
+            "{} is required by the base but missing from the restriction",
+            describe(c, bp)
+        ));
     }
     Ok(())
 }

@@ -623,16 +623,16 @@ impl<'s> Run<'s> {
                 _ => {}
             }
         }
-        if let Some(ct) = comps.complex(t) {
-            if ct.abstract_ {
-                errs.push((
-                    "type_abstract",
-                    format!(
-                        "type {} is abstract; give a concrete type with xsi:type",
-                        comps.type_name(t)
-                    ),
-                ));
-            }
+        if let Some(ct) = comps.complex(t)
+            && ct.abstract_
+        {
+            errs.push((
+                "type_abstract",
+                format!(
+                    "type {} is abstract; give a concrete type with xsi:type",
+                    comps.type_name(t)
+                ),
+            ));
         }
         for (code, msg) in errs {
             self.error_at(
@@ -762,18 +762,17 @@ impl<'s> Run<'s> {
                             "attribute_invalid",
                         );
                         if let (Some(kv), Some(c)) = (&kv, constraint.as_ref().filter(|c| c.fixed))
+                            && c.value.as_ref() != Some(&kv.value)
                         {
-                            if c.value.as_ref() != Some(&kv.value) {
-                                self.error(
-                                    "attribute_fixed",
-                                    line,
-                                    column,
-                                    format!(
-                                        "attribute {shown} must be '{}', found '{}'",
-                                        c.lexical, a.value
-                                    ),
-                                );
-                            }
+                            self.error(
+                                "attribute_fixed",
+                                line,
+                                column,
+                                format!(
+                                    "attribute {shown} must be '{}', found '{}'",
+                                    c.lexical, a.value
+                                ),
+                            );
                         }
                         idc_attrs.push((a.ns.clone(), a.local.clone(), kv));
                     } else {
@@ -795,17 +794,17 @@ impl<'s> Run<'s> {
                                 d.name.local
                             ),
                         );
-                    } else if let Some(c) = u.constraint.as_ref().or(d.constraint.as_ref()) {
-                        if let Some(v) = &c.value {
-                            idc_attrs.push((
-                                d.name.ns.clone(),
-                                d.name.local.clone(),
-                                Some(KeyValue {
-                                    value: v.clone(),
-                                    lexical: c.lexical.clone(),
-                                }),
-                            ));
-                        }
+                    } else if let Some(c) = u.constraint.as_ref().or(d.constraint.as_ref())
+                        && let Some(v) = &c.value
+                    {
+                        idc_attrs.push((
+                            d.name.ns.clone(),
+                            d.name.local.clone(),
+                            Some(KeyValue {
+                                value: v.clone(),
+                                lexical: c.lexical.clone(),
+                            }),
+                        ));
                     }
                 }
             }
@@ -963,20 +962,20 @@ impl<'s> Run<'s> {
                         _ => {}
                     }
                 }
-                if st.primitive() == Some(Primitive::Notation) {
-                    if let Value::QName { ns, local } = &value {
-                        let q = QName {
-                            ns: ns.clone(),
-                            local: local.clone(),
-                        };
-                        if !self.comps().notations.contains(&q) {
-                            self.error(
-                                code,
-                                line,
-                                column,
-                                format!("{what}: '{lexical}' is not a declared notation"),
-                            );
-                        }
+                if st.primitive() == Some(Primitive::Notation)
+                    && let Value::QName { ns, local } = &value
+                {
+                    let q = QName {
+                        ns: ns.clone(),
+                        local: local.clone(),
+                    };
+                    if !self.comps().notations.contains(&q) {
+                        self.error(
+                            code,
+                            line,
+                            column,
+                            format!("{what}: '{lexical}' is not a declared notation"),
+                        );
                     }
                 }
                 Some(KeyValue {
@@ -1037,22 +1036,20 @@ impl<'s> Run<'s> {
                     }
                     None => false,
                 };
-                if keep {
-                    if let Some(f) = self.stack.last_mut() {
-                        if f.text.len() + t.len() > self.opts.limits.max_text_len {
-                            self.error(
-                                "xml_limit_exceeded",
-                                line,
-                                column,
-                                format!(
-                                    "text content exceeds {} bytes",
-                                    self.opts.limits.max_text_len
-                                ),
-                            );
-                            return;
-                        }
-                        f.text.push_str(t);
+                if keep && let Some(f) = self.stack.last_mut() {
+                    if f.text.len() + t.len() > self.opts.limits.max_text_len {
+                        self.error(
+                            "xml_limit_exceeded",
+                            line,
+                            column,
+                            format!(
+                                "text content exceeds {} bytes",
+                                self.opts.limits.max_text_len
+                            ),
+                        );
+                        return;
                     }
+                    f.text.push_str(t);
                 }
             }
             Mode::Skip | Mode::Lax => {}
@@ -1079,14 +1076,19 @@ impl<'s> Run<'s> {
             let text = f.text.clone();
             let decl = elem.map(|e| &comps.elements[e]);
             if !nil {
-                if let Some(s) = state {
-                    if !self.arena.nullable(s) {
-                        if let Some(model) = self.schema.models.get(type_id).and_then(|m| m.clone())
-                        {
-                            let expected = self.expected(&model, s);
-                            self.error("element_incomplete", line, column, format!("<{display}> is incomplete: expected {expected} before </{display}>"));
-                        }
-                    }
+                if let Some(s) = state
+                    && !self.arena.nullable(s)
+                    && let Some(model) = self.schema.models.get(type_id).and_then(|m| m.clone())
+                {
+                    let expected = self.expected(&model, s);
+                    self.error(
+                        "element_incomplete",
+                        line,
+                        column,
+                        format!(
+                            "<{display}> is incomplete: expected {expected} before </{display}>"
+                        ),
+                    );
                 }
                 let st = match comps.types.get(type_id) {
                     Some(TypeDef::Simple(s)) => Some(s.st.clone()),
@@ -1116,19 +1118,19 @@ impl<'s> Run<'s> {
                         &format!("content of <{display}>"),
                         "value_invalid",
                     );
-                    if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &value) {
-                        if c.value.as_ref() != Some(&v.value) {
-                            self.error(
-                                "value_fixed",
-                                line,
-                                column,
-                                format!(
-                                    "<{display}> must be '{}', found '{}'",
-                                    c.lexical,
-                                    lexical.trim()
-                                ),
-                            );
-                        }
+                    if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &value)
+                        && c.value.as_ref() != Some(&v.value)
+                    {
+                        self.error(
+                            "value_fixed",
+                            line,
+                            column,
+                            format!(
+                                "<{display}> must be '{}', found '{}'",
+                                c.lexical,
+                                lexical.trim()
+                            ),
+                        );
                     }
                 } else if let Some(c) = constraint.as_ref().filter(|c| c.fixed) {
                     if has_children {
@@ -1221,12 +1223,10 @@ fn blocked_in_chain(c: &Components, derived: TypeId, base: TypeId) -> bool {
                 TypeDef::Complex(ct) => ct.derivation,
                 TypeDef::Simple(_) => Derivation::Restriction,
             };
-            if next != base || true {
-                if (method == Derivation::Extension && bct.block.extension)
-                    || (method == Derivation::Restriction && bct.block.restriction)
-                {
-                    return true;
-                }
+            if (method == Derivation::Extension && bct.block.extension)
+                || (method == Derivation::Restriction && bct.block.restriction)
+            {
+                return true;
             }
         }
         if next == t {
