@@ -104,6 +104,7 @@ pub struct Builder<'a> {
     keyrefs: Vec<(Arc<IdcDef>, &'a Node, usize)>,
     st_ids: HashMap<*const SimpleType, TypeId>,
     ids: HashMap<usize, HashSet<String>>,
+    redefine_restrictions: Vec<(Kind, QName, QName, usize, &'a Node)>,
 }
 
 fn derivation_set(v: Option<&str>, allowed: &[&str]) -> Result<DerivSet, String> {
@@ -168,6 +169,7 @@ impl<'a> Builder<'a> {
             keyrefs: Vec::new(),
             st_ids: HashMap::new(),
             ids: HashMap::new(),
+            redefine_restrictions: Vec::new(),
         };
         b.register_builtins();
         b
@@ -343,7 +345,132 @@ impl<'a> Builder<'a> {
                         doc: i,
                     },
                 );
-                self.redefined.insert(key, hidden);
+                self.redefined.insert(key, hidden.clone());
+                self.check_redefinition(i, child, kind, &q, hidden);
+            }
+        }
+    }
+
+    /// src-redefine 5-7: a redefined type derives from itself; a redefined group or attribute
+    /// group refers to itself exactly once, or else restricts the original.
+    fn check_redefinition(
+        &mut self,
+        doc: usize,
+        node: &'a Node,
+        kind: Kind,
+        q: &QName,
+        hidden: QName,
+    ) {
+        match kind {
+            Kind::Type => {
+                let body = node.xs_children().next();
+                let base_holder = match body {
+                    Some(b) if b.local == "restriction" => Some(b),
+                    Some(b) if b.local == "simpleContent" || b.local == "complexContent" => {
+                        b.xs_children().next()
+                    }
+                    _ => None,
+                };
+                let base = base_holder
+                    .and_then(|b| b.attr("base"))
+                    .and_then(|v| self.qname(doc, node, v));
+                if base.as_ref() != Some(q) {
+                    self.err(
+                        doc,
+                        node,
+                        format!("a redefinition of type {q} must derive from {q} itself"),
+                    );
+                }
+            }
+            Kind::Group | Kind::AttributeGroup => {
+                let local = if kind == Kind::Group {
+                    "group"
+                } else {
+                    "attributeGroup"
+                };
+                let refs: Vec<&Node> = collect_refs(node, local, &q.local);
+                match refs.as_slice() {
+                    [] => self
+                        .redefine_restrictions
+                        .push((kind, q.clone(), hidden, doc, node)),
+                    [one] => {
+                        if kind == Kind::Group
+                            && (one.attr("minOccurs").is_some_and(|v| v.trim() != "1")
+                                || one.attr("maxOccurs").is_some_and(|v| v.trim() != "1"))
+                        {
+                            self.err(doc, one, format!("the reference to group {q} inside its redefinition must have minOccurs and maxOccurs 1"));
+                        }
+                    }
+                    _ => self.err(
+                        doc,
+                        node,
+                        format!(
+                            "a redefinition of {} {q} may refer to the original at most once",
+                            kind.noun()
+                        ),
+                    ),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn check_redefine_restrictions(&mut self) {
+        let pending = std::mem::take(&mut self.redefine_restrictions);
+        for (kind, q, hidden, doc, node) in pending {
+            match kind {
+                Kind::Group => {
+                    if let (Some(new), Some(orig)) =
+                        (self.named_group(&q), self.named_group(&hidden))
+                    {
+                        if let Err(e) = super::restriction::particle_restricts(&self.c, &new, &orig)
+                        {
+                            self.err(doc, node, format!("the redefinition of group {q} is not a restriction of the original: {e}"));
+                        }
+                    }
+                }
+                Kind::AttributeGroup => {
+                    if let (Some(new), Some(orig)) =
+                        (self.named_attr_group(&q), self.named_attr_group(&hidden))
+                    {
+                        for u in &new.uses {
+                            let name = &self.c.attributes[u.decl].name;
+                            let in_orig = orig
+                                .uses
+                                .iter()
+                                .any(|o| &self.c.attributes[o.decl].name == name);
+                            let by_wild = orig
+                                .wildcard
+                                .as_ref()
+                                .is_some_and(|w| w.ns.allows(name.ns.as_deref()));
+                            if !in_orig && !by_wild {
+                                let n = name.clone();
+                                self.err(doc, node, format!("the redefinition of attribute group {q} adds attribute {n}, which the original does not allow"));
+                            }
+                        }
+                        for o in &orig.uses {
+                            let name = &self.c.attributes[o.decl].name;
+                            let kept = new
+                                .uses
+                                .iter()
+                                .find(|u| &self.c.attributes[u.decl].name == name);
+                            if o.required && !kept.is_some_and(|k| k.required) {
+                                let n = name.clone();
+                                self.err(doc, node, format!("the redefinition of attribute group {q} drops the required attribute {n}"));
+                            }
+                        }
+                        if let Some(w) = &new.wildcard {
+                            if !orig
+                                .wildcard
+                                .as_ref()
+                                .is_some_and(|o| wildcard_subset(w, o))
+                            {
+                                self.err(doc, node, format!("the redefinition of attribute group {q} widens its attribute wildcard"));
+                            }
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -451,6 +578,7 @@ impl<'a> Builder<'a> {
         self.check_element_values();
         self.check_substitution_groups();
         self.check_keyrefs();
+        self.check_redefine_restrictions();
     }
 
     // ---------------------------------------------------------------- references
@@ -2493,6 +2621,21 @@ fn simple_derives_from(d: &Arc<SimpleType>, b: &Arc<SimpleType>) -> bool {
         cur = c.base.as_ref();
     }
     false
+}
+
+fn collect_refs<'n>(node: &'n Node, local: &str, name: &str) -> Vec<&'n Node> {
+    let mut out = Vec::new();
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        if n.is_xs(local)
+            && n.attr("ref")
+                .is_some_and(|v| v.trim().rsplit(':').next() == Some(name))
+        {
+            out.push(n);
+        }
+        stack.extend(n.children.iter());
+    }
+    out
 }
 
 fn count_refs(node: &Node, local: &str, matches: &dyn Fn(&str) -> bool) -> usize {
