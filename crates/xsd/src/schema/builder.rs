@@ -50,10 +50,12 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Def<'a> {
     node: &'a Node,
     doc: usize,
+    /// For a redefinition: its own name and the hidden name its self-references resolve to.
+    redefines: Option<(QName, QName)>,
 }
 
 /// The attributes a type or group contributes.
@@ -85,8 +87,8 @@ struct RawComplex<'a> {
 pub struct Builder<'a> {
     docs: &'a [Doc],
     table: HashMap<(Kind, QName), Def<'a>>,
-    /// Redefined components: the redefinition's name maps to the original under a hidden name.
-    redefined: HashMap<(Kind, QName), QName>,
+    /// Number of redefinitions, to give each original a distinct hidden name.
+    redefine_count: usize,
     /// While building a redefinition, self-references go to the original.
     self_ref: Option<(Kind, QName, QName)>,
     pub c: Components,
@@ -152,7 +154,7 @@ impl<'a> Builder<'a> {
         let mut b = Builder {
             docs,
             table: HashMap::new(),
-            redefined: HashMap::new(),
+            redefine_count: 0,
             self_ref: None,
             c: Components::default(),
             diags: Vec::new(),
@@ -314,7 +316,8 @@ impl<'a> Builder<'a> {
                 self.register(kind, i, child);
             }
         }
-        for (i, r) in redefines {
+        // Innermost first: a redefined document may itself redefine (documents load outside-in).
+        for (i, r) in redefines.into_iter().rev() {
             for child in r.xs_children() {
                 let Some(kind) = Kind::of(&child.local) else {
                     continue;
@@ -335,7 +338,7 @@ impl<'a> Builder<'a> {
                 };
                 let hidden = QName {
                     ns: q.ns.clone(),
-                    local: format!("{}\u{1}redefined{}", q.local, self.redefined.len()),
+                    local: format!("{}\u{1}redefined{}", q.local, self.redefine_count),
                 };
                 self.table.insert((kind, hidden.clone()), orig);
                 self.table.insert(
@@ -343,9 +346,10 @@ impl<'a> Builder<'a> {
                     Def {
                         node: child,
                         doc: i,
+                        redefines: Some((q.clone(), hidden.clone())),
                     },
                 );
-                self.redefined.insert(key, hidden.clone());
+                self.redefine_count += 1;
                 self.check_redefinition(i, child, kind, &q, hidden);
             }
         }
@@ -504,7 +508,14 @@ impl<'a> Builder<'a> {
             }
             return;
         }
-        self.table.insert((kind, q), Def { node, doc });
+        self.table.insert(
+            (kind, q),
+            Def {
+                node,
+                doc,
+                redefines: None,
+            },
+        );
     }
 
     /// Shape checks of the schema language on every element of a document.
@@ -556,7 +567,7 @@ impl<'a> Builder<'a> {
                     self.named_attr_group(&q);
                 }
                 Kind::Notation => {
-                    if let Some(def) = self.table.get(&(kind, q.clone())).copied()
+                    if let Some(def) = self.table.get(&(kind, q.clone())).cloned()
                         && def.node.attr("public").is_none()
                         && def.node.attr("system").is_none()
                     {
@@ -672,7 +683,7 @@ impl<'a> Builder<'a> {
         if let Some(&id) = self.type_memo.get(q) {
             return Some(id);
         }
-        let Some(def) = self.table.get(&(Kind::Type, q.clone())).copied() else {
+        let Some(def) = self.table.get(&(Kind::Type, q.clone())).cloned() else {
             if let Some((doc, node)) = from {
                 self.err(doc, node, format!("type {q} is not defined"));
             }
@@ -688,8 +699,8 @@ impl<'a> Builder<'a> {
             return None;
         }
         let saved = self.self_ref.take();
-        if let Some(hidden) = self.redefined.get(&(Kind::Type, q.clone())) {
-            self.self_ref = Some((Kind::Type, q.clone(), hidden.clone()));
+        if let Some((own, hidden)) = def.redefines.clone() {
+            self.self_ref = Some((Kind::Type, own, hidden));
         }
         let id = if def.node.local == "simpleType" {
             self.simple_type(def.doc, def.node, Some(q.clone()))
@@ -1357,7 +1368,7 @@ impl<'a> Builder<'a> {
         if let Some(p) = self.group_memo.get(q) {
             return p.clone();
         }
-        let def = self.table.get(&(Kind::Group, q.clone())).copied()?;
+        let def = self.table.get(&(Kind::Group, q.clone())).cloned()?;
         if !self.building.insert((Kind::Group, q.clone())) {
             self.err(
                 def.doc,
@@ -1367,8 +1378,8 @@ impl<'a> Builder<'a> {
             return None;
         }
         let saved = self.self_ref.take();
-        if let Some(hidden) = self.redefined.get(&(Kind::Group, q.clone())) {
-            self.self_ref = Some((Kind::Group, q.clone(), hidden.clone()));
+        if let Some((own, hidden)) = def.redefines.clone() {
+            self.self_ref = Some((Kind::Group, own, hidden));
             let refs = count_refs(def.node, "group", &|v| {
                 v.rsplit(':').next() == Some(q.local.as_str())
             });
@@ -1462,7 +1473,7 @@ impl<'a> Builder<'a> {
         if let Some(&id) = self.elem_memo.get(q) {
             return Some(id);
         }
-        let def = self.table.get(&(Kind::Element, q.clone())).copied()?;
+        let def = self.table.get(&(Kind::Element, q.clone())).cloned()?;
         self.element_decl(def.doc, def.node, true)
     }
 
@@ -1857,7 +1868,7 @@ impl<'a> Builder<'a> {
         if let Some(&id) = self.attr_memo.get(q) {
             return Some(id);
         }
-        let def = self.table.get(&(Kind::Attribute, q.clone())).copied()?;
+        let def = self.table.get(&(Kind::Attribute, q.clone())).cloned()?;
         let id = self.attribute_decl(def.doc, def.node, true)?;
         self.attr_memo.insert(q.clone(), id);
         self.c.global_attributes.insert(q.clone(), id);
@@ -2159,7 +2170,7 @@ impl<'a> Builder<'a> {
         if let Some(g) = self.agroup_memo.get(q) {
             return Some(g.clone());
         }
-        let Some(def) = self.table.get(&(Kind::AttributeGroup, q.clone())).copied() else {
+        let Some(def) = self.table.get(&(Kind::AttributeGroup, q.clone())).cloned() else {
             if let Some((doc, node)) = from {
                 self.err(doc, node, format!("attribute group {q} is not defined"));
             }
@@ -2174,8 +2185,8 @@ impl<'a> Builder<'a> {
             return None;
         }
         let saved = self.self_ref.take();
-        if let Some(hidden) = self.redefined.get(&(Kind::AttributeGroup, q.clone())) {
-            self.self_ref = Some((Kind::AttributeGroup, q.clone(), hidden.clone()));
+        if let Some((own, hidden)) = def.redefines.clone() {
+            self.self_ref = Some((Kind::AttributeGroup, own, hidden));
             let refs = count_refs(def.node, "attributeGroup", &|v| {
                 v.rsplit(':').next() == Some(q.local.as_str())
             });

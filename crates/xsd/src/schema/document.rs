@@ -161,6 +161,9 @@ fn convert(doc: &LineIndex, n: roxmltree::Node, parent_scope: Option<&Rc<NsScope
     let mut has_text = false;
     if !is_annotation_body {
         for c in n.children() {
+            if c.is_element() && !version_included(c) {
+                continue;
+            }
             if c.is_element() {
                 children.push(convert(doc, c, Some(&scope)));
             } else if c.is_text()
@@ -188,4 +191,16 @@ fn convert(doc: &LineIndex, n: roxmltree::Node, parent_scope: Option<&Rc<NsScope
         line,
         column,
     }
+}
+
+/// Conditional inclusion (the `vc:` attributes of the versioning namespace): an element marked
+/// for other versions of XSD than 1.0 is left out, as XSD 1.1 §4.2.1 describes and 1.0
+/// processors may do.
+fn version_included(n: roxmltree::Node) -> bool {
+    const VC: &str = "http://www.w3.org/2007/XMLSchema-versioning";
+    let num = |name: &str| {
+        n.attribute((VC, name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    num("minVersion").is_none_or(|min| min <= 1.0) && num("maxVersion").is_none_or(|max| 1.0 < max)
 }
