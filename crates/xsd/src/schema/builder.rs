@@ -524,7 +524,23 @@ impl<'a> Builder<'a> {
             return;
         }
         if let Some(msg) = super::s4s::check(node, parent) {
-            self.err(doc, node, msg);
+            match super::s4s::split_kind(&msg) {
+                (true, text) => {
+                    let path = self
+                        .docs
+                        .get(doc)
+                        .map(|d| d.ctx.path.as_str())
+                        .unwrap_or("");
+                    self.diags.push(Diagnostic::new(
+                        DiagnosticKind::Unsupported,
+                        path,
+                        node.line,
+                        node.column,
+                        text.to_owned(),
+                    ));
+                }
+                (false, text) => self.err(doc, node, text.to_owned()),
+            }
         }
         // `id` attributes are of type xs:ID: unique within the schema document.
         if let Some(id) = node.attr("id")

@@ -206,6 +206,36 @@ fn fits(children: &[&str], slots: &[Slot]) -> bool {
     slots.get(slot).is_none_or(|s| count >= s.1) && slots.iter().skip(slot + 1).all(|s| s.1 == 0)
 }
 
+/// Marks a message as "not implemented" rather than "invalid" (see [`split_kind`]).
+pub const UNSUPPORTED: &str = "\u{0}unsupported:";
+
+/// XSD 1.1 constructs: a schema using them fails to compile as unsupported, by name.
+const XSD11_ELEMENTS: &[&str] = &[
+    "assert",
+    "assertion",
+    "openContent",
+    "defaultOpenContent",
+    "alternative",
+    "override",
+    "explicitTimezone",
+];
+const XSD11_ATTRIBUTES: &[&str] = &[
+    "notQName",
+    "notNamespace",
+    "defaultAttributes",
+    "xpathDefaultNamespace",
+    "inheritable",
+    "defaultAttributesApply",
+];
+
+/// Splits a message from [`check`] into whether it reports an unsupported construct, and the text.
+pub fn split_kind(msg: &str) -> (bool, &str) {
+    match msg.strip_prefix(UNSUPPORTED) {
+        Some(rest) => (true, rest),
+        None => (false, msg),
+    }
+}
+
 /// The schema-for-schemas type of an unqualified attribute value, by attribute name.
 fn check_value(node: &Node, name: &str, value: &str) -> Option<String> {
     use crate::datatypes::{BuiltinType as B, builtin};
@@ -254,6 +284,12 @@ fn check_value(node: &Node, name: &str, value: &str) -> Option<String> {
 /// Checks one schema element (not its descendants); returns a message on the first problem.
 pub fn check(node: &Node, parent: Option<&str>) -> Option<String> {
     let Some(allowed) = attrs_for(&node.local) else {
+        if XSD11_ELEMENTS.contains(&node.local.as_str()) {
+            return Some(format!(
+                "{UNSUPPORTED}<xs:{}> is XSD 1.1, which this engine does not implement",
+                node.local
+            ));
+        }
         return Some(format!(
             "<xs:{}> is not an element of the XML Schema language",
             node.local
@@ -261,6 +297,14 @@ pub fn check(node: &Node, parent: Option<&str>) -> Option<String> {
     };
     for a in &node.attrs {
         match a.ns.as_deref() {
+            None if !allowed.contains(&a.local.as_str())
+                && XSD11_ATTRIBUTES.contains(&a.local.as_str()) =>
+            {
+                return Some(format!(
+                    "{UNSUPPORTED}attribute '{}' on <xs:{}> is XSD 1.1, which this engine does not implement",
+                    a.local, node.local
+                ));
+            }
             None if !allowed.contains(&a.local.as_str()) => {
                 return Some(format!(
                     "attribute '{}' is not allowed on <xs:{}>",
