@@ -681,6 +681,8 @@ impl<'s> Run<'s> {
         match comps.types.get(t) {
             Some(TypeDef::Complex(ct)) => {
                 let mut seen_uses: Vec<usize> = Vec::new();
+                // cvc-complex-type.5.2: at most one attribute of type ID per element.
+                let mut id_attributes = 0;
                 for a in &attrs {
                     let shown = match &a.prefix {
                         Some(p) => format!("{p}:{}", a.local),
@@ -751,6 +753,20 @@ impl<'s> Run<'s> {
                             }
                         }
                     };
+                    if st
+                        .as_ref()
+                        .is_some_and(|st| st.id_kind() == Some(IdKind::Id))
+                    {
+                        id_attributes += 1;
+                        if id_attributes == 2 {
+                            self.error(
+                                "attribute_invalid",
+                                line,
+                                column,
+                                format!("attribute {shown} is a second attribute of type xs:ID on <{elem_name}>; an element may have only one"),
+                            );
+                        }
+                    }
                     if let Some(st) = st {
                         let kv = self.check_value(
                             &st,
