@@ -426,11 +426,9 @@ impl<'a> Builder<'a> {
                 Kind::Group => {
                     if let (Some(new), Some(orig)) =
                         (self.named_group(&q), self.named_group(&hidden))
+                        && let Err(e) = super::restriction::particle_restricts(&self.c, &new, &orig)
                     {
-                        if let Err(e) = super::restriction::particle_restricts(&self.c, &new, &orig)
-                        {
-                            self.err(doc, node, format!("the redefinition of group {q} is not a restriction of the original: {e}"));
-                        }
+                        self.err(doc, node, format!("the redefinition of group {q} is not a restriction of the original: {e}"));
                     }
                 }
                 Kind::AttributeGroup => {
@@ -463,14 +461,13 @@ impl<'a> Builder<'a> {
                                 self.err(doc, node, format!("the redefinition of attribute group {q} drops the required attribute {n}"));
                             }
                         }
-                        if let Some(w) = &new.wildcard {
-                            if !orig
+                        if let Some(w) = &new.wildcard
+                            && !orig
                                 .wildcard
                                 .as_ref()
                                 .is_some_and(|o| wildcard_subset(w, o))
-                            {
-                                self.err(doc, node, format!("the redefinition of attribute group {q} widens its attribute wildcard"));
-                            }
+                        {
+                            self.err(doc, node, format!("the redefinition of attribute group {q} widens its attribute wildcard"));
                         }
                     }
                 }
