@@ -10,7 +10,7 @@ pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// A `{namespace}local` name. Schema compilation is not hot, so owned strings keep it simple.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QName {
     /// Namespace URI; `None` for names in no namespace.
     pub ns: Option<String>,

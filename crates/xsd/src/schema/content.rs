@@ -313,8 +313,10 @@ pub struct Arena {
     nodes: Vec<Node>,
     nullable: Vec<bool>,
     map: HashMap<Node, Id>,
-    first: HashMap<Id, Arc<[u32]>>,
-    trans: HashMap<(Id, u32), Id>,
+    /// Per state: its first set, once computed.
+    first: Vec<Option<Arc<[u32]>>>,
+    /// Per state: transitions by leaf (a state has few leaves, so a short list beats hashing).
+    trans: Vec<Vec<(u32, Id)>>,
     starts: HashMap<usize, Id>,
 }
 
@@ -359,6 +361,8 @@ impl Arena {
         let id = self.nodes.len() as Id;
         self.nodes.push(n.clone());
         self.nullable.push(nullable);
+        self.first.push(None);
+        self.trans.push(Vec::new());
         self.map.insert(n, id);
         id
     }
@@ -507,7 +511,7 @@ impl Arena {
 
     /// The leaves that can match the next child element.
     pub fn first(&mut self, id: Id) -> Arc<[u32]> {
-        if let Some(f) = self.first.get(&id) {
+        if let Some(Some(f)) = self.first.get(id as usize) {
             return f.clone();
         }
         let mut out: Vec<u32> = Vec::new();
@@ -515,7 +519,9 @@ impl Arena {
         out.sort_unstable();
         out.dedup();
         let f: Arc<[u32]> = out.into();
-        self.first.insert(id, f.clone());
+        if let Some(slot) = self.first.get_mut(id as usize) {
+            *slot = Some(f.clone());
+        }
         f
     }
 
@@ -544,11 +550,17 @@ impl Arena {
 
     /// The state after a child matched `leaf`.
     pub fn deriv(&mut self, id: Id, leaf: u32) -> Id {
-        if let Some(&t) = self.trans.get(&(id, leaf)) {
+        if let Some(&(_, t)) = self
+            .trans
+            .get(id as usize)
+            .and_then(|v| v.iter().find(|(l, _)| *l == leaf))
+        {
             return t;
         }
         let t = self.deriv_uncached(id, leaf, 0);
-        self.trans.insert((id, leaf), t);
+        if let Some(v) = self.trans.get_mut(id as usize) {
+            v.push((leaf, t));
+        }
         t
     }
 

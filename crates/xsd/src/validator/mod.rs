@@ -115,11 +115,11 @@ enum Mode {
 }
 
 struct Frame {
-    name: String,
+    name: Arc<str>,
     index: u32,
     mode: Mode,
     /// Counts of children by name, for `[n]` in paths.
-    children: Vec<(String, u32)>,
+    children: Vec<(Arc<str>, u32)>,
     text: String,
     has_children: bool,
     line: u64,
@@ -145,13 +145,40 @@ struct Run<'s> {
     opts: &'s Options,
     report: Report,
     stack: Vec<Frame>,
-    root_children: Vec<(String, u32)>,
+    root_children: Vec<(Arc<str>, u32)>,
     arena: Arena,
     ids: HashSet<String>,
     idrefs: Vec<(String, u64, u64, String)>,
     idc: IdcTracker<KeyValue>,
+    /// The current element's attributes, copied out of the reader into reused buffers.
     attrs: Vec<OwnedAttr>,
+    nattrs: usize,
+    /// Popped frames kept for reuse: no allocation per element once warm.
+    spare: Vec<Frame>,
+    /// Element display names, shared by frames.
+    names: rustc_hash::FxHashSet<Arc<str>>,
+    cur_name: QName,
+    display: String,
+    textbuf: String,
+    /// Whether any element declaration carries identity constraints.
+    has_idcs: bool,
     done: bool,
+}
+
+fn set_opt(dst: &mut Option<String>, src: Option<&str>) {
+    match (dst.as_mut(), src) {
+        (Some(d), Some(s)) => {
+            d.clear();
+            d.push_str(s);
+        }
+        (None, Some(s)) => *dst = Some(s.to_owned()),
+        (_, None) => *dst = None,
+    }
+}
+
+fn set_str(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
 }
 
 impl Schema {
@@ -169,6 +196,13 @@ impl Schema {
             idrefs: Vec::new(),
             idc: IdcTracker::new(opts.max_table_entries),
             attrs: Vec::new(),
+            nattrs: 0,
+            spare: Vec::new(),
+            names: rustc_hash::FxHashSet::default(),
+            cur_name: QName::default(),
+            display: String::new(),
+            textbuf: String::new(),
+            has_idcs: self.comps.elements.iter().any(|e| !e.idcs.is_empty()),
             done: false,
         };
         loop {
@@ -191,27 +225,43 @@ impl Schema {
             };
             match ev {
                 Event::Start(tag) => {
-                    run.attrs.clear();
-                    for a in tag.attributes {
-                        run.attrs.push(OwnedAttr {
-                            ns: a.namespace.clone(),
-                            local: a.local.clone(),
-                            prefix: a.prefix.clone(),
-                            value: a.value.clone(),
-                        });
+                    for (i, a) in tag.attributes.iter().enumerate() {
+                        if i == run.attrs.len() {
+                            run.attrs.push(OwnedAttr {
+                                ns: None,
+                                local: String::new(),
+                                prefix: None,
+                                value: String::new(),
+                            });
+                        }
+                        if let Some(o) = run.attrs.get_mut(i) {
+                            set_opt(&mut o.ns, a.namespace.as_deref());
+                            set_str(&mut o.local, &a.local);
+                            set_opt(&mut o.prefix, a.prefix.as_deref());
+                            set_str(&mut o.value, &a.value);
+                        }
                     }
-                    let name = QName::new(tag.namespace, tag.local);
-                    let display = match tag.prefix {
-                        Some(p) => format!("{p}:{}", tag.local),
-                        None => tag.local.to_owned(),
-                    };
+                    run.nattrs = tag.attributes.len();
+                    set_opt(&mut run.cur_name.ns, tag.namespace);
+                    set_str(&mut run.cur_name.local, tag.local);
+                    run.display.clear();
+                    if let Some(p) = tag.prefix {
+                        run.display.push_str(p);
+                        run.display.push(':');
+                    }
+                    run.display.push_str(tag.local);
                     let (l, c) = (tag.line, tag.column);
-                    run.start(&reader, name, display, l, c);
+                    let display = run.intern_display();
+                    let name = std::mem::take(&mut run.cur_name);
+                    run.start(&reader, &name, display, l, c);
+                    run.cur_name = name;
                 }
                 Event::Text(t) => {
-                    let t = t.to_owned();
+                    set_str(&mut run.textbuf, t);
                     let (l, c) = reader.position();
+                    let t = std::mem::take(&mut run.textbuf);
                     run.text(&t, l, c);
+                    run.textbuf = t;
                 }
                 Event::End => {
                     let _ = (line, column);
@@ -225,6 +275,19 @@ impl Schema {
 }
 
 impl<'s> Run<'s> {
+    /// The shared name for `self.display`; the table is capped so hostile documents with
+    /// endless distinct names cannot grow it without bound.
+    fn intern_display(&mut self) -> Arc<str> {
+        if let Some(a) = self.names.get(self.display.as_str()) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(self.display.as_str());
+        if self.names.len() < 10_000 {
+            self.names.insert(a.clone());
+        }
+        a
+    }
+
     fn path(&self) -> String {
         let mut p = String::new();
         for f in &self.stack {
@@ -274,8 +337,8 @@ impl<'s> Run<'s> {
     fn start<R: BufRead>(
         &mut self,
         reader: &XmlReader<R>,
-        name: QName,
-        display: String,
+        name: &QName,
+        display: Arc<str>,
         line: u64,
         column: u64,
     ) {
@@ -287,7 +350,10 @@ impl<'s> Run<'s> {
             }
             None => &mut self.root_children,
         };
-        let index = match counts.iter_mut().find(|(n, _)| *n == display) {
+        let index = match counts
+            .iter_mut()
+            .find(|(n, _)| Arc::ptr_eq(n, &display) || **n == *display)
+        {
             Some((_, c)) => {
                 *c += 1;
                 *c
@@ -306,13 +372,13 @@ impl<'s> Run<'s> {
             Strict,
         }
         let gov = match self.stack.last_mut() {
-            None => match comps.global_elements.get(&name) {
+            None => match comps.global_elements.get(name) {
                 Some(&e) => Gov::Decl(e),
                 None => Gov::Strict,
             },
             Some(parent) => match &mut parent.mode {
                 Mode::Skip => Gov::Skip,
-                Mode::Lax => match comps.global_elements.get(&name) {
+                Mode::Lax => match comps.global_elements.get(name) {
                     Some(&e) => Gov::Decl(e),
                     None => Gov::Lax,
                 },
@@ -342,10 +408,10 @@ impl<'s> Run<'s> {
                                     for &leaf in first.iter() {
                                         match model.leaves.get(leaf as usize) {
                                             Some(LeafTerm::Element(_)) => {
-                                                if let Some((_, e)) =
-                                                    model.names.get(leaf as usize).and_then(|v| {
-                                                        v.iter().find(|(n, _)| *n == name)
-                                                    })
+                                                if let Some((_, e)) = model
+                                                    .names
+                                                    .get(leaf as usize)
+                                                    .and_then(|v| v.iter().find(|(n, _)| n == name))
                                                 {
                                                     hit = Some((leaf, Gov::Decl(*e)));
                                                     break;
@@ -358,13 +424,13 @@ impl<'s> Run<'s> {
                                                 let g = match w.process {
                                                     ProcessContents::Skip => Gov::Skip,
                                                     ProcessContents::Lax => {
-                                                        match comps.global_elements.get(&name) {
+                                                        match comps.global_elements.get(name) {
                                                             Some(&e) => Gov::Decl(e),
                                                             None => Gov::Lax,
                                                         }
                                                     }
                                                     ProcessContents::Strict => {
-                                                        match comps.global_elements.get(&name) {
+                                                        match comps.global_elements.get(name) {
                                                             Some(&e) => Gov::Decl(e),
                                                             None => Gov::Strict,
                                                         }
@@ -412,7 +478,7 @@ impl<'s> Run<'s> {
                                                 path,
                                                 msg,
                                             );
-                                            match comps.global_elements.get(&name) {
+                                            match comps.global_elements.get(name) {
                                                 Some(&e) => Gov::Decl(e),
                                                 None => Gov::Lax,
                                             }
@@ -447,11 +513,13 @@ impl<'s> Run<'s> {
         let xsi_type = self
             .attrs
             .iter()
+            .take(self.nattrs)
             .find(|a| a.ns.as_deref() == Some(XSI) && a.local == "type")
             .map(|a| a.value.clone());
         let xsi_nil = self
             .attrs
             .iter()
+            .take(self.nattrs)
             .find(|a| a.ns.as_deref() == Some(XSI) && a.local == "nil")
             .map(|a| a.value.clone());
         let mode = match gov {
@@ -545,23 +613,36 @@ impl<'s> Run<'s> {
             self.after_push(reader, None, t, line, column);
         } else if lax {
             self.lax_attributes(reader);
-            self.idc_start(&name, &[], line, column);
+            self.idc_start(name, &[], line, column);
         } else {
-            self.idc_start(&name, &[], line, column);
+            self.idc_start(name, &[], line, column);
         }
     }
 
-    fn push_frame(&mut self, name: String, index: u32, mode: Mode, line: u64, column: u64) {
-        self.stack.push(Frame {
-            name,
-            index,
-            mode,
-            children: Vec::new(),
-            text: String::new(),
-            has_children: false,
-            line,
-            column,
-        });
+    fn push_frame(&mut self, name: Arc<str>, index: u32, mode: Mode, line: u64, column: u64) {
+        match self.spare.pop() {
+            Some(mut f) => {
+                f.name = name;
+                f.index = index;
+                f.mode = mode;
+                f.children.clear();
+                f.text.clear();
+                f.has_children = false;
+                f.line = line;
+                f.column = column;
+                self.stack.push(f);
+            }
+            None => self.stack.push(Frame {
+                name,
+                index,
+                mode,
+                children: Vec::new(),
+                text: String::new(),
+                has_children: false,
+                line,
+                column,
+            }),
+        }
     }
 
     fn resolve_type<R: BufRead>(&mut self, reader: &XmlReader<R>, lexical: &str) -> Option<TypeId> {
@@ -683,7 +764,7 @@ impl<'s> Run<'s> {
                 let mut seen_uses: Vec<usize> = Vec::new();
                 // cvc-complex-type.5.2: at most one attribute of type ID per element.
                 let mut id_attributes = 0;
-                for a in &attrs {
+                for a in attrs.iter().take(self.nattrs) {
                     let shown = match &a.prefix {
                         Some(p) => format!("{p}:{}", a.local),
                         None => a.local.clone(),
@@ -774,7 +855,7 @@ impl<'s> Run<'s> {
                             &ns,
                             line,
                             column,
-                            &format!("attribute {shown}"),
+                            &|| format!("attribute {shown}"),
                             "attribute_invalid",
                         );
                         if let (Some(kv), Some(c)) = (&kv, constraint.as_ref().filter(|c| c.fixed))
@@ -825,7 +906,7 @@ impl<'s> Run<'s> {
                 }
             }
             _ => {
-                for a in &attrs {
+                for a in attrs.iter().take(self.nattrs) {
                     if a.ns.as_deref() == Some(XSI)
                         && matches!(
                             a.local.as_str(),
@@ -913,7 +994,7 @@ impl<'s> Run<'s> {
             .last()
             .map(|f| (f.line, f.column))
             .unwrap_or((0, 0));
-        for a in &attrs {
+        for a in attrs.iter().take(self.nattrs) {
             let q = QName {
                 ns: a.ns.clone(),
                 local: a.local.clone(),
@@ -926,7 +1007,7 @@ impl<'s> Run<'s> {
                     &ns,
                     line,
                     column,
-                    &format!("attribute {}", a.local),
+                    &|| format!("attribute {}", a.local),
                     "attribute_invalid",
                 );
             }
@@ -943,7 +1024,7 @@ impl<'s> Run<'s> {
         ns: &N,
         line: u64,
         column: u64,
-        what: &str,
+        what: &dyn Fn() -> String,
         code: &'static str,
     ) -> Option<KeyValue> {
         match st.validate(lexical, ns) {
@@ -990,17 +1071,20 @@ impl<'s> Run<'s> {
                             code,
                             line,
                             column,
-                            format!("{what}: '{lexical}' is not a declared notation"),
+                            format!("{}: '{lexical}' is not a declared notation", what()),
                         );
                     }
                 }
-                Some(KeyValue {
-                    value,
-                    lexical: lexical.trim().to_owned(),
-                })
+                // The lexical form is kept only for identity-constraint messages.
+                let lexical = if self.has_idcs {
+                    lexical.trim().to_owned()
+                } else {
+                    String::new()
+                };
+                Some(KeyValue { value, lexical })
             }
             Err(e) => {
-                self.error(code, line, column, format!("{what}: {e}"));
+                self.error(code, line, column, format!("{}: {e}", what()));
                 None
             }
         }
@@ -1089,7 +1173,11 @@ impl<'s> Run<'s> {
             is_nil = nil;
             let display = f.name.clone();
             let has_children = f.has_children;
-            let text = f.text.clone();
+            let text = self
+                .stack
+                .last_mut()
+                .map(|f| std::mem::take(&mut f.text))
+                .unwrap_or_default();
             let decl = elem.map(|e| &comps.elements[e]);
             if !nil {
                 if let Some(s) = state
@@ -1131,7 +1219,7 @@ impl<'s> Run<'s> {
                         &ns,
                         line,
                         column,
-                        &format!("content of <{display}>"),
+                        &|| format!("content of <{display}>"),
                         "value_invalid",
                     );
                     if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &value)
@@ -1173,7 +1261,9 @@ impl<'s> Run<'s> {
                 self.error(e.code, e.line, e.column, e.message.clone());
             }
         }
-        self.stack.pop();
+        if let Some(f) = self.stack.pop() {
+            self.spare.push(f);
+        }
     }
 
     fn expected(&mut self, model: &Arc<crate::schema::Model>, s: u32) -> String {
