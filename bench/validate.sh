@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Validation throughput / memory benchmark: our engine (gateway validate) vs xmllint --stream.
+#
+#   bench/validate.sh                 # 100 MB document
+#   SIZE_MB=20 bench/validate.sh      # other size
+#   BIG=1 bench/validate.sh           # also a ~1 GB document (our engine only; deleted afterwards)
+#
+# Needs: cargo, python3, xmllint (Debian: apt-get install libxml2-utils),
+#        GNU time at /usr/bin/time (Debian: apt-get install time).
+# Output files go to bench/out/ (gitignored).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+cd "$ROOT"
+
+SIZE_MB="${SIZE_MB:-100}"
+BIG="${BIG:-0}"
+BIG_MB="${BIG_MB:-1024}"
+SCHEMA="bench/schema/records.xsd"
+OUT="bench/out"
+GW="target/release/gateway"
+
+missing=0
+if ! command -v xmllint >/dev/null 2>&1; then
+    echo "error: xmllint not found; install it with: apt-get update && apt-get install -y libxml2-utils" >&2
+    missing=1
+fi
+if [ ! -x /usr/bin/time ] || ! /usr/bin/time -v true >/dev/null 2>&1; then
+    echo "error: GNU time (/usr/bin/time -v) not found; install it with: apt-get install -y time" >&2
+    missing=1
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "error: python3 not found; install it with: apt-get install -y python3" >&2
+    missing=1
+fi
+[ "$missing" = 0 ] || exit 2
+
+mkdir -p "$OUT"
+
+echo "== build (cargo build --release)"
+cargo build --release --quiet
+
+# measure LABEL FILE CMD... : runs CMD under /usr/bin/time -v; sets M_RC, M_SECS, M_RSS_KB.
+measure() {
+    local tf; tf="$(mktemp)"
+    local t0 t1
+    t0=$(date +%s%N)
+    set +e
+    /usr/bin/time -v -o "$tf" "$@" >/dev/null 2>"$tf.err"
+    M_RC=$?
+    set -e
+    t1=$(date +%s%N)
+    M_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+    M_RSS_KB=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$tf")
+    if [ "$M_RC" != 0 ]; then
+        echo "   (exit $M_RC) $(head -c 400 "$tf.err")" >&2
+    fi
+    rm -f "$tf" "$tf.err"
+}
+
+# best_of_two ENGINE FILE CMD... : prints a table row, fails if the command did not exit 0.
+ROWS=()
+best_of_two() {
+    local engine="$1" file="$2"; shift 2
+    local bytes best_s="" best_rss="" i
+    bytes=$(stat -c %s "$file")
+    for i in 1 2; do
+        measure "$@"
+        if [ "$M_RC" != 0 ]; then
+            echo "FAIL: $engine exited $M_RC on valid file $file" >&2
+            exit 1
+        fi
+        if [ -z "$best_s" ] || awk -v a="$M_SECS" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then
+            best_s="$M_SECS"; best_rss="$M_RSS_KB"
+        fi
+    done
+    ROWS+=("$(awk -v e="$engine" -v f="$(basename "$file")" -v s="$best_s" -v by="$bytes" -v r="$best_rss" \
+        'BEGIN { printf "%-10s %-22s %9.1f %9.3f %9.1f %10.1f", e, f, by / 1048576, s, by / 1048576 / s, r / 1024 }')")
+}
+
+print_table() {
+    printf "%-10s %-22s %9s %9s %9s %10s\n" engine file MB seconds "MB/s" "peakRSS_MB"
+    local row
+    for row in "${ROWS[@]}"; do echo "$row"; done
+}
+
+echo "== machine"
+echo "date:     $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "nproc:    $(nproc)"
+echo "cpu:      $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+echo "mem:      $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+echo "xmllint:  $(xmllint --version 2>&1 | head -n 1)"
+echo "git rev:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (dirty tree)')"
+echo "rustc:    $(rustc --version)"
+
+echo "== sanity: invalid document (one bad xs:date near the end) must be rejected"
+BAD="$OUT/records-bad-1mb.xml"
+python3 bench/gen_records.py "$BAD" 1 --bad-date
+set +e
+"$GW" validate --schema "$SCHEMA" "$BAD" >/dev/null 2>&1; gw_rc=$?
+xmllint --noout --stream --schema "$SCHEMA" "$BAD" >/dev/null 2>&1; xl_rc=$?
+set -e
+if [ "$gw_rc" != 0 ] && [ "$xl_rc" != 0 ]; then
+    echo "sanity: OK (gateway exit $gw_rc, xmllint exit $xl_rc on the invalid file)"
+else
+    echo "sanity: FAILED (gateway exit $gw_rc, xmllint exit $xl_rc; both must be non-zero)" >&2
+    exit 1
+fi
+
+echo "== generate ${SIZE_MB} MB document"
+DOC="$OUT/records-${SIZE_MB}mb.xml"
+python3 bench/gen_records.py "$DOC" "$SIZE_MB"
+ls -l "$DOC"
+
+echo "== validate (best of two runs each)"
+best_of_two gateway "$DOC" "$GW" validate --schema "$SCHEMA" "$DOC"
+best_of_two xmllint "$DOC" xmllint --noout --stream --schema "$SCHEMA" "$DOC"
+
+if [ "$BIG" = 1 ]; then
+    BIGDOC="$OUT/records-${BIG_MB}mb.xml"
+    trap 'rm -f "$BIGDOC"' EXIT
+    echo "== generate ${BIG_MB} MB document"
+    python3 bench/gen_records.py "$BIGDOC" "$BIG_MB"
+    ls -l "$BIGDOC"
+    echo "== validate big document (gateway only, best of two)"
+    best_of_two gateway "$BIGDOC" "$GW" validate --schema "$SCHEMA" "$BIGDOC"
+    rm -f "$BIGDOC"
+fi
+
+echo "== results"
+print_table
