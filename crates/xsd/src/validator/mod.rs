@@ -278,6 +278,14 @@ impl<'s> Run<'s> {
     /// The shared name for `self.display`; the table is capped so hostile documents with
     /// endless distinct names cannot grow it without bound.
     fn intern_display(&mut self) -> Arc<str> {
+        // Siblings repeat names: the parent's short list of child names usually has it.
+        let siblings = self
+            .stack
+            .last()
+            .map_or(&self.root_children, |f| &f.children);
+        if let Some((a, _)) = siblings.iter().find(|(n, _)| **n == *self.display) {
+            return a.clone();
+        }
         if let Some(a) = self.names.get(self.display.as_str()) {
             return a.clone();
         }

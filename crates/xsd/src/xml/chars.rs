@@ -112,7 +112,22 @@ pub(crate) fn qname_colon(s: &str) -> Result<Option<usize>, ()> {
 /// Counts characters (not bytes) of UTF-8 data.
 #[inline]
 pub(crate) fn count_chars(s: &[u8]) -> u64 {
-    s.iter().filter(|&&b| (b & 0xC0) != 0x80).count() as u64
+    // Eight bytes at a time: a byte starts a character unless it is 0b10xxxxxx.
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    let mut chunks = s.chunks_exact(8);
+    let mut n = 0u64;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        let starts = ((!w >> 7) | (w >> 6)) & LOW;
+        n += u64::from(starts.count_ones());
+    }
+    n + chunks
+        .remainder()
+        .iter()
+        .filter(|&&b| (b & 0xC0) != 0x80)
+        .count() as u64
 }
 
 /// A line/column cursor. Line ends are LF, CRLF and lone CR.
@@ -193,6 +208,25 @@ impl Pos {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_chars_matches_a_per_byte_count() {
+        for text in [
+            "",
+            "abc",
+            "abcdefghij",
+            "é",
+            "ééééééééé",
+            "a€b𝄞cdefghijklmnop",
+            "日本語のテキストです",
+        ] {
+            assert_eq!(
+                count_chars(text.as_bytes()),
+                text.chars().count() as u64,
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn names() {
