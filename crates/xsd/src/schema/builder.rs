@@ -221,6 +221,7 @@ impl<'a> Builder<'a> {
                 }),
                 mixed: true,
             },
+            source: None,
         }));
         self.type_memo.insert(QName::xs("anyType"), ANY_TYPE);
         let all = [
@@ -1104,6 +1105,7 @@ impl<'a> Builder<'a> {
             attributes: Vec::new(),
             attribute_wildcard: None,
             content: Content::Empty,
+            source: Some((self.docs[doc].ctx.path.clone(), node.line, node.column)),
         }));
         if let Some(q) = &name {
             self.type_memo.insert(q.clone(), id);

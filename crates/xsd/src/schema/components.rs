@@ -90,6 +90,8 @@ pub struct ComplexTypeDef {
     pub attributes: Vec<AttributeUse>,
     pub attribute_wildcard: Option<Arc<Wildcard>>,
     pub content: Content,
+    /// Where the definition is (file, line, column), for diagnostics found after building.
+    pub source: Option<(String, u32, u32)>,
 }
 
 #[derive(Debug, Clone)]

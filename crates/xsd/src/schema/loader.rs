@@ -22,28 +22,51 @@ impl Resolver {
     }
 
     /// Resolves `location` relative to the document at `base`; `Err` says why it may not be read.
-    pub fn resolve(&self, base: Option<&Path>, location: &str) -> Result<PathBuf, String> {
+    pub fn resolve(&self, base: Option<&Path>, location: &str) -> Result<PathBuf, Unresolved> {
         let loc = location.trim();
         if loc.contains("://") || loc.starts_with("file:") || loc.starts_with("urn:") {
-            return Err(format!(
-                "'{loc}' is a URL; schemas are only read from files under {}",
-                self.root.display()
-            ));
+            // Never fetched. XSD treats a location as a hint that may fail to resolve, so this
+            // is not reported by itself; references into the namespace fail with their own error.
+            return Err(Unresolved {
+                refused: false,
+                message: format!(
+                    "'{loc}' is a URL; schemas are only read from files under {}",
+                    self.root.display()
+                ),
+            });
         }
         let joined = match base.and_then(Path::parent) {
             Some(dir) if !Path::new(loc).is_absolute() => dir.join(loc),
             _ => PathBuf::from(loc),
         };
-        let canon = joined
-            .canonicalize()
-            .map_err(|e| format!("cannot open '{loc}': {e}"))?;
+        let canon = joined.canonicalize().map_err(|e| Unresolved {
+            refused: false,
+            message: format!("cannot open '{loc}': {e}"),
+        })?;
         if !canon.starts_with(&self.root) {
-            return Err(format!(
-                "'{loc}' is outside the schema directory {}",
+            return Err(Unresolved::refused(format!(
+                "'{loc}' is outside the schema directory {}; it was not read (widen the schema root to allow it)",
                 self.root.display()
-            ));
+            )));
         }
         Ok(canon)
+    }
+}
+
+/// Why a schema location was not read.
+#[derive(Debug, Clone)]
+pub struct Unresolved {
+    /// True when reading was refused by policy (URL, outside the root), not merely missing.
+    pub refused: bool,
+    pub message: String,
+}
+
+impl Unresolved {
+    fn refused(message: String) -> Self {
+        Unresolved {
+            refused: true,
+            message,
+        }
     }
 }
 
@@ -254,9 +277,18 @@ pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic
                 Ok(p) => queue.push_back((p, next_via, display.clone(), child.line, child.column)),
                 Err(why) => {
                     // XSD 1.0 §4.2.1/§4.2.3: a location that does not resolve is not itself an error
-                    // for include/import; references into the missing document fail later with
-                    // their own message. The same holds for redefine (§4.2.2).
-                    let _ = why;
+                    // for include/import/redefine; references into the missing document fail later
+                    // with their own message. A path that leaves the schema directory is refused by
+                    // policy and reported, as it is most likely a configuration mistake.
+                    if why.refused {
+                        diags.push(Diagnostic::new(
+                            DiagnosticKind::Invalid,
+                            &display,
+                            child.line,
+                            child.column,
+                            why.message,
+                        ));
+                    }
                 }
             }
         }

@@ -143,23 +143,17 @@ impl Schema {
                         let m = Model::compile(&comps, particle);
                         if id != components::ANY_TYPE {
                             let name = comps.type_name(id);
-                            if let Err(e) = m.check_edc(&comps) {
-                                diags.push(Diagnostic::new(
-                                    DiagnosticKind::Invalid,
-                                    "",
-                                    0,
-                                    0,
-                                    format!("type {name}: {e}"),
-                                ));
-                            }
-                            if let Err(e) = m.check_upa(&comps) {
-                                diags.push(Diagnostic::new(
-                                    DiagnosticKind::Invalid,
-                                    "",
-                                    0,
-                                    0,
-                                    format!("type {name}: {e}"),
-                                ));
+                            let (file, line, column) = ct.source.clone().unwrap_or_default();
+                            for check in [m.check_edc(&comps), m.check_upa(&comps)] {
+                                if let Err(e) = check {
+                                    diags.push(Diagnostic::new(
+                                        DiagnosticKind::Invalid,
+                                        &file,
+                                        line,
+                                        column,
+                                        format!("type {name}: {e}"),
+                                    ));
+                                }
                             }
                         }
                         Some(Arc::new(m))

@@ -71,7 +71,8 @@ pub struct Report {
 impl Report {
     /// True when the document is valid.
     pub fn is_valid(&self) -> bool {
-        self.violations.is_empty()
+        // A truncated report (even one capped at zero violations) found something.
+        self.violations.is_empty() && !self.truncated
     }
 }
 
@@ -131,6 +132,8 @@ struct OwnedAttr {
     local: String,
     prefix: Option<String>,
     value: String,
+    line: u64,
+    column: u64,
 }
 
 struct Ns<'a, R: BufRead>(&'a XmlReader<R>);
@@ -160,6 +163,8 @@ struct Run<'s> {
     cur_name: QName,
     display: String,
     textbuf: String,
+    /// The attribute being checked, so violations point at it (`/@name` in the path).
+    cur_attr: Option<String>,
     /// Whether any element declaration carries identity constraints.
     has_idcs: bool,
     done: bool,
@@ -202,6 +207,7 @@ impl Schema {
             cur_name: QName::default(),
             display: String::new(),
             textbuf: String::new(),
+            cur_attr: None,
             has_idcs: self.comps.elements.iter().any(|e| !e.idcs.is_empty()),
             done: false,
         };
@@ -232,6 +238,8 @@ impl Schema {
                                 local: String::new(),
                                 prefix: None,
                                 value: String::new(),
+                                line: 0,
+                                column: 0,
                             });
                         }
                         if let Some(o) = run.attrs.get_mut(i) {
@@ -239,6 +247,8 @@ impl Schema {
                             set_str(&mut o.local, &a.local);
                             set_opt(&mut o.prefix, a.prefix.as_deref());
                             set_str(&mut o.value, &a.value);
+                            o.line = a.line;
+                            o.column = a.column;
                         }
                     }
                     run.nattrs = tag.attributes.len();
@@ -265,7 +275,8 @@ impl Schema {
                 }
                 Event::End => {
                     let _ = (line, column);
-                    run.end(&reader);
+                    let end_at = reader.position();
+                    run.end(&reader, end_at);
                 }
                 Event::Eof => break,
             }
@@ -307,6 +318,13 @@ impl<'s> Run<'s> {
         }
         if p.is_empty() {
             p.push('/');
+        }
+        if let Some(a) = &self.cur_attr {
+            if !p.ends_with('/') {
+                p.push('/');
+            }
+            p.push('@');
+            p.push_str(a);
         }
         p
     }
@@ -777,6 +795,9 @@ impl<'s> Run<'s> {
                         Some(p) => format!("{p}:{}", a.local),
                         None => a.local.clone(),
                     };
+                    // Violations of this attribute point at it, not at its element.
+                    let (line, column) = (a.line, a.column);
+                    self.cur_attr = Some(shown.clone());
                     if a.ns.as_deref() == Some(XSI) {
                         match a.local.as_str() {
                             "type" | "nil" | "schemaLocation" | "noNamespaceSchemaLocation" => {}
@@ -874,7 +895,7 @@ impl<'s> Run<'s> {
                                 line,
                                 column,
                                 format!(
-                                    "attribute {shown} must be '{}', found '{}'",
+                                    "attribute {shown} must be {:?}, found {:?}",
                                     c.lexical, a.value
                                 ),
                             );
@@ -884,6 +905,7 @@ impl<'s> Run<'s> {
                         idc_attrs.push((a.ns.clone(), a.local.clone(), None));
                     }
                 }
+                self.cur_attr = None;
                 for (i, u) in ct.attributes.iter().enumerate() {
                     if seen_uses.contains(&i) {
                         continue;
@@ -997,12 +1019,9 @@ impl<'s> Run<'s> {
         let comps = self.comps();
         let ns = Ns(reader);
         let attrs = std::mem::take(&mut self.attrs);
-        let (line, column) = self
-            .stack
-            .last()
-            .map(|f| (f.line, f.column))
-            .unwrap_or((0, 0));
         for a in attrs.iter().take(self.nattrs) {
+            self.cur_attr = Some(a.local.clone());
+            let (line, column) = (a.line, a.column);
             let q = QName {
                 ns: a.ns.clone(),
                 local: a.local.clone(),
@@ -1020,6 +1039,7 @@ impl<'s> Run<'s> {
                 );
             }
         }
+        self.cur_attr = None;
         self.attrs = attrs;
     }
 
@@ -1164,7 +1184,8 @@ impl<'s> Run<'s> {
         }
     }
 
-    fn end<R: BufRead>(&mut self, reader: &XmlReader<R>) {
+    /// `end_at`: position of the end tag, where missing content is reported.
+    fn end<R: BufRead>(&mut self, reader: &XmlReader<R>, end_at: (u64, u64)) {
         let Some(f) = self.stack.last() else { return };
         let (line, column) = (f.line, f.column);
         let comps = self.comps();
@@ -1195,8 +1216,8 @@ impl<'s> Run<'s> {
                     let expected = self.expected(&model, s);
                     self.error(
                         "element_incomplete",
-                        line,
-                        column,
+                        end_at.0,
+                        end_at.1,
                         format!(
                             "<{display}> is incomplete: expected {expected} before </{display}>"
                         ),
@@ -1237,11 +1258,7 @@ impl<'s> Run<'s> {
                             "value_fixed",
                             line,
                             column,
-                            format!(
-                                "<{display}> must be '{}', found '{}'",
-                                c.lexical,
-                                lexical.trim()
-                            ),
+                            format!("<{display}> must be {:?}, found {:?}", c.lexical, lexical),
                         );
                     }
                 } else if let Some(c) = constraint.as_ref().filter(|c| c.fixed) {
@@ -1257,7 +1274,7 @@ impl<'s> Run<'s> {
                             "value_fixed",
                             line,
                             column,
-                            format!("<{display}> must be '{}', found '{}'", c.lexical, text),
+                            format!("<{display}> must be {:?}, found {:?}", c.lexical, text),
                         );
                     }
                 }
