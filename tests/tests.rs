@@ -1,3 +1,4 @@
 //! The root integration test binary: one module per area, run with `cargo test --test tests`.
 
+mod agency_samples;
 mod validate_cli;
