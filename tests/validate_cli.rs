@@ -42,6 +42,15 @@ struct Line {
 }
 
 /// Parses the violation lines of the text report for `file`.
+/// Runs `gateway validate ARGS`, asserts the exit code and returns what it printed.
+fn output<I, S>(args: I, code: i32) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    validate(args).assert().code(code).get_output().clone()
+}
+
 fn violations(stdout: &str, file: &Path) -> Vec<Line> {
     let prefix = format!("  {}:", file.display());
     stdout
@@ -64,11 +73,10 @@ fn violations(stdout: &str, file: &Path) -> Vec<Line> {
 }
 
 fn check(schema: &Path, doc: &Path, expected_exit: i32) -> (String, Vec<Line>) {
-    let out = validate(["--schema".as_ref(), schema.as_os_str(), doc.as_os_str()])
-        .assert()
-        .code(expected_exit)
-        .get_output()
-        .clone();
+    let out = output(
+        ["--schema".as_ref(), schema.as_os_str(), doc.as_os_str()],
+        expected_exit,
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8 stdout");
     let v = violations(&stdout, doc);
     (stdout, v)
@@ -203,17 +211,16 @@ fn validate_checks_every_file_and_exits_with_the_worst_outcome() {
 fn validate_json_output_parses_and_has_validity_and_violation_fields() {
     let valid = fixture("referral/valid.xml");
     let invalid = fixture("referral/invalid.xml");
-    let out = validate([
-        "--json".as_ref(),
-        "--schema".as_ref(),
-        referral_schema().as_os_str(),
-        valid.as_os_str(),
-        invalid.as_os_str(),
-    ])
-    .assert()
-    .code(1)
-    .get_output()
-    .clone();
+    let out = output(
+        [
+            "--json".as_ref(),
+            "--schema".as_ref(),
+            referral_schema().as_os_str(),
+            valid.as_os_str(),
+            invalid.as_os_str(),
+        ],
+        1,
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let files = json["files"].as_array().expect("files[]");
     assert_eq!(files.len(), 2);
@@ -243,15 +250,14 @@ fn validate_json_output_parses_and_has_validity_and_violation_fields() {
 
 #[test]
 fn validate_json_for_a_schema_that_cannot_compile_lists_diagnostics_and_exits_3() {
-    let out = validate([
-        "--json".as_ref(),
-        "--schema".as_ref(),
-        fixture("bad-schemas/undefined-type.xsd").as_os_str(),
-    ])
-    .assert()
-    .code(3)
-    .get_output()
-    .clone();
+    let out = output(
+        [
+            "--json".as_ref(),
+            "--schema".as_ref(),
+            fixture("bad-schemas/undefined-type.xsd").as_os_str(),
+        ],
+        3,
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(json["schema_valid"], false);
     let d = &json["diagnostics"][0];
@@ -290,11 +296,7 @@ fn validate_exits_3_for_a_content_model_violating_unique_particle_attribution() 
 #[test]
 fn validate_names_the_schema_file_and_line_of_a_unique_particle_attribution_violation() {
     let schema = fixture("bad-schemas/upa.xsd");
-    let out = validate(["--schema".as_ref(), schema.as_os_str()])
-        .assert()
-        .code(3)
-        .get_output()
-        .clone();
+    let out = output(["--schema".as_ref(), schema.as_os_str()], 3);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let prefix = format!("{}:", schema.display());
     let located = stderr.lines().any(|l| {
@@ -497,17 +499,16 @@ fn validate_does_not_fetch_an_http_include() {
 #[test]
 fn validate_max_errors_caps_the_list_and_says_more_were_not_shown() {
     let doc = fixture("referral/invalid.xml");
-    let out = validate([
-        "--max-errors".as_ref(),
-        "2".as_ref(),
-        "--schema".as_ref(),
-        referral_schema().as_os_str(),
-        doc.as_os_str(),
-    ])
-    .assert()
-    .code(1)
-    .get_output()
-    .clone();
+    let out = output(
+        [
+            "--max-errors".as_ref(),
+            "2".as_ref(),
+            "--schema".as_ref(),
+            referral_schema().as_os_str(),
+            doc.as_os_str(),
+        ],
+        1,
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     assert!(stdout.contains("more not shown"), "{stdout}");
     assert_eq!(violations(&stdout, &doc).len(), 2, "{stdout}");
@@ -516,18 +517,17 @@ fn validate_max_errors_caps_the_list_and_says_more_were_not_shown() {
 #[test]
 fn validate_json_max_errors_marks_the_report_truncated() {
     let doc = fixture("referral/invalid.xml");
-    let out = validate([
-        "--json".as_ref(),
-        "--max-errors".as_ref(),
-        "2".as_ref(),
-        "--schema".as_ref(),
-        referral_schema().as_os_str(),
-        doc.as_os_str(),
-    ])
-    .assert()
-    .code(1)
-    .get_output()
-    .clone();
+    let out = output(
+        [
+            "--json".as_ref(),
+            "--max-errors".as_ref(),
+            "2".as_ref(),
+            "--schema".as_ref(),
+            referral_schema().as_os_str(),
+            doc.as_os_str(),
+        ],
+        1,
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["files"][0]["truncated"], true);
     assert_eq!(

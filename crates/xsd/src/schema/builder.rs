@@ -178,18 +178,17 @@ impl<'a> Builder<'a> {
     }
 
     fn err(&mut self, doc: usize, node: &Node, msg: String) {
+        self.diag(DiagnosticKind::Invalid, doc, node, msg);
+    }
+
+    fn diag(&mut self, kind: DiagnosticKind, doc: usize, node: &Node, msg: String) {
         let path = self
             .docs
             .get(doc)
             .map(|d| d.ctx.path.as_str())
             .unwrap_or("");
-        self.diags.push(Diagnostic::new(
-            DiagnosticKind::Invalid,
-            path,
-            node.line,
-            node.column,
-            msg,
-        ));
+        self.diags
+            .push(Diagnostic::new(kind, path, node.line, node.column, msg));
     }
 
     fn register_builtins(&mut self) {
@@ -523,20 +522,7 @@ impl<'a> Builder<'a> {
         }
         if let Some(msg) = super::s4s::check(node, parent) {
             match super::s4s::split_kind(&msg) {
-                (true, text) => {
-                    let path = self
-                        .docs
-                        .get(doc)
-                        .map(|d| d.ctx.path.as_str())
-                        .unwrap_or("");
-                    self.diags.push(Diagnostic::new(
-                        DiagnosticKind::Unsupported,
-                        path,
-                        node.line,
-                        node.column,
-                        text.to_owned(),
-                    ));
-                }
+                (true, text) => self.diag(DiagnosticKind::Unsupported, doc, node, text.to_owned()),
                 (false, text) => self.err(doc, node, text.to_owned()),
             }
         }
