@@ -164,7 +164,8 @@ struct Run<'s> {
     display: String,
     textbuf: String,
     /// The attribute being checked, so violations point at it (`/@name` in the path).
-    cur_attr: Option<String>,
+    cur_attr: String,
+    cur_attr_on: bool,
     /// Whether any element declaration carries identity constraints.
     has_idcs: bool,
     done: bool,
@@ -207,7 +208,8 @@ impl Schema {
             cur_name: QName::default(),
             display: String::new(),
             textbuf: String::new(),
-            cur_attr: None,
+            cur_attr: String::new(),
+            cur_attr_on: false,
             has_idcs: self.comps.elements.iter().any(|e| !e.idcs.is_empty()),
             done: false,
         };
@@ -319,12 +321,12 @@ impl<'s> Run<'s> {
         if p.is_empty() {
             p.push('/');
         }
-        if let Some(a) = &self.cur_attr {
+        if self.cur_attr_on {
             if !p.ends_with('/') {
                 p.push('/');
             }
             p.push('@');
-            p.push_str(a);
+            p.push_str(&self.cur_attr);
         }
         p
     }
@@ -791,13 +793,14 @@ impl<'s> Run<'s> {
                 // cvc-complex-type.5.2: at most one attribute of type ID per element.
                 let mut id_attributes = 0;
                 for a in attrs.iter().take(self.nattrs) {
-                    let shown = match &a.prefix {
-                        Some(p) => format!("{p}:{}", a.local),
-                        None => a.local.clone(),
+                    let shown: std::borrow::Cow<str> = match &a.prefix {
+                        Some(p) => format!("{p}:{}", a.local).into(),
+                        None => a.local.as_str().into(),
                     };
                     // Violations of this attribute point at it, not at its element.
                     let (line, column) = (a.line, a.column);
-                    self.cur_attr = Some(shown.clone());
+                    set_str(&mut self.cur_attr, &shown);
+                    self.cur_attr_on = true;
                     if a.ns.as_deref() == Some(XSI) {
                         match a.local.as_str() {
                             "type" | "nil" | "schemaLocation" | "noNamespaceSchemaLocation" => {}
@@ -812,15 +815,10 @@ impl<'s> Run<'s> {
                         }
                         continue;
                     }
-                    let q = QName {
-                        ns: a.ns.clone(),
-                        local: a.local.clone(),
-                    };
-                    let found = ct
-                        .attributes
-                        .iter()
-                        .enumerate()
-                        .find(|(_, u)| comps.attributes[u.decl].name == q);
+                    let found =
+                        ct.attributes.iter().enumerate().find(|(_, u)| {
+                            comps.attributes[u.decl].name.is(a.ns.as_deref(), &a.local)
+                        });
                     let (st, constraint) = match found {
                         Some((i, u)) => {
                             seen_uses.push(i);
@@ -832,7 +830,11 @@ impl<'s> Run<'s> {
                         }
                         None => {
                             match &ct.attribute_wildcard {
-                                Some(w) if w.ns.allows(q.ns.as_deref()) => {
+                                Some(w) if w.ns.allows(a.ns.as_deref()) => {
+                                    let q = QName {
+                                        ns: a.ns.clone(),
+                                        local: a.local.clone(),
+                                    };
                                     match (w.process, comps.global_attributes.get(&q)) {
                                         (ProcessContents::Skip, _) => (None, None),
                                         (_, Some(&d)) => (
@@ -900,12 +902,16 @@ impl<'s> Run<'s> {
                                 ),
                             );
                         }
-                        idc_attrs.push((a.ns.clone(), a.local.clone(), kv));
+                        if self.has_idcs {
+                            idc_attrs.push((a.ns.clone(), a.local.clone(), kv));
+                        }
                     } else {
-                        idc_attrs.push((a.ns.clone(), a.local.clone(), None));
+                        if self.has_idcs {
+                            idc_attrs.push((a.ns.clone(), a.local.clone(), None));
+                        }
                     }
                 }
-                self.cur_attr = None;
+                self.cur_attr_on = false;
                 for (i, u) in ct.attributes.iter().enumerate() {
                     if seen_uses.contains(&i) {
                         continue;
@@ -1020,7 +1026,8 @@ impl<'s> Run<'s> {
         let ns = Ns(reader);
         let attrs = std::mem::take(&mut self.attrs);
         for a in attrs.iter().take(self.nattrs) {
-            self.cur_attr = Some(a.local.clone());
+            set_str(&mut self.cur_attr, &a.local);
+            self.cur_attr_on = true;
             let (line, column) = (a.line, a.column);
             let q = QName {
                 ns: a.ns.clone(),
@@ -1039,7 +1046,7 @@ impl<'s> Run<'s> {
                 );
             }
         }
-        self.cur_attr = None;
+        self.cur_attr_on = false;
         self.attrs = attrs;
     }
 
