@@ -552,3 +552,24 @@ fn validate_max_errors_zero_still_rejects_an_invalid_document() {
     // Either refused as a usage error (2) or rejected (1); never accepted.
     assert!(matches!(out.status.code(), Some(1 | 2)), "{out:?}");
 }
+
+#[test]
+fn validate_reports_a_missing_element_once_and_goes_on_checking_its_siblings() {
+    // Child c1 without its FamilyName: one "missing" error, and the siblings after it
+    // (DateOfBirth, Address, NhsNumber) are still matched against the content model.
+    let valid = std::fs::read_to_string(fixture("referral/valid.xml")).expect("fixture");
+    let broken = valid.replacen("    <FamilyName>Jones</FamilyName>\n", "", 1);
+    assert_ne!(broken, valid, "the fixture changed shape");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let doc = dir.path().join("missing-family-name.xml");
+    std::fs::write(&doc, broken).expect("write");
+    let (_, v) = check(&referral_schema(), &doc, 1);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].code, "element_unexpected");
+    assert_eq!(v[0].path, "/Referral/Child/DateOfBirth");
+    assert!(
+        v[0].message
+            .contains("missing <FamilyName> before <DateOfBirth>"),
+        "{v:#?}"
+    );
+}

@@ -100,6 +100,14 @@ impl fmt::Display for KeyValue {
     }
 }
 
+/// What governs a child element: a declaration, or a wildcard's processing mode.
+enum Gov {
+    Decl(ElemId),
+    Lax,
+    Skip,
+    Strict,
+}
+
 /// How an open element is being processed.
 enum Mode {
     /// Validated against a type.
@@ -393,12 +401,6 @@ impl<'s> Run<'s> {
         };
         let comps = self.comps();
         // Decide what governs this element.
-        enum Gov {
-            Decl(ElemId),
-            Lax,
-            Skip,
-            Strict,
-        }
         let gov = match self.stack.last_mut() {
             None => match comps.global_elements.get(name) {
                 Some(&e) => Gov::Decl(e),
@@ -432,43 +434,7 @@ impl<'s> Run<'s> {
                             match model {
                                 Some(model) => {
                                     let first = self.arena.first(s);
-                                    let mut hit: Option<(u32, Gov)> = None;
-                                    for &leaf in first.iter() {
-                                        match model.leaves.get(leaf as usize) {
-                                            Some(LeafTerm::Element(_)) => {
-                                                if let Some((_, e)) = model
-                                                    .names
-                                                    .get(leaf as usize)
-                                                    .and_then(|v| v.iter().find(|(n, _)| n == name))
-                                                {
-                                                    hit = Some((leaf, Gov::Decl(*e)));
-                                                    break;
-                                                }
-                                            }
-                                            Some(LeafTerm::Wildcard(w))
-                                                if hit.is_none()
-                                                    && w.ns.allows(name.ns.as_deref()) =>
-                                            {
-                                                let g = match w.process {
-                                                    ProcessContents::Skip => Gov::Skip,
-                                                    ProcessContents::Lax => {
-                                                        match comps.global_elements.get(name) {
-                                                            Some(&e) => Gov::Decl(e),
-                                                            None => Gov::Lax,
-                                                        }
-                                                    }
-                                                    ProcessContents::Strict => {
-                                                        match comps.global_elements.get(name) {
-                                                            Some(&e) => Gov::Decl(e),
-                                                            None => Gov::Strict,
-                                                        }
-                                                    }
-                                                };
-                                                hit = Some((leaf, g));
-                                            }
-                                            _ => {}
-                                        }
-                                    }
+                                    let hit = self.match_leaf(&model, &first, name);
                                     match hit {
                                         Some((leaf, g)) => {
                                             let next = self.arena.deriv(s, leaf);
@@ -483,7 +449,18 @@ impl<'s> Run<'s> {
                                         }
                                         None => {
                                             let expected = self.expected(&model, s);
-                                            let msg = if expected.is_empty() {
+                                            // The element may belong further on, after missing
+                                            // required ones: resume there, so later siblings are
+                                            // not all reported as unexpected too.
+                                            let resync = self.resync(&model, s, name);
+                                            let msg = if let Some((skipped, ..)) =
+                                                resync.as_ref().filter(|r| !r.0.is_empty())
+                                            {
+                                                format!(
+                                                    "missing {} before <{display}>",
+                                                    skipped.join(", ")
+                                                )
+                                            } else if expected.is_empty() {
                                                 format!(
                                                     "element <{display}> is not allowed here: no more elements are expected"
                                                 )
@@ -506,9 +483,21 @@ impl<'s> Run<'s> {
                                                 path,
                                                 msg,
                                             );
-                                            match comps.global_elements.get(name) {
-                                                Some(&e) => Gov::Decl(e),
-                                                None => Gov::Lax,
+                                            match resync {
+                                                Some((_, next, g)) => {
+                                                    if let Some(Frame {
+                                                        mode: Mode::Typed { state, .. },
+                                                        ..
+                                                    }) = self.stack.last_mut()
+                                                    {
+                                                        *state = Some(next);
+                                                    }
+                                                    g
+                                                }
+                                                None => match comps.global_elements.get(name) {
+                                                    Some(&e) => Gov::Decl(e),
+                                                    None => Gov::Lax,
+                                                },
                                             }
                                         }
                                     }
@@ -645,6 +634,90 @@ impl<'s> Run<'s> {
         } else {
             self.idc_start(name, &[], line, column);
         }
+    }
+
+    /// The leaf of `first` that accepts `name` (declarations before wildcards), and what then
+    /// governs the element.
+    fn match_leaf(
+        &self,
+        model: &crate::schema::Model,
+        first: &[u32],
+        name: &QName,
+    ) -> Option<(u32, Gov)> {
+        let comps = self.comps();
+        let mut hit: Option<(u32, Gov)> = None;
+        for &leaf in first {
+            match model.leaves.get(leaf as usize) {
+                Some(LeafTerm::Element(_)) => {
+                    if let Some((_, e)) = model
+                        .names
+                        .get(leaf as usize)
+                        .and_then(|v| v.iter().find(|(n, _)| n == name))
+                    {
+                        return Some((leaf, Gov::Decl(*e)));
+                    }
+                }
+                Some(LeafTerm::Wildcard(w)) if hit.is_none() && w.ns.allows(name.ns.as_deref()) => {
+                    let g = match (w.process, comps.global_elements.get(name)) {
+                        (ProcessContents::Skip, _) => Gov::Skip,
+                        (_, Some(&e)) => Gov::Decl(e),
+                        (ProcessContents::Lax, None) => Gov::Lax,
+                        (ProcessContents::Strict, None) => Gov::Strict,
+                    };
+                    hit = Some((leaf, g));
+                }
+                _ => {}
+            }
+        }
+        hit
+    }
+
+    /// Looks a few elements ahead of state `s` for a place where `name` fits. Returns the names
+    /// of the required elements skipped to get there, the state after `name`, and its governor.
+    /// Bounded: at most 4 skipped elements and 256 states explored.
+    fn resync(
+        &mut self,
+        model: &crate::schema::Model,
+        s: u32,
+        name: &QName,
+    ) -> Option<(Vec<String>, u32, Gov)> {
+        let mut frontier: Vec<(u32, Vec<u32>)> = vec![(s, Vec::new())];
+        let mut seen: HashSet<u32> = HashSet::from([s]);
+        for _depth in 0..4 {
+            let mut next_frontier = Vec::new();
+            for (st, path) in frontier {
+                let first = self.arena.first(st);
+                for &leaf in first.iter() {
+                    let next = self.arena.deriv(st, leaf);
+                    if self.arena.is_null(next) || !seen.insert(next) || seen.len() > 256 {
+                        continue;
+                    }
+                    let mut p = path.clone();
+                    p.push(leaf);
+                    let after = self.arena.first(next);
+                    if let Some((hit_leaf, g)) = self.match_leaf(model, &after, name) {
+                        let state = self.arena.deriv(next, hit_leaf);
+                        let comps = self.comps();
+                        let skipped = p
+                            .iter()
+                            .map(|l| match model.leaves.get(*l as usize) {
+                                Some(LeafTerm::Element(e)) => {
+                                    format!("<{}>", comps.elements[*e].name.local)
+                                }
+                                _ => model.describe(comps, *l),
+                            })
+                            .collect();
+                        return Some((skipped, state, g));
+                    }
+                    next_frontier.push((next, p));
+                }
+            }
+            if next_frontier.is_empty() {
+                break;
+            }
+            frontier = next_frontier;
+        }
+        None
     }
 
     fn push_frame(&mut self, name: Arc<str>, index: u32, mode: Mode, line: u64, column: u64) {
