@@ -331,6 +331,54 @@ impl Arena {
         }
     }
 
+    /// Rebuilds the arena with only the states in `live` (and what they refer to), rewriting
+    /// the ids in place. Called when a document has made the arena large (big finite
+    /// `maxOccurs` make a new state per repetition), so memory stays bounded by depth.
+    pub fn compact(&mut self, live: &mut [&mut Id]) {
+        let mut fresh = Arena::default();
+        fresh.init();
+        let mut map: HashMap<Id, Id> = HashMap::new();
+        for id in live.iter_mut() {
+            **id = self.copy_into(**id, &mut fresh, &mut map, 0);
+        }
+        *self = fresh;
+    }
+
+    fn copy_into(&self, id: Id, fresh: &mut Arena, map: &mut HashMap<Id, Id>, depth: u32) -> Id {
+        if let Some(&n) = map.get(&id) {
+            return n;
+        }
+        if depth > 10_000 {
+            return NULL;
+        }
+        let new = match self.nodes.get(id as usize).cloned() {
+            None | Some(Node::Null) => NULL,
+            Some(Node::Empty) => EMPTY,
+            Some(Node::Leaf(l)) => fresh.intern(Node::Leaf(l)),
+            Some(Node::Seq(a, b)) => {
+                let (a, b) = (
+                    self.copy_into(a, fresh, map, depth + 1),
+                    self.copy_into(b, fresh, map, depth + 1),
+                );
+                fresh.intern(Node::Seq(a, b))
+            }
+            Some(Node::Alt(v)) => {
+                let v: Box<[Id]> = v
+                    .iter()
+                    .map(|x| self.copy_into(*x, fresh, map, depth + 1))
+                    .collect();
+                fresh.intern(Node::Alt(v))
+            }
+            Some(Node::Rep(e, min, max)) => {
+                let e = self.copy_into(e, fresh, map, depth + 1);
+                fresh.intern(Node::Rep(e, min, max))
+            }
+            Some(n @ Node::All { .. }) => fresh.intern(n),
+        };
+        map.insert(id, new);
+        new
+    }
+
     /// Number of interned states (for memory bounds).
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -655,6 +703,30 @@ mod tests {
         let s2 = a.deriv(s, 0);
         assert!(a.nullable(s2));
         assert!(a.len() < 10);
+    }
+
+    #[test]
+    fn compaction_keeps_live_states_and_their_behaviour() {
+        // a{0,100000} then b: every a makes a new state; compaction keeps only the live one.
+        let rx = Rx::Seq(vec![Rx::Rep(Box::new(leaf(0)), 0, Some(100_000)), leaf(1)]);
+        let mut a = Arena::default();
+        let mut s = a.intern_rx(&rx);
+        for _ in 0..1000 {
+            s = a.deriv(s, 0);
+        }
+        let before = a.len();
+        let mut other = a.intern_rx(&Rx::Leaf(7));
+        a.compact(&mut [&mut s, &mut other]);
+        assert!(
+            a.len() < 20 && a.len() < before,
+            "{} states after compaction, {before} before",
+            a.len()
+        );
+        let done = a.deriv(s, 1);
+        assert!(a.nullable(done));
+        assert!(!a.nullable(s));
+        let other_done = a.deriv(other, 7);
+        assert!(a.nullable(other_done));
     }
 
     #[test]

@@ -100,6 +100,9 @@ impl fmt::Display for KeyValue {
     }
 }
 
+/// Automaton states kept before the arena is compacted to the live ones.
+const ARENA_COMPACT_AT: usize = 50_000;
+
 /// What governs a child element: a declaration, or a wildcard's processing mode.
 enum Gov {
     Decl(ElemId),
@@ -378,6 +381,21 @@ impl<'s> Run<'s> {
         line: u64,
         column: u64,
     ) {
+        // Large finite maxOccurs make a new automaton state per repetition; keep only the live
+        // ones so memory stays bounded by depth, not document length.
+        if self.arena.len() > ARENA_COMPACT_AT {
+            let mut live: Vec<&mut u32> = self
+                .stack
+                .iter_mut()
+                .filter_map(|f| match &mut f.mode {
+                    Mode::Typed {
+                        state: Some(st), ..
+                    } => Some(st),
+                    _ => None,
+                })
+                .collect();
+            self.arena.compact(&mut live);
+        }
         // Position among siblings, for the path.
         let counts = match self.stack.last_mut() {
             Some(f) => {
