@@ -131,6 +131,19 @@ fn derivation_set(v: Option<&str>, allowed: &[&str]) -> Result<DerivSet, String>
     Ok(s)
 }
 
+/// The methods of `allowed` that `v` names (`#all` names them all); other tokens are ignored.
+fn derivation_flags(v: Option<&str>, allowed: &[&str]) -> DerivSet {
+    let mut s = DerivSet::default();
+    for tok in v.unwrap_or("").split_ascii_whitespace() {
+        for a in allowed {
+            if tok == "#all" || tok == *a {
+                set_flag(&mut s, a);
+            }
+        }
+    }
+    s
+}
+
 fn set_flag(s: &mut DerivSet, tok: &str) {
     match tok {
         "extension" => s.extension = true,
@@ -744,23 +757,18 @@ impl<'a> Builder<'a> {
 
     /// `<xs:simpleType>`: restriction, list or union.
     fn simple_type(&mut self, doc: usize, node: &'a Node, name: Option<QName>) -> Option<TypeId> {
-        let final_default = self.docs[doc].root.attr("finalDefault");
-        let fin = match node
-            .attr("final")
-            .or(if name.is_some() { final_default } else { None })
-        {
-            Some(v) => match derivation_set(Some(v), &["restriction", "list", "union"]) {
-                Ok(s) => s,
-                Err(e) => {
-                    // finalDefault may carry 'extension', which simple types ignore.
-                    if node.attr("final").is_some() {
-                        self.err(doc, node, format!("final: {e}"));
-                    }
-                    derivation_set(Some(v), &["restriction", "list", "union", "extension"])
-                        .unwrap_or_default()
-                }
-            },
-            None => DerivSet::default(),
+        // finalDefault applies to named simple types; it may also list 'extension', which
+        // simple types ignore.
+        let fin = if name.is_some() || node.attr("final").is_some() {
+            self.deriv_attr(
+                doc,
+                node,
+                "final",
+                "finalDefault",
+                &["restriction", "list", "union"],
+            )
+        } else {
+            DerivSet::default()
         };
         if name.is_none() && node.attr("name").is_some() {
             self.err(
@@ -1000,6 +1008,9 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// A `block`/`final` value: the element's own attribute (checked strictly), else the
+    /// schema's default (checked once by the shape rules; here only the methods that apply to
+    /// this kind of component are kept).
     fn deriv_attr(
         &mut self,
         doc: usize,
@@ -1008,46 +1019,12 @@ impl<'a> Builder<'a> {
         default_attr: &str,
         allowed: &[&str],
     ) -> DerivSet {
-        let own = node.attr(attr);
-        let v = own.or_else(|| self.docs[doc].root.attr(default_attr));
-        match derivation_set(v, allowed) {
-            Ok(s) => s,
-            Err(e) => {
-                if own.is_some() {
-                    self.err(doc, node, format!("{attr}: {e}"));
-                } else {
-                    // Defaults may name methods that do not apply to this component.
-                    let mut all = vec!["extension", "restriction", "substitution", "list", "union"];
-                    all.retain(|x| !allowed.contains(x));
-                    let mut wide = allowed.to_vec();
-                    wide.extend(all);
-                    let mut s = derivation_set(v, &wide).unwrap_or_default();
-                    let mut keep = DerivSet::default();
-                    for a in allowed {
-                        let on = match *a {
-                            "extension" => s.extension,
-                            "restriction" => s.restriction,
-                            "substitution" => s.substitution,
-                            "list" => s.list,
-                            _ => s.union,
-                        };
-                        if on {
-                            set_flag(&mut keep, a);
-                        }
-                    }
-                    s = keep;
-                    if s == DerivSet::default()
-                        && !v.is_some_and(|v| {
-                            v.split_ascii_whitespace()
-                                .all(|t| wide.contains(&t) || t == "#all")
-                        })
-                    {
-                        self.err(doc, &self.docs[doc].root, format!("{default_attr}: {e}"));
-                    }
-                    return s;
-                }
+        match node.attr(attr) {
+            Some(own) => derivation_set(Some(own), allowed).unwrap_or_else(|e| {
+                self.err(doc, node, format!("{attr}: {e}"));
                 DerivSet::default()
-            }
+            }),
+            None => derivation_flags(self.docs[doc].root.attr(default_attr), allowed),
         }
     }
 
@@ -1381,16 +1358,6 @@ impl<'a> Builder<'a> {
         let saved = self.self_ref.take();
         if let Some((own, hidden)) = def.redefines.clone() {
             self.self_ref = Some((Kind::Group, own, hidden));
-            let refs = count_refs(def.node, "group", &|v| {
-                v.rsplit(':').next() == Some(q.local.as_str())
-            });
-            if refs > 1 {
-                self.err(
-                    def.doc,
-                    def.node,
-                    format!("a redefinition of group {q} may refer to the original at most once"),
-                );
-            }
         }
         let body = def.node.xs_children().next();
         let p = match body {
@@ -2188,12 +2155,6 @@ impl<'a> Builder<'a> {
         let saved = self.self_ref.take();
         if let Some((own, hidden)) = def.redefines.clone() {
             self.self_ref = Some((Kind::AttributeGroup, own, hidden));
-            let refs = count_refs(def.node, "attributeGroup", &|v| {
-                v.rsplit(':').next() == Some(q.local.as_str())
-            });
-            if refs > 1 {
-                self.err(def.doc, def.node, format!("a redefinition of attribute group {q} may refer to the original at most once"));
-            }
         }
         let set = self.attr_set(def.doc, def.node);
         self.self_ref = saved;
@@ -2648,15 +2609,6 @@ fn collect_refs<'n>(node: &'n Node, local: &str, name: &str) -> Vec<&'n Node> {
         stack.extend(n.children.iter());
     }
     out
-}
-
-fn count_refs(node: &Node, local: &str, matches: &dyn Fn(&str) -> bool) -> usize {
-    let own = usize::from(node.is_xs(local) && node.attr("ref").is_some_and(matches));
-    own + node
-        .children
-        .iter()
-        .map(|c| count_refs(c, local, matches))
-        .sum::<usize>()
 }
 
 /// The `xml:` attributes (lang, space, base, id) are known without importing xml.xsd.

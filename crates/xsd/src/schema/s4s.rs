@@ -239,13 +239,27 @@ pub fn split_kind(msg: &str) -> (bool, &str) {
 /// The schema-for-schemas type of an unqualified attribute value, by attribute name.
 fn check_value(node: &Node, name: &str, value: &str) -> Option<String> {
     use crate::datatypes::{BuiltinType as B, builtin};
+    let methods: Option<&[&str]> = match name {
+        "blockDefault" => Some(&["extension", "restriction", "substitution"]),
+        "finalDefault" => Some(&["extension", "restriction", "list", "union"]),
+        _ => None,
+    };
+    if let Some(allowed) = methods {
+        let v = value.trim();
+        let ok = v == "#all" || v.split_ascii_whitespace().all(|t| allowed.contains(&t));
+        return (!ok).then(|| {
+            format!(
+                "{name}='{value}' must be #all or a list of {}",
+                allowed.join(", ")
+            )
+        });
+    }
     let enumerated: Option<&[&str]> = match name {
         "elementFormDefault" | "attributeFormDefault" | "form" => {
             Some(&["qualified", "unqualified"])
         }
         "use" => Some(&["optional", "required", "prohibited"]),
         "processContents" => Some(&["strict", "lax", "skip"]),
-        "whiteSpace" => None,
         _ => None,
     };
     if let Some(allowed) = enumerated {
@@ -255,11 +269,9 @@ fn check_value(node: &Node, name: &str, value: &str) -> Option<String> {
     }
     let bt = match name {
         "id" | "name" => B::NCName,
-        "mixed" | "abstract" | "nillable" | "fixed"
-            if node.local != "element" && node.local != "attribute" || name != "fixed" =>
-        {
-            B::Boolean
-        }
+        // `fixed` is a value on element and attribute declarations, a boolean on facets.
+        "fixed" if node.local == "element" || node.local == "attribute" => return None,
+        "mixed" | "abstract" | "nillable" | "fixed" => B::Boolean,
         "ref" | "type" | "base" | "itemType" | "substitutionGroup" | "refer" => B::QName,
         "targetNamespace" | "schemaLocation" | "system" | "source" => B::AnyUri,
         "version" | "public" => B::Token,
