@@ -100,6 +100,9 @@ impl fmt::Display for KeyValue {
     }
 }
 
+/// Distinct child names whose positions are counted per element, for `[n]` in paths.
+const MAX_TRACKED_CHILD_NAMES: usize = 1024;
+
 /// Automaton states kept before the arena is compacted to the live ones.
 const ARENA_COMPACT_AT: usize = 50_000;
 
@@ -228,7 +231,6 @@ impl Schema {
             if run.done {
                 break;
             }
-            let (line, column) = reader.position();
             let ev = match reader.next() {
                 Ok(ev) => ev,
                 Err(e) => {
@@ -287,7 +289,6 @@ impl Schema {
                     run.textbuf = t;
                 }
                 Event::End => {
-                    let _ = (line, column);
                     let end_at = reader.position();
                     run.end(&reader, end_at);
                 }
@@ -404,6 +405,7 @@ impl<'s> Run<'s> {
             }
             None => &mut self.root_children,
         };
+        let tracked = counts.len();
         let index = match counts
             .iter_mut()
             .find(|(n, _)| Arc::ptr_eq(n, &display) || **n == *display)
@@ -412,10 +414,13 @@ impl<'s> Run<'s> {
                 *c += 1;
                 *c
             }
-            None => {
+            // Distinct child names are tracked up to a bound (a hostile document may use
+            // endless names, e.g. under a skip wildcard); past it, paths omit the `[n]`.
+            None if tracked < MAX_TRACKED_CHILD_NAMES => {
                 counts.push((display.clone(), 1));
                 1
             }
+            None => 0,
         };
         let comps = self.comps();
         // Decide what governs this element.
@@ -565,9 +570,7 @@ impl<'s> Run<'s> {
                     .as_deref()
                     .and_then(|t| self.resolve_type(reader, t))
                 {
-                    Some(t) => {
-                        self.typed_mode(reader, None, t, xsi_nil.as_deref(), line, column, &display)
-                    }
+                    Some(t) => self.typed_mode(None, t, xsi_nil.as_deref(), line, column, &display),
                     None => {
                         if matches!(gov, Gov::Strict) {
                             let msg = if self.stack.is_empty() {
@@ -621,15 +624,7 @@ impl<'s> Run<'s> {
                         )),
                     }
                 }
-                let mode = self.typed_mode(
-                    reader,
-                    Some(e),
-                    t,
-                    xsi_nil.as_deref(),
-                    line,
-                    column,
-                    &display,
-                );
+                let mode = self.typed_mode(Some(e), t, xsi_nil.as_deref(), line, column, &display);
                 self.push_frame(display, index, mode, line, column);
                 for (code, msg) in problems {
                     self.error(code, line, column, msg);
@@ -646,10 +641,10 @@ impl<'s> Run<'s> {
         self.push_frame(display, index, mode, line, column);
         if let Some(t) = typed {
             self.after_push(reader, None, t, line, column);
-        } else if lax {
-            self.lax_attributes(reader);
-            self.idc_start(name, &[], line, column);
         } else {
+            if lax {
+                self.lax_attributes(reader);
+            }
             self.idc_start(name, &[], line, column);
         }
     }
@@ -778,9 +773,8 @@ impl<'s> Run<'s> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn typed_mode<R: BufRead>(
+    fn typed_mode(
         &mut self,
-        reader: &XmlReader<R>,
         elem: Option<ElemId>,
         t: TypeId,
         xsi_nil: Option<&str>,
@@ -788,7 +782,6 @@ impl<'s> Run<'s> {
         column: u64,
         display: &str,
     ) -> Mode {
-        let _ = reader;
         let comps = self.comps();
         let mut nil = false;
         let mut errs: Vec<(&'static str, String)> = Vec::new();
@@ -1179,6 +1172,17 @@ impl<'s> Run<'s> {
                             for r in norm.split_ascii_whitespace() {
                                 if self.idrefs.len() < self.opts.max_table_entries {
                                     self.idrefs.push((r.to_owned(), line, column, self.path()));
+                                } else {
+                                    // An IDREF that is not kept cannot be checked: say so rather
+                                    // than let the document pass unchecked.
+                                    let max = self.opts.max_table_entries;
+                                    self.error(
+                                        "xml_limit_exceeded",
+                                        line,
+                                        column,
+                                        format!("more than {max} IDREF values"),
+                                    );
+                                    break;
                                 }
                             }
                         }
