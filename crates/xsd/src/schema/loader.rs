@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::document::{self, Node};
 use super::{Diagnostic, DiagnosticKind};
@@ -84,7 +85,8 @@ pub struct DocCtx {
 /// A schema document with its context.
 #[derive(Debug)]
 pub struct Doc {
-    pub root: Node,
+    /// Shared by every inclusion of the same file (chameleon includes differ only in `ctx`).
+    pub root: Rc<Node>,
     pub ctx: DocCtx,
 }
 
@@ -115,7 +117,7 @@ pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic
             )),
         }
     }
-    let mut text_cache: HashMap<PathBuf, Option<Node>> = HashMap::new();
+    let mut text_cache: HashMap<PathBuf, Option<Rc<Node>>> = HashMap::new();
     while let Some((path, via, from, line, col)) = queue.pop_front() {
         if docs.len() > 10_000 {
             diags.push(Diagnostic::new(
@@ -132,7 +134,7 @@ pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic
             .entry(path.clone())
             .or_insert_with(|| match std::fs::read_to_string(&path) {
                 Ok(text) => match document::parse(&display, &text) {
-                    Ok(n) => Some(n),
+                    Ok(n) => Some(Rc::new(n)),
                     Err(e) => {
                         diags.push(Diagnostic::new(
                             DiagnosticKind::Invalid,
@@ -218,8 +220,7 @@ pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic
         if seen.contains_key(&key) {
             continue;
         }
-        // Cloning the tree per chameleon namespace keeps each inclusion's context separate.
-        let root = clone_node(node);
+        let root = Rc::clone(node);
         let ctx = DocCtx {
             path: display.clone(),
             tns: tns.clone(),
@@ -302,26 +303,5 @@ fn show_ns(ns: &Option<String>) -> String {
     match ns {
         Some(n) => format!("'{n}'"),
         None => "no namespace".to_owned(),
-    }
-}
-
-fn clone_node(n: &Node) -> Node {
-    Node {
-        ns: n.ns.clone(),
-        local: n.local.clone(),
-        attrs: n
-            .attrs
-            .iter()
-            .map(|a| document::Attr {
-                ns: a.ns.clone(),
-                local: a.local.clone(),
-                value: a.value.clone(),
-            })
-            .collect(),
-        children: n.children.iter().map(clone_node).collect(),
-        has_text: n.has_text,
-        scope: n.scope.clone(),
-        line: n.line,
-        column: n.column,
     }
 }
