@@ -37,4 +37,5 @@ pub mod xsdregex;
 
 pub use schema::{Diagnostic, DiagnosticKind, Schema, SchemaError};
 pub use validator::{Options, Report, Violation};
+pub use names::QName;
 pub use xml::Limits;

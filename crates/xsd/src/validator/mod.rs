@@ -23,6 +23,10 @@ pub struct Options {
     pub max_errors: usize,
     /// Bound on the ID/IDREF and identity-constraint tables (entries).
     pub max_table_entries: usize,
+    /// Element paths from the root (e.g. `Referral`, `Header`, `MessageId`) whose text the
+    /// report hands back, first occurrence only, so callers read a header field without a
+    /// second parse.
+    pub capture: Vec<Vec<QName>>,
 }
 
 impl Default for Options {
@@ -31,6 +35,7 @@ impl Default for Options {
             limits: Limits::default(),
             max_errors: 100,
             max_table_entries: 1_000_000,
+            capture: Vec::new(),
         }
     }
 }
@@ -66,7 +71,15 @@ pub struct Report {
     pub truncated: bool,
     /// Bytes read.
     pub bytes: u64,
+    /// The root element's name, once its start tag was read.
+    pub root: Option<QName>,
+    /// Text of the first element at each of [`Options::capture`]'s paths (at most
+    /// [`CAPTURE_MAX`] characters, trimmed), in the same order.
+    pub captured: Vec<Option<String>>,
 }
+
+/// Longest captured text kept (characters).
+pub const CAPTURE_MAX: usize = 256;
 
 impl Report {
     /// True when the document is valid.
@@ -183,6 +196,8 @@ struct Run<'s> {
     /// Whether any element declaration carries identity constraints.
     has_idcs: bool,
     done: bool,
+    /// Per capture path: how many of its leading steps match the open elements.
+    cap_match: Vec<usize>,
 }
 
 fn set_opt(dst: &mut Option<String>, src: Option<&str>) {
@@ -226,7 +241,9 @@ impl Schema {
             cur_attr_on: false,
             has_idcs: self.comps.elements.iter().any(|e| !e.idcs.is_empty()),
             done: false,
+            cap_match: vec![0; opts.capture.len()],
         };
+        run.report.captured = vec![None; opts.capture.len()];
         loop {
             if run.done {
                 break;
@@ -382,6 +399,15 @@ impl<'s> Run<'s> {
         line: u64,
         column: u64,
     ) {
+        if self.stack.is_empty() && self.report.root.is_none() {
+            self.report.root = Some(name.clone());
+        }
+        let depth = self.stack.len();
+        for (m, path) in self.cap_match.iter_mut().zip(&self.opts.capture) {
+            if *m == depth && path.get(depth) == Some(name) {
+                *m = depth + 1;
+            }
+        }
         // Large finite maxOccurs make a new automaton state per repetition; keep only the live
         // ones so memory stays bounded by depth, not document length.
         if self.arena.len() > ARENA_COMPACT_AT {
@@ -1289,6 +1315,20 @@ impl<'s> Run<'s> {
     /// `end_at`: position of the end tag, where missing content is reported.
     fn end<R: BufRead>(&mut self, reader: &XmlReader<R>, end_at: (u64, u64)) {
         let Some(f) = self.stack.last() else { return };
+        let depth = self.stack.len();
+        for ((m, path), got) in self
+            .cap_match
+            .iter_mut()
+            .zip(&self.opts.capture)
+            .zip(self.report.captured.iter_mut())
+        {
+            if *m == depth {
+                if depth == path.len() && got.is_none() {
+                    *got = Some(f.text.trim().chars().take(CAPTURE_MAX).collect());
+                }
+                *m = depth - 1;
+            }
+        }
         let (line, column) = (f.line, f.column);
         let comps = self.comps();
         let mut value: Option<KeyValue> = None;
