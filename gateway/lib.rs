@@ -13,3 +13,13 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod config;
+pub mod envelope;
+pub mod fsio;
+pub mod keyring;
+pub mod pipeline;
+pub mod quarantine;
+pub mod rejection;
+pub mod sinks;
+pub mod store;
+pub mod validation;

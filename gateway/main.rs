@@ -1,21 +1,40 @@
-//! The `gateway` binary: parse the command line and dispatch to a subcommand.
+//! The `gateway` binary: parse the command line, load the configuration, dispatch.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use gateway::cli::{self, exit};
+use gateway::config::Config;
 
-/// Secure file-exchange gateway.
+/// Secure file-exchange gateway: opens sealed (age + CMS) XML payloads, verifies and validates
+/// them, and forwards them durably to the hub's integration queue.
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version, about)]
 struct Cli {
+    /// Configuration file (default: ./gateway.toml when present, else embedded defaults).
+    #[arg(long, global = true, env = "GATEWAY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Open, verify and validate sealed files offline (exit 0 all accepted, 1 any rejected).
+    Check(cli::check::Args),
     /// Validate XML documents against XML Schemas (exit 0 valid, 1 invalid, 2 usage/I/O, 3 schema cannot be compiled).
-    Validate(gateway::cli::validate::Args),
+    Validate(cli::validate::Args),
+    /// Sign an XML document (CMS) and encrypt it with age, as an agency does.
+    Seal(cli::seal::Args),
+    /// The gateway's own keys.
+    #[command(subcommand)]
+    Keys(cli::keys::Command),
+    /// Agencies and their signing certificates.
+    #[command(subcommand)]
+    Agency(cli::agency::Command),
+    /// Load the configuration, schemas and keys, and explain any mistake.
+    CheckConfig(cli::check_config::Args),
 }
 
 fn main() -> ExitCode {
@@ -24,14 +43,41 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() {
-                gateway::cli::exit::USAGE
+                exit::USAGE
             } else {
-                gateway::cli::exit::OK
+                exit::OK
             });
         }
     };
-    let code = match &cli.command {
-        Command::Validate(args) => gateway::cli::validate::run(args),
-    };
-    ExitCode::from(code)
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    // Commands that need no configuration run without one.
+    match &cli.command {
+        Command::Validate(args) => return Ok(cli::validate::run(args)),
+        Command::Seal(args) => return cli::seal::run(args),
+        _ => {}
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    match &cli.command {
+        Command::Check(args) => cli::check::run(args, &config),
+        Command::Keys(cmd) => cli::keys::run(cmd, &config),
+        Command::Agency(cmd) => cli::agency::run(cmd, &config),
+        Command::CheckConfig(args) => cli::check_config::run(args, &config),
+        Command::Validate(_) | Command::Seal(_) => unreachable!("handled above"),
+    }
 }

@@ -2,6 +2,11 @@
 //! contract: 0 success/valid, 1 rejected/invalid, 2 usage, configuration or I/O error,
 //! 3 a schema that cannot be compiled.
 
+pub mod agency;
+pub mod check;
+pub mod check_config;
+pub mod keys;
+pub mod seal;
 pub mod validate;
 
 /// Exit codes shared by every subcommand.

@@ -35,7 +35,7 @@ pub mod validator;
 pub mod xml;
 pub mod xsdregex;
 
+pub use names::QName;
 pub use schema::{Diagnostic, DiagnosticKind, Schema, SchemaError};
 pub use validator::{Options, Report, Violation};
-pub use names::QName;
 pub use xml::Limits;

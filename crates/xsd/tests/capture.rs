@@ -12,15 +12,15 @@ const XSD: &str = r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"
   </xs:sequence></xs:complexType></xs:element>
 </xs:schema>"#;
 
-fn compile() -> xsd::Schema {
-    let dir = tempfile_dir();
+fn compile(name: &str) -> xsd::Schema {
+    let dir = tempfile_dir(name);
     let path = dir.join("s.xsd");
     std::fs::write(&path, XSD).unwrap();
     xsd::Schema::compile(std::slice::from_ref(&path), &dir).unwrap()
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("xsd-capture-{}", std::process::id()));
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("xsd-capture-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -28,7 +28,10 @@ fn tempfile_dir() -> std::path::PathBuf {
 fn opts() -> xsd::Options {
     let q = |l: &str| QName::new(Some("urn:t"), l);
     xsd::Options {
-        capture: vec![vec![q("Msg"), q("Header"), q("Id")], vec![q("Msg"), q("Nope")]],
+        capture: vec![
+            vec![q("Msg"), q("Header"), q("Id")],
+            vec![q("Msg"), q("Nope")],
+        ],
         ..Default::default()
     }
 }
@@ -36,7 +39,7 @@ fn opts() -> xsd::Options {
 #[test]
 fn capture_returns_the_text_at_the_exact_path_and_the_root_name() {
     let doc = r#"<m:Msg xmlns:m="urn:t"><m:Header><m:Id> abc-1 </m:Id></m:Header><m:Id>other</m:Id></m:Msg>"#;
-    let r = compile().validate(doc.as_bytes(), &opts());
+    let r = compile("exact").validate(doc.as_bytes(), &opts());
     assert!(r.is_valid(), "{:?}", r.violations);
     assert_eq!(r.root, Some(QName::new(Some("urn:t"), "Msg")));
     assert_eq!(r.captured, vec![Some("abc-1".to_owned()), None]);
@@ -45,7 +48,7 @@ fn capture_returns_the_text_at_the_exact_path_and_the_root_name() {
 #[test]
 fn capture_ignores_same_local_name_in_another_namespace() {
     let doc = r#"<Msg xmlns="urn:t"><Header><Id xmlns="urn:other">x</Id></Header></Msg>"#;
-    let r = compile().validate(doc.as_bytes(), &opts());
+    let r = compile("other-ns").validate(doc.as_bytes(), &opts());
     assert!(!r.is_valid());
     assert_eq!(r.captured, vec![None, None]);
 }

@@ -1,0 +1,101 @@
+//! `gateway agency`: register agencies and their signing certificates.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::exit;
+use crate::config::Config;
+use crate::keyring::agencies;
+
+/// `gateway agency ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Register an agency (creates `keys/agencies/<NAME>/`).
+    Add {
+        /// Short name: a-z, 0-9 and '-'.
+        name: String,
+        /// Name shown to people (default: NAME).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List registered agencies and how many certificates each has pinned.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage an agency's signing certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+/// `gateway agency cert ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum CertCommand {
+    /// Pin a signing certificate (PEM) for an agency.
+    Add {
+        /// The agency.
+        name: String,
+        /// The certificate file.
+        cert: PathBuf,
+    },
+}
+
+/// Runs `gateway agency`.
+pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
+    let keys = &config.keys;
+    match cmd {
+        Command::Add { name, display_name } => {
+            let made = agencies::add(keys, name, display_name.as_deref().unwrap_or(name))?;
+            println!(
+                "{} {name}",
+                if made {
+                    "registered"
+                } else {
+                    "already registered:"
+                }
+            );
+            Ok(exit::OK)
+        }
+        Command::List { json } => {
+            let list = agencies::list(keys)?;
+            let rows: Vec<_> = list
+                .iter()
+                .map(|a| {
+                    let dir = agencies::agency_dir(keys, &a.name);
+                    let count = |sub: &str| {
+                        std::fs::read_dir(dir.join(sub))
+                            .map(|d| d.flatten().count())
+                            .unwrap_or(0)
+                    };
+                    (a, count("certs"), count("anchors"))
+                })
+                .collect();
+            if *json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(a, c, t)| {
+                        json!({"name": a.name, "display_name": a.display_name, "pinned_certificates": c, "trust_anchors": t})
+                    })
+                    .collect();
+                println!("{}", json!({ "agencies": v }));
+            } else {
+                for (a, c, t) in rows {
+                    println!(
+                        "{:<16} {:<28} {c} pinned, {t} anchors",
+                        a.name, a.display_name
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Cert(CertCommand::Add { name, cert }) => {
+            let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+            let fp = agencies::add_cert(keys, name, &pem)?;
+            println!("pinned {fp} for {name}");
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `gateway check-config`: load everything the gateway needs and explain any mistake.
+
+use serde_json::json;
+
+use super::exit;
+use crate::config::Config;
+use crate::keyring::{Keyring, agencies};
+use crate::validation::Catalog;
+
+/// Arguments of `gateway check-config`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs every start-up check and prints one line per check.
+pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
+    let mut checks: Vec<(&str, Result<String, String>)> = Vec::new();
+    let catalog = Catalog::load(&config.schemas);
+    checks.push((
+        "schemas",
+        match &catalog {
+            Ok(c) => Ok(format!(
+                "{} message types compiled from {}",
+                c.entries().len(),
+                config.schemas.display()
+            )),
+            Err(e) => Err(format!("{e:#}")),
+        },
+    ));
+    let keyring = Keyring::load(&config.keys);
+    checks.push((
+        "keys",
+        match &keyring {
+            Ok(k) => Ok(format!(
+                "{} active identit{}; seal to {}",
+                k.identities.active().len(),
+                if k.identities.active().len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                k.identities.current_recipient().unwrap_or("?")
+            )),
+            Err(e) => Err(e.to_string()),
+        },
+    ));
+    let registered = agencies::list(&config.keys).unwrap_or_default();
+    if let Ok(c) = &catalog {
+        let missing: Vec<String> = c
+            .entries()
+            .iter()
+            .flat_map(|e| e.agencies.iter())
+            .filter(|a| !registered.iter().any(|r| &&r.name == a))
+            .cloned()
+            .collect();
+        checks.push((
+            "agencies",
+            if missing.is_empty() {
+                Ok(format!("{} registered", registered.len()))
+            } else {
+                Err(format!(
+                    "the catalog names agencies that are not registered: {} (`gateway agency add NAME`)",
+                    missing.join(", ")
+                ))
+            },
+        ));
+    }
+    for (name, dir) in [
+        ("outbox", config.queue_dir()),
+        ("state", config.state.clone()),
+    ] {
+        checks.push((
+            name,
+            std::fs::create_dir_all(&dir)
+                .and_then(|_| tempfile_probe(&dir))
+                .map(|_| format!("{} is writable", dir.display()))
+                .map_err(|e| format!("{}: {e}", dir.display())),
+        ));
+    }
+    let ok = checks.iter().all(|(_, r)| r.is_ok());
+    if args.json {
+        let v: Vec<_> = checks
+            .iter()
+            .map(|(n, r)| match r {
+                Ok(m) => json!({"check": n, "ok": true, "message": m}),
+                Err(m) => json!({"check": n, "ok": false, "message": m}),
+            })
+            .collect();
+        println!("{}", json!({"config": config.file, "ok": ok, "checks": v}));
+    } else {
+        let shown = config
+            .file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(embedded defaults)".into());
+        println!("configuration: {shown}");
+        for (n, r) in &checks {
+            match r {
+                Ok(m) => println!("ok    {n:<9} {m}"),
+                Err(m) => println!("ERROR {n:<9} {m}"),
+            }
+        }
+    }
+    Ok(if ok { exit::OK } else { exit::USAGE })
+}
+
+fn tempfile_probe(dir: &std::path::Path) -> std::io::Result<()> {
+    let p = dir.join(format!(".probe-{}", uuid::Uuid::now_v7()));
+    std::fs::write(&p, b"")?;
+    std::fs::remove_file(p)
+}

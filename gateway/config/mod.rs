@@ -1,0 +1,317 @@
+//! Configuration: `gateway.toml` (every key optional, embedded defaults) plus environment
+//! overrides, checked once at start-up into a typed [`Config`].
+//!
+//! Environment variables override the file: `GATEWAY_<SECTION>__<KEY>`, e.g.
+//! `GATEWAY_OUTBOX__QUEUE=integration` or `GATEWAY_LIMITS__MAX_DEPTH=64`. A value is read as a
+//! TOML value when it parses as one (numbers, booleans, arrays) and as a string otherwise.
+//! Mistakes are reported by key name, whichever of the two they came from.
+
+mod raw;
+
+use std::path::{Path, PathBuf};
+
+use raw::RawConfig;
+
+/// Default configuration file, looked up in the current folder.
+pub const DEFAULT_FILE: &str = "gateway.toml";
+
+/// A configuration mistake, named by its key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key / wrong type.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation (names the key and line).
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("`{key}`: {message}")]
+    Invalid {
+        /// Dotted key, e.g. `outbox.queue`.
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+/// Bounds applied to every payload.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest sealed payload accepted, in bytes.
+    pub max_payload_bytes: u64,
+    /// XML safety limits handed to the XSD engine.
+    pub xml: xsd::Limits,
+    /// Most schema violations reported for one message.
+    pub max_errors: usize,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (`None`: embedded defaults only).
+    pub file: Option<PathBuf>,
+    /// Schemas and `catalog.toml`.
+    pub schemas: PathBuf,
+    /// Key material.
+    pub keys: PathBuf,
+    /// Watched folders.
+    pub inbox: PathBuf,
+    /// The folder-queue root (`outbox/`).
+    pub outbox: PathBuf,
+    /// Ledger, quarantine, spool.
+    pub state: PathBuf,
+    /// Queue name inside `outbox/`.
+    pub queue: String,
+    /// age recipients forwarded XML is encrypted to (empty: written as plaintext).
+    pub hub_recipients: Vec<age::x25519::Recipient>,
+    /// Payload bounds.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// The SQLite ledger.
+    pub fn ledger_path(&self) -> PathBuf {
+        self.state.join("ledger.sqlite")
+    }
+
+    /// Where rejected payloads are kept, as received.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.state.join("quarantine")
+    }
+
+    /// `outbox/<queue>/`.
+    pub fn queue_dir(&self) -> PathBuf {
+        self.outbox.join(&self.queue)
+    }
+
+    /// Loads `path` (or `./gateway.toml` when it exists, else embedded defaults relative to the
+    /// current folder), applies `GATEWAY_*` environment overrides and checks every value.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("GATEWAY_") && k.contains("__"))
+            .collect();
+        let default = Path::new(DEFAULT_FILE);
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None if default.is_file() => Some(default.to_path_buf()),
+            None => None,
+        };
+        let text = match &file {
+            Some(p) => std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
+                path: p.clone(),
+                error,
+            })?,
+            None => String::new(),
+        };
+        let base = file
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let shown = file.clone().unwrap_or_else(|| PathBuf::from("(defaults)"));
+        let raw = parse(&text, &env).map_err(|message| ConfigError::Syntax {
+            path: shown,
+            message,
+        })?;
+        check(raw, &base, file)
+    }
+}
+
+/// Parses the TOML text with the environment overrides applied.
+fn parse(text: &str, env: &[(String, String)]) -> Result<RawConfig, String> {
+    let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("GATEWAY_") else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue;
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let value = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let table = doc
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match table {
+            toml::Value::Table(t) => {
+                t.insert(key, value);
+            }
+            _ => return Err(format!("{name}: `{section}` is not a section")),
+        }
+    }
+    toml::Value::Table(doc)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.to_string())
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn bounded(
+    key: &str,
+    v: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < min || v > max {
+        return Err(invalid(
+            key,
+            format!("must be between {min} and {max}, found {v}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// A queue or agency name: safe as one path component on every platform.
+pub fn is_valid_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// Turns the raw file into a [`Config`]; pure, no I/O (paths are checked where they are used).
+fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, ConfigError> {
+    let dir = |key: &str, v: Option<String>, default: &str| -> Result<PathBuf, ConfigError> {
+        let v = v.unwrap_or_else(|| default.to_owned());
+        if v.trim().is_empty() {
+            return Err(invalid(key, "must not be empty"));
+        }
+        Ok(base.join(v))
+    };
+    let queue = raw.outbox.queue.unwrap_or_else(|| "integration".to_owned());
+    if !is_valid_name(&queue) {
+        return Err(invalid(
+            "outbox.queue",
+            format!(
+                "{queue:?} must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
+            ),
+        ));
+    }
+    let mut hub_recipients = Vec::new();
+    for (i, r) in raw
+        .outbox
+        .hub_recipients
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let parsed = r.parse::<age::x25519::Recipient>().map_err(|e| {
+            invalid(
+                &format!("outbox.hub_recipients[{i}]"),
+                format!("{r:?} is not an age X25519 recipient (age1...): {e}"),
+            )
+        })?;
+        hub_recipients.push(parsed);
+    }
+    let l = raw.limits;
+    const GIB: u64 = 1 << 30;
+    let xml = xsd::Limits {
+        max_depth: bounded("limits.max_depth", l.max_depth, 256, 8, 10_000)? as usize,
+        max_attributes: bounded("limits.max_attributes", l.max_attributes, 256, 1, 100_000)?
+            as usize,
+        max_text_len: bounded(
+            "limits.max_text_bytes",
+            l.max_text_bytes,
+            16 << 20,
+            1024,
+            GIB,
+        )? as usize,
+        ..xsd::Limits::default()
+    };
+    Ok(Config {
+        file,
+        schemas: dir("paths.schemas", raw.paths.schemas, "schemas")?,
+        keys: dir("paths.keys", raw.paths.keys, "keys")?,
+        inbox: dir("paths.inbox", raw.paths.inbox, "inbox")?,
+        outbox: dir("paths.outbox", raw.paths.outbox, "outbox")?,
+        state: dir("paths.state", raw.paths.state, "state")?,
+        queue,
+        hub_recipients,
+        limits: Limits {
+            max_payload_bytes: bounded(
+                "limits.max_payload_bytes",
+                l.max_payload_bytes,
+                4 * GIB,
+                1024,
+                1 << 40,
+            )?,
+            xml,
+            max_errors: bounded("limits.max_errors", l.max_errors, 100, 1, 10_000)? as usize,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let raw = parse(text, &env)?;
+        check(raw, Path::new("/srv/gw"), None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_embedded_defaults_relative_to_the_config_folder() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.schemas, Path::new("/srv/gw/schemas"));
+        assert_eq!(c.queue_dir(), Path::new("/srv/gw/outbox/integration"));
+        assert_eq!(c.limits.xml.max_depth, 256);
+        assert!(c.hub_recipients.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load("[outbox]\nqueu = \"x\"\n", &[]).unwrap_err();
+        assert!(e.contains("queu"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_is_checked_by_key_name() {
+        let c = load(
+            "[outbox]\nqueue = \"a\"\n",
+            &[("GATEWAY_OUTBOX__QUEUE", "b")],
+        )
+        .unwrap();
+        assert_eq!(c.queue, "b");
+        let c = load("", &[("GATEWAY_LIMITS__MAX_DEPTH", "64")]).unwrap();
+        assert_eq!(c.limits.xml.max_depth, 64);
+        let e = load("", &[("GATEWAY_LIMITS__MAX_DEPTH", "3")]).unwrap_err();
+        assert!(e.starts_with("`limits.max_depth`"), "{e}");
+    }
+
+    #[test]
+    fn bad_queue_name_and_bad_recipient_are_rejected_by_key() {
+        let e = load("[outbox]\nqueue = \"../x\"\n", &[]).unwrap_err();
+        assert!(e.starts_with("`outbox.queue`"), "{e}");
+        let e = load("[outbox]\nhub_recipients = [\"age1nope\"]\n", &[]).unwrap_err();
+        assert!(e.starts_with("`outbox.hub_recipients[0]`"), "{e}");
+    }
+}

@@ -1,0 +1,262 @@
+//! The envelope: a sealed payload moving through its stages, as type-states.
+//!
+//! `Envelope<Received>` → [`Envelope::open`] (age) → `Envelope<Opened>` →
+//! [`Envelope::verify_and_validate`] → `Envelope<Validated>`. Skipping a stage does not compile.
+//!
+//! Verification and validation are one stage in the types because they are one pass over the
+//! bytes: the CMS reader hands the signed content to a tap (SHA-256, spool) and on to the XSD
+//! engine while the digests for the signature accumulate; the signature and the signer's
+//! certificate can only be checked once the SignerInfo, which follows the content, has been
+//! read. Memory stays bounded whatever the payload size. The precedence of verdicts follows
+//! trust: a decryption or signature failure is reported before any XML finding, since the XML
+//! of an unauthenticated payload means nothing.
+
+pub mod cms;
+pub mod decrypt;
+mod tap;
+
+use std::io::{self, BufReader, Read, Write};
+use std::time::SystemTime;
+
+use crate::keyring::trust::TrustedSigner;
+use crate::keyring::{Identities, TrustStore};
+use crate::rejection::{Located, Rejection};
+use crate::validation::Catalog;
+use crate::validation::root::{PeekError, peek_root};
+
+/// A payload as received: sealed bytes from an authenticated channel.
+pub struct Received<R> {
+    input: R,
+}
+
+/// Decrypted (stream not yet fully authenticated).
+pub struct Opened<R: Read> {
+    plaintext: decrypt::Plaintext<R>,
+}
+
+/// Signature, certificate and schema all passed; the content is in the spool.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// Who signed it.
+    pub signer: TrustedSigner,
+    /// Catalog id of the schema it is valid against.
+    pub schema_id: String,
+    /// The root element, `{namespace}local`.
+    pub root: String,
+    /// The agency's own message id, from the document.
+    pub agency_message_id: Option<String>,
+    /// SHA-256 (hex) of the XML.
+    pub sha256: String,
+    /// Size of the XML in bytes.
+    pub size: u64,
+}
+
+/// A payload at stage `S`, from `agency` (as authenticated by its channel).
+pub struct Envelope<S> {
+    /// The agency the channel authenticated.
+    pub agency: String,
+    /// What this stage knows.
+    pub state: S,
+}
+
+/// What verification and validation need.
+pub struct Checks<'a> {
+    /// Per-agency trust.
+    pub trust: &'a TrustStore,
+    /// Schemas by root element.
+    pub catalog: &'a Catalog,
+    /// Payload bounds.
+    pub limits: &'a crate::config::Limits,
+    /// The time certificates are checked at.
+    pub now: SystemTime,
+}
+
+impl<R: Read> Envelope<Received<R>> {
+    /// A payload received from `agency`.
+    pub fn received(agency: &str, input: R) -> Self {
+        Envelope {
+            agency: agency.to_owned(),
+            state: Received { input },
+        }
+    }
+
+    /// Decrypts with one of the gateway's active identities.
+    pub fn open(self, identities: &Identities) -> Result<Envelope<Opened<R>>, Rejection> {
+        let plaintext = decrypt::decrypt(self.state.input, identities)?;
+        Ok(Envelope {
+            agency: self.agency,
+            state: Opened { plaintext },
+        })
+    }
+}
+
+/// An I/O failure of the content stream, as the sender should hear of it.
+fn stream_failure(e: io::Error) -> Rejection {
+    match cms::CmsError::from_io(e) {
+        // Anything below the CMS layer is the age stream: a chunk failed to authenticate, or
+        // the file ended early.
+        cms::CmsError::Io(e) => Rejection::new(
+            "decrypt_failed",
+            format!("the encrypted stream is damaged or truncated ({e})"),
+        ),
+        c => cms_rejection(&c),
+    }
+}
+
+fn cms_rejection(e: &cms::CmsError) -> Rejection {
+    Rejection::new(e.code(), e.to_string())
+}
+
+fn xml_rejection(e: &xsd::xml::XmlError) -> Rejection {
+    let mut r = Rejection::new(e.kind.code(), e.message.clone());
+    r.violations.push(Located {
+        code: e.kind.code().to_owned(),
+        message: e.message.clone(),
+        line: e.line,
+        column: e.column,
+        path: "/".into(),
+    });
+    r
+}
+
+/// The verdict on a validation report, `None` when valid.
+fn report_rejection(report: &xsd::Report) -> Option<Rejection> {
+    if report.is_valid() {
+        return None;
+    }
+    // Well-formedness and safety findings stop the reader: they name the problem better than
+    // `schema_invalid` does.
+    let code = report
+        .violations
+        .iter()
+        .map(|v| v.code)
+        .find(|c| matches!(*c, "xml_malformed" | "dtd_forbidden" | "xml_limit_exceeded"))
+        .unwrap_or("schema_invalid");
+    let n = report.violations.len();
+    let first = report
+        .violations
+        .first()
+        .map(|v| {
+            format!(
+                "{}:{} {} at {}: {}",
+                v.line, v.column, v.code, v.path, v.message
+            )
+        })
+        .unwrap_or_default();
+    let mut r = Rejection::new(
+        code,
+        format!(
+            "{n}{} violation{}; first: {first}",
+            if report.truncated { "+" } else { "" },
+            if n == 1 { "" } else { "s" }
+        ),
+    );
+    r.truncated = report.truncated;
+    r.violations = report
+        .violations
+        .iter()
+        .map(|v| Located {
+            code: v.code.to_owned(),
+            message: v.message.clone(),
+            line: v.line,
+            column: v.column,
+            path: v.path.clone(),
+        })
+        .collect();
+    Some(r)
+}
+
+impl<R: Read> Envelope<Opened<R>> {
+    /// Verifies the signature and the signer, and validates the XML, in one pass; the content
+    /// is copied into `spool` as it goes (discard the spool unless this returns `Ok`).
+    pub fn verify_and_validate(
+        self,
+        checks: &Checks<'_>,
+        spool: &mut dyn Write,
+    ) -> Result<Envelope<Validated>, Rejection> {
+        let agency = self.agency;
+        let mut signed = match cms::SignedDataReader::new(self.state.plaintext) {
+            Ok(s) => s,
+            Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
+            Err(e) => return Err(cms_rejection(&e)),
+        };
+        let mut tap = tap::Tap::new(&mut signed, spool);
+        let content = validate_content(&agency, &mut tap, checks);
+        tap.drain();
+        if let Some(e) = tap.read_error.take() {
+            return Err(stream_failure(e));
+        }
+        if let Some(e) = tap.spool_error.take() {
+            return Err(Rejection::new(
+                "queue_unavailable",
+                format!("the gateway could not stage the message: {e}"),
+            ));
+        }
+        let (sha256, size, _) = tap.finish();
+        let trailer = match signed.finish() {
+            Ok(t) => t,
+            Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
+            Err(e) => return Err(cms_rejection(&e)),
+        };
+        let sig = trailer.verify_signature().map_err(|e| cms_rejection(&e))?;
+        let signer = checks
+            .trust
+            .check(&agency, &sig.signer, &sig.intermediates, checks.now)
+            .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
+        let (schema_id, root, report) = content?;
+        if let Some(r) = report_rejection(&report) {
+            return Err(r);
+        }
+        Ok(Envelope {
+            agency,
+            state: Validated {
+                signer,
+                schema_id,
+                root,
+                agency_message_id: report.captured.into_iter().next().flatten(),
+                sha256,
+                size,
+            },
+        })
+    }
+}
+
+/// Finds the root, picks the schema the agency may send, and validates.
+fn validate_content<R: Read>(
+    agency: &str,
+    tap: &mut tap::Tap<'_, R>,
+    checks: &Checks<'_>,
+) -> Result<(String, String, xsd::Report), Rejection> {
+    let limits = &checks.limits;
+    let (root, prefix) = match peek_root(tap, &limits.xml) {
+        Ok(r) => r,
+        Err(PeekError::Xml(e)) => return Err(xml_rejection(&e)),
+        // The tap kept the cause; the caller reports it.
+        Err(PeekError::Io(e)) => return Err(Rejection::new("decrypt_failed", e.to_string())),
+    };
+    let Some(entry) = checks.catalog.lookup(&root) else {
+        return Err(Rejection::new(
+            "schema_unknown_root",
+            format!("no schema in the catalog has the root element {root}"),
+        ));
+    };
+    if !entry.agencies.iter().any(|a| a == agency) {
+        return Err(Rejection::new(
+            "schema_not_allowed",
+            format!(
+                "agency {agency} may not send {root} (schema {}; allowed: {})",
+                entry.id,
+                entry.agencies.join(", ")
+            ),
+        ));
+    }
+    let opts = xsd::Options {
+        limits: limits.xml.clone(),
+        max_errors: limits.max_errors,
+        capture: entry.message_id.clone().into_iter().collect(),
+        ..xsd::Options::default()
+    };
+    let input = BufReader::with_capacity(64 * 1024, io::Cursor::new(prefix).chain(tap));
+    let report = entry.schema.validate(input, &opts);
+    Ok((entry.id.clone(), root.to_string(), report))
+}

@@ -1,0 +1,201 @@
+//! Durable file helpers: "write, fsync, rename, fsync the directory".
+//!
+//! Every file that another party (the hub, an operator) may pick up is first
+//! written under a temporary name in the *same* directory, flushed to disk with
+//! `fsync`, then renamed to its final name, and finally the directory itself is
+//! fsynced so the rename survives a power loss. Temporary names are derived from
+//! a fresh UUID, never from user input, and are created with `create_new` so an
+//! existing file is never clobbered or followed through a symlink.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Prefix of temporary files created by [`write_atomic`] and [`write_atomic_from`].
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Fsyncs a directory so that entries created, renamed or removed in it are durable.
+///
+/// On non-unix platforms directories cannot be opened for syncing; this is then a no-op.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(path)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Creates a new file for writing with mode `0600` on unix.
+///
+/// Fails with [`io::ErrorKind::AlreadyExists`] if anything (including a dangling
+/// symlink) exists at `path`.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Creates `path` (and missing parents) as directories with mode `0700` on unix.
+///
+/// Existing directories are left as they are (their permissions are not changed),
+/// so an operator may deliberately widen them, e.g. for a hub running as another user.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// Renames `from` to `to` and fsyncs the parent directories of both.
+pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    let to_parent = parent_dir(to);
+    sync_dir(to_parent)?;
+    let from_parent = parent_dir(from);
+    if from_parent != to_parent {
+        sync_dir(from_parent)?;
+    }
+    Ok(())
+}
+
+/// Atomically and durably writes `bytes` to `dir/final_name`.
+///
+/// Returns the final path. See [`write_atomic_from`] for the details.
+pub fn write_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    write_atomic_from(dir, final_name, bytes).map(|(path, _)| path)
+}
+
+/// Atomically and durably streams `reader` into `dir/final_name`.
+///
+/// The data goes to a fresh `0600` temporary file in `dir` (named
+/// `.tmp-<uuid>`), which is fsynced, renamed over `final_name`, after which `dir`
+/// is fsynced. On any error the temporary file is removed. `final_name` must be a
+/// plain file name (no separators, not `.` or `..`). Returns the final path and the
+/// number of bytes written.
+pub fn write_atomic_from(
+    dir: &Path,
+    final_name: &str,
+    mut reader: impl Read,
+) -> io::Result<(PathBuf, u64)> {
+    check_file_name(final_name)?;
+    let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::now_v7()));
+    let result = (|| {
+        let mut file = create_private(&tmp)?;
+        let n = io::copy(&mut reader, &mut file)?;
+        file.flush()?;
+        file.sync_all()?;
+        drop(file);
+        let target = dir.join(final_name);
+        fs::rename(&tmp, &target)?;
+        sync_dir(dir)?;
+        Ok((target, n))
+    })();
+    if result.is_err() {
+        // Best effort: the temporary file may not exist (creation failed) or may
+        // already have been renamed (only the directory sync failed).
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Rejects anything but a plain, non-empty file name.
+pub fn check_file_name(name: &str) -> io::Result<()> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && Path::new(name).file_name().is_some_and(|n| n == name);
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a plain file name: {name:?}"),
+        ))
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_creates_the_file_and_leaves_no_temporary_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_atomic(dir.path(), "a.json", b"{}").unwrap();
+        assert_eq!(path, dir.path().join("a.json"));
+        assert_eq!(fs::read(&path).unwrap(), b"{}");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.json")]);
+    }
+
+    #[test]
+    fn write_atomic_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "a", b"one").unwrap();
+        write_atomic(dir.path(), "a", b"two").unwrap();
+        assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"two");
+    }
+
+    #[test]
+    fn write_atomic_refuses_names_with_path_components() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "/etc/passwd"] {
+            let err = write_atomic(dir.path(), bad, b"x").unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_and_directories_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("x/y");
+        create_private_dir(&sub).unwrap();
+        let mode = fs::metadata(&sub).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let path = write_atomic(&sub, "f", b"x").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let err = create_private(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    }
+
+    #[test]
+    fn rename_durable_moves_between_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        create_private_dir(&a).unwrap();
+        create_private_dir(&b).unwrap();
+        fs::write(a.join("f"), b"x").unwrap();
+        rename_durable(&a.join("f"), &b.join("g")).unwrap();
+        assert!(!a.join("f").exists());
+        assert_eq!(fs::read(b.join("g")).unwrap(), b"x");
+    }
+}

@@ -1,0 +1,505 @@
+//! The pipeline as a whole: one sealed file in, one outcome out — forwarded to the queue with
+//! its ledger record, a duplicate answered with the original outcome, or a rejection kept in
+//! quarantine with its reason. Channels (CLI, folders, HTTPS) all call [`Gateway::process_file`].
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::envelope::{Checks, Envelope, Validated};
+use crate::keyring::{Keyring, KeyringError};
+use crate::quarantine::{self, Quarantine};
+use crate::rejection::Rejection;
+use crate::sinks::{MessageInfo, OutboxSink, Receipt};
+use crate::store::{
+    Begin, Channel, MessageId, MessageRecord, NewMessage, PendingStep, SqliteStore, Status, Step,
+    Store,
+};
+use crate::validation::{Catalog, CatalogError};
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Schemas.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Keys.
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    /// Ledger.
+    #[error("ledger {}: {error}", path.display())]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        error: crate::store::StoreError,
+    },
+    /// Outbox.
+    #[error("outbox {}: {error}", path.display())]
+    Sink {
+        /// The queue folder.
+        path: PathBuf,
+        /// Why.
+        error: crate::sinks::SinkError,
+    },
+    /// Quarantine.
+    #[error("quarantine {}: {error}", path.display())]
+    Quarantine {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        error: quarantine::QuarantineError,
+    },
+}
+
+/// What the forwarding side needs; absent in a dry run.
+pub struct Forwarding {
+    /// The ledger.
+    pub store: Box<dyn Store>,
+    /// The queue.
+    pub sink: OutboxSink,
+    /// Where rejected payloads are kept.
+    pub quarantine: Quarantine,
+}
+
+/// A loaded gateway: configuration, keys, compiled schemas and (unless a dry run) the ledger,
+/// queue and quarantine.
+pub struct Gateway {
+    /// The configuration it was loaded from.
+    pub config: Config,
+    /// Identities and trust.
+    pub keyring: Keyring,
+    /// Compiled schemas.
+    pub catalog: Catalog,
+    /// `None` for a dry run: check only, nothing recorded or forwarded.
+    pub forwarding: Option<Forwarding>,
+}
+
+/// The outcome of one payload.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Dry run: everything passed; nothing was forwarded.
+    Accepted {
+        /// What was established.
+        #[serde(flatten)]
+        facts: Facts,
+    },
+    /// In the queue.
+    Forwarded {
+        /// What was established.
+        #[serde(flatten)]
+        facts: Facts,
+        /// The receipt.
+        receipt: Receipt,
+    },
+    /// Sent before: the original outcome, nothing queued again.
+    Duplicate {
+        /// The original message.
+        gateway_message_id: String,
+        /// Its outcome: `forwarded` or `rejected`.
+        original_status: String,
+        /// Its receipt, when it was forwarded.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        receipt: Option<Receipt>,
+        /// Its rejection code, when it was rejected.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        original_code: Option<String>,
+    },
+    /// Refused.
+    Rejected {
+        /// The ledger id, when recorded.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gateway_message_id: Option<String>,
+        /// Why.
+        rejection: Rejection,
+        /// Where the payload was kept, as received.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        quarantined: Option<PathBuf>,
+    },
+}
+
+impl Outcome {
+    /// Whether the sender's message is (or already was) safely accepted.
+    pub fn is_success(&self) -> bool {
+        match self {
+            Outcome::Accepted { .. } | Outcome::Forwarded { .. } => true,
+            Outcome::Duplicate {
+                original_status, ..
+            } => original_status == Status::Forwarded.as_str(),
+            Outcome::Rejected { .. } => false,
+        }
+    }
+}
+
+/// What checking established about a message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    /// The gateway's id for it.
+    pub gateway_message_id: String,
+    /// The sending agency.
+    pub agency: String,
+    /// The agency's own id, from the document.
+    pub agency_message_id: Option<String>,
+    /// The schema it is valid against.
+    pub schema_id: String,
+    /// Its root element.
+    pub root: String,
+    /// SHA-256 of the XML.
+    pub sha256: String,
+    /// Size of the XML.
+    pub size: u64,
+    /// The signer.
+    pub signer: SignerFacts,
+}
+
+/// Who signed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignerFacts {
+    /// Certificate subject.
+    pub subject: String,
+    /// SHA-256 of the certificate.
+    pub fingerprint_sha256: String,
+}
+
+fn facts(id: &MessageId, env: &Envelope<Validated>) -> Facts {
+    let v = &env.state;
+    Facts {
+        gateway_message_id: id.to_string(),
+        agency: env.agency.clone(),
+        agency_message_id: v.agency_message_id.clone(),
+        schema_id: v.schema_id.clone(),
+        root: v.root.clone(),
+        sha256: v.sha256.clone(),
+        size: v.size,
+        signer: SignerFacts {
+            subject: v.signer.subject.clone(),
+            fingerprint_sha256: v.signer.fingerprint_sha256.clone(),
+        },
+    }
+}
+
+impl Gateway {
+    /// Loads keys and schemas; with `forward`, also opens the ledger, queue and quarantine.
+    pub fn load(config: Config, forward: bool) -> Result<Gateway, StartError> {
+        let keyring = Keyring::load(&config.keys)?;
+        let catalog = Catalog::load(&config.schemas)?;
+        let forwarding = if forward {
+            let ledger = config.ledger_path();
+            crate::fsio::create_private_dir(&config.state).map_err(|e| StartError::Store {
+                path: ledger.clone(),
+                error: e.into(),
+            })?;
+            let store = SqliteStore::open(&ledger).map_err(|error| StartError::Store {
+                path: ledger.clone(),
+                error,
+            })?;
+            let queue = config.queue_dir();
+            let sink = OutboxSink::open(&queue)
+                .map_err(|error| StartError::Sink {
+                    path: queue.clone(),
+                    error,
+                })?
+                .with_hub_recipients(config.hub_recipients.clone());
+            let qdir = config.quarantine_dir();
+            let quarantine = Quarantine::open(&qdir).map_err(|error| StartError::Quarantine {
+                path: qdir.clone(),
+                error,
+            })?;
+            Some(Forwarding {
+                store: Box::new(store),
+                sink,
+                quarantine,
+            })
+        } else {
+            None
+        };
+        Ok(Gateway {
+            config,
+            keyring,
+            catalog,
+            forwarding,
+        })
+    }
+
+    /// Runs one sealed file from `agency` through the pipeline.
+    pub fn process_file(&self, agency: &str, channel: Channel, path: &Path) -> Outcome {
+        let received_at = OffsetDateTime::now_utc();
+        let id = MessageId::new();
+        let span = tracing::info_span!("message", id = %id, agency, channel = channel.as_str());
+        let _enter = span.enter();
+        let result = self.run(agency, channel, path, &id, received_at);
+        match result {
+            Ok(outcome) => outcome,
+            Err((rejection, history)) => {
+                self.reject(agency, channel, path, &id, received_at, rejection, history)
+            }
+        }
+    }
+
+    fn run(
+        &self,
+        agency: &str,
+        channel: Channel,
+        path: &Path,
+        id: &MessageId,
+        received_at: OffsetDateTime,
+    ) -> Result<Outcome, (Rejection, Vec<PendingStep>)> {
+        let mut history = Vec::new();
+        let fail = |r: Rejection, h: &Vec<PendingStep>| (r, h.clone());
+        let file = File::open(path).map_err(|e| {
+            fail(
+                Rejection::new("queue_unavailable", format!("cannot read the payload: {e}")),
+                &history,
+            )
+        })?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let max = self.config.limits.max_payload_bytes;
+        if size > max {
+            return Err(fail(
+                Rejection::new(
+                    "payload_too_large",
+                    format!("the payload is {size} bytes; the limit is {max} bytes"),
+                ),
+                &history,
+            ));
+        }
+        let opened = Envelope::received(agency, file.take(max))
+            .open(&self.keyring.identities)
+            .map_err(|r| fail(r, &history))?;
+        history.push(PendingStep::now(Step::Opened, None));
+        let checks = Checks {
+            trust: &self.keyring.trust,
+            catalog: &self.catalog,
+            limits: &self.config.limits,
+            now: SystemTime::now(),
+        };
+        let Some(fw) = &self.forwarding else {
+            let env = opened
+                .verify_and_validate(&checks, &mut io::sink())
+                .map_err(|r| fail(r, &history))?;
+            return Ok(Outcome::Accepted {
+                facts: facts(id, &env),
+            });
+        };
+        let queue_down = |e: &dyn std::fmt::Display| {
+            Rejection::new(
+                "queue_unavailable",
+                format!("the queue cannot take the message: {e}"),
+            )
+        };
+        let mut staged = fw
+            .sink
+            .stage(id)
+            .map_err(|e| fail(queue_down(&e), &history))?;
+        let env = match opened.verify_and_validate(&checks, &mut staged) {
+            Ok(env) => env,
+            Err(r) => {
+                staged.discard();
+                return Err(fail(r, &history));
+            }
+        };
+        history.push(PendingStep::now(
+            Step::Verified,
+            Some(&env.state.signer.fingerprint_sha256),
+        ));
+        history.push(PendingStep::now(
+            Step::Validated,
+            Some(&env.state.schema_id),
+        ));
+        let v = &env.state;
+        let new = NewMessage {
+            id: id.clone(),
+            agency: agency.to_owned(),
+            agency_message_id: v.agency_message_id.clone(),
+            sha256: v.sha256.clone(),
+            size: v.size,
+            channel,
+            received_at,
+            history: history.clone(),
+        };
+        match fw.store.begin(&new) {
+            Err(e) => {
+                staged.discard();
+                Err(fail(queue_down(&e), &history))
+            }
+            Ok(Begin::Duplicate(original)) => {
+                staged.discard();
+                tracing::info!(original = %original.id, "resend of a known message");
+                Ok(duplicate(&original))
+            }
+            Ok(Begin::Conflict(original)) => {
+                staged.discard();
+                Err(fail(
+                    Rejection::new(
+                        "duplicate",
+                        format!(
+                            "message id {} was already used by message {} with different content",
+                            v.agency_message_id.as_deref().unwrap_or("(none)"),
+                            original.id
+                        ),
+                    ),
+                    &history,
+                ))
+            }
+            Ok(Begin::InProgress(original)) => {
+                staged.discard();
+                Err(fail(
+                    Rejection::new(
+                        "queue_unavailable",
+                        format!(
+                            "the same message is being processed now (as {}): try again shortly",
+                            original.id
+                        ),
+                    ),
+                    &history,
+                ))
+            }
+            Ok(Begin::New(id)) => {
+                let info = MessageInfo {
+                    gateway_message_id: id.clone(),
+                    agency: agency.to_owned(),
+                    agency_message_id: v.agency_message_id.clone(),
+                    schema_id: v.schema_id.clone(),
+                    signer_fingerprint_sha256: v.signer.fingerprint_sha256.clone(),
+                    sha256: v.sha256.clone(),
+                    size: v.size,
+                    channel,
+                    received_at,
+                };
+                match staged.publish(&info) {
+                    Ok(published) => {
+                        let receipt = published.receipt;
+                        if let Err(e) = fw.store.finish_forwarded(&id, &receipt) {
+                            // The message is in the queue: the hub has it. Only the ledger
+                            // lags; say so loudly, the sender still gets its receipt.
+                            tracing::error!(error = %e, "forwarded but the ledger could not record it");
+                        }
+                        tracing::info!(schema = %v.schema_id, size = v.size, "forwarded");
+                        Ok(Outcome::Forwarded {
+                            facts: facts(&id, &env),
+                            receipt,
+                        })
+                    }
+                    Err(e) => {
+                        let r = queue_down(&e);
+                        let _ = fw.store.finish_rejected(&id, r.code, &r.detail);
+                        Ok(Outcome::Rejected {
+                            gateway_message_id: Some(id.to_string()),
+                            rejection: r,
+                            quarantined: None,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reject(
+        &self,
+        agency: &str,
+        channel: Channel,
+        path: &Path,
+        id: &MessageId,
+        received_at: OffsetDateTime,
+        rejection: Rejection,
+        history: Vec<PendingStep>,
+    ) -> Outcome {
+        tracing::info!(code = rejection.code, detail = %rejection.detail, "rejected");
+        let Some(fw) = &self.forwarding else {
+            return Outcome::Rejected {
+                gateway_message_id: None,
+                rejection,
+                quarantined: None,
+            };
+        };
+        // Our own failures leave nothing behind: the sender retries with the same file.
+        if rejection.retryable() {
+            return Outcome::Rejected {
+                gateway_message_id: None,
+                rejection,
+                quarantined: None,
+            };
+        }
+        let (sha256, size) = hash_file(path).unwrap_or_default();
+        let new = NewMessage {
+            id: id.clone(),
+            agency: agency.to_owned(),
+            agency_message_id: None,
+            sha256,
+            size,
+            channel,
+            received_at,
+            history,
+        };
+        if let Err(e) =
+            fw.store
+                .record_unregistered_rejection(&new, rejection.code, &rejection.detail)
+        {
+            tracing::error!(error = %e, "the ledger could not record a rejection");
+        }
+        let reason = quarantine::Rejection {
+            code: rejection.code.to_owned(),
+            detail: rejection.detail.clone(),
+            violations: (!rejection.violations.is_empty()).then(|| {
+                rejection
+                    .violations
+                    .iter()
+                    .map(|v| quarantine::Violation {
+                        line: Some(v.line),
+                        column: Some(v.column),
+                        path: Some(v.path.clone()),
+                        code: v.code.clone(),
+                        message: v.message.clone(),
+                    })
+                    .collect()
+            }),
+            received_at,
+            original_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        };
+        let quarantined = match fw.quarantine.keep_file(id, agency, path, &reason) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(error = %e, "a rejected payload could not be quarantined");
+                None
+            }
+        };
+        Outcome::Rejected {
+            gateway_message_id: Some(id.to_string()),
+            rejection,
+            quarantined,
+        }
+    }
+}
+
+fn duplicate(original: &MessageRecord) -> Outcome {
+    Outcome::Duplicate {
+        gateway_message_id: original.id.to_string(),
+        original_status: original.status.as_str().to_owned(),
+        receipt: original.receipt().ok().flatten(),
+        original_code: original.rejection_code.clone(),
+    }
+}
+
+fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut h = openssl::sha::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(buf.get(..k).unwrap_or_default());
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finish()), n))
+}

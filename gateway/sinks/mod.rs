@@ -1,0 +1,156 @@
+//! Where validated messages go: the hub's queues.
+//!
+//! Delivery is split in two so that memory stays bounded for multi-gigabyte
+//! messages: the validated XML is *staged* (streamed into the queue's private
+//! `tmp/` area) while it is still being checked, and only *published* once every
+//! check passed — or *discarded* when one failed, so no plaintext lingers.
+//! [`Sink`] is the object-safe interface; [`OutboxSink`] is the folder queue.
+
+mod outbox;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use outbox::{OutboxSink, Published, STALE_TMP_AFTER, Staged};
+
+use crate::store::{Channel, MessageId, timestamp};
+
+/// What the pipeline knows about a validated message; the sink adds the
+/// delivery facts to make the [`Metadata`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The gateway's id (must be the id the payload was staged under).
+    pub gateway_message_id: MessageId,
+    /// The sending agency.
+    pub agency: String,
+    /// The agency's own message id, if the message carries one.
+    pub agency_message_id: Option<String>,
+    /// The schema the XML was validated against.
+    pub schema_id: String,
+    /// SHA-256 (lowercase hex) of the signer's certificate or key.
+    pub signer_fingerprint_sha256: String,
+    /// SHA-256 (lowercase hex) of the XML.
+    pub sha256: String,
+    /// Size of the XML in bytes (must equal the bytes written to the stage).
+    pub size: u64,
+    /// How the message reached the gateway.
+    pub channel: Channel,
+    /// When the message reached the gateway.
+    pub received_at: OffsetDateTime,
+}
+
+/// The metadata file `new/<id>.json` next to each payload (a contract with the hub).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The gateway's id.
+    pub gateway_message_id: MessageId,
+    /// The sending agency.
+    pub agency: String,
+    /// The agency's own message id, if any.
+    pub agency_message_id: Option<String>,
+    /// The schema the XML was validated against.
+    pub schema_id: String,
+    /// SHA-256 (lowercase hex) of the signer's certificate or key.
+    pub signer_fingerprint_sha256: String,
+    /// SHA-256 (lowercase hex) of the XML (the plaintext, also when encrypted).
+    pub sha256: String,
+    /// Size of the XML in bytes.
+    pub size: u64,
+    /// How the message reached the gateway.
+    pub channel: Channel,
+    /// When the message reached the gateway (RFC 3339, UTC).
+    #[serde(with = "timestamp::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// When it was published to the queue (RFC 3339, UTC).
+    #[serde(with = "timestamp::rfc3339")]
+    pub forwarded_at: OffsetDateTime,
+    /// The payload's file name in `new/` (`<id>.xml` or `<id>.xml.age`).
+    pub payload_file: String,
+    /// Whether the payload is age-encrypted to the hub's recipients.
+    pub encrypted_to_hub: bool,
+}
+
+/// Proof of forwarding, returned to the agency (signed elsewhere).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The gateway's id.
+    pub gateway_message_id: MessageId,
+    /// The sending agency.
+    pub agency: String,
+    /// The agency's own message id, if any.
+    pub agency_message_id: Option<String>,
+    /// SHA-256 (lowercase hex) of the XML.
+    pub sha256: String,
+    /// The schema the XML was validated against.
+    pub schema_id: String,
+    /// When it was published (RFC 3339, UTC).
+    #[serde(with = "timestamp::rfc3339")]
+    pub forwarded_at: OffsetDateTime,
+    /// The queue, e.g. `outbox/hub`.
+    pub queue: String,
+}
+
+impl Receipt {
+    /// The receipt for a message published to `queue` with this metadata.
+    pub fn from_metadata(meta: &Metadata, queue: &str) -> Self {
+        Receipt {
+            gateway_message_id: meta.gateway_message_id.clone(),
+            agency: meta.agency.clone(),
+            agency_message_id: meta.agency_message_id.clone(),
+            sha256: meta.sha256.clone(),
+            schema_id: meta.schema_id.clone(),
+            forwarded_at: meta.forwarded_at,
+            queue: queue.to_owned(),
+        }
+    }
+}
+
+/// Errors of a sink.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Reading or writing the queue failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    /// Setting up encryption to the hub failed.
+    #[error("encryption to the hub failed: {0}")]
+    Encrypt(String),
+    /// The queue directory is unusable.
+    #[error("invalid queue: {0}")]
+    InvalidQueue(String),
+    /// The message info does not match what was staged.
+    #[error("staged payload does not match the message info: {0}")]
+    Mismatch(String),
+    /// The metadata could not be serialised.
+    #[error("metadata json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A payload being written to a sink; see [`Sink::begin_staging`].
+pub trait Staging: Write + Send {
+    /// Completes the payload and makes it visible to the hub.
+    fn publish(self: Box<Self>, info: &MessageInfo) -> Result<Receipt, SinkError>;
+    /// Throws the payload away (also done when dropped unpublished).
+    fn discard(self: Box<Self>);
+}
+
+/// A destination for validated messages.
+pub trait Sink: Send + Sync {
+    /// The queue's name as it appears in receipts, e.g. `outbox/hub`.
+    fn queue(&self) -> &str;
+
+    /// Starts a payload for message `id`: write the XML into it while checking,
+    /// then publish or discard it.
+    fn begin_staging(&self, id: &MessageId) -> Result<Box<dyn Staging>, SinkError>;
+
+    /// Delivers a complete payload in one go (stage, copy, publish).
+    fn deliver(&self, payload: &mut dyn Read, info: &MessageInfo) -> Result<Receipt, SinkError> {
+        let mut staging = self.begin_staging(&info.gateway_message_id)?;
+        io::copy(payload, &mut staging)?;
+        staging.publish(info)
+    }
+}

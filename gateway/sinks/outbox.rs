@@ -1,0 +1,431 @@
+//! The outbox folder queue: `outbox/<queue>/{tmp,new,cur}`, maildir-style.
+//!
+//! * `tmp/` is private to the gateway: payloads are streamed there while being
+//!   checked (`tmp/<id>.xml`, or `tmp/<id>.xml.age` when encrypting to the hub).
+//! * `new/` is what the hub consumes. **The hub's signal is `new/<id>.json`**
+//!   (the [`Metadata`]); it names the payload file, which is already complete
+//!   and durable in `new/` when the JSON appears. The hub must ignore files that
+//!   do not end in `.json`, and after processing move or delete the payload
+//!   first and the JSON last (e.g. into `cur/`).
+//! * `cur/` is for the hub's own bookkeeping; the gateway only creates it.
+//!
+//! Publishing order: finish the age stream, `fsync` the payload, write
+//! `tmp/<id>.json` and `fsync` it, rename the payload into `new/`, `fsync` `new/`,
+//! rename the JSON into `new/`, `fsync` `new/` again. A crash therefore never
+//! leaves a JSON without its payload; at worst it leaves a payload without JSON
+//! in `new/`, which the hub ignores (and files in `tmp/`, see below).
+//!
+//! On [`OutboxSink::open`], files in `tmp/` last modified more than
+//! [`STALE_TMP_AFTER`] (one hour) ago are deleted: they are leftovers of a crash
+//! or kill during staging (possibly plaintext), and no live staging goes that
+//! long without writing. Long-running processes may call
+//! [`OutboxSink::cleanup_tmp`] periodically.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::{MessageInfo, Metadata, Receipt, Sink, SinkError, Staging};
+use crate::fsio;
+use crate::store::{MessageId, timestamp};
+
+/// Age after which files left in `tmp/` are removed by [`OutboxSink::open`].
+pub const STALE_TMP_AFTER: Duration = Duration::from_secs(60 * 60);
+
+const BUFFER: usize = 64 * 1024;
+
+/// The outbox folder queue `outbox/<name>`.
+pub struct OutboxSink {
+    root: PathBuf,
+    tmp: PathBuf,
+    new: PathBuf,
+    queue: String,
+    hub_recipients: Vec<age::x25519::Recipient>,
+}
+
+impl std::fmt::Debug for OutboxSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxSink")
+            .field("root", &self.root)
+            .field("queue", &self.queue)
+            .field("hub_recipients", &self.hub_recipients.len())
+            .finish()
+    }
+}
+
+impl OutboxSink {
+    /// Opens the queue at `dir` (its last component is the queue name).
+    ///
+    /// Creates `tmp/`, `new/` and `cur/` (mode `0700`) if missing, checks that
+    /// `tmp/` is writable and removes stale leftovers in `tmp/`. Payloads are
+    /// written in plaintext until [`OutboxSink::with_hub_recipients`] is used.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, SinkError> {
+        let root = dir.as_ref().to_path_buf();
+        let name = root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .ok_or_else(|| {
+                SinkError::InvalidQueue(format!("no usable queue name in {}", root.display()))
+            })?
+            .to_owned();
+        let tmp = root.join("tmp");
+        let new = root.join("new");
+        for d in [&tmp, &new, &root.join("cur")] {
+            fsio::create_private_dir(d)?;
+            if !fs::metadata(d)?.is_dir() {
+                return Err(SinkError::InvalidQueue(format!(
+                    "{} is not a directory",
+                    d.display()
+                )));
+            }
+        }
+        // Writability probe.
+        let probe = tmp.join(format!(".probe-{}", uuid::Uuid::now_v7()));
+        let result = fsio::create_private(&probe).and_then(|mut f| {
+            f.write_all(b"probe")?;
+            f.sync_all()
+        });
+        let _ = fs::remove_file(&probe);
+        result.map_err(|e| {
+            SinkError::InvalidQueue(format!("{} is not writable: {e}", tmp.display()))
+        })?;
+        let sink = OutboxSink {
+            root,
+            tmp,
+            new,
+            queue: format!("outbox/{name}"),
+            hub_recipients: Vec::new(),
+        };
+        let removed = sink.cleanup_tmp(STALE_TMP_AFTER)?;
+        if removed > 0 {
+            tracing::warn!(queue = %sink.queue, removed, "removed stale files from tmp/");
+        }
+        Ok(sink)
+    }
+
+    /// Encrypts every payload to these hub recipients (age X25519); an empty
+    /// list means plaintext.
+    pub fn with_hub_recipients(mut self, recipients: Vec<age::x25519::Recipient>) -> Self {
+        self.hub_recipients = recipients;
+        self
+    }
+
+    /// The queue's name for receipts, `outbox/<name>`.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// The queue's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether payloads are age-encrypted to the hub.
+    pub fn encrypts_to_hub(&self) -> bool {
+        !self.hub_recipients.is_empty()
+    }
+
+    /// Removes regular files and symlinks in `tmp/` not modified for `older_than`.
+    /// Returns how many were removed.
+    pub fn cleanup_tmp(&self, older_than: Duration) -> Result<usize, SinkError> {
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.tmp)? {
+            let entry = entry?;
+            let meta = match fs::symlink_metadata(entry.path()) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if meta.is_dir() {
+                continue;
+            }
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age >= older_than {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        if removed > 0 {
+            fsio::sync_dir(&self.tmp)?;
+        }
+        Ok(removed)
+    }
+
+    /// Starts `tmp/<id>.xml` (or `tmp/<id>.xml.age`, encrypted on the fly) for
+    /// message `id`. Write the XML into the returned [`Staged`], then publish or
+    /// discard it.
+    pub fn stage(&self, id: &MessageId) -> Result<Staged, SinkError> {
+        let encrypted = self.encrypts_to_hub();
+        let payload_file = if encrypted {
+            format!("{id}.xml.age")
+        } else {
+            format!("{id}.xml")
+        };
+        let tmp_payload = self.tmp.join(&payload_file);
+        let file = fsio::create_private(&tmp_payload)?;
+        let mut staged = Staged {
+            id: id.clone(),
+            queue: self.queue.clone(),
+            tmp_dir: self.tmp.clone(),
+            new_dir: self.new.clone(),
+            payload_file,
+            writer: None,
+            written: 0,
+            encrypted,
+            payload_in_new: false,
+            done: false,
+        };
+        // From here on, dropping `staged` removes the temporary file.
+        let out = BufWriter::with_capacity(BUFFER, file);
+        staged.writer = Some(if encrypted {
+            let encryptor = age::Encryptor::with_recipients(
+                self.hub_recipients.iter().map(|r| r as &dyn age::Recipient),
+            )
+            .map_err(|e| SinkError::Encrypt(e.to_string()))?;
+            PayloadWriter::Age(encryptor.wrap_output(out)?)
+        } else {
+            PayloadWriter::Plain(out)
+        });
+        tracing::debug!(id = %id, queue = %self.queue, encrypted, "staging payload");
+        Ok(staged)
+    }
+}
+
+impl Sink for OutboxSink {
+    fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    fn begin_staging(&self, id: &MessageId) -> Result<Box<dyn Staging>, SinkError> {
+        Ok(Box::new(self.stage(id)?))
+    }
+}
+
+enum PayloadWriter {
+    Plain(BufWriter<File>),
+    Age(age::stream::StreamWriter<BufWriter<File>>),
+}
+
+impl PayloadWriter {
+    fn inner(&mut self) -> &mut dyn Write {
+        match self {
+            PayloadWriter::Plain(w) => w,
+            PayloadWriter::Age(w) => w,
+        }
+    }
+
+    /// Finishes the stream and returns the synced file.
+    fn finish(self) -> io::Result<()> {
+        let buffered = match self {
+            PayloadWriter::Plain(w) => w,
+            PayloadWriter::Age(w) => w.finish()?,
+        };
+        let file = buffered.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    }
+}
+
+/// A payload being written into `tmp/`. Implements [`Write`].
+///
+/// Dropping it without [`Staged::publish`] removes the temporary file, like
+/// [`Staged::discard`].
+pub struct Staged {
+    id: MessageId,
+    queue: String,
+    tmp_dir: PathBuf,
+    new_dir: PathBuf,
+    payload_file: String,
+    writer: Option<PayloadWriter>,
+    written: u64,
+    encrypted: bool,
+    payload_in_new: bool,
+    done: bool,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("id", &self.id)
+            .field("queue", &self.queue)
+            .field("payload_file", &self.payload_file)
+            .field("written", &self.written)
+            .field("encrypted", &self.encrypted)
+            .finish()
+    }
+}
+
+/// The outcome of [`Staged::publish`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// `new/<id>.xml` or `new/<id>.xml.age`.
+    pub payload_path: PathBuf,
+    /// `new/<id>.json`.
+    pub metadata_path: PathBuf,
+    /// What was written to `metadata_path`.
+    pub metadata: Metadata,
+    /// The receipt for the agency.
+    pub receipt: Receipt,
+}
+
+impl Staged {
+    /// The message this payload belongs to.
+    pub fn id(&self) -> &MessageId {
+        &self.id
+    }
+
+    /// Plaintext bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
+    /// The payload's file name (`<id>.xml` or `<id>.xml.age`).
+    pub fn payload_file(&self) -> &str {
+        &self.payload_file
+    }
+
+    /// Completes the payload and publishes it to `new/` (see the module docs for
+    /// the order of operations). `info` must name the staged id, and its size must
+    /// equal the bytes written. On error nothing is left in `tmp/` or `new/`.
+    pub fn publish(mut self, info: &MessageInfo) -> Result<Published, SinkError> {
+        if info.gateway_message_id != self.id {
+            return Err(SinkError::Mismatch(format!(
+                "staged as {}, published as {}",
+                self.id, info.gateway_message_id
+            )));
+        }
+        if info.size != self.written {
+            return Err(SinkError::Mismatch(format!(
+                "{} bytes staged, message size is {}",
+                self.written, info.size
+            )));
+        }
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| SinkError::Mismatch("payload already closed".into()))?;
+        writer.finish()?;
+
+        let metadata = Metadata {
+            gateway_message_id: self.id.clone(),
+            agency: info.agency.clone(),
+            agency_message_id: info.agency_message_id.clone(),
+            schema_id: info.schema_id.clone(),
+            signer_fingerprint_sha256: info.signer_fingerprint_sha256.clone(),
+            sha256: info.sha256.clone(),
+            size: info.size,
+            channel: info.channel,
+            received_at: info.received_at,
+            forwarded_at: timestamp::now(),
+            payload_file: self.payload_file.clone(),
+            encrypted_to_hub: self.encrypted,
+        };
+        let mut json = serde_json::to_vec_pretty(&metadata)?;
+        json.push(b'\n');
+        let mut meta_file = fsio::create_private(&self.tmp_meta())?;
+        meta_file.write_all(&json)?;
+        meta_file.sync_all()?;
+        drop(meta_file);
+
+        let payload_path = self.new_dir.join(&self.payload_file);
+        let metadata_path = self.new_dir.join(self.meta_file());
+        fs::rename(self.tmp_payload(), &payload_path)?;
+        self.payload_in_new = true;
+        fsio::sync_dir(&self.new_dir)?;
+        fs::rename(self.tmp_meta(), &metadata_path)?;
+        if let Err(e) = fsio::sync_dir(&self.new_dir) {
+            // Withdraw it: the caller will treat the message as not forwarded.
+            let _ = fs::remove_file(&metadata_path);
+            return Err(e.into());
+        }
+        self.done = true;
+        let _ = fsio::sync_dir(&self.tmp_dir);
+        tracing::info!(id = %self.id, queue = %self.queue, size = self.written, "published");
+        let receipt = Receipt::from_metadata(&metadata, &self.queue);
+        Ok(Published {
+            payload_path,
+            metadata_path,
+            metadata,
+            receipt,
+        })
+    }
+
+    /// Throws the payload away, removing the temporary file.
+    pub fn discard(self) {
+        // Drop does the work.
+    }
+
+    fn meta_file(&self) -> String {
+        format!("{}.json", self.id)
+    }
+
+    fn tmp_meta(&self) -> PathBuf {
+        self.tmp_dir.join(self.meta_file())
+    }
+
+    fn tmp_payload(&self) -> PathBuf {
+        self.tmp_dir.join(&self.payload_file)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.writer = None; // closes the file
+        let mut paths = vec![self.tmp_payload(), self.tmp_meta()];
+        if self.payload_in_new {
+            paths.push(self.new_dir.join(&self.payload_file));
+        }
+        for p in paths {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::error!(path = %p.display(), error = %e, "cannot remove staged file")
+                }
+            }
+        }
+        let _ = fsio::sync_dir(&self.tmp_dir);
+        tracing::debug!(id = %self.id, queue = %self.queue, "staged payload discarded");
+    }
+}
+
+impl Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| io::Error::other("staged payload is closed"))?;
+        let n = writer.inner().write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.writer.as_mut() {
+            Some(w) => w.inner().flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Staging for Staged {
+    fn publish(self: Box<Self>, info: &MessageInfo) -> Result<Receipt, SinkError> {
+        Staged::publish(*self, info).map(|p| p.receipt)
+    }
+
+    fn discard(self: Box<Self>) {
+        Staged::discard(*self)
+    }
+}

@@ -1,0 +1,494 @@
+//! The message ledger: one record per received message, with its processing
+//! steps and final outcome.
+//!
+//! # Life of a record
+//!
+//! The gateway assigns every incoming message a [`MessageId`] the moment it is
+//! received ([`MessageId::new`]); the same id names the staged outbox file, the
+//! quarantine entry and the log lines. The ledger, however, only learns about a
+//! message once its identity is known, because the deduplication key (agency,
+//! agency message id, SHA-256 of the XML) is only available after the message
+//! was decrypted and validated:
+//!
+//! * **Registered messages** — [`Store::begin`] is called *late*, once all fields
+//!   of [`NewMessage`] are known (normally right after validation, before
+//!   publishing to the outbox). Steps that happened before (opened, verified,
+//!   validated) are passed in [`NewMessage::history`] with their real
+//!   timestamps and written atomically with the record. `begin` answers:
+//!   [`Begin::New`] (go on and forward), [`Begin::Duplicate`] (identical message
+//!   already finished: answer with the original outcome, never queue it again),
+//!   [`Begin::Conflict`] (same agency message id, different content: reject with
+//!   code `duplicate`), or [`Begin::InProgress`] (identical message being
+//!   processed right now). The record is then closed with
+//!   [`Store::finish_forwarded`] or [`Store::finish_rejected`].
+//! * **Unregistered rejections** — a message rejected before its identity is
+//!   known (cannot be decrypted, bad signature, not well-formed, …) or rejected
+//!   because of a [`Begin::Conflict`] is logged with
+//!   [`Store::record_unregistered_rejection`]. Such records take no part in
+//!   deduplication. Their `sha256` is that of the XML when known, otherwise that
+//!   of the payload as received.
+//!
+//! A message that was *registered* and then rejected keeps its deduplication key,
+//! so an identical resend gets [`Begin::Duplicate`] with the original rejection.
+//! A *corrected* resend with the same agency message id but different content is
+//! accepted as new: a rejected record never causes a [`Begin::Conflict`]; its key
+//! is released and handed to the new record.
+//!
+//! # Crash consistency (stale `in_progress` records)
+//!
+//! If the gateway dies between `begin` and `finish_*`, the record stays
+//! `in_progress`. A record whose last activity (`begin` or `record_step`) is
+//! older than the store's *stale-after* period (default [`DEFAULT_STALE_AFTER`],
+//! 15 minutes) may be taken over: `begin` for an identical message then closes the
+//! old record as `rejected` with code [`INTERRUPTED_CODE`] (releasing its key) and
+//! registers the new one, answering [`Begin::New`] with the caller's new id.
+//! Within the period the answer is [`Begin::InProgress`] and the caller should ask
+//! the sender to retry later. The crash window between publishing to the outbox
+//! and `finish_forwarded` makes delivery at-least-once; the hub can deduplicate
+//! with the (agency, agency message id, sha256) in the outbox metadata.
+//!
+//! The trait is storage-agnostic; [`SqliteStore`] is the embedded implementation.
+//! A PostgreSQL implementation can reuse the same schema (the deduplication key
+//! is a single nullable column with a UNIQUE index, which behaves identically).
+
+mod sqlite;
+pub mod timestamp;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use sqlite::SqliteStore;
+
+use crate::sinks::Receipt;
+
+/// How long an `in_progress` record may be idle before an identical message may
+/// take it over (see the module documentation).
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Rejection code given to an `in_progress` record that was taken over because
+/// its processing was interrupted.
+pub const INTERRUPTED_CODE: &str = "interrupted";
+
+/// The gateway's own identifier of a message: a UUID v7 in canonical text form.
+///
+/// It is safe to use as a file name component: it can only be created by
+/// [`MessageId::new`] or by parsing a canonical lowercase hyphenated UUID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MessageId(String);
+
+impl MessageId {
+    /// A fresh, time-ordered id (UUID v7).
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        MessageId(uuid::Uuid::now_v7().hyphenated().to_string())
+    }
+
+    /// Parses a canonical (lowercase, hyphenated) UUID.
+    pub fn parse(s: &str) -> Result<Self, InvalidMessageId> {
+        match uuid::Uuid::try_parse(s) {
+            Ok(u) if u.hyphenated().to_string() == s => Ok(MessageId(s.to_owned())),
+            _ => Err(InvalidMessageId(s.chars().take(64).collect())),
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for MessageId {
+    type Err = InvalidMessageId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MessageId::parse(s)
+    }
+}
+
+impl TryFrom<String> for MessageId {
+    type Error = InvalidMessageId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        MessageId::parse(&s)
+    }
+}
+
+impl From<MessageId> for String {
+    fn from(id: MessageId) -> String {
+        id.0
+    }
+}
+
+/// A string that is not a canonical message id.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid message id {0:?}")]
+pub struct InvalidMessageId(pub String);
+
+/// How a message reached the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Submitted with the command-line tool.
+    Cli,
+    /// Uploaded over HTTPS.
+    Https,
+    /// Dropped into a watched folder.
+    Folder,
+    /// Imported in bulk.
+    Import,
+}
+
+impl Channel {
+    /// The lowercase name (`"cli"`, `"https"`, `"folder"`, `"import"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Cli => "cli",
+            Channel::Https => "https",
+            Channel::Folder => "folder",
+            Channel::Import => "import",
+        }
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "cli" => Channel::Cli,
+            "https" => Channel::Https,
+            "folder" => Channel::Folder,
+            "import" => Channel::Import,
+            other => return Err(format!("unknown channel {other:?}")),
+        })
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A processing step in a message's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The payload arrived.
+    Received,
+    /// The payload was decrypted.
+    Opened,
+    /// The signature was verified.
+    Verified,
+    /// The XML was validated against its schema.
+    Validated,
+    /// The message was published to the hub's queue.
+    Forwarded,
+    /// A receipt was issued to the agency.
+    ReceiptIssued,
+    /// The message was rejected.
+    Rejected,
+}
+
+impl Step {
+    /// The snake_case name (`"received"`, …, `"receipt_issued"`, `"rejected"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Received => "received",
+            Step::Opened => "opened",
+            Step::Verified => "verified",
+            Step::Validated => "validated",
+            Step::Forwarded => "forwarded",
+            Step::ReceiptIssued => "receipt_issued",
+            Step::Rejected => "rejected",
+        }
+    }
+}
+
+impl FromStr for Step {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "received" => Step::Received,
+            "opened" => Step::Opened,
+            "verified" => Step::Verified,
+            "validated" => Step::Validated,
+            "forwarded" => Step::Forwarded,
+            "receipt_issued" => Step::ReceiptIssued,
+            "rejected" => Step::Rejected,
+            other => return Err(format!("unknown step {other:?}")),
+        })
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a record stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Registered, not finished yet.
+    InProgress,
+    /// Published to the hub's queue.
+    Forwarded,
+    /// Rejected (see the rejection code and detail).
+    Rejected,
+}
+
+impl Status {
+    /// `"in_progress"`, `"forwarded"` or `"rejected"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::InProgress => "in_progress",
+            Status::Forwarded => "forwarded",
+            Status::Rejected => "rejected",
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "in_progress" => Status::InProgress,
+            "forwarded" => Status::Forwarded,
+            "rejected" => Status::Rejected,
+            other => return Err(format!("unknown status {other:?}")),
+        })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step that happened before the record was written, with its real time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingStep {
+    /// Which step.
+    pub step: Step,
+    /// Free-text detail (never secrets or payload content).
+    pub detail: Option<String>,
+    /// When it happened.
+    pub at: OffsetDateTime,
+}
+
+impl PendingStep {
+    /// A step that happens now.
+    pub fn now(step: Step, detail: Option<&str>) -> Self {
+        PendingStep {
+            step,
+            detail: detail.map(str::to_owned),
+            at: timestamp::now(),
+        }
+    }
+}
+
+/// What the caller knows about a message when registering it.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// The id assigned on receipt; becomes the record's id if it is new.
+    pub id: MessageId,
+    /// The sending agency.
+    pub agency: String,
+    /// The agency's own message id; when `None`, deduplication is on
+    /// (agency, sha256) only.
+    pub agency_message_id: Option<String>,
+    /// Lowercase hex SHA-256 of the XML (see the module docs for unregistered
+    /// rejections).
+    pub sha256: String,
+    /// Size in bytes of what `sha256` covers.
+    pub size: u64,
+    /// How the message arrived.
+    pub channel: Channel,
+    /// When the message arrived.
+    pub received_at: OffsetDateTime,
+    /// Steps after `received` that happened before registration, in order. The
+    /// store records a `received` step at `received_at` itself, so don't include it.
+    pub history: Vec<PendingStep>,
+}
+
+/// The stored record of a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MessageRecord {
+    /// The gateway's id.
+    pub id: MessageId,
+    /// The sending agency.
+    pub agency: String,
+    /// The agency's own message id, if known.
+    pub agency_message_id: Option<String>,
+    /// Lowercase hex SHA-256 (see [`NewMessage::sha256`]).
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// How the message arrived.
+    pub channel: Channel,
+    /// Current status.
+    pub status: Status,
+    /// Machine-readable rejection code, when rejected.
+    pub rejection_code: Option<String>,
+    /// Human-readable rejection detail, when rejected.
+    pub rejection_detail: Option<String>,
+    /// The receipt as JSON, when forwarded.
+    pub receipt_json: Option<String>,
+    /// When the message arrived.
+    #[serde(with = "timestamp::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// Last activity (registration, a step, or the finish).
+    #[serde(with = "timestamp::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When the record was finished, if it is.
+    #[serde(serialize_with = "serialize_opt_ts")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+fn serialize_opt_ts<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&timestamp::format(t)),
+        None => s.serialize_none(),
+    }
+}
+
+impl MessageRecord {
+    /// The stored receipt, parsed.
+    pub fn receipt(&self) -> Result<Option<Receipt>, StoreError> {
+        self.receipt_json
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(StoreError::from)
+    }
+}
+
+/// One entry of a message's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepRecord {
+    /// Which step.
+    pub step: Step,
+    /// Free-text detail.
+    pub detail: Option<String>,
+    /// When it happened.
+    #[serde(with = "timestamp::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// The answer of [`Store::begin`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// Registered; the id is the caller's [`NewMessage::id`].
+    New(MessageId),
+    /// The identical message (same agency, agency message id and sha256) was
+    /// already finished: answer with its outcome, whatever it was; never queue
+    /// it a second time.
+    Duplicate(MessageRecord),
+    /// Same agency and agency message id, different content, and the earlier
+    /// message is forwarded or in progress: reject with code `duplicate`.
+    Conflict(MessageRecord),
+    /// The identical message is being processed right now (and is not stale).
+    InProgress(MessageRecord),
+}
+
+/// Errors of the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// Creating or securing the database file failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// No record with this id.
+    #[error("no message {0}")]
+    NotFound(MessageId),
+    /// The record is not in a state that allows this operation.
+    #[error("message {id} is {status}, cannot {action}")]
+    InvalidTransition {
+        /// The record.
+        id: MessageId,
+        /// Its current status.
+        status: Status,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// The caller tried to register an id that already names another record.
+    #[error("message id {0} is already used")]
+    IdInUse(MessageId),
+    /// The caller passed an unusable value (e.g. a malformed SHA-256).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A stored value could not be read back.
+    #[error("corrupt ledger data: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer version of the gateway.
+    #[error("database schema version {found} is newer than supported {supported}")]
+    SchemaTooNew {
+        /// Version found in the file.
+        found: i64,
+        /// Highest version this code knows.
+        supported: i64,
+    },
+    /// The receipt could not be (de)serialized.
+    #[error("receipt json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The message ledger. See the module documentation for the protocol.
+pub trait Store: Send + Sync {
+    /// Registers a message whose identity is known; deduplicates on
+    /// (agency, agency_message_id, sha256), or (agency, sha256) when the agency
+    /// message id is `None`. Records a `received` step plus `m.history`.
+    fn begin(&self, m: &NewMessage) -> Result<Begin, StoreError>;
+
+    /// Logs a message rejected before it could be registered (or because of a
+    /// [`Begin::Conflict`]). The record is created already `rejected`, with the
+    /// steps `received`, `m.history` and `rejected`, and takes no part in
+    /// deduplication.
+    fn record_unregistered_rejection(
+        &self,
+        m: &NewMessage,
+        code: &str,
+        detail: &str,
+    ) -> Result<MessageRecord, StoreError>;
+
+    /// Appends a step to a record (any status) and refreshes its last activity.
+    fn record_step(
+        &self,
+        id: &MessageId,
+        step: Step,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Closes an `in_progress` record as forwarded, storing the receipt and
+    /// recording a `forwarded` step (detail: the queue).
+    fn finish_forwarded(&self, id: &MessageId, receipt: &Receipt) -> Result<(), StoreError>;
+
+    /// Closes an `in_progress` record as rejected, recording a `rejected` step
+    /// (detail: the code).
+    fn finish_rejected(&self, id: &MessageId, code: &str, detail: &str) -> Result<(), StoreError>;
+
+    /// The record with this id.
+    fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// The steps of a record, oldest first.
+    fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError>;
+}

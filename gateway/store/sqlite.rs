@@ -1,0 +1,456 @@
+//! The embedded SQLite implementation of [`Store`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use time::OffsetDateTime;
+
+use super::{
+    Begin, Channel, DEFAULT_STALE_AFTER, INTERRUPTED_CODE, MessageId, MessageRecord, NewMessage,
+    Status, Step, StepRecord, Store, StoreError, timestamp,
+};
+use crate::sinks::Receipt;
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Schema migrations; `PRAGMA user_version` holds how many were applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: messages and their steps.
+    "CREATE TABLE messages (
+        id                TEXT PRIMARY KEY NOT NULL,
+        agency            TEXT NOT NULL,
+        agency_message_id TEXT,
+        sha256            TEXT NOT NULL,
+        size              INTEGER NOT NULL CHECK (size >= 0),
+        channel           TEXT NOT NULL,
+        status            TEXT NOT NULL
+                          CHECK (status IN ('in_progress', 'forwarded', 'rejected')),
+        dedupe_key        TEXT,
+        rejection_code    TEXT,
+        rejection_detail  TEXT,
+        receipt_json      TEXT,
+        received_at       TEXT NOT NULL,
+        updated_at        TEXT NOT NULL,
+        finished_at       TEXT
+    );
+    CREATE UNIQUE INDEX messages_dedupe_key ON messages (dedupe_key);
+    CREATE INDEX messages_agency_message ON messages (agency, agency_message_id);
+    CREATE INDEX messages_received_at ON messages (received_at);
+    CREATE TABLE steps (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL REFERENCES messages (id),
+        step       TEXT NOT NULL,
+        detail     TEXT,
+        at         TEXT NOT NULL
+    );
+    CREATE INDEX steps_message ON steps (message_id, seq);",
+];
+
+const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
+     rejection_code, rejection_detail, receipt_json, received_at, updated_at, finished_at";
+
+/// The ledger in an embedded SQLite database.
+///
+/// The database runs in WAL mode with `synchronous=FULL` (a committed outcome
+/// survives power loss) and a busy timeout, so several processes may share the
+/// file. Deduplication is enforced by a UNIQUE index on a `dedupe_key` column;
+/// `begin` runs in an `IMMEDIATE` transaction, so concurrent `begin`s on any
+/// number of connections are serialised and exactly one gets [`Begin::New`].
+/// One connection is kept behind a mutex.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    stale_after: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating with mode `0600` if needed) and migrates the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            // An empty file is a valid empty database; SQLite gives the -wal and
+            // -shm files the same permissions.
+            match crate::fsio::create_private(&path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "could not enable WAL mode (journal_mode is {mode})"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        tracing::debug!(path = %path.display(), "ledger opened");
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path,
+            stale_after: DEFAULT_STALE_AFTER,
+        })
+    }
+
+    /// Sets after how long an idle `in_progress` record may be taken over.
+    pub fn with_stale_after(mut self, stale_after: Duration) -> Self {
+        self.stale_after = stale_after;
+        self
+    }
+
+    /// After how long an idle `in_progress` record may be taken over.
+    pub fn stale_after(&self) -> Duration {
+        self.stale_after
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves no open transaction behind
+        // (rusqlite rolls back on drop), so the connection is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_stale(&self, rec: &MessageRecord, now: OffsetDateTime) -> bool {
+        let idle = now - rec.updated_at;
+        idle.is_positive() && idle.unsigned_abs() >= self.stale_after
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.execute_batch(sql)?;
+        tracing::info!(version = i + 1, "ledger schema migrated");
+    }
+    if version != supported {
+        tx.pragma_update(None, "user_version", supported)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The deduplication key: JSON so that no agency or message id can make two
+/// different triples collide.
+fn dedupe_key(m: &NewMessage, sha256: &str) -> String {
+    let parts: [&str; 3] = match &m.agency_message_id {
+        Some(mid) => ["id", &m.agency, mid],
+        None => ["sha256", &m.agency, sha256],
+    };
+    serde_json::to_string(&parts).unwrap_or_default()
+}
+
+fn normalise_sha256(s: &str) -> Result<String, StoreError> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "sha256 must be 64 hex digits, got {:?}",
+            s.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+fn conversion<T, E: std::fmt::Display>(idx: usize, r: Result<T, E>) -> rusqlite::Result<T> {
+    r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, e.to_string().into()))
+}
+
+fn ts_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
+    let s: String = row.get(idx)?;
+    conversion(idx, timestamp::parse(&s))
+}
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
+    let id: String = row.get(0)?;
+    let size: i64 = row.get(4)?;
+    let channel: String = row.get(5)?;
+    let status: String = row.get(6)?;
+    let finished_at: Option<String> = row.get(12)?;
+    Ok(MessageRecord {
+        id: conversion(0, MessageId::parse(&id))?,
+        agency: row.get(1)?,
+        agency_message_id: row.get(2)?,
+        sha256: row.get(3)?,
+        size: conversion(4, u64::try_from(size))?,
+        channel: conversion(5, channel.parse::<Channel>())?,
+        status: conversion(6, status.parse::<Status>())?,
+        rejection_code: row.get(7)?,
+        rejection_detail: row.get(8)?,
+        receipt_json: row.get(9)?,
+        received_at: ts_column(row, 10)?,
+        updated_at: ts_column(row, 11)?,
+        finished_at: finished_at
+            .map(|s| conversion(12, timestamp::parse(&s)))
+            .transpose()?,
+    })
+}
+
+fn get_record(conn: &Connection, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = ?1");
+    Ok(conn
+        .query_row(&sql, [id.as_str()], record_from_row)
+        .optional()?)
+}
+
+fn require_record(conn: &Connection, id: &MessageId) -> Result<MessageRecord, StoreError> {
+    get_record(conn, id)?.ok_or_else(|| StoreError::NotFound(id.clone()))
+}
+
+fn insert_step(
+    tx: &Transaction<'_>,
+    id: &MessageId,
+    step: Step,
+    detail: Option<&str>,
+    at: &OffsetDateTime,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO steps (message_id, step, detail, at) VALUES (?1, ?2, ?3, ?4)",
+        params![id.as_str(), step.as_str(), detail, timestamp::format(at)],
+    )?;
+    Ok(())
+}
+
+/// Inserts a record (in progress, or already rejected) with its initial steps.
+fn insert_message(
+    tx: &Transaction<'_>,
+    m: &NewMessage,
+    sha256: &str,
+    dedupe_key: Option<&str>,
+    rejection: Option<(&str, &str)>,
+) -> Result<(), StoreError> {
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE id = ?1)",
+        [m.id.as_str()],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(StoreError::IdInUse(m.id.clone()));
+    }
+    let now = timestamp::now();
+    let size = i64::try_from(m.size)
+        .map_err(|_| StoreError::InvalidInput(format!("size {} out of range", m.size)))?;
+    let (status, code, detail, finished_at) = match rejection {
+        Some((code, detail)) => (
+            Status::Rejected,
+            Some(code),
+            Some(detail),
+            Some(timestamp::format(&now)),
+        ),
+        None => (Status::InProgress, None, None, None),
+    };
+    tx.execute(
+        "INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel, status,
+             dedupe_key, rejection_code, rejection_detail, received_at, updated_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            m.id.as_str(),
+            m.agency,
+            m.agency_message_id,
+            sha256,
+            size,
+            m.channel.as_str(),
+            status.as_str(),
+            dedupe_key,
+            code,
+            detail,
+            timestamp::format(&m.received_at),
+            timestamp::format(&now),
+            finished_at,
+        ],
+    )?;
+    insert_step(tx, &m.id, Step::Received, None, &m.received_at)?;
+    for s in &m.history {
+        insert_step(tx, &m.id, s.step, s.detail.as_deref(), &s.at)?;
+    }
+    if let Some((code, _)) = rejection {
+        insert_step(tx, &m.id, Step::Rejected, Some(code), &now)?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn begin(&self, m: &NewMessage) -> Result<Begin, StoreError> {
+        let sha256 = normalise_sha256(&m.sha256)?;
+        let key = dedupe_key(m, &sha256);
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE dedupe_key = ?1");
+        let existing = tx.query_row(&sql, [&key], record_from_row).optional()?;
+        if let Some(old) = existing {
+            let now = timestamp::now();
+            let same = old.sha256 == sha256;
+            match old.status {
+                Status::Forwarded | Status::Rejected if same => return Ok(Begin::Duplicate(old)),
+                Status::Forwarded => return Ok(Begin::Conflict(old)),
+                Status::InProgress if !self.is_stale(&old, now) => {
+                    return Ok(if same {
+                        Begin::InProgress(old)
+                    } else {
+                        Begin::Conflict(old)
+                    });
+                }
+                Status::InProgress => {
+                    // Stale: its processing was interrupted; close it and take over.
+                    let detail = format!(
+                        "processing interrupted; idle since {}, taken over by {}",
+                        timestamp::format(&old.updated_at),
+                        m.id
+                    );
+                    tx.execute(
+                        "UPDATE messages SET status = 'rejected', dedupe_key = NULL,
+                             rejection_code = ?2, rejection_detail = ?3,
+                             updated_at = ?4, finished_at = ?4
+                         WHERE id = ?1",
+                        params![
+                            old.id.as_str(),
+                            INTERRUPTED_CODE,
+                            detail,
+                            timestamp::format(&now)
+                        ],
+                    )?;
+                    insert_step(&tx, &old.id, Step::Rejected, Some(INTERRUPTED_CODE), &now)?;
+                    tracing::warn!(old = %old.id, new = %m.id, "taking over stale in-progress message");
+                }
+                Status::Rejected => {
+                    // A corrected resend: the rejected record gives up its key.
+                    tx.execute(
+                        "UPDATE messages SET dedupe_key = NULL WHERE id = ?1",
+                        [old.id.as_str()],
+                    )?;
+                }
+            }
+        }
+        insert_message(&tx, m, &sha256, Some(&key), None)?;
+        tx.commit()?;
+        Ok(Begin::New(m.id.clone()))
+    }
+
+    fn record_unregistered_rejection(
+        &self,
+        m: &NewMessage,
+        code: &str,
+        detail: &str,
+    ) -> Result<MessageRecord, StoreError> {
+        let sha256 = normalise_sha256(&m.sha256)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        insert_message(&tx, m, &sha256, None, Some((code, detail)))?;
+        let rec = require_record(&tx, &m.id)?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    fn record_step(
+        &self,
+        id: &MessageId,
+        step: Step,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = timestamp::now();
+        let n = tx.execute(
+            "UPDATE messages SET updated_at = ?2 WHERE id = ?1",
+            params![id.as_str(), timestamp::format(&now)],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        insert_step(&tx, id, step, detail, &now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn finish_forwarded(&self, id: &MessageId, receipt: &Receipt) -> Result<(), StoreError> {
+        if &receipt.gateway_message_id != id {
+            return Err(StoreError::InvalidInput(format!(
+                "receipt for {} given for message {id}",
+                receipt.gateway_message_id
+            )));
+        }
+        let json = serde_json::to_string(receipt)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rec = require_record(&tx, id)?;
+        if rec.status != Status::InProgress {
+            return Err(StoreError::InvalidTransition {
+                id: id.clone(),
+                status: rec.status,
+                action: "finish as forwarded",
+            });
+        }
+        let now = timestamp::now();
+        tx.execute(
+            "UPDATE messages SET status = 'forwarded', receipt_json = ?2,
+                 updated_at = ?3, finished_at = ?3
+             WHERE id = ?1",
+            params![id.as_str(), json, timestamp::format(&now)],
+        )?;
+        insert_step(&tx, id, Step::Forwarded, Some(&receipt.queue), &now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn finish_rejected(&self, id: &MessageId, code: &str, detail: &str) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rec = require_record(&tx, id)?;
+        if rec.status != Status::InProgress {
+            return Err(StoreError::InvalidTransition {
+                id: id.clone(),
+                status: rec.status,
+                action: "finish as rejected",
+            });
+        }
+        let now = timestamp::now();
+        tx.execute(
+            "UPDATE messages SET status = 'rejected', rejection_code = ?2,
+                 rejection_detail = ?3, updated_at = ?4, finished_at = ?4
+             WHERE id = ?1",
+            params![id.as_str(), code, detail, timestamp::format(&now)],
+        )?;
+        insert_step(&tx, id, Step::Rejected, Some(code), &now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        get_record(&self.lock(), id)
+    }
+
+    fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT step, detail, at FROM steps WHERE message_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([id.as_str()], |row| {
+            let step: String = row.get(0)?;
+            Ok(StepRecord {
+                step: conversion(0, step.parse::<Step>())?,
+                detail: row.get(1)?,
+                at: ts_column(row, 2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}

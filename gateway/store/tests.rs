@@ -1,0 +1,536 @@
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use super::*;
+use crate::sinks::Receipt;
+
+const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path().join("ledger.db")).unwrap()
+}
+
+fn message(agency_message_id: Option<&str>, sha256: &str) -> NewMessage {
+    NewMessage {
+        id: MessageId::new(),
+        agency: "tax-office".into(),
+        agency_message_id: agency_message_id.map(str::to_owned),
+        sha256: sha256.into(),
+        size: 1234,
+        channel: Channel::Https,
+        received_at: timestamp::now(),
+        history: vec![
+            PendingStep::now(Step::Opened, None),
+            PendingStep::now(Step::Verified, Some("signer ab12")),
+            PendingStep::now(Step::Validated, Some("schema tax-v1")),
+        ],
+    }
+}
+
+fn receipt(id: &MessageId, m: &NewMessage) -> Receipt {
+    Receipt {
+        gateway_message_id: id.clone(),
+        agency: m.agency.clone(),
+        agency_message_id: m.agency_message_id.clone(),
+        sha256: m.sha256.clone(),
+        schema_id: "tax-v1".into(),
+        forwarded_at: timestamp::now(),
+        queue: "outbox/hub".into(),
+    }
+}
+
+fn new_id(b: Begin) -> MessageId {
+    match b {
+        Begin::New(id) => id,
+        other => panic!("expected New, got {other:?}"),
+    }
+}
+
+#[test]
+fn begin_registers_a_new_message_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("M-1"), SHA_A);
+    let id = new_id(store.begin(&m).unwrap());
+    assert_eq!(id, m.id);
+    let rec = store.get(&id).unwrap().unwrap();
+    assert_eq!(rec.status, Status::InProgress);
+    assert_eq!(rec.agency, "tax-office");
+    assert_eq!(rec.agency_message_id.as_deref(), Some("M-1"));
+    assert_eq!(rec.sha256, SHA_A);
+    assert_eq!(rec.size, 1234);
+    assert_eq!(rec.channel, Channel::Https);
+    assert_eq!(rec.received_at, m.received_at);
+    assert!(rec.finished_at.is_none());
+    assert!(rec.rejection_code.is_none() && rec.receipt_json.is_none());
+}
+
+#[test]
+fn begin_returns_duplicate_for_identical_resend() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("M-1"), SHA_A);
+    let id = new_id(store.begin(&m).unwrap());
+    let original_receipt = receipt(&id, &m);
+    store.finish_forwarded(&id, &original_receipt).unwrap();
+
+    let resend = message(Some("M-1"), SHA_A);
+    match store.begin(&resend).unwrap() {
+        Begin::Duplicate(rec) => {
+            assert_eq!(rec.id, id);
+            assert_eq!(rec.status, Status::Forwarded);
+            assert_eq!(rec.receipt().unwrap().unwrap(), original_receipt);
+        }
+        other => panic!("expected Duplicate, got {other:?}"),
+    }
+    // The resend left no trace: no record under its id.
+    assert!(store.get(&resend.id).unwrap().is_none());
+}
+
+#[test]
+fn begin_accepts_uppercase_hex_as_the_same_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
+    store.finish_rejected(&id, "schema", "bad").unwrap();
+    let upper = SHA_A.to_ascii_uppercase();
+    assert!(matches!(
+        store.begin(&message(Some("M-1"), &upper)).unwrap(),
+        Begin::Duplicate(_)
+    ));
+    assert!(matches!(
+        store.begin(&message(Some("M-2"), "not-hex")),
+        Err(StoreError::InvalidInput(_))
+    ));
+}
+
+#[test]
+fn begin_returns_conflict_for_same_agency_message_id_with_different_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("M-1"), SHA_A);
+    let id = new_id(store.begin(&m).unwrap());
+
+    // While the first is in progress …
+    match store.begin(&message(Some("M-1"), SHA_B)).unwrap() {
+        Begin::Conflict(rec) => assert_eq!(rec.id, id),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    // … and after it was forwarded.
+    store.finish_forwarded(&id, &receipt(&id, &m)).unwrap();
+    let other = message(Some("M-1"), SHA_B);
+    match store.begin(&other).unwrap() {
+        Begin::Conflict(rec) => {
+            assert_eq!(rec.id, id);
+            assert_eq!(rec.sha256, SHA_A);
+        }
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    // The caller logs the conflicting message as an unregistered rejection.
+    let rec = store
+        .record_unregistered_rejection(&other, "duplicate", "agency message id M-1 reused")
+        .unwrap();
+    assert_eq!(rec.status, Status::Rejected);
+    assert_eq!(rec.rejection_code.as_deref(), Some("duplicate"));
+    // The original keeps its key.
+    assert!(matches!(
+        store.begin(&message(Some("M-1"), SHA_A)).unwrap(),
+        Begin::Duplicate(r) if r.id == id
+    ));
+}
+
+#[test]
+fn same_content_under_another_agency_or_message_id_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
+    new_id(store.begin(&message(Some("M-2"), SHA_A)).unwrap());
+    let mut other_agency = message(Some("M-1"), SHA_A);
+    other_agency.agency = "customs".into();
+    new_id(store.begin(&other_agency).unwrap());
+}
+
+#[test]
+fn without_agency_message_id_dedupe_is_on_agency_and_sha256() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(None, SHA_A);
+    let id = new_id(store.begin(&m).unwrap());
+    assert!(matches!(
+        store.begin(&message(None, SHA_A)).unwrap(),
+        Begin::InProgress(r) if r.id == id
+    ));
+    new_id(store.begin(&message(None, SHA_B)).unwrap());
+    store.finish_forwarded(&id, &receipt(&id, &m)).unwrap();
+    assert!(matches!(
+        store.begin(&message(None, SHA_A)).unwrap(),
+        Begin::Duplicate(r) if r.id == id
+    ));
+}
+
+#[test]
+fn identical_resend_of_a_rejected_message_returns_the_original_rejection() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
+    store
+        .finish_rejected(&id, "schema", "Date is not a date")
+        .unwrap();
+    match store.begin(&message(Some("M-1"), SHA_A)).unwrap() {
+        Begin::Duplicate(rec) => {
+            assert_eq!(rec.id, id);
+            assert_eq!(rec.status, Status::Rejected);
+            assert_eq!(rec.rejection_code.as_deref(), Some("schema"));
+            assert_eq!(rec.rejection_detail.as_deref(), Some("Date is not a date"));
+        }
+        other => panic!("expected Duplicate, got {other:?}"),
+    }
+}
+
+#[test]
+fn corrected_resend_of_a_rejected_message_is_accepted_as_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let first = new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
+    store.finish_rejected(&first, "schema", "bad").unwrap();
+    let fixed = message(Some("M-1"), SHA_B);
+    let second = new_id(store.begin(&fixed).unwrap());
+    assert_ne!(first, second);
+    // The old record is kept for the audit trail, unchanged.
+    let old = store.get(&first).unwrap().unwrap();
+    assert_eq!(old.status, Status::Rejected);
+    // Now the corrected one holds the key.
+    assert!(matches!(
+        store.begin(&message(Some("M-1"), SHA_B)).unwrap(),
+        Begin::InProgress(r) if r.id == second
+    ));
+    assert!(matches!(
+        store.begin(&message(Some("M-1"), SHA_A)).unwrap(),
+        Begin::Conflict(r) if r.id == second
+    ));
+}
+
+#[test]
+fn begin_returns_in_progress_while_the_identical_message_is_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
+    match store.begin(&message(Some("M-1"), SHA_A)).unwrap() {
+        Begin::InProgress(rec) => assert_eq!(rec.id, id),
+        other => panic!("expected InProgress, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stale_in_progress_record_is_taken_over_by_an_identical_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).with_stale_after(Duration::from_millis(50));
+    let first = new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
+    std::thread::sleep(Duration::from_millis(80));
+    let retry = message(Some("M-1"), SHA_A);
+    let second = new_id(store.begin(&retry).unwrap());
+    assert_eq!(second, retry.id);
+    assert_ne!(first, second);
+
+    let old = store.get(&first).unwrap().unwrap();
+    assert_eq!(old.status, Status::Rejected);
+    assert_eq!(old.rejection_code.as_deref(), Some(INTERRUPTED_CODE));
+    assert!(old.rejection_detail.unwrap().contains(second.as_str()));
+    assert!(old.finished_at.is_some());
+    assert_eq!(
+        store.steps(&first).unwrap().last().unwrap().step,
+        Step::Rejected
+    );
+
+    // A fresh record is not stale: steps keep it alive.
+    store.record_step(&second, Step::Forwarded, None).unwrap();
+    assert!(matches!(
+        store.begin(&message(Some("M-1"), SHA_A)).unwrap(),
+        Begin::InProgress(r) if r.id == second
+    ));
+}
+
+#[test]
+fn steps_are_recorded_in_order_with_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("M-1"), SHA_A);
+    let id = new_id(store.begin(&m).unwrap());
+    store.finish_forwarded(&id, &receipt(&id, &m)).unwrap();
+    store
+        .record_step(&id, Step::ReceiptIssued, Some("via https"))
+        .unwrap();
+    let steps = store.steps(&id).unwrap();
+    let names: Vec<_> = steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "received",
+            "opened",
+            "verified",
+            "validated",
+            "forwarded",
+            "receipt_issued"
+        ]
+    );
+    assert_eq!(steps[0].at, m.received_at);
+    assert_eq!(steps[2].detail.as_deref(), Some("signer ab12"));
+    assert_eq!(steps[4].detail.as_deref(), Some("outbox/hub"));
+    assert_eq!(steps[5].detail.as_deref(), Some("via https"));
+    assert!(steps.windows(2).all(|w| w[0].at <= w[1].at));
+}
+
+#[test]
+fn record_step_on_an_unknown_message_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let err = store
+        .record_step(&MessageId::new(), Step::Opened, None)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(store.steps(&MessageId::new()).unwrap().is_empty());
+    assert!(store.get(&MessageId::new()).unwrap().is_none());
+}
+
+#[test]
+fn status_moves_from_in_progress_to_forwarded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("M-1"), SHA_A);
+    let id = new_id(store.begin(&m).unwrap());
+    store.finish_forwarded(&id, &receipt(&id, &m)).unwrap();
+    let rec = store.get(&id).unwrap().unwrap();
+    assert_eq!(rec.status, Status::Forwarded);
+    assert!(rec.finished_at.is_some());
+    assert_eq!(rec.receipt().unwrap().unwrap().queue, "outbox/hub");
+
+    let again = store.finish_forwarded(&id, &receipt(&id, &m)).unwrap_err();
+    assert!(
+        matches!(
+            again,
+            StoreError::InvalidTransition {
+                status: Status::Forwarded,
+                ..
+            }
+        ),
+        "{again}"
+    );
+    let reject = store.finish_rejected(&id, "x", "y").unwrap_err();
+    assert!(
+        matches!(reject, StoreError::InvalidTransition { .. }),
+        "{reject}"
+    );
+    assert_eq!(store.get(&id).unwrap().unwrap().status, Status::Forwarded);
+}
+
+#[test]
+fn status_moves_from_in_progress_to_rejected_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("M-1"), SHA_A);
+    let id = new_id(store.begin(&m).unwrap());
+    store
+        .finish_rejected(&id, "signature", "unknown signer")
+        .unwrap();
+    let rec = store.get(&id).unwrap().unwrap();
+    assert_eq!(rec.status, Status::Rejected);
+    assert_eq!(rec.rejection_code.as_deref(), Some("signature"));
+    assert_eq!(rec.rejection_detail.as_deref(), Some("unknown signer"));
+    assert!(rec.finished_at.is_some() && rec.receipt_json.is_none());
+    assert!(store.finish_forwarded(&id, &receipt(&id, &m)).is_err());
+    assert_eq!(
+        store.steps(&id).unwrap().last().unwrap().step,
+        Step::Rejected
+    );
+}
+
+#[test]
+fn finish_on_unknown_message_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = MessageId::new();
+    let m = message(None, SHA_A);
+    assert!(matches!(
+        store.finish_forwarded(&id, &receipt(&id, &m)),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.finish_rejected(&id, "a", "b"),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn unregistered_rejections_are_logged_without_taking_part_in_dedupe() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut m = message(None, SHA_A);
+    m.history = vec![PendingStep::now(Step::Opened, Some("decryption failed"))];
+    let rec = store
+        .record_unregistered_rejection(&m, "decrypt", "no matching identity")
+        .unwrap();
+    assert_eq!(rec.id, m.id);
+    assert_eq!(rec.status, Status::Rejected);
+    assert!(rec.finished_at.is_some());
+    let steps: Vec<_> = store
+        .steps(&m.id)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(steps, [Step::Received, Step::Opened, Step::Rejected]);
+    // The same content can still be registered.
+    new_id(store.begin(&message(None, SHA_A)).unwrap());
+    // Reusing an id is refused.
+    assert!(matches!(
+        store.record_unregistered_rejection(&m, "x", "y"),
+        Err(StoreError::IdInUse(_))
+    ));
+}
+
+#[test]
+fn begin_with_an_id_already_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("M-1"), SHA_A);
+    new_id(store.begin(&m).unwrap());
+    let mut clash = message(Some("M-2"), SHA_B);
+    clash.id = m.id.clone();
+    assert!(matches!(store.begin(&clash), Err(StoreError::IdInUse(_))));
+    // Nothing half-written: M-2 is still free.
+    new_id(store.begin(&message(Some("M-2"), SHA_B)).unwrap());
+}
+
+#[test]
+fn concurrent_begin_from_8_threads_on_2_connections_yields_exactly_one_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = [Arc::new(open(&dir)), Arc::new(open(&dir))];
+    for round in 0..5 {
+        let barrier = Arc::new(Barrier::new(8));
+        let amid = format!("M-{round}");
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let store = Arc::clone(&stores[i % 2]);
+                let barrier = Arc::clone(&barrier);
+                let amid = amid.clone();
+                std::thread::spawn(move || {
+                    let m = message(Some(&amid), SHA_A);
+                    barrier.wait();
+                    store.begin(&m).unwrap()
+                })
+            })
+            .collect();
+        let results: Vec<Begin> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let winners: Vec<_> = results
+            .iter()
+            .filter_map(|b| match b {
+                Begin::New(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        for b in &results {
+            match b {
+                Begin::New(_) => {}
+                Begin::InProgress(rec) => assert_eq!(rec.id, winners[0]),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Both connections see the same single record.
+        for s in &stores {
+            assert_eq!(
+                s.get(&winners[0]).unwrap().unwrap().status,
+                Status::InProgress
+            );
+        }
+    }
+}
+
+#[test]
+fn records_and_steps_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = message(Some("M-1"), SHA_A);
+    let (id, before) = {
+        let store = open(&dir);
+        let id = new_id(store.begin(&m).unwrap());
+        store.finish_forwarded(&id, &receipt(&id, &m)).unwrap();
+        (id.clone(), store.get(&id).unwrap().unwrap())
+    };
+    let store = open(&dir);
+    assert_eq!(store.get(&id).unwrap().unwrap(), before);
+    assert_eq!(store.steps(&id).unwrap().len(), 5);
+    assert!(matches!(
+        store.begin(&message(Some("M-1"), SHA_A)).unwrap(),
+        Begin::Duplicate(r) if r.id == id
+    ));
+}
+
+#[test]
+fn open_sets_wal_full_sync_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    // The UNIQUE index is in the database itself.
+    let unique: i64 = conn
+        .query_row(
+            "SELECT \"unique\" FROM pragma_index_list('messages') WHERE name = 'messages_dedupe_key'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unique, 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("ledger.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A newer schema is refused.
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(
+        SqliteStore::open(dir.path().join("ledger.db")),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}
+
+#[test]
+fn message_ids_are_canonical_uuids_and_round_trip() {
+    let id = MessageId::new();
+    assert_eq!(MessageId::parse(id.as_str()).unwrap(), id);
+    let json = serde_json::to_string(&id).unwrap();
+    assert_eq!(serde_json::from_str::<MessageId>(&json).unwrap(), id);
+    for bad in [
+        "",
+        "../x",
+        "0190F0A0-0000-7000-8000-000000000000",
+        "not-a-uuid",
+    ] {
+        assert!(MessageId::parse(bad).is_err(), "{bad:?}");
+    }
+    assert!(serde_json::from_str::<MessageId>("\"../../etc\"").is_err());
+    for s in [
+        Step::Received,
+        Step::Opened,
+        Step::Verified,
+        Step::Validated,
+        Step::Forwarded,
+        Step::ReceiptIssued,
+        Step::Rejected,
+    ] {
+        assert_eq!(s.as_str().parse::<Step>().unwrap(), s);
+    }
+}
