@@ -33,6 +33,8 @@ enum Command {
     /// Agencies and their signing certificates.
     #[command(subcommand)]
     Agency(cli::agency::Command),
+    /// Print the age recipient agencies should seal to.
+    Recipient(cli::recipient::Args),
     /// Load the configuration, schemas and keys, and explain any mistake.
     CheckConfig(cli::check_config::Args),
 }
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
@@ -78,6 +81,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Keys(cmd) => cli::keys::run(cmd, &config),
         Command::Agency(cmd) => cli::agency::run(cmd, &config),
         Command::CheckConfig(args) => cli::check_config::run(args, &config),
+        Command::Recipient(args) => cli::recipient::run(args, &config),
         Command::Validate(_) | Command::Seal(_) => unreachable!("handled above"),
     }
 }

@@ -186,7 +186,7 @@ impl Quarantine {
             let _ = std::fs::remove_file(&sealed_path);
             return Err(e.into());
         }
-        tracing::warn!(id = %id, agency, code = %reason.code, "message quarantined");
+        tracing::info!(id = %id, agency, code = %reason.code, "message quarantined");
         Ok(sealed_path)
     }
 

@@ -1,7 +1,10 @@
 //! The root integration test binary: one module per area, run with `cargo test --test tests`.
 
+mod admin_cli;
+mod agency_pipeline;
 mod agency_samples;
 mod check_codes;
 mod cms;
+mod forwarding;
 mod support;
 mod validate_cli;

@@ -6,6 +6,7 @@ pub mod agency;
 pub mod check;
 pub mod check_config;
 pub mod keys;
+pub mod recipient;
 pub mod seal;
 pub mod validate;
 

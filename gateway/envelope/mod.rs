@@ -120,7 +120,7 @@ fn xml_rejection(e: &xsd::xml::XmlError) -> Rejection {
 }
 
 /// The verdict on a validation report, `None` when valid.
-fn report_rejection(report: &xsd::Report) -> Option<Rejection> {
+fn report_rejection(report: &xsd::Report, schema_id: &str) -> Option<Rejection> {
     if report.is_valid() {
         return None;
     }
@@ -133,20 +133,10 @@ fn report_rejection(report: &xsd::Report) -> Option<Rejection> {
         .find(|c| matches!(*c, "xml_malformed" | "dtd_forbidden" | "xml_limit_exceeded"))
         .unwrap_or("schema_invalid");
     let n = report.violations.len();
-    let first = report
-        .violations
-        .first()
-        .map(|v| {
-            format!(
-                "{}:{} {} at {}: {}",
-                v.line, v.column, v.code, v.path, v.message
-            )
-        })
-        .unwrap_or_default();
     let mut r = Rejection::new(
         code,
         format!(
-            "{n}{} violation{}; first: {first}",
+            "{n}{} violation{} of schema {schema_id}",
             if report.truncated { "+" } else { "" },
             if n == 1 { "" } else { "s" }
         ),
@@ -204,7 +194,7 @@ impl<R: Read> Envelope<Opened<R>> {
             .check(&agency, &sig.signer, &sig.intermediates, checks.now)
             .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
         let (schema_id, root, report) = content?;
-        if let Some(r) = report_rejection(&report) {
+        if let Some(r) = report_rejection(&report, &schema_id) {
             return Err(r);
         }
         Ok(Envelope {

@@ -1,0 +1,114 @@
+//! `gateway keys`, `gateway agency` and `gateway check-config`.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{Home, sample};
+
+#[test]
+fn keys_init_makes_private_files_0600_and_is_idempotent() {
+    let home = Home::new("");
+    let keys = home.path().join("keys");
+    let mut private = 0;
+    for entry in walk(&keys) {
+        if entry.extension().is_some_and(|e| e == "key") {
+            let mode = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", entry.display());
+            private += 1;
+        }
+    }
+    // identity + receipt + tls + eight agency signers
+    assert_eq!(private, 11);
+    let again = home.gateway(&["keys", "init", "--json"]);
+    assert!(again.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["created"].as_array().unwrap().len(), 0);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn identity_readable_by_others_is_refused_with_the_fix() {
+    let home = Home::new("");
+    let ids = home.path().join("keys/identities");
+    let key = walk(&ids).into_iter().find(|p| p.extension().is_some_and(|e| e == "key")).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = home.gateway(&["check", "--agency", "police", sample("police", "valid-single-incident.xml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn agency_add_list_and_cert_add_register_a_new_agency() {
+    let home = Home::new("");
+    let out = home.gateway(&["agency", "add", "probation", "--display-name", "Probation service"]);
+    assert!(out.status.success());
+    let (_, cert) = home.signer("police");
+    let out = home.gateway(&["agency", "cert", "add", "probation", cert.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = home.gateway(&["agency", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = v["agencies"].as_array().unwrap();
+    assert_eq!(list.len(), 9);
+    let p = list.iter().find(|a| a["name"] == "probation").unwrap();
+    assert_eq!(p["pinned_certificates"], 1);
+    let bad = home.gateway(&["agency", "add", "../etc"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let missing = home.gateway(&["agency", "cert", "add", "nobody", cert.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("gateway agency add nobody"));
+}
+
+#[test]
+fn check_config_passes_on_a_complete_home_and_names_the_key_of_a_mistake() {
+    let home = Home::new("");
+    let out = home.gateway(&["check-config", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    let cfg = home.config();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n[limits]\nmax_depth = 2\n")).unwrap();
+    let out = home.gateway(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`limits.max_depth`"), "{err}");
+}
+
+#[test]
+fn check_config_reports_missing_keys_with_the_command_that_fixes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        format!("[paths]\nschemas = {:?}\n", crate::support::schemas_dir().display().to_string()),
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["check-config", "--config"])
+        .arg(dir.path().join("gateway.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("gateway keys init"), "{text}");
+}
+
+#[test]
+fn check_of_an_unregistered_agency_is_a_usage_error() {
+    let home = Home::new("");
+    let out = home.gateway(&["check", "--agency", "nobody", "x.sealed"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not registered"));
+}
