@@ -41,9 +41,19 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn identity_readable_by_others_is_refused_with_the_fix() {
     let home = Home::new("");
     let ids = home.path().join("keys/identities");
-    let key = walk(&ids).into_iter().find(|p| p.extension().is_some_and(|e| e == "key")).unwrap();
+    let key = walk(&ids)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "key"))
+        .unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = home.gateway(&["check", "--agency", "police", sample("police", "valid-single-incident.xml").to_str().unwrap()]);
+    let out = home.gateway(&[
+        "check",
+        "--agency",
+        "police",
+        sample("police", "valid-single-incident.xml")
+            .to_str()
+            .unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chmod 600"), "{err}");
@@ -52,11 +62,21 @@ fn identity_readable_by_others_is_refused_with_the_fix() {
 #[test]
 fn agency_add_list_and_cert_add_register_a_new_agency() {
     let home = Home::new("");
-    let out = home.gateway(&["agency", "add", "probation", "--display-name", "Probation service"]);
+    let out = home.gateway(&[
+        "agency",
+        "add",
+        "probation",
+        "--display-name",
+        "Probation service",
+    ]);
     assert!(out.status.success());
     let (_, cert) = home.signer("police");
     let out = home.gateway(&["agency", "cert", "add", "probation", cert.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = home.gateway(&["agency", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let list = v["agencies"].as_array().unwrap();
@@ -74,7 +94,11 @@ fn agency_add_list_and_cert_add_register_a_new_agency() {
 fn check_config_passes_on_a_complete_home_and_names_the_key_of_a_mistake() {
     let home = Home::new("");
     let out = home.gateway(&["check-config", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
     let cfg = home.config();
@@ -91,7 +115,10 @@ fn check_config_reports_missing_keys_with_the_command_that_fixes_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("gateway.toml"),
-        format!("[paths]\nschemas = {:?}\n", crate::support::schemas_dir().display().to_string()),
+        format!(
+            "[paths]\nschemas = {:?}\n",
+            crate::support::schemas_dir().display().to_string()
+        ),
     )
     .unwrap();
     let out = assert_cmd::Command::cargo_bin("gateway")

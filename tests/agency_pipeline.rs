@@ -21,11 +21,12 @@ fn every_sealed_agency_sample_gets_its_expected_verdict_through_the_pipeline() {
     let mut total = 0;
     for agency in &agencies {
         let (key, cert) = home.signer(agency);
-        let mut samples: Vec<PathBuf> = std::fs::read_dir(schemas_dir().join(agency).join("samples"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "xml"))
-            .collect();
+        let mut samples: Vec<PathBuf> =
+            std::fs::read_dir(schemas_dir().join(agency).join("samples"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+                .collect();
         samples.sort();
         let mut sealed = Vec::new();
         for s in &samples {
@@ -56,16 +57,30 @@ fn every_sealed_agency_sample_gets_its_expected_verdict_through_the_pipeline() {
             let name = sample.file_name().unwrap().to_str().unwrap();
             if name.starts_with("valid-") {
                 assert_eq!(r["outcome"], "accepted", "{agency}/{name}: {r}");
-                assert!(r["schema_id"].as_str().unwrap().starts_with(agency.as_str()));
+                assert!(
+                    r["schema_id"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(agency.as_str())
+                );
             } else {
                 assert_eq!(r["outcome"], "rejected", "{agency}/{name}: {r}");
-                assert_eq!(r["rejection"]["code"], "schema_invalid", "{agency}/{name}: {r}");
+                assert_eq!(
+                    r["rejection"]["code"], "schema_invalid",
+                    "{agency}/{name}: {r}"
+                );
                 let v = &r["rejection"]["violations"][0];
-                assert!(v["line"].as_u64().unwrap() >= 1 && v["path"].as_str().unwrap().starts_with('/'), "{r}");
+                assert!(
+                    v["line"].as_u64().unwrap() >= 1
+                        && v["path"].as_str().unwrap().starts_with('/'),
+                    "{r}"
+                );
             }
             total += 1;
         }
-        let any_invalid = samples.iter().any(|s| s.to_str().unwrap().contains("invalid-"));
+        let any_invalid = samples
+            .iter()
+            .any(|s| s.to_str().unwrap().contains("invalid-"));
         assert_eq!(c.code, if any_invalid { 1 } else { 0 });
     }
     assert!(total >= 8 * 8, "{total} samples");

@@ -16,17 +16,28 @@ fn forwarded_message_is_in_new_with_its_metadata_and_nothing_is_left_in_tmp() {
     let id = c.result()["gateway_message_id"].as_str().unwrap();
     let q = home.path().join("outbox/integration");
     let xml = std::fs::read(q.join("new").join(format!("{id}.xml"))).unwrap();
-    assert_eq!(xml, std::fs::read(police()).unwrap(), "the queue holds the XML exactly");
+    assert_eq!(
+        xml,
+        std::fs::read(police()).unwrap(),
+        "the queue holds the XML exactly"
+    );
     let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(q.join("new").join(format!("{id}.json"))).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(q.join("new").join(format!("{id}.json"))).unwrap())
+            .unwrap();
     assert_eq!(meta["gateway_message_id"], id);
     assert_eq!(meta["agency"], "police");
-    assert_eq!(meta["agency_message_id"], "3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016");
+    assert_eq!(
+        meta["agency_message_id"],
+        "3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016"
+    );
     assert_eq!(meta["schema_id"], "police-IncidentBatch-1");
     assert_eq!(meta["channel"], "cli");
     assert_eq!(meta["size"], xml.len() as u64);
     assert_eq!(meta["sha256"], c.result()["sha256"]);
-    assert_eq!(meta["signer_fingerprint_sha256"], c.result()["signer"]["fingerprint_sha256"]);
+    assert_eq!(
+        meta["signer_fingerprint_sha256"],
+        c.result()["signer"]["fingerprint_sha256"]
+    );
     assert_eq!(std::fs::read_dir(q.join("tmp")).unwrap().count(), 0);
     assert_eq!(c.result()["receipt"]["gateway_message_id"], id);
 }
@@ -48,9 +59,15 @@ fn with_a_hub_recipient_the_queued_xml_is_re_encrypted_and_opens_with_stock_age(
     assert_eq!(c.code, 0, "{}", c.stdout);
     let id = c.result()["gateway_message_id"].as_str().unwrap();
     let new = home.path().join("outbox/integration/new");
-    assert!(!new.join(format!("{id}.xml")).exists(), "no plaintext in the queue");
+    assert!(
+        !new.join(format!("{id}.xml")).exists(),
+        "no plaintext in the queue"
+    );
     let enc = new.join(format!("{id}.xml.age"));
-    let out = tool("age", &["-d", "-i", hub_key.to_str().unwrap(), enc.to_str().unwrap()]);
+    let out = tool(
+        "age",
+        &["-d", "-i", hub_key.to_str().unwrap(), enc.to_str().unwrap()],
+    );
     assert_eq!(out.stdout, std::fs::read(police()).unwrap());
 }
 
@@ -63,13 +80,21 @@ fn rejected_payload_is_kept_in_quarantine_as_received_with_its_reason() {
     let id = c.result()["gateway_message_id"].as_str().unwrap();
     let dir = home.path().join("state/quarantine/police");
     let kept = std::fs::read(dir.join(format!("{id}.sealed"))).unwrap();
-    assert_eq!(kept, std::fs::read(&sealed).unwrap(), "kept still encrypted, byte for byte");
+    assert_eq!(
+        kept,
+        std::fs::read(&sealed).unwrap(),
+        "kept still encrypted, byte for byte"
+    );
     let reason: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).unwrap()).unwrap();
     assert_eq!(reason["code"], "agency_mismatch");
     assert_eq!(reason["original_name"], "wrong-agency.sealed");
     let new = home.path().join("outbox/integration/new");
-    assert_eq!(std::fs::read_dir(new).unwrap().count(), 0, "nothing forwarded");
+    assert_eq!(
+        std::fs::read_dir(new).unwrap().count(),
+        0,
+        "nothing forwarded"
+    );
 }
 
 #[test]

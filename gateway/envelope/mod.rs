@@ -156,13 +156,13 @@ fn report_rejection(report: &xsd::Report, schema_id: &str) -> Option<Rejection> 
     Some(r)
 }
 
-impl<R: Read> Envelope<Opened<R>> {
+impl<R: Read + Send> Envelope<Opened<R>> {
     /// Verifies the signature and the signer, and validates the XML, in one pass; the content
     /// is copied into `spool` as it goes (discard the spool unless this returns `Ok`).
     pub fn verify_and_validate(
         self,
         checks: &Checks<'_>,
-        spool: &mut dyn Write,
+        spool: &mut (dyn Write + Send),
     ) -> Result<Envelope<Validated>, Rejection> {
         let agency = self.agency;
         let mut signed = match cms::SignedDataReader::new(self.state.plaintext) {
@@ -170,19 +170,31 @@ impl<R: Read> Envelope<Opened<R>> {
             Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
             Err(e) => return Err(cms_rejection(&e)),
         };
-        let mut tap = tap::Tap::new(&mut signed, spool);
-        let content = validate_content(&agency, &mut tap, checks);
-        tap.drain();
-        if let Some(e) = tap.read_error.take() {
+        let (tx, chunks) = tap::ChunkReader::channel();
+        let (content, produced) = std::thread::scope(|scope| {
+            let producer = scope.spawn(|| tap::produce(&mut signed, spool, tx));
+            let content = validate_content(&agency, chunks, checks);
+            (content, producer.join())
+        });
+        let produced = match produced {
+            Ok(p) => p,
+            Err(_) => {
+                return Err(Rejection::new(
+                    "queue_unavailable",
+                    "internal error while reading the payload",
+                ));
+            }
+        };
+        if let Some(e) = produced.read_error {
             return Err(stream_failure(e));
         }
-        if let Some(e) = tap.spool_error.take() {
+        if let Some(e) = produced.spool_error {
             return Err(Rejection::new(
                 "queue_unavailable",
                 format!("the gateway could not stage the message: {e}"),
             ));
         }
-        let (sha256, size, _) = tap.finish();
+        let (sha256, size) = (produced.sha256, produced.size);
         let trailer = match signed.finish() {
             Ok(t) => t,
             Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
@@ -212,13 +224,13 @@ impl<R: Read> Envelope<Opened<R>> {
 }
 
 /// Finds the root, picks the schema the agency may send, and validates.
-fn validate_content<R: Read>(
+fn validate_content(
     agency: &str,
-    tap: &mut tap::Tap<'_, R>,
+    mut chunks: tap::ChunkReader,
     checks: &Checks<'_>,
 ) -> Result<(String, String, xsd::Report), Rejection> {
     let limits = &checks.limits;
-    let (root, prefix) = match peek_root(tap, &limits.xml) {
+    let (root, prefix) = match peek_root(&mut chunks, &limits.xml) {
         Ok(r) => r,
         Err(PeekError::Xml(e)) => return Err(xml_rejection(&e)),
         // The tap kept the cause; the caller reports it.
@@ -246,7 +258,7 @@ fn validate_content<R: Read>(
         capture: entry.message_id.clone().into_iter().collect(),
         ..xsd::Options::default()
     };
-    let input = BufReader::with_capacity(64 * 1024, io::Cursor::new(prefix).chain(tap));
+    let input = BufReader::with_capacity(64 * 1024, io::Cursor::new(prefix).chain(chunks));
     let report = entry.schema.validate(input, &opts);
     Ok((entry.id.clone(), root.to_string(), report))
 }
