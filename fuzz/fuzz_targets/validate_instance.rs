@@ -34,6 +34,7 @@ fn options() -> xsd::Options {
         },
         max_errors: 50,
         max_table_entries: 10_000,
+        ..xsd::Options::default()
     }
 }
 
