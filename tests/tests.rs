@@ -5,6 +5,7 @@ mod agency_pipeline;
 mod agency_samples;
 mod check_codes;
 mod cms;
+mod envelope_roundtrip;
 mod forwarding;
 mod support;
 mod validate_cli;

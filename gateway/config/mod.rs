@@ -95,6 +95,15 @@ impl Config {
         self.outbox.join(&self.queue)
     }
 
+    /// The embedded defaults, with paths relative to `base`.
+    pub fn defaults(base: &Path) -> Config {
+        // The defaults are within every bound, so checking them cannot fail.
+        match check(RawConfig::default(), base, None) {
+            Ok(c) => c,
+            Err(e) => unreachable!("embedded defaults are invalid: {e}"),
+        }
+    }
+
     /// Loads `path` (or `./gateway.toml` when it exists, else embedded defaults relative to the
     /// current folder), applies `GATEWAY_*` environment overrides and checks every value.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
