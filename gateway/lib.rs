@@ -19,6 +19,7 @@ pub mod fsio;
 pub mod keyring;
 pub mod pipeline;
 pub mod quarantine;
+pub mod receipts;
 pub mod rejection;
 pub mod sinks;
 pub mod store;

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::envelope::{Checks, Envelope, Validated};
 use crate::keyring::{Keyring, KeyringError};
 use crate::quarantine::{self, Quarantine};
+use crate::receipts::ReceiptSigner;
 use crate::rejection::Rejection;
 use crate::sinks::{MessageInfo, OutboxSink, Receipt};
 use crate::store::{
@@ -66,6 +67,8 @@ pub struct Forwarding {
     pub sink: OutboxSink,
     /// Where rejected payloads are kept.
     pub quarantine: Quarantine,
+    /// Signs receipts.
+    pub receipts: ReceiptSigner,
 }
 
 /// A loaded gateway: configuration, keys, compiled schemas and (unless a dry run) the ledger,
@@ -212,7 +215,9 @@ impl Gateway {
                 path: qdir.clone(),
                 error,
             })?;
+            let receipts = ReceiptSigner::load(&config.keys)?;
             Some(Forwarding {
+                receipts,
                 store: Box::new(store),
                 sink,
                 quarantine,

@@ -56,6 +56,36 @@ pub struct Limits {
     pub max_errors: usize,
 }
 
+/// The HTTPS channel.
+#[derive(Debug, Clone)]
+pub struct Http {
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Payloads processed at once.
+    pub max_in_flight: usize,
+    /// Time allowed for the request headers.
+    pub header_timeout: std::time::Duration,
+    /// Time allowed for a whole upload.
+    pub request_timeout: std::time::Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub idle_timeout: std::time::Duration,
+}
+
+/// The watched folders.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    /// Watch `inbox/<agency>/`.
+    pub enabled: bool,
+    /// Delete accepted files instead of moving them to `accepted/`.
+    pub delete_accepted: bool,
+    /// Quiet period before a closed file is taken.
+    pub stable: std::time::Duration,
+    /// Full rescan period.
+    pub rescan: std::time::Duration,
+    /// Poll instead of kernel notifications.
+    pub poll: bool,
+}
+
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -77,6 +107,10 @@ pub struct Config {
     pub hub_recipients: Vec<age::x25519::Recipient>,
     /// Payload bounds.
     pub limits: Limits,
+    /// `[http]`
+    pub http: Http,
+    /// `[inbox]`
+    pub watch: Inbox,
 }
 
 impl Config {
@@ -251,7 +285,57 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         )? as usize,
         ..xsd::Limits::default()
     };
+    let h = raw.http;
+    let listen = h.listen.unwrap_or_else(|| "127.0.0.1:8443".to_owned());
+    let listen = listen.parse().map_err(|_| {
+        invalid(
+            "http.listen",
+            format!("{listen:?} is not an address:port such as 127.0.0.1:8443"),
+        )
+    })?;
+    let secs = std::time::Duration::from_secs;
+    let http = Http {
+        listen,
+        max_in_flight: bounded("http.max_in_flight", h.max_in_flight, 64, 1, 100_000)? as usize,
+        header_timeout: secs(bounded(
+            "http.header_timeout_secs",
+            h.header_timeout_secs,
+            10,
+            1,
+            3600,
+        )?),
+        request_timeout: secs(bounded(
+            "http.request_timeout_secs",
+            h.request_timeout_secs,
+            3600,
+            1,
+            86_400,
+        )?),
+        idle_timeout: secs(bounded(
+            "http.idle_timeout_secs",
+            h.idle_timeout_secs,
+            60,
+            1,
+            3600,
+        )?),
+    };
+    let i = raw.inbox;
+    let inbox = Inbox {
+        enabled: i.enabled.unwrap_or(true),
+        delete_accepted: i.delete_accepted.unwrap_or(false),
+        stable: std::time::Duration::from_millis(bounded(
+            "inbox.stable_ms",
+            i.stable_ms,
+            1000,
+            0,
+            600_000,
+        )?),
+        rescan: secs(bounded("inbox.rescan_secs", i.rescan_secs, 30, 1, 86_400)?),
+        poll: i.poll.unwrap_or(false),
+    };
     Ok(Config {
+        http,
+        watch: inbox,
         file,
         schemas: dir("paths.schemas", raw.paths.schemas, "schemas")?,
         keys: dir("paths.keys", raw.paths.keys, "keys")?,

@@ -15,6 +15,44 @@ pub struct RawConfig {
     /// `[outbox]`
     #[serde(default)]
     pub outbox: RawOutbox,
+    /// `[http]`
+    #[serde(default)]
+    pub http: RawHttp,
+    /// `[inbox]`
+    #[serde(default)]
+    pub inbox: RawInbox,
+}
+
+/// `[http]`: the HTTPS channel.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Listen address, e.g. `127.0.0.1:8443`.
+    pub listen: Option<String>,
+    /// Payloads processed at once; beyond that, `503` with `Retry-After`.
+    pub max_in_flight: Option<u64>,
+    /// Seconds a client may take to send the request headers.
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a whole upload may take.
+    pub request_timeout_secs: Option<u64>,
+    /// Seconds an idle keep-alive connection is kept.
+    pub idle_timeout_secs: Option<u64>,
+}
+
+/// `[inbox]`: the watched folders.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInbox {
+    /// Watch `inbox/<agency>/` folders.
+    pub enabled: Option<bool>,
+    /// Delete accepted files instead of moving them to `accepted/`.
+    pub delete_accepted: Option<bool>,
+    /// A file closed after writing is taken once unchanged for this long (milliseconds).
+    pub stable_ms: Option<u64>,
+    /// Full rescan period, a safety net behind the notifications (seconds).
+    pub rescan_secs: Option<u64>,
+    /// Poll instead of using kernel notifications (network filesystems).
+    pub poll: Option<bool>,
 }
 
 /// `[paths]`: folders and files, relative to the configuration file's folder.

@@ -79,6 +79,17 @@ impl Keyring {
     }
 }
 
+/// Reads a PEM private key file, refusing it when others may read it.
+pub fn read_private_key(
+    path: &Path,
+) -> Result<openssl::pkey::PKey<openssl::pkey::Private>, KeyringError> {
+    let pem = files::read_private(path)?;
+    openssl::pkey::PKey::private_key_from_pem(&pem).map_err(|e| KeyringError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("not a PEM private key: {e}"),
+    })
+}
+
 /// The development signing key and certificate of a seed agency (the agency's side: a real
 /// hub never holds these), as made by [`init`].
 pub fn dev_signer(keys: &Path, agency: &str) -> (PathBuf, PathBuf) {
