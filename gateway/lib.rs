@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod envelope;
 pub mod fsio;
+pub mod http;
 pub mod keyring;
 pub mod pipeline;
 pub mod quarantine;

@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway: HTTPS upload (and, as they land, the other channels) until SIGTERM.
+    Serve(cli::serve::Args),
     /// Open, verify and validate sealed files offline (exit 0 all accepted, 1 any rejected).
     Check(cli::check::Args),
     /// Validate XML documents against XML Schemas (exit 0 valid, 1 invalid, 2 usage/I/O, 3 schema cannot be compiled).
@@ -77,6 +79,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     }
     let config = Config::load(cli.config.as_deref())?;
     match &cli.command {
+        Command::Serve(args) => cli::serve::run(args, &config),
         Command::Check(args) => cli::check::run(args, &config),
         Command::Keys(cmd) => cli::keys::run(cmd, &config),
         Command::Agency(cmd) => cli::agency::run(cmd, &config),

@@ -112,6 +112,50 @@ pub fn action(code: &str) -> &'static str {
         "queue_unavailable" => {
             "the gateway could not store the message; nothing was kept: send it again later"
         }
+        "unauthenticated" => {
+            "authenticate with your agency's bearer token or its registered client certificate"
+        }
+        "forbidden" => "use one agency's credentials only, and only for that agency's messages",
+        "not_found" => "check the message id; only the agency that sent a message can see it",
+        "request_timeout" => "send the payload again on a faster or steadier connection",
+        "interrupted" => "processing was interrupted by a restart: send the message again",
         _ => "see the detail",
     }
+}
+
+/// Every stable code a sender can see.
+pub const CODES: [&str; 24] = [
+    "payload_too_large",
+    "not_age_encrypted",
+    "no_matching_key",
+    "decrypt_failed",
+    "not_signed",
+    "signature_invalid",
+    "signer_unknown",
+    "certificate_expired",
+    "certificate_revoked",
+    "agency_mismatch",
+    "xml_malformed",
+    "dtd_forbidden",
+    "xml_limit_exceeded",
+    "schema_unknown_root",
+    "schema_not_allowed",
+    "schema_invalid",
+    "duplicate",
+    "unauthenticated",
+    "forbidden",
+    "queue_unavailable",
+    "not_found",
+    "request_timeout",
+    "interrupted",
+    "io_error",
+];
+
+/// The static form of a code read back from the ledger (unknown codes become `queue_unavailable`).
+pub fn stable_code(code: &str) -> &'static str {
+    CODES
+        .iter()
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or("queue_unavailable")
 }

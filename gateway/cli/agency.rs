@@ -29,6 +29,29 @@ pub enum Command {
     /// Manage an agency's signing certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Manage an agency's bearer tokens for HTTPS uploads.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `gateway agency token ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Issue a bearer token (printed once; only its hash is stored).
+    Issue {
+        /// The agency.
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id.
+    Revoke {
+        /// The agency.
+        name: String,
+        /// The token id (the part after `gw_`).
+        token_id: String,
+    },
 }
 
 /// `gateway agency cert ...`
@@ -90,6 +113,27 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
                 }
             }
             Ok(exit::OK)
+        }
+        Command::Token(TokenCommand::Issue {
+            name,
+            json: as_json,
+        }) => {
+            let (id, token) = crate::keyring::tokens::issue(keys, name)?;
+            if *as_json {
+                println!("{}", json!({"agency": name, "id": id, "token": token}));
+            } else {
+                eprintln!("token {id} for {name} (shown once; store it safely):");
+                println!("{token}");
+            }
+            Ok(exit::OK)
+        }
+        Command::Token(TokenCommand::Revoke { name, token_id }) => {
+            if crate::keyring::tokens::revoke(keys, name, token_id)? {
+                println!("revoked token {token_id} of {name}");
+                Ok(exit::OK)
+            } else {
+                anyhow::bail!("agency {name} has no token {token_id}")
+            }
         }
         Command::Cert(CertCommand::Add { name, cert }) => {
             let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;

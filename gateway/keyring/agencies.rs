@@ -25,6 +25,12 @@ pub struct AgencyInfo {
     pub name: String,
     /// Name shown to people.
     pub display_name: String,
+    /// HTTPS uploads must present a client certificate registered for the agency.
+    #[serde(default)]
+    pub require_client_certificate: bool,
+    /// Largest payload this agency may send, in bytes (default: `[limits] max_payload_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payload_bytes: Option<u64>,
 }
 
 /// The eight seed agencies registered by `gateway keys init`.
@@ -57,6 +63,8 @@ pub fn add(keys: &Path, name: &str, display_name: &str) -> Result<bool, KeyringE
     let info = AgencyInfo {
         name: name.to_owned(),
         display_name: display_name.to_owned(),
+        require_client_certificate: false,
+        max_payload_bytes: None,
     };
     let text = toml::to_string_pretty(&info).map_err(|e| KeyringError::Invalid {
         path: file.clone(),

@@ -6,6 +6,7 @@
 pub mod agencies;
 mod files;
 pub mod identities;
+pub mod tokens;
 pub mod trust;
 pub mod x509gen;
 

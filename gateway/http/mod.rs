@@ -1,0 +1,203 @@
+//! The HTTPS channel: `fn router()` for the API, and `serve()` for TLS, connections and
+//! graceful shutdown.
+//!
+//! `POST /v1/messages` authenticates the agency from the headers alone (bearer token and/or a
+//! client certificate registered for it) before a byte of the body is read, takes one of a
+//! bounded number of processing slots (`503` + `Retry-After` when none is free), streams the
+//! body to a file under `state/incoming/` (still encrypted, never buffered whole), and hands
+//! that file to the same pipeline every channel uses, on a blocking thread.
+
+mod messages;
+pub mod problem;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use openssl::ssl::{Ssl, SslAcceptor};
+use openssl::x509::X509;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::keyring::agencies::AgencyInfo;
+use crate::keyring::tokens::Tokens;
+use crate::pipeline::Gateway;
+
+/// The client certificate of the connection, if one was presented.
+#[derive(Clone, Default)]
+pub struct PeerCertificate(pub Option<X509>);
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The pipeline (loaded with forwarding).
+    pub gateway: Arc<Gateway>,
+    /// Bearer tokens.
+    pub tokens: Tokens,
+    /// Registered agencies.
+    pub agencies: Vec<AgencyInfo>,
+    /// Processing slots.
+    pub permits: Arc<Semaphore>,
+    /// Where uploads are streamed to before processing.
+    pub incoming: PathBuf,
+}
+
+impl AppState {
+    /// State for `gateway`: loads tokens and agencies from its `keys/`.
+    pub fn new(gateway: Arc<Gateway>) -> Result<AppState, crate::keyring::KeyringError> {
+        let keys = gateway.config.keys.clone();
+        let incoming = gateway.config.state.join("incoming");
+        crate::fsio::create_private_dir(&incoming).map_err(|error| {
+            crate::keyring::KeyringError::Io {
+                path: incoming.clone(),
+                error,
+            }
+        })?;
+        // Uploads interrupted by a crash are still encrypted and were never acknowledged:
+        // the sender retries, so the leftovers are only clutter.
+        if let Ok(entries) = std::fs::read_dir(&incoming) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(AppState {
+            permits: Arc::new(Semaphore::new(gateway.config.http.max_in_flight)),
+            tokens: Tokens::load(&keys)?,
+            agencies: crate::keyring::agencies::list(&keys)?,
+            gateway,
+            incoming,
+        })
+    }
+}
+
+/// The API routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/messages", post(messages::post))
+        .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/recipient", get(recipient))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn recipient(State(st): State<Arc<AppState>>) -> impl IntoResponse {
+    let ids = &st.gateway.keyring.identities;
+    let grace: Vec<&str> = ids
+        .info
+        .iter()
+        .filter(|i| i.status == crate::keyring::identities::Status::Grace)
+        .map(|i| i.recipient.as_str())
+        .collect();
+    Json(json!({ "current": ids.current_recipient(), "grace": grace }))
+}
+
+async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
+    let queue = st.gateway.config.queue_dir().join("new");
+    let ok = std::fs::metadata(&queue).is_ok_and(|m| m.is_dir());
+    if ok {
+        (axum::http::StatusCode::OK, Json(json!({"status": "ready"})))
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "queue unavailable"})),
+        )
+    }
+}
+
+/// Accepts TLS connections on `listener` until `shutdown` resolves, then waits for the
+/// connections in flight to finish.
+pub async fn serve(
+    listener: TcpListener,
+    acceptor: SslAcceptor,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let http = state.gateway.config.http.clone();
+    let app = router(state);
+    let acceptor = Arc::new(acceptor);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(http.idle_timeout));
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let handshake_timeout = http.header_timeout;
+        tokio::spawn(async move {
+            let Some(stream) = handshake(&acceptor, tcp, peer, handshake_timeout).await else {
+                return;
+            };
+            let cert = PeerCertificate(stream.ssl().peer_certificate());
+            let svc = tower::ServiceExt::map_request(
+                app,
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(cert.clone());
+                    req
+                },
+            );
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let conn = watcher.watch(conn.into_owned());
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(http.request_timeout) => {
+            tracing::warn!("connections still open after the request timeout; closing them");
+        }
+    }
+    Ok(())
+}
+
+async fn handshake(
+    acceptor: &SslAcceptor,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    timeout: std::time::Duration,
+) -> Option<tokio_openssl::SslStream<tokio::net::TcpStream>> {
+    let ssl = Ssl::new(acceptor.context()).ok()?;
+    let mut stream = tokio_openssl::SslStream::new(ssl, tcp).ok()?;
+    match tokio::time::timeout(timeout, std::pin::Pin::new(&mut stream).accept()).await {
+        Ok(Ok(())) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}

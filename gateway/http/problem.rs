@@ -1,0 +1,89 @@
+//! `application/problem+json` (RFC 9457) for every refusal, with the stable code.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::rejection::Rejection;
+
+/// A refusal on the HTTPS channel.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The rejection (code, detail, action, violations).
+    pub rejection: Box<Rejection>,
+    /// The ledger id, when the message was recorded.
+    pub message_id: Option<String>,
+    /// Seconds after which a retry may succeed (`503`).
+    pub retry_after: Option<u32>,
+}
+
+/// The HTTP status of each code.
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "unauthenticated" => StatusCode::UNAUTHORIZED,
+        "forbidden"
+        | "signer_unknown"
+        | "certificate_expired"
+        | "certificate_revoked"
+        | "agency_mismatch"
+        | "schema_not_allowed" => StatusCode::FORBIDDEN,
+        "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "duplicate" => StatusCode::CONFLICT,
+        "not_found" => StatusCode::NOT_FOUND,
+        "request_timeout" => StatusCode::REQUEST_TIMEOUT,
+        "queue_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl ApiError {
+    /// A refusal with the status its code implies.
+    pub fn new(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::from_rejection(Rejection::new(code, detail), None)
+    }
+
+    /// From a pipeline rejection.
+    pub fn from_rejection(rejection: Rejection, message_id: Option<String>) -> ApiError {
+        let status = status_of(rejection.code);
+        let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1);
+        ApiError {
+            status,
+            rejection: Box::new(rejection),
+            message_id,
+            retry_after,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let r = &self.rejection;
+        let mut body = json!({
+            "type": format!("urn:gateway:problem:{}", r.code),
+            "title": r.code.replace('_', " "),
+            "status": self.status.as_u16(),
+            "code": r.code,
+            "detail": r.detail,
+            "action": r.action,
+        });
+        if !r.violations.is_empty() {
+            body["violations"] = json!(r.violations);
+            body["truncated"] = json!(r.truncated);
+        }
+        if let Some(id) = &self.message_id {
+            body["gateway_message_id"] = json!(id);
+        }
+        let mut resp = (self.status, body.to_string()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}
