@@ -7,5 +7,6 @@ mod check_codes;
 mod cms;
 mod envelope_roundtrip;
 mod forwarding;
+mod https;
 mod support;
 mod validate_cli;

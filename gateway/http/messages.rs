@@ -152,6 +152,24 @@ fn signed_receipt(st: &AppState, receipt: &Receipt, status: StatusCode) -> Respo
 
 use axum::Json;
 
+/// Reads and discards a little of a body we refuse before reading it, so that HTTP/2
+/// clients get the answer instead of a stream reset; a larger body is cut off.
+async fn refuse(body: Body, e: ApiError) -> Response {
+    const DRAIN: usize = 256 * 1024;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > DRAIN {
+                break;
+            }
+        }
+    })
+    .await;
+    e.into_response()
+}
+
 /// `POST /v1/messages`
 pub async fn post(
     State(st): State<Arc<AppState>>,
@@ -161,7 +179,7 @@ pub async fn post(
 ) -> Response {
     let agency = match authenticate(&st, &peer, &headers) {
         Ok(a) => a,
-        Err(e) => return e.into_response(),
+        Err(e) => return refuse(body, e).await,
     };
     let cfg = &st.gateway.config;
     let max = st
@@ -177,18 +195,18 @@ pub async fn post(
     if let Some(len) = declared
         && len > max
     {
-        return ApiError::new(
+        let e = ApiError::new(
             "payload_too_large",
             format!("the payload is {len} bytes; the limit for {agency} is {max} bytes"),
-        )
-        .into_response();
+        );
+        return refuse(body, e).await;
     }
     let Ok(permit) = st.permits.clone().try_acquire_owned() else {
-        return ApiError::new(
+        let e = ApiError::new(
             "queue_unavailable",
             "the gateway is processing as many payloads as it may; retry shortly",
-        )
-        .into_response();
+        );
+        return refuse(body, e).await;
     };
     let upload = Incoming(st.incoming.join(format!("{}.sealed", MessageId::new())));
     let written =

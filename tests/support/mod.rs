@@ -180,3 +180,129 @@ impl Home {
         }
     }
 }
+
+/// A running `gateway serve` (stopped with SIGTERM on drop).
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// `https://127.0.0.1:PORT`
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Sends SIGTERM and waits; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.stop();
+        }
+    }
+}
+
+impl Home {
+    /// Starts `gateway serve` on an ephemeral port (the home's config must say
+    /// `listen = "127.0.0.1:0"`, which [`Home::with_server_config`] does).
+    pub fn serve(&self) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::cargo_bin("gateway")
+            .unwrap()
+            .args(["serve", "--config"])
+            .arg(self.config())
+            .env_remove("GATEWAY_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("serve did not print its address: {line:?}"));
+        Server { child, port }
+    }
+
+    /// A home whose server listens on an ephemeral port, with `extra` TOML appended.
+    pub fn with_server_config(extra: &str) -> Home {
+        Home::new(&format!("[http]\nlisten = \"127.0.0.1:0\"\n{extra}"))
+    }
+
+    /// Issues a bearer token for `agency`.
+    pub fn token(&self, agency: &str) -> String {
+        let out = self.gateway(&["agency", "token", "issue", agency]);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The gateway's TLS certificate (trust it with `curl --cacert`).
+    pub fn tls_cert(&self) -> PathBuf {
+        self.path().join("keys/tls/server.crt")
+    }
+}
+
+/// What `curl` got.
+pub struct Curl {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+impl Curl {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// Runs `curl` against the home's server, trusting its TLS certificate.
+pub fn curl(home: &Home, args: &[&str]) -> Curl {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("h");
+    let body = dir.path().join("b");
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(home.tls_cert())
+        .arg("-D")
+        .arg(&headers)
+        .arg("-o")
+        .arg(&body)
+        .args(["-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl must be installed");
+    let status = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    Curl {
+        status,
+        headers: std::fs::read_to_string(&headers).unwrap_or_default(),
+        body: std::fs::read(&body).unwrap_or_default(),
+    }
+}

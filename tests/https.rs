@@ -1,0 +1,314 @@
+//! End to end over real HTTPS: `gateway serve` on 127.0.0.1 with its TLS certificate, driven
+//! with `curl` (bearer tokens and client certificates).
+
+use std::path::Path;
+
+use crate::support::{Home, curl, sample, tool};
+
+fn post(home: &Home, url: &str, auth: &[&str], file: &Path) -> crate::support::Curl {
+    let data = format!("@{}", file.display());
+    let mut args = vec!["-X", "POST", "--data-binary", data.as_str()];
+    args.extend_from_slice(auth);
+    args.push(url);
+    curl(home, &args)
+}
+
+#[test]
+fn upload_with_a_token_is_forwarded_with_a_signed_receipt_and_a_resend_gets_the_same_receipt() {
+    let home = Home::with_server_config("");
+    let token = home.token("police");
+    let bearer = format!("Authorization: Bearer {token}");
+    let sealed = home.seal_as(
+        "police",
+        &sample("police", "valid-single-incident.xml"),
+        "p.sealed",
+    );
+    let server = home.serve();
+    let r = post(
+        &home,
+        &server.url("/v1/messages"),
+        &["-H", &bearer],
+        &sealed,
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let receipt = r.json();
+    let id = receipt["gateway_message_id"].as_str().unwrap().to_owned();
+    assert_eq!(receipt["agency"], "police");
+    assert_eq!(receipt["schema_id"], "police-IncidentBatch-1");
+    assert_eq!(r.header("location").unwrap(), format!("/v1/messages/{id}"));
+
+    // The receipt verifies with stock openssl against the gateway's receipt certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let (json, sig) = (dir.path().join("r.json"), dir.path().join("r.p7s.b64"));
+    std::fs::write(&json, &r.body).unwrap();
+    std::fs::write(&sig, r.header("gateway-receipt-signature").unwrap()).unwrap();
+    let der = dir.path().join("r.p7s");
+    tool(
+        "openssl",
+        &[
+            "base64",
+            "-d",
+            "-A",
+            "-in",
+            sig.to_str().unwrap(),
+            "-out",
+            der.to_str().unwrap(),
+        ],
+    );
+    let ca = home.path().join("keys/receipt/receipt.crt");
+    tool(
+        "openssl",
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            der.to_str().unwrap(),
+            "-content",
+            json.to_str().unwrap(),
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+    );
+
+    let again = post(
+        &home,
+        &server.url("/v1/messages"),
+        &["-H", &bearer],
+        &sealed,
+    );
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["gateway_message_id"], id.as_str());
+
+    let status = curl(
+        &home,
+        &["-H", &bearer, &server.url(&format!("/v1/messages/{id}"))],
+    );
+    assert_eq!(status.status, 200);
+    assert_eq!(status.json()["status"], "forwarded");
+
+    let new = home.path().join("outbox/integration/new");
+    let jsons = std::fs::read_dir(new)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    assert_eq!(jsons, 1, "exactly the accepted message is queued");
+}
+
+#[test]
+fn client_certificate_identifies_the_agency_and_conflicting_credentials_are_forbidden() {
+    let home = Home::with_server_config("");
+    let (key, cert) = home.signer("police");
+    let sealed = home.seal_as(
+        "police",
+        &sample("police", "valid-single-incident.xml"),
+        "p.sealed",
+    );
+    let housing = format!("Authorization: Bearer {}", home.token("housing"));
+    let server = home.serve();
+    let mtls = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let r = post(&home, &server.url("/v1/messages"), &mtls, &sealed);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+
+    let mut both = mtls.to_vec();
+    both.extend_from_slice(&["-H", &housing]);
+    let r = post(&home, &server.url("/v1/messages"), &both, &sealed);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "forbidden");
+}
+
+#[test]
+fn missing_or_wrong_credentials_are_unauthenticated_and_others_messages_are_not_found() {
+    let home = Home::with_server_config("");
+    let sealed = home.seal_as(
+        "police",
+        &sample("police", "valid-single-incident.xml"),
+        "p.sealed",
+    );
+    let police = format!("Authorization: Bearer {}", home.token("police"));
+    let housing = format!("Authorization: Bearer {}", home.token("housing"));
+    let server = home.serve();
+    let r = post(&home, &server.url("/v1/messages"), &[], &sealed);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(r.json()["code"], "unauthenticated");
+    let r = post(
+        &home,
+        &server.url("/v1/messages"),
+        &["-H", "Authorization: Bearer gw_00000000_00"],
+        &sealed,
+    );
+    assert_eq!(r.status, 401);
+    let ok = post(
+        &home,
+        &server.url("/v1/messages"),
+        &["-H", &police],
+        &sealed,
+    );
+    assert_eq!(ok.status, 201);
+    let id = ok.json()["gateway_message_id"].as_str().unwrap().to_owned();
+    let peek = curl(
+        &home,
+        &["-H", &housing, &server.url(&format!("/v1/messages/{id}"))],
+    );
+    assert_eq!(peek.status, 404, "another agency cannot see the message");
+}
+
+#[test]
+fn rejections_carry_their_code_status_and_locations() {
+    let home = Home::with_server_config("[limits]\nmax_payload_bytes = 4096\n");
+    let police = format!("Authorization: Bearer {}", home.token("police"));
+    let server = home.serve();
+    let url = server.url("/v1/messages");
+
+    let invalid = home.seal_as(
+        "police",
+        &sample("police", "invalid-bad-location-postcode.xml"),
+        "i.sealed",
+    );
+    let r = post(&home, &url, &["-H", &police], &invalid);
+    assert_eq!(r.status, 422);
+    let p = r.json();
+    assert_eq!(p["code"], "schema_invalid");
+    assert_eq!(
+        p["violations"][0]["path"],
+        "/IncidentBatch/Incident/LocationPostcode"
+    );
+    assert!(p["violations"][0]["line"].as_u64().unwrap() > 1);
+
+    let mismatch = home.seal_as(
+        "housing",
+        &sample("police", "valid-single-incident.xml"),
+        "m.sealed",
+    );
+    let r = post(&home, &url, &["-H", &police], &mismatch);
+    assert_eq!(
+        (r.status, r.json()["code"].as_str().unwrap()),
+        (403, "agency_mismatch")
+    );
+
+    let big = home.file("big.bin");
+    std::fs::write(&big, vec![b'x'; 10_000]).unwrap();
+    let r = post(&home, &url, &["-H", &police], &big);
+    assert_eq!(
+        (r.status, r.json()["code"].as_str().unwrap()),
+        (413, "payload_too_large")
+    );
+    // Without a Content-Length the limit is enforced while streaming.
+    let r = post(
+        &home,
+        &url,
+        &[
+            "-H",
+            &police,
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--http1.1",
+        ],
+        &big,
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str().unwrap()),
+        (413, "payload_too_large")
+    );
+
+    let plain = sample("police", "valid-single-incident.xml");
+    let r = post(&home, &url, &["-H", &police], &plain);
+    assert_eq!(
+        (r.status, r.json()["code"].as_str().unwrap()),
+        (422, "not_age_encrypted")
+    );
+    let outbox = home.path().join("outbox/integration/new");
+    assert_eq!(
+        std::fs::read_dir(outbox).unwrap().count(),
+        0,
+        "nothing rejected is queued"
+    );
+}
+
+#[test]
+fn saturated_gateway_answers_503_with_retry_after() {
+    let home = Home::with_server_config("max_in_flight = 1\n");
+    let police = format!("Authorization: Bearer {}", home.token("police"));
+    let server = home.serve();
+    let url = server.url("/v1/messages");
+    // A slow upload holds the only processing slot.
+    let slow_file = home.file("slow.bin");
+    std::fs::write(&slow_file, vec![b'x'; 200_000]).unwrap();
+    let mut slow = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--limit-rate", "20k", "--cacert"])
+        .arg(home.tls_cert())
+        .args(["-H", &police, "--data-binary"])
+        .arg(format!("@{}", slow_file.display()))
+        .arg(&url)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sealed = home.seal_as(
+        "police",
+        &sample("police", "valid-single-incident.xml"),
+        "p.sealed",
+    );
+    let r = post(&home, &url, &["-H", &police], &sealed);
+    let _ = slow.kill();
+    let _ = slow.wait();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "queue_unavailable");
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+}
+
+#[test]
+fn client_that_sends_no_headers_is_disconnected_after_the_header_timeout() {
+    use std::io::{Read, Write};
+    let home = Home::with_server_config("header_timeout_secs = 1\n");
+    let server = home.serve();
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    connector.set_ca_file(home.tls_cert()).unwrap();
+    connector.set_alpn_protos(b"\x08http/1.1").unwrap();
+    let connector = connector.build();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = connector.connect("127.0.0.1", tcp).unwrap();
+    tls.write_all(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let n = tls.read(&mut buf).unwrap_or(0);
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn recipient_health_and_readiness_are_served() {
+    let home = Home::with_server_config("");
+    let mut server = home.serve();
+    let r = curl(&home, &[&server.url("/v1/recipient")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["current"].as_str().unwrap(), home.recipient());
+    assert_eq!(curl(&home, &[&server.url("/healthz")]).status, 200);
+    assert_eq!(curl(&home, &[&server.url("/readyz")]).status, 200);
+    assert_eq!(server.stop(), Some(0), "SIGTERM stops the server cleanly");
+}
