@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod fsio;
 pub mod http;
 pub mod keyring;
+pub mod metrics;
 pub mod pipeline;
 pub mod quarantine;
 pub mod receipts;

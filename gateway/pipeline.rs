@@ -82,6 +82,8 @@ pub struct Gateway {
     pub catalog: Catalog,
     /// `None` for a dry run: check only, nothing recorded or forwarded.
     pub forwarding: Option<Forwarding>,
+    /// Counts and timings of every outcome.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The outcome of one payload.
@@ -230,6 +232,7 @@ impl Gateway {
             keyring,
             catalog,
             forwarding,
+            metrics: crate::metrics::Metrics::new(),
         })
     }
 
@@ -239,13 +242,17 @@ impl Gateway {
         let id = MessageId::new();
         let span = tracing::info_span!("message", id = %id, agency, channel = channel.as_str());
         let _enter = span.enter();
+        let started = std::time::Instant::now();
         let result = self.run(agency, channel, path, &id, received_at);
-        match result {
+        let outcome = match result {
             Ok(outcome) => outcome,
             Err((rejection, history)) => {
                 self.reject(agency, channel, path, &id, received_at, rejection, history)
             }
-        }
+        };
+        self.metrics
+            .record(agency, channel.as_str(), &outcome, started.elapsed());
+        outcome
     }
 
     fn run(

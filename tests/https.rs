@@ -105,6 +105,23 @@ fn upload_with_a_token_is_forwarded_with_a_signed_receipt_and_a_resend_gets_the_
         })
         .count();
     assert_eq!(jsons, 1, "exactly the accepted message is queued");
+
+    let m = curl(&home, &[&server.url("/metrics")]);
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(
+        text.contains(r#"gateway_messages_total{agency="police",channel="https",outcome="forwarded",code=""} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gateway_messages_total{agency="police",channel="https",outcome="duplicate",code=""} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("gateway_queue_depth 1"), "{text}");
+    assert!(
+        text.contains(r#"gateway_certificate_expiry_days{kind="tls",owner="gateway""#),
+        "{text}"
+    );
+    assert!(text.contains("gateway_processing_seconds_bucket"), "{text}");
 }
 
 #[test]

@@ -85,6 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/recipient", get(recipient))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -97,6 +98,21 @@ async fn recipient(State(st): State<Arc<AppState>>) -> impl IntoResponse {
         .map(|i| i.recipient.as_str())
         .collect();
     Json(json!({ "current": ids.current_recipient(), "grace": grace }))
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
+    let cfg = &st.gateway.config;
+    let text = st
+        .gateway
+        .metrics
+        .render(&cfg.queue_dir().join("new"), &cfg.keys);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {

@@ -1,0 +1,207 @@
+//! Prometheus metrics (`GET /metrics`): messages by agency, channel and outcome; processing
+//! latency and payload size; queue depth and days until each key or certificate expires.
+//!
+//! Label values come from closed sets (registered agencies, channels, stable codes), so the
+//! number of series stays bounded whatever senders do.
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::pipeline::Outcome;
+
+/// Labels of `gateway_messages_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// Sending agency.
+    pub agency: String,
+    /// `https`, `folder`, `cli`, `import`.
+    pub channel: String,
+    /// `forwarded`, `duplicate`, `rejected`, `accepted` (dry run).
+    pub outcome: String,
+    /// The rejection code, or empty.
+    pub code: String,
+}
+
+/// Labels of the latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    /// The channel.
+    pub channel: String,
+}
+
+/// Labels of the expiry gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    /// What the key is: `tls`, `receipt`, `agency-signing`.
+    pub kind: String,
+    /// Whose (agency name, or `gateway`).
+    pub owner: String,
+    /// SHA-256 fingerprint of the certificate.
+    pub fingerprint: String,
+}
+
+/// The gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    messages: Family<MessageLabels, Counter>,
+    latency: Family<ChannelLabels, Histogram>,
+    size: Histogram,
+    queue_depth: Gauge,
+    expiry_days: Family<KeyLabels, Gauge<f64, AtomicU64>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// An empty set of metrics.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("gateway");
+        let messages = Family::<MessageLabels, Counter>::default();
+        registry.register(
+            "messages",
+            "Messages processed, by agency, channel, outcome and rejection code",
+            messages.clone(),
+        );
+        let latency = Family::<ChannelLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 18))
+        });
+        registry.register(
+            "processing_seconds",
+            "Time to open, verify, validate and forward one payload",
+            latency.clone(),
+        );
+        let size = Histogram::new(exponential_buckets(1024.0, 4.0, 12));
+        registry.register(
+            "payload_bytes",
+            "Size of processed XML documents",
+            size.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Messages in the outbox queue's new/ not yet taken by the hub",
+            queue_depth.clone(),
+        );
+        let expiry_days = Family::<KeyLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "certificate_expiry_days",
+            "Days until a certificate expires (negative: expired)",
+            expiry_days.clone(),
+        );
+        Metrics {
+            registry,
+            messages,
+            latency,
+            size,
+            queue_depth,
+            expiry_days,
+        }
+    }
+
+    /// Records one processed payload.
+    pub fn record(&self, agency: &str, channel: &str, outcome: &Outcome, elapsed: Duration) {
+        let (name, code, size) = match outcome {
+            Outcome::Accepted { facts } => ("accepted", "", Some(facts.size)),
+            Outcome::Forwarded { facts, .. } => ("forwarded", "", Some(facts.size)),
+            Outcome::Duplicate { .. } => ("duplicate", "", None),
+            Outcome::Rejected { rejection, .. } => ("rejected", rejection.code, None),
+        };
+        self.messages
+            .get_or_create(&MessageLabels {
+                agency: agency.to_owned(),
+                channel: channel.to_owned(),
+                outcome: name.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+        if let Some(s) = size {
+            self.size.observe(s as f64);
+        }
+    }
+
+    /// Refreshes the gauges read from disk and renders the Prometheus text format.
+    pub fn render(&self, queue_new: &Path, keys: &Path) -> String {
+        let depth = std::fs::read_dir(queue_new)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0);
+        self.queue_depth.set(depth as i64);
+        for (kind, owner, path) in certificates(keys) {
+            let Ok(pem) = std::fs::read(&path) else {
+                continue;
+            };
+            let Ok(cert) = openssl::x509::X509::from_pem(&pem) else {
+                continue;
+            };
+            let Ok(now) = openssl::asn1::Asn1Time::days_from_now(0) else {
+                continue;
+            };
+            let Ok(diff) = now.diff(cert.not_after()) else {
+                continue;
+            };
+            let days = f64::from(diff.days) + f64::from(diff.secs) / 86_400.0;
+            let fingerprint = crate::keyring::x509gen::fingerprint(&cert).unwrap_or_default();
+            self.expiry_days
+                .get_or_create(&KeyLabels {
+                    kind: kind.to_owned(),
+                    owner,
+                    fingerprint,
+                })
+                .set(days);
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// The certificates whose expiry is watched.
+fn certificates(keys: &Path) -> Vec<(&'static str, String, std::path::PathBuf)> {
+    let mut out = vec![
+        ("tls", "gateway".to_owned(), keys.join("tls/server.crt")),
+        (
+            "receipt",
+            "gateway".to_owned(),
+            keys.join("receipt/receipt.crt"),
+        ),
+    ];
+    if let Ok(list) = crate::keyring::agencies::list(keys) {
+        for a in list {
+            let dir = crate::keyring::agencies::agency_dir(keys, &a.name).join("certs");
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    out.push(("agency-signing", a.name.clone(), e.path()));
+                }
+            }
+        }
+    }
+    out
+}
