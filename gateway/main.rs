@@ -29,6 +29,8 @@ enum Command {
     Validate(cli::validate::Args),
     /// Sign an XML document (CMS) and encrypt it with age, as an agency does.
     Seal(cli::seal::Args),
+    /// Upload sealed files to a gateway over HTTPS, with retries (the agency side).
+    Send(cli::send::Args),
     /// The gateway's own keys.
     #[command(subcommand)]
     Keys(cli::keys::Command),
@@ -75,6 +77,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Validate(args) => return Ok(cli::validate::run(args)),
         Command::Seal(args) => return cli::seal::run(args),
+        Command::Send(args) => return cli::send::run(args),
+        Command::Recipient(args) if args.url.is_some() => {
+            return cli::recipient::run_remote(args, args.url.as_deref().unwrap_or_default());
+        }
         _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
@@ -85,6 +91,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Agency(cmd) => cli::agency::run(cmd, &config),
         Command::CheckConfig(args) => cli::check_config::run(args, &config),
         Command::Recipient(args) => cli::recipient::run(args, &config),
-        Command::Validate(_) | Command::Seal(_) => unreachable!("handled above"),
+        Command::Validate(_) | Command::Seal(_) | Command::Send(_) => {
+            unreachable!("handled above")
+        }
     }
 }

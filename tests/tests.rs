@@ -8,5 +8,6 @@ mod cms;
 mod envelope_roundtrip;
 mod forwarding;
 mod https;
+mod send;
 mod support;
 mod validate_cli;

@@ -8,6 +8,7 @@ pub mod check_config;
 pub mod keys;
 pub mod recipient;
 pub mod seal;
+pub mod send;
 pub mod serve;
 pub mod validate;
 

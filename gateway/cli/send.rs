@@ -1,0 +1,233 @@
+//! `gateway send`: the agency side of the HTTPS channel — upload sealed files with retries.
+//!
+//! Uploads are idempotent (the gateway answers a resend with the original receipt), so every
+//! failure that might be transient — no connection, a timeout, `503`, `408`, `429`, any `5xx` —
+//! is retried with exponential back-off (honouring `Retry-After`); a `4xx` rejection is final.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::exit;
+
+/// Arguments of `gateway send`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The gateway's base URL, e.g. `https://hub.example:8443`.
+    #[arg(long)]
+    pub url: String,
+    /// Bearer token issued to the agency.
+    #[arg(long, env = "GATEWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM, PKCS#8) for mutual TLS.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// CA certificate to trust for the gateway's TLS certificate (default: the system's).
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+    /// Attempts after the first, for transient failures.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// Write `<FILE>.receipt.json` and `<FILE>.receipt.p7s` (the signature) beside each file.
+    #[arg(long)]
+    pub save_receipts: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Sealed files.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Builds the HTTPS client shared by `send` and `recipient --url`.
+pub fn client(
+    cacert: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> anyhow::Result<reqwest::blocking::Client> {
+    let mut b = reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(3600))
+        .min_tls_version(reqwest::tls::Version::TLS_1_2);
+    if let Some(ca) = cacert {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        b = b
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).context("--cacert")?)
+            .tls_built_in_root_certs(false);
+    }
+    if let (Some(cert), Some(key)) = (cert, key) {
+        let c = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let k = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+        b = b.identity(
+            reqwest::Identity::from_pkcs8_pem(&c, &k).context("--cert/--key (PKCS#8 PEM)")?,
+        );
+    }
+    b.build().context("building the HTTPS client")
+}
+
+enum Sent {
+    Accepted { status: u16, receipt: Value },
+    Rejected(Value),
+}
+
+/// Runs `gateway send`.
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    if args.token.is_none() && args.cert.is_none() {
+        bail!("give --token (or GATEWAY_TOKEN) or --cert and --key");
+    }
+    let client = client(
+        args.cacert.as_deref(),
+        args.cert.as_deref(),
+        args.key.as_deref(),
+    )?;
+    let url = format!("{}/v1/messages", args.url.trim_end_matches('/'));
+    let (mut rejected, mut failed) = (false, false);
+    let mut results = Vec::new();
+    for file in &args.files {
+        match send_one(&client, &url, args, file) {
+            Ok(Sent::Accepted { status, receipt }) => {
+                let id = receipt["receipt"]["gateway_message_id"]
+                    .as_str()
+                    .unwrap_or("?");
+                if !args.json {
+                    let how = if status == 200 {
+                        "already accepted as"
+                    } else {
+                        "accepted as"
+                    };
+                    println!("{}: {how} {id}", file.display());
+                }
+                results.push(json!({"file": file, "outcome": "accepted", "status": status, "receipt": receipt["receipt"]}));
+            }
+            Ok(Sent::Rejected(problem)) => {
+                rejected = true;
+                if !args.json {
+                    println!(
+                        "{}: rejected {} — {}",
+                        file.display(),
+                        problem["code"].as_str().unwrap_or("?"),
+                        problem["detail"].as_str().unwrap_or("")
+                    );
+                    for v in problem["violations"].as_array().into_iter().flatten() {
+                        println!(
+                            "  {}:{} {} at {}: {}",
+                            v["line"],
+                            v["column"],
+                            v["code"].as_str().unwrap_or(""),
+                            v["path"].as_str().unwrap_or(""),
+                            v["message"].as_str().unwrap_or("")
+                        );
+                    }
+                    if let Some(a) = problem["action"].as_str() {
+                        println!("  what to do: {a}");
+                    }
+                }
+                results.push(json!({"file": file, "outcome": "rejected", "problem": problem}));
+            }
+            Err(e) => {
+                failed = true;
+                if !args.json {
+                    println!("{}: not sent — {e:#}", file.display());
+                }
+                results.push(json!({"file": file, "outcome": "failed", "error": format!("{e:#}")}));
+            }
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "results": results }))?
+        );
+    }
+    Ok(if failed {
+        exit::USAGE
+    } else if rejected {
+        exit::INVALID
+    } else {
+        exit::OK
+    })
+}
+
+fn send_one(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    args: &Args,
+    file: &Path,
+) -> anyhow::Result<Sent> {
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 0;
+    loop {
+        let body =
+            std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut req = client.post(url).body(body);
+        if let Some(t) = &args.token {
+            req = req.bearer_auth(t);
+        }
+        let transient = match req.send() {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let signature = resp
+                    .headers()
+                    .get("gateway-receipt-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let bytes = resp.bytes().unwrap_or_default();
+                if status == 200 || status == 201 {
+                    let receipt: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    if args.save_receipts {
+                        save_receipt(file, &bytes, signature.as_deref())?;
+                    }
+                    return Ok(Sent::Accepted {
+                        status,
+                        receipt: json!({ "receipt": receipt }),
+                    });
+                }
+                let problem: Value = serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| json!({"code": format!("http_{status}"), "detail": String::from_utf8_lossy(&bytes)}));
+                if matches!(status, 408 | 429) || status >= 500 {
+                    if let Some(s) = retry_after {
+                        delay = delay.max(Duration::from_secs(s.min(60)));
+                    }
+                    format!("HTTP {status} {}", problem["code"].as_str().unwrap_or(""))
+                } else {
+                    return Ok(Sent::Rejected(problem));
+                }
+            }
+            Err(e) => format!("{e}"),
+        };
+        if attempt >= args.retries {
+            bail!("gave up after {} attempts: {transient}", attempt + 1);
+        }
+        attempt += 1;
+        tracing::info!(file = %file.display(), attempt, error = %transient, "retrying");
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+}
+
+fn save_receipt(file: &Path, json: &[u8], signature_b64: Option<&str>) -> anyhow::Result<()> {
+    let name = |ext: &str| {
+        let mut p = file.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    std::fs::write(name(".receipt.json"), json)?;
+    if let Some(s) = signature_b64 {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .context("the receipt signature is not base64")?;
+        std::fs::write(name(".receipt.p7s"), der)?;
+    }
+    Ok(())
+}
