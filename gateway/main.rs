@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway: watch the inbox folders until SIGINT or SIGTERM.
+    Serve(cli::serve::Args),
     /// Open, verify and validate sealed files offline (exit 0 all accepted, 1 any rejected).
     Check(cli::check::Args),
     /// Validate XML documents against XML Schemas (exit 0 valid, 1 invalid, 2 usage/I/O, 3 schema cannot be compiled).
@@ -53,8 +55,15 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG").unwrap_or_else(|_| {
+                // A server reports what it does; one-shot commands only what goes wrong.
+                let level = if matches!(cli.command, Command::Serve(_)) {
+                    "info"
+                } else {
+                    "warn"
+                };
+                tracing_subscriber::EnvFilter::new(level)
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -77,6 +86,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     }
     let config = Config::load(cli.config.as_deref())?;
     match &cli.command {
+        Command::Serve(args) => cli::serve::run(args, &config),
         Command::Check(args) => cli::check::run(args, &config),
         Command::Keys(cmd) => cli::keys::run(cmd, &config),
         Command::Agency(cmd) => cli::agency::run(cmd, &config),

@@ -109,6 +109,9 @@ pub fn action(code: &str) -> &'static str {
         "duplicate" => {
             "this message id was already used for different content: give the new message a new id"
         }
+        "not_a_regular_file" => {
+            "drop the sealed file itself into the folder, not a link to it or a folder"
+        }
         "queue_unavailable" => {
             "the gateway could not store the message; nothing was kept: send it again later"
         }

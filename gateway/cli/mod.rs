@@ -8,6 +8,7 @@ pub mod check_config;
 pub mod keys;
 pub mod recipient;
 pub mod seal;
+pub mod serve;
 pub mod validate;
 
 /// Exit codes shared by every subcommand.
