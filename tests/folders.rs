@@ -244,6 +244,7 @@ fn files_dropped_the_ways_operators_do_each_end_in_exactly_one_outcome() {
     wait_for("every file to be settled", Duration::from_secs(30), || {
         let (a, r) = outcomes(&inbox);
         a.len() + r.len() >= accepted.len() + rejected.len()
+            && names_in(&inbox.join(".processing")).is_empty()
     });
     let (a, r) = outcomes(&inbox);
     assert_eq!(a, accepted, "{}", server.log());
@@ -301,6 +302,22 @@ fn files_dropped_the_ways_operators_do_each_end_in_exactly_one_outcome() {
     assert!(copied.exists(), "the link's target is untouched");
     let (json, _) = error("empty.sealed");
     assert_eq!(json["rejection"]["code"], "not_age_encrypted");
+
+    // The same name again: a suffix, never an overwrite.
+    tool("cp", &[copied.to_str().unwrap(), inbox.to_str().unwrap()]);
+    wait_for("the second copy", Duration::from_secs(30), || {
+        inbox.join("accepted/copied-1.sealed.receipt.p7s").exists()
+            && inbox.join("accepted/copied-1.sealed").exists()
+    });
+    assert_eq!(
+        fs::read(inbox.join("accepted/copied-1.sealed.receipt.json")).unwrap(),
+        copied_receipt
+    );
+    assert_eq!(
+        fs::read(inbox.join("accepted/copied.sealed.receipt.json")).unwrap(),
+        copied_receipt
+    );
+    assert_eq!(queued_ids(&home), receipt_ids);
 
     assert_eq!(server.stop(), 0);
 }
@@ -366,8 +383,9 @@ fn files_left_in_processing_by_a_crash_are_settled_first_and_never_queued_twice(
 
     let server = Server::start(&home);
     let inbox = home.path().join("inbox/police");
+    // The file appears in accepted/ a moment before it leaves .processing/ (link, then unlink).
     wait_for("the leftovers", Duration::from_secs(30), || {
-        outcomes(&inbox).0.len() == 2
+        outcomes(&inbox).0.len() == 2 && names_in(&processing).is_empty()
     });
     assert!(names_in(&processing).is_empty());
     let receipt = verify_receipt(&home, &inbox.join("accepted"), "forwarded.sealed");
@@ -404,4 +422,31 @@ fn scan_once_takes_settled_files_and_deletes_accepted_ones_when_configured() {
         inbox.join("two.sealed.part").exists(),
         "temporary names are never taken"
     );
+}
+
+#[test]
+fn a_file_the_queue_cannot_take_goes_back_to_the_inbox_and_is_retried_never_rejected() {
+    let home = Home::new(FAST);
+    let recipient = home.recipient();
+    let server = Server::start(&home);
+    // Break the queue: its tmp/ folder becomes a file, so staging fails.
+    let tmp = home.path().join("outbox/integration/tmp");
+    fs::remove_dir(&tmp).unwrap();
+    fs::write(&tmp, b"").unwrap();
+    let inbox = home.path().join("inbox/police");
+    seal_fresh(&home, &recipient, &home.file("later.sealed"));
+    fs::rename(home.file("later.sealed"), inbox.join("later.sealed")).unwrap();
+    wait_for("a retryable failure", Duration::from_secs(30), || {
+        server.log().contains("it will be retried")
+    });
+    assert!(names_in(&inbox.join("rejected")).is_empty());
+    fs::remove_file(&tmp).unwrap();
+    fs::create_dir(&tmp).unwrap();
+    wait_for("the retry", Duration::from_secs(30), || {
+        outcomes(&inbox).0.len() == 1
+    });
+    verify_receipt(&home, &inbox.join("accepted"), "later.sealed");
+    assert!(names_in(&inbox.join("rejected")).is_empty());
+    assert_eq!(queued_ids(&home).len(), 1);
+    assert_eq!(server.stop(), 0);
 }

@@ -81,7 +81,11 @@ pub(super) fn settle(
     if let Outcome::Rejected { rejection, .. } = outcome
         && rejection.retryable()
     {
-        let file = move_free(claimed, &dir.dir, name, &[])?;
+        // A rename, not link + unlink: the watcher reports a link as a create (a file being
+        // written) but a rename as moved-in, which is what lets the retry happen on time.
+        let free = write_free(&dir.dir, name, &[], true)?;
+        let file = dir.dir.join(free);
+        fsio::rename_durable(claimed, &file)?;
         return Ok(Disposition::Retry { file });
     }
     let code = code_of(outcome);
