@@ -29,8 +29,9 @@ impl Server {
         let child = Command::cargo_bin("gateway")
             .unwrap()
             .arg("serve")
-            .arg("--config")
-            .arg(home.config())
+            // Relative paths, as an operator runs it: the watcher reports absolute ones.
+            .current_dir(home.path())
+            .args(["--config", "gateway.toml"])
             .env_remove("GATEWAY_CONFIG")
             .env("GATEWAY_LOG", "info")
             .stdin(Stdio::null())

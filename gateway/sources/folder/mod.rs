@@ -115,8 +115,14 @@ fn prepare(gateway: &Gateway) -> Result<Vec<AgencyDir>, FolderError> {
     }
     let mut dirs = Vec::new();
     for info in crate::keyring::agencies::list(&gateway.config.keys)? {
+        let dir = gateway.config.inbox.join(&info.name);
+        // The kernel watcher reports absolute paths; ours must compare equal to them.
+        let dir = std::path::absolute(&dir).map_err(|error| FolderError::Io {
+            path: dir.clone(),
+            error,
+        })?;
         let d = AgencyDir {
-            dir: gateway.config.inbox.join(&info.name),
+            dir,
             agency: info.name,
         };
         for sub in [d.accepted(), d.rejected(), d.processing()] {
