@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //! - [`cli`]: one module per subcommand; `main.rs` only parses arguments and dispatches.
+//! - [`pipeline`]: one sealed file in, one outcome out ([`pipeline::Gateway::process_file`]).
+//! - [`sources`]: the channels payloads arrive through (watched folders today).
 //! - XML Schema validation is the workspace crate `xsd` (`crates/xsd`), which the pipeline's
 //!   validation stage and `gateway validate` use.
 #![forbid(unsafe_code)]
@@ -24,5 +26,6 @@ pub mod quarantine;
 pub mod receipts;
 pub mod rejection;
 pub mod sinks;
+pub mod sources;
 pub mod store;
 pub mod validation;

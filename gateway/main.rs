@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway: HTTPS upload (and, as they land, the other channels) until SIGTERM.
+    /// Run the gateway: HTTPS upload and the watched inbox folders, until SIGINT or SIGTERM.
     Serve(cli::serve::Args),
     /// Open, verify and validate sealed files offline (exit 0 all accepted, 1 any rejected).
     Check(cli::check::Args),
@@ -57,8 +57,15 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG").unwrap_or_else(|_| {
+                // A server reports what it does; one-shot commands only what goes wrong.
+                let level = if matches!(cli.command, Command::Serve(_)) {
+                    "info"
+                } else {
+                    "warn"
+                };
+                tracing_subscriber::EnvFilter::new(level)
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

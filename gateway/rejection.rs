@@ -109,6 +109,9 @@ pub fn action(code: &str) -> &'static str {
         "duplicate" => {
             "this message id was already used for different content: give the new message a new id"
         }
+        "not_a_regular_file" => {
+            "drop the sealed file itself into the folder, not a link to it or a folder"
+        }
         "queue_unavailable" => {
             "the gateway could not store the message; nothing was kept: send it again later"
         }
@@ -124,7 +127,8 @@ pub fn action(code: &str) -> &'static str {
 }
 
 /// Every stable code a sender can see.
-pub const CODES: [&str; 24] = [
+pub const CODES: [&str; 25] = [
+    "not_a_regular_file",
     "payload_too_large",
     "not_age_encrypted",
     "no_matching_key",

@@ -6,6 +6,7 @@ mod agency_samples;
 mod check_codes;
 mod cms;
 mod envelope_roundtrip;
+mod folders;
 mod forwarding;
 mod https;
 mod send;

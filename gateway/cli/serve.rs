@@ -1,6 +1,9 @@
-//! `gateway serve`: run the gateway's channels until SIGINT or SIGTERM.
+//! `gateway serve`: run the channels — HTTPS upload and the watched inbox folders — until
+//! SIGINT or SIGTERM, then finish what is in flight and exit 0.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -9,51 +12,64 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::keyring::{self, Identities, KeyringError};
 use crate::pipeline::Gateway;
+use crate::sources::folder::FolderSource;
 
 /// Arguments of `gateway serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// Runs the gateway.
+/// Runs until a signal; exit 0 after a clean shutdown (in-flight uploads and files finished).
 pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
-    // DESIGN §10: a fresh checkout runs on embedded defaults, dev keys made on first start.
     if let Err(KeyringError::Missing { .. }) = Identities::load(&config.keys) {
-        let made = keyring::init(&config.keys).context("creating the development key set")?;
-        tracing::warn!(keys = %config.keys.display(), created = made.len(), "no keys: created a development key set");
+        // DESIGN §10: a fresh installation starts with development keys, and says so.
+        let made = keyring::init(&config.keys)
+            .with_context(|| format!("creating keys in {}", config.keys.display()))?;
+        for m in &made {
+            tracing::warn!(created = %m, "no gateway identity yet: development keys created");
+        }
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while shutting down exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(signal, shutdown.clone())
+            .context("installing signal handlers")?;
     }
     let gateway = Arc::new(Gateway::load(config.clone(), true).context("starting the pipeline")?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.http.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.http.listen))?;
-        let addr = listener.local_addr()?;
-        let acceptor = http::tls::acceptor(&config.keys).context("loading the TLS certificate")?;
-        let state = Arc::new(AppState::new(gateway).context("loading agencies and tokens")?);
-        tracing::info!(%addr, "HTTPS listening");
-        // Scripts and tests read the address (the port may have been chosen by the system).
-        println!("listening on https://{addr}");
-        http::serve(listener, acceptor, state, shutdown_signal()).await?;
-        tracing::info!("stopped");
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(exit::OK)
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the process still stops on the default action.
-        return std::future::pending().await;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(config.http.listen))
+        .with_context(|| format!("listening on {}", config.http.listen))?;
+    let addr = listener.local_addr()?;
+    let acceptor = http::tls::acceptor(&config.keys).context("loading the TLS certificate")?;
+    let state = Arc::new(AppState::new(gateway.clone()).context("loading agencies and tokens")?);
+    let folders = if config.watch.enabled {
+        Some(
+            FolderSource::start(gateway.clone(), shutdown.clone())
+                .context("starting the watched folders")?,
+        )
+    } else {
+        tracing::info!("watched folders disabled (inbox.enabled = false)");
+        None
     };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    tracing::info!(%addr, pid = std::process::id(), "gateway serving");
+    // Scripts and tests read the address (the port may have been chosen by the system).
+    println!("listening on https://{addr}");
+    let flag = shutdown.clone();
+    let stopped = async move {
+        while !flag.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    runtime.block_on(http::serve(listener, acceptor, state, stopped))?;
+    tracing::info!("shutting down: finishing the files in progress");
+    if let Some(f) = folders {
+        f.stop();
     }
+    tracing::info!("stopped");
+    Ok(exit::OK)
 }

@@ -1,0 +1,8 @@
+//! Sources: the channels through which sealed payloads arrive. Each one establishes which
+//! agency is sending (a token, a client certificate, the folder a file was dropped in) and hands
+//! every payload to [`crate::pipeline::Gateway::process_file`]; what differs is only how a
+//! payload is received and how its outcome is reported back.
+//!
+//! - [`folder`]: watched folders, `inbox/<agency>/`.
+
+pub mod folder;

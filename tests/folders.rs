@@ -1,0 +1,453 @@
+//! `gateway serve` and the watched folders: files dropped the ways operators drop them each end
+//! in exactly one outcome (accepted/ with a receipt that verifies with stock openssl, or
+//! rejected/ with its reason), every accepted message is queued exactly once, and the server
+//! exits 0 on SIGTERM.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+use crate::support::{Home, sample, sh, tool};
+
+const FAST: &str = "[http]\nlisten = \"127.0.0.1:0\"\n[inbox]\nstable_ms = 200\nrescan_secs = 1\n";
+const SAMPLE_ID: &str = "3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016";
+
+/// A `gateway serve` child process, stopped with SIGTERM (and killed if a test fails first).
+struct Server {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(home: &Home) -> Server {
+        let log = home.file("serve.log");
+        let child = Command::cargo_bin("gateway")
+            .unwrap()
+            .arg("serve")
+            // Relative paths, as an operator runs it: the watcher reports absolute ones.
+            .current_dir(home.path())
+            .args(["--config", "gateway.toml"])
+            .env_remove("GATEWAY_CONFIG")
+            .env("GATEWAY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child: Some(child),
+            log,
+        };
+        wait_for("the server to start", Duration::from_secs(30), || {
+            server.log().contains("watching the inbox folders")
+        });
+        server
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit code.
+    fn stop(mut self) -> i32 {
+        let mut child = self.child.take().unwrap();
+        tool("kill", &["-TERM", &child.id().to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("serve did not stop on SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn names_in(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Dropped files (not our sidecars) in accepted/ and rejected/.
+fn outcomes(inbox: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+    let plain = |dir: &Path, sidecars: &[&str]| -> BTreeSet<String> {
+        names_in(dir)
+            .into_iter()
+            .filter(|n| !sidecars.iter().any(|s| n.ends_with(s)))
+            .collect()
+    };
+    (
+        plain(&inbox.join("accepted"), &[".receipt.json", ".receipt.p7s"]),
+        plain(&inbox.join("rejected"), &[".error.json", ".error.txt"]),
+    )
+}
+
+/// Seals a copy of the police sample with a fresh message id, in process (a thousand
+/// `openssl | age` pipelines would take most of a minute).
+fn seal_fresh(home: &Home, recipient: &str, out: &Path) {
+    let xml = fs::read_to_string(sample("police", "valid-single-incident.xml")).unwrap();
+    let xml = xml.replace(SAMPLE_ID, &uuid::Uuid::now_v7().to_string());
+    let src = out.with_extension("xml");
+    fs::write(&src, xml).unwrap();
+    let (key, cert) = home.signer("police");
+    gateway::cli::seal::run(&gateway::cli::seal::Args {
+        key,
+        cert,
+        to: vec![recipient.to_owned()],
+        input: src.clone(),
+        output: Some(out.to_owned()),
+    })
+    .unwrap();
+    fs::remove_file(src).unwrap();
+}
+
+fn verify_receipt(home: &Home, accepted: &Path, name: &str) -> serde_json::Value {
+    let json = accepted.join(format!("{name}.receipt.json"));
+    let p7s = accepted.join(format!("{name}.receipt.p7s"));
+    let ca = home.path().join("keys/receipt/receipt.crt");
+    tool(
+        "openssl",
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p7s.to_str().unwrap(),
+            "-content",
+            json.to_str().unwrap(),
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+    );
+    serde_json::from_slice(&fs::read(json).unwrap()).unwrap()
+}
+
+fn queued_ids(home: &Home) -> BTreeSet<String> {
+    names_in(&home.path().join("outbox/integration/new"))
+        .into_iter()
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn files_dropped_the_ways_operators_do_each_end_in_exactly_one_outcome() {
+    let home = Home::new(FAST);
+    let recipient = home.recipient();
+    let inbox = home.path().join("inbox/police");
+    let elsewhere = home.file("elsewhere");
+    fs::create_dir_all(&inbox).unwrap();
+    fs::create_dir_all(&elsewhere).unwrap();
+    // Present before start-up.
+    seal_fresh(&home, &recipient, &inbox.join("before-start.sealed"));
+    let server = Server::start(&home);
+
+    let copied = home.file("copied.sealed");
+    seal_fresh(&home, &recipient, &copied);
+    tool("cp", &[copied.to_str().unwrap(), inbox.to_str().unwrap()]);
+    // The same bytes again under another name: a resend, answered with the original receipt.
+    tool(
+        "cp",
+        &[
+            copied.to_str().unwrap(),
+            inbox.join("resent.sealed").to_str().unwrap(),
+        ],
+    );
+    seal_fresh(&home, &recipient, &elsewhere.join("moved.sealed"));
+    tool(
+        "mv",
+        &[
+            elsewhere.join("moved.sealed").to_str().unwrap(),
+            inbox.to_str().unwrap(),
+        ],
+    );
+    seal_fresh(&home, &recipient, &elsewhere.join("renamed.sealed"));
+    fs::copy(
+        elsewhere.join("renamed.sealed"),
+        inbox.join(".renamed.sealed.part"),
+    )
+    .unwrap();
+    fs::rename(
+        inbox.join(".renamed.sealed.part"),
+        inbox.join("renamed.sealed"),
+    )
+    .unwrap();
+    let invalid = home.seal_as(
+        "police",
+        &sample("police", "invalid-bad-location-postcode.xml"),
+        "invalid.sealed",
+    );
+    fs::copy(&invalid, inbox.join("invalid.sealed")).unwrap();
+    std::os::unix::fs::symlink(&copied, inbox.join("link.sealed")).unwrap();
+    fs::write(inbox.join("empty.sealed"), b"").unwrap();
+    seal_fresh(&home, &recipient, &elsewhere.join("hostile"));
+    fs::rename(elsewhere.join("hostile"), inbox.join("evil\nname..sealed")).unwrap();
+    fs::create_dir(inbox.join("a-folder")).unwrap();
+    // A slow writer: pieces with pauses longer than the stability window, closed at the end.
+    seal_fresh(&home, &recipient, &elsewhere.join("slow.sealed"));
+    let bytes = fs::read(elsewhere.join("slow.sealed")).unwrap();
+    let mut f = fs::File::create(inbox.join("slow.sealed")).unwrap();
+    for piece in bytes.chunks(bytes.len() / 4 + 1) {
+        f.write_all(piece).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    drop(f);
+
+    let accepted: BTreeSet<String> = [
+        "before-start.sealed",
+        "copied.sealed",
+        "resent.sealed",
+        "moved.sealed",
+        "renamed.sealed",
+        "evil_name..sealed",
+        "slow.sealed",
+    ]
+    .map(String::from)
+    .into();
+    let rejected: BTreeSet<String> = ["invalid.sealed", "link.sealed", "empty.sealed"]
+        .map(String::from)
+        .into();
+    wait_for("every file to be settled", Duration::from_secs(30), || {
+        let (a, r) = outcomes(&inbox);
+        a.len() + r.len() >= accepted.len() + rejected.len()
+            && names_in(&inbox.join(".processing")).is_empty()
+    });
+    let (a, r) = outcomes(&inbox);
+    assert_eq!(a, accepted, "{}", server.log());
+    assert_eq!(r, rejected, "{}", server.log());
+    assert_eq!(
+        names_in(&inbox),
+        ["a-folder", "accepted", "rejected", ".processing"]
+            .map(String::from)
+            .into(),
+        "nothing left behind but the folders"
+    );
+    assert!(names_in(&inbox.join(".processing")).is_empty());
+
+    let mut receipt_ids = BTreeSet::new();
+    for name in &accepted {
+        let receipt = verify_receipt(&home, &inbox.join("accepted"), name);
+        assert_eq!(receipt["agency"], "police");
+        receipt_ids.insert(receipt["gateway_message_id"].as_str().unwrap().to_owned());
+    }
+    let copied_receipt = fs::read(inbox.join("accepted/copied.sealed.receipt.json")).unwrap();
+    let resent_receipt = fs::read(inbox.join("accepted/resent.sealed.receipt.json")).unwrap();
+    assert_eq!(
+        copied_receipt, resent_receipt,
+        "a resend gets the original receipt"
+    );
+    assert_eq!(receipt_ids.len(), accepted.len() - 1);
+    assert_eq!(queued_ids(&home), receipt_ids, "each message queued once");
+
+    let error = |name: &str| -> (serde_json::Value, String) {
+        let dir = inbox.join("rejected");
+        (
+            serde_json::from_slice(&fs::read(dir.join(format!("{name}.error.json"))).unwrap())
+                .unwrap(),
+            fs::read_to_string(dir.join(format!("{name}.error.txt"))).unwrap(),
+        )
+    };
+    let (json, txt) = error("invalid.sealed");
+    assert_eq!(json["rejection"]["code"], "schema_invalid");
+    assert_eq!(json["rejection"]["violations"][0]["line"], 38);
+    assert!(txt.contains("rejected schema_invalid"), "{txt}");
+    assert!(
+        txt.contains("38:5 value_invalid at /IncidentBatch/Incident/LocationPostcode"),
+        "{txt}"
+    );
+    assert!(txt.contains("what to do:"), "{txt}");
+    let (json, _) = error("link.sealed");
+    assert_eq!(json["rejection"]["code"], "not_a_regular_file");
+    assert!(
+        fs::symlink_metadata(inbox.join("rejected/link.sealed"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link itself is moved, never followed"
+    );
+    assert!(copied.exists(), "the link's target is untouched");
+    let (json, _) = error("empty.sealed");
+    assert_eq!(json["rejection"]["code"], "not_age_encrypted");
+
+    // The same name again: a suffix, never an overwrite.
+    tool("cp", &[copied.to_str().unwrap(), inbox.to_str().unwrap()]);
+    wait_for("the second copy", Duration::from_secs(30), || {
+        inbox.join("accepted/copied-1.sealed.receipt.p7s").exists()
+            && inbox.join("accepted/copied-1.sealed").exists()
+    });
+    assert_eq!(
+        fs::read(inbox.join("accepted/copied-1.sealed.receipt.json")).unwrap(),
+        copied_receipt
+    );
+    assert_eq!(
+        fs::read(inbox.join("accepted/copied.sealed.receipt.json")).unwrap(),
+        copied_receipt
+    );
+    assert_eq!(queued_ids(&home), receipt_ids);
+
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn a_thousand_files_dropped_at_once_are_each_forwarded_exactly_once() {
+    const N: usize = 1000;
+    let home = Home::new(FAST);
+    let recipient = home.recipient();
+    let stage = home.file("stage");
+    fs::create_dir_all(&stage).unwrap();
+    for i in 0..N {
+        seal_fresh(&home, &recipient, &stage.join(format!("m{i:04}.sealed")));
+    }
+    let server = Server::start(&home);
+    let inbox = home.path().join("inbox/police");
+    sh(&format!(
+        "mv '{}'/*.sealed '{}'/",
+        stage.display(),
+        inbox.display()
+    ));
+    wait_for("a thousand files", Duration::from_secs(120), || {
+        outcomes(&inbox).0.len() + outcomes(&inbox).1.len() >= N
+    });
+    let (a, r) = outcomes(&inbox);
+    assert!(r.is_empty(), "rejected: {r:?}");
+    assert_eq!(a.len(), N);
+    assert_eq!(
+        names_in(&inbox.join("accepted")).len(),
+        3 * N,
+        "each with its receipt"
+    );
+    assert_eq!(queued_ids(&home).len(), N);
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn files_left_in_processing_by_a_crash_are_settled_first_and_never_queued_twice() {
+    let home = Home::new(FAST);
+    let recipient = home.recipient();
+    let processing = home.path().join("inbox/police/.processing");
+    fs::create_dir_all(&processing).unwrap();
+    // Forwarded just before the crash: the file was claimed but never moved out.
+    let forwarded = home.file("forwarded.sealed");
+    seal_fresh(&home, &recipient, &forwarded);
+    let c = home.check("police", &[&forwarded], &["--forward"]);
+    assert_eq!(c.code, 0, "{}", c.stdout);
+    let original_id = c.result()["gateway_message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fs::copy(
+        &forwarded,
+        processing.join(format!("{}.forwarded.sealed", uuid::Uuid::now_v7())),
+    )
+    .unwrap();
+    // Claimed but not yet processed.
+    seal_fresh(
+        &home,
+        &recipient,
+        &processing.join(format!("{}.fresh.sealed", uuid::Uuid::now_v7())),
+    );
+
+    let server = Server::start(&home);
+    let inbox = home.path().join("inbox/police");
+    // The file appears in accepted/ a moment before it leaves .processing/ (link, then unlink).
+    wait_for("the leftovers", Duration::from_secs(30), || {
+        outcomes(&inbox).0.len() == 2 && names_in(&processing).is_empty()
+    });
+    assert!(names_in(&processing).is_empty());
+    let receipt = verify_receipt(&home, &inbox.join("accepted"), "forwarded.sealed");
+    assert_eq!(receipt["gateway_message_id"], original_id.as_str());
+    verify_receipt(&home, &inbox.join("accepted"), "fresh.sealed");
+    assert_eq!(
+        queued_ids(&home).len(),
+        2,
+        "the forwarded one is not queued again"
+    );
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn scan_once_takes_settled_files_and_deletes_accepted_ones_when_configured() {
+    let home = Home::new("[inbox]\nstable_ms = 0\ndelete_accepted = true\n");
+    let recipient = home.recipient();
+    let inbox = home.path().join("inbox/police");
+    fs::create_dir_all(&inbox).unwrap();
+    seal_fresh(&home, &recipient, &inbox.join("one.sealed"));
+    fs::write(inbox.join("two.sealed.part"), b"still being written").unwrap();
+    let config = gateway::config::Config::load(Some(&home.config())).unwrap();
+    let gw = gateway::pipeline::Gateway::load(config, true).unwrap();
+    let handled = gateway::sources::folder::scan_once(&gw).unwrap();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    assert!(matches!(
+        handled[0].disposition,
+        gateway::sources::folder::Disposition::Accepted { file: None, .. }
+    ));
+    assert!(!inbox.join("one.sealed").exists());
+    assert!(!inbox.join("accepted/one.sealed").exists());
+    verify_receipt(&home, &inbox.join("accepted"), "one.sealed");
+    assert!(
+        inbox.join("two.sealed.part").exists(),
+        "temporary names are never taken"
+    );
+}
+
+#[test]
+fn a_file_the_queue_cannot_take_goes_back_to_the_inbox_and_is_retried_never_rejected() {
+    let home = Home::new(FAST);
+    let recipient = home.recipient();
+    let server = Server::start(&home);
+    // Break the queue: its tmp/ folder becomes a file, so staging fails.
+    let tmp = home.path().join("outbox/integration/tmp");
+    fs::remove_dir(&tmp).unwrap();
+    fs::write(&tmp, b"").unwrap();
+    let inbox = home.path().join("inbox/police");
+    seal_fresh(&home, &recipient, &home.file("later.sealed"));
+    fs::rename(home.file("later.sealed"), inbox.join("later.sealed")).unwrap();
+    wait_for("a retryable failure", Duration::from_secs(30), || {
+        server.log().contains("it will be retried")
+    });
+    assert!(names_in(&inbox.join("rejected")).is_empty());
+    fs::remove_file(&tmp).unwrap();
+    fs::create_dir(&tmp).unwrap();
+    wait_for("the retry", Duration::from_secs(30), || {
+        outcomes(&inbox).0.len() == 1
+    });
+    verify_receipt(&home, &inbox.join("accepted"), "later.sealed");
+    assert!(names_in(&inbox.join("rejected")).is_empty());
+    assert_eq!(queued_ids(&home).len(), 1);
+    assert_eq!(server.stop(), 0);
+}
