@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the gateway: HTTPS upload and the watched inbox folders, until SIGINT or SIGTERM.
     Serve(cli::serve::Args),
+    /// Import a folder of sealed files (a disc, a dump) from one agency, with a progress bar.
+    Import(cli::import::Args),
     /// Open, verify and validate sealed files offline (exit 0 all accepted, 1 any rejected).
     Check(cli::check::Args),
     /// Validate XML documents against XML Schemas (exit 0 valid, 1 invalid, 2 usage/I/O, 3 schema cannot be compiled).
@@ -94,6 +96,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Serve(args) => cli::serve::run(args, &config),
         Command::Check(args) => cli::check::run(args, &config),
+        Command::Import(args) => cli::import::run(args, &config),
         Command::Keys(cmd) => cli::keys::run(cmd, &config),
         Command::Agency(cmd) => cli::agency::run(cmd, &config),
         Command::CheckConfig(args) => cli::check_config::run(args, &config),

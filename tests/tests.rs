@@ -9,6 +9,7 @@ mod envelope_roundtrip;
 mod folders;
 mod forwarding;
 mod https;
+mod import;
 mod send;
 mod support;
 mod validate_cli;

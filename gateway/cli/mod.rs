@@ -5,6 +5,7 @@
 pub mod agency;
 pub mod check;
 pub mod check_config;
+pub mod import;
 pub mod keys;
 pub mod recipient;
 pub mod seal;

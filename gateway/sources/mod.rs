@@ -4,5 +4,7 @@
 //! payload is received and how its outcome is reported back.
 //!
 //! - [`folder`]: watched folders, `inbox/<agency>/`.
+//! - [`import`]: a folder of sealed files imported in one go (`gateway import`).
 
 pub mod folder;
+pub mod import;

@@ -45,6 +45,12 @@ pub fn sh(script: &str) {
     );
 }
 
+/// Runs a shell command and returns its stdout (for diagnostics in assertion messages).
+pub fn sh_out(script: &str) -> String {
+    let out = Command::new("bash").args(["-c", script]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// One gateway installation in a temporary folder.
 pub struct Home {
     pub dir: tempfile::TempDir,

@@ -25,8 +25,8 @@
 //! - **Safety net.** A full scan at start-up, every `inbox.rescan_secs`, and whenever the
 //!   watcher reports it lost events.
 
-mod names;
-mod outcome;
+pub(crate) mod names;
+pub(crate) mod outcome;
 mod scheduler;
 
 use std::collections::{HashMap, HashSet};

@@ -269,7 +269,7 @@ pub(super) fn move_no_replace(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// `<name>.error.txt`: the code, what happened, what to do, where.
-pub(super) fn error_text(name: &str, outcome: &Outcome) -> String {
+pub(crate) fn error_text(name: &str, outcome: &Outcome) -> String {
     let mut t = String::new();
     match outcome {
         Outcome::Rejected {
