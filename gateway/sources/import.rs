@@ -36,9 +36,12 @@ pub struct Imported {
     pub bytes: u64,
 }
 
+/// The files to import, with their sizes, and the special files found (never followed).
+pub type Listing = (Vec<(PathBuf, u64)>, Vec<PathBuf>);
+
 /// Every regular file under `dir` (recursively, sorted), skipping hidden names; symlinks and
 /// other special files are reported, never followed.
-pub fn list_files(dir: &Path) -> io::Result<(Vec<(PathBuf, u64)>, Vec<PathBuf>)> {
+pub fn list_files(dir: &Path) -> io::Result<Listing> {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
