@@ -86,6 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.yaml", get(openapi))
         .with_state(state)
 }
 
@@ -98,6 +99,16 @@ async fn recipient(State(st): State<Arc<AppState>>) -> impl IntoResponse {
         .map(|i| i.recipient.as_str())
         .collect();
     Json(json!({ "current": ids.current_recipient(), "grace": grace }))
+}
+
+/// The API's OpenAPI document (`docs/openapi.yaml`, compiled in).
+pub const OPENAPI: &str = include_str!("../../docs/openapi.yaml");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI,
+    )
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
