@@ -2,11 +2,11 @@
 //! agency would (the same result as `openssl cms -sign ... | age -r ...`).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use openssl::cms::{CMSOptions, CmsContentInfo};
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use super::exit;
@@ -23,12 +23,15 @@ pub struct Args {
     /// age recipient (`age1...`) to encrypt to; repeat for several.
     #[arg(long = "to", value_name = "RECIPIENT", required = true)]
     pub to: Vec<String>,
-    /// The XML document.
-    #[arg(value_name = "IN")]
-    pub input: PathBuf,
-    /// Output file (default: IN.sealed).
-    #[arg(short, long, value_name = "OUT")]
+    /// The XML documents.
+    #[arg(value_name = "IN", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output file (one IN only; default: IN.sealed).
+    #[arg(short, long, value_name = "OUT", conflicts_with = "out_dir")]
     pub output: Option<PathBuf>,
+    /// Write `<name>.sealed` files into this folder (for many INs).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Seals `args.input`.
@@ -36,6 +39,9 @@ pub struct Args {
 /// The document is signed in memory (OpenSSL's CMS API wants the whole content); the output is
 /// written through a temporary file and renamed, so a partial `.sealed` file never appears.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
+    if args.output.is_some() && args.inputs.len() > 1 {
+        bail!("-o names one output; use --out-dir for several inputs");
+    }
     let mut recipients: Vec<Box<dyn age::Recipient + Send>> = Vec::new();
     for r in &args.to {
         match r.parse::<age::x25519::Recipient>() {
@@ -51,22 +57,42 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         std::fs::read(&args.cert).with_context(|| format!("reading {}", args.cert.display()))?;
     let cert = X509::from_pem(&cert)
         .with_context(|| format!("{} is not a PEM certificate", args.cert.display()))?;
-    let data =
-        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
-    let cms = CmsContentInfo::sign(
-        Some(&cert),
-        Some(&key),
-        None,
-        Some(&data),
-        CMSOptions::BINARY,
-    )
-    .context("signing")?;
+    for input in &args.inputs {
+        let out = match (&args.output, &args.out_dir) {
+            (Some(o), _) => o.clone(),
+            (None, Some(dir)) => {
+                let mut name = input.file_name().unwrap_or_default().to_owned();
+                name.push(".sealed");
+                dir.join(name)
+            }
+            (None, None) => {
+                let mut p = input.clone().into_os_string();
+                p.push(".sealed");
+                PathBuf::from(p)
+            }
+        };
+        seal_one(input, &out, &cert, &key, &recipients)?;
+        if args.inputs.len() == 1 {
+            eprintln!("sealed {} -> {}", input.display(), out.display());
+        }
+    }
+    if args.inputs.len() > 1 {
+        eprintln!("sealed {} files", args.inputs.len());
+    }
+    Ok(exit::OK)
+}
+
+fn seal_one(
+    input: &Path,
+    out: &Path,
+    cert: &X509,
+    key: &PKey<Private>,
+    recipients: &[Box<dyn age::Recipient + Send>],
+) -> anyhow::Result<()> {
+    let data = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let cms = CmsContentInfo::sign(Some(cert), Some(key), None, Some(&data), CMSOptions::BINARY)
+        .context("signing")?;
     let der = cms.to_der().context("encoding the signature")?;
-    let out = args.output.clone().unwrap_or_else(|| {
-        let mut p = args.input.clone().into_os_string();
-        p.push(".sealed");
-        PathBuf::from(p)
-    });
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -82,7 +108,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         let buf = w.finish()?;
         let file = buf.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        std::fs::rename(&tmp, &out)?;
+        std::fs::rename(&tmp, out)?;
         crate::fsio::sync_dir(&dir)?;
         Ok(())
     })();
@@ -90,6 +116,5 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e.context(format!("writing {}", out.display())));
     }
-    eprintln!("sealed {} -> {}", args.input.display(), out.display());
-    Ok(exit::OK)
+    Ok(())
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# HTTPS load benchmark: small (~10 KB) sealed messages, each one different, POSTed with
+# keep-alive by wrk; every 201 means the message was fsynced into the outbox queue.
+#
+#   bench/load.sh                       # 20,000 messages prepared, 64 connections, 20 s
+#   N=5000 CONNS=32 DURATION=10 bench/load.sh
+#
+# Prints requests/s, accepted (201) messages/s, p50/p99 latency and the gateway's peak RSS.
+# Needs: cargo, python3, wrk (Debian: apt-get install wrk). Files go to bench/out/load/.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+cd "$ROOT"
+N="${N:-20000}"; CONNS="${CONNS:-64}"; DURATION="${DURATION:-20}"; THREADS="${THREADS:-2}"
+W="bench/out/load"
+GW="$ROOT/target/release/gateway"
+command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 2; }
+
+echo "== build (cargo build --release)"
+cargo build --release --quiet
+
+rm -rf "$W"; mkdir -p "$W/xml" "$W/sealed"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$W/gateway.toml" <<TOML
+[paths]
+schemas = "$ROOT/schemas"
+[http]
+listen = "127.0.0.1:$PORT"
+max_in_flight = 256
+[inbox]
+enabled = false
+TOML
+CFG="$W/gateway.toml"
+"$GW" keys init --config "$CFG" >/dev/null
+TOKEN="$("$GW" agency token issue police --config "$CFG" 2>/dev/null)"
+
+echo "== prepare $N distinct ~10 KB police messages and seal them (gateway seal)"
+python3 - "$W/xml" "$N" <<'PY'
+import sys, uuid
+out, n = sys.argv[1], int(sys.argv[2])
+src = open("schemas/police/samples/valid-single-incident.xml", encoding="utf-8").read()
+child_start = src.index("  <Child ")
+child_end = src.index("</Child>") + len("</Child>\n")
+child = src[child_start:child_end]
+extra = "".join(child.replace('childId="C003"', f'childId="X{k:04d}"') for k in range(42))
+body = src[:child_end] + extra + src[child_end:]
+for i in range(n):
+    doc = body.replace("3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016", str(uuid.uuid4()), 1)
+    with open(f"{out}/m{i:06d}.xml", "w", encoding="utf-8") as f:
+        f.write(doc)
+PY
+stat -c '%s bytes per XML document' "$W/xml/m000000.xml"
+K="$W/keys/dev/agencies/police"
+RECIPIENT="$("$GW" recipient --config "$CFG")"
+find "$W/xml" -name '*.xml' -print0 | xargs -0 -n 2000 "$GW" seal --key "$K.key" --cert "$K.crt" \
+    --to "$RECIPIENT" --out-dir "$W/sealed" 2>/dev/null
+find "$W/sealed" -name '*.sealed' | sort > "$W/list.txt"
+stat -c '%s bytes per sealed message' "$W/sealed/m000000.xml.sealed"
+
+echo "== serve"
+"$GW" serve --config "$CFG" > "$W/serve.out" 2> "$W/serve.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q listening "$W/serve.out" 2>/dev/null && break; sleep 0.1; done
+
+echo "== machine"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  nproc: $(nproc)  cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+echo "git rev: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+echo "== wrk -t$THREADS -c$CONNS -d${DURATION}s (HTTP/1.1 keep-alive, TLS)"
+wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s bench/load.lua \
+    "https://127.0.0.1:$PORT/v1/messages" -- "$W/list.txt" "$THREADS" "$TOKEN" | tee "$W/wrk.txt"
+
+RSS_KB=$(awk '/VmHWM/ { print $2 }' /proc/$PID/status)
+kill -TERM $PID; wait $PID || true
+QUEUED=$(find "$W/outbox/integration/new" -name '*.json' | wc -l)
+ACCEPTED=$(awk '/^status 201:/ { print $3 }' "$W/wrk.txt")
+RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$W/wrk.txt")
+P50=$(awk '/^p50_ms/ { print $2 }' "$W/wrk.txt"); P99=$(awk '/^p99_ms/ { print $2 }' "$W/wrk.txt")
+echo "== results"
+printf "%-28s %s\n" "requests/s" "$RPS"
+printf "%-28s %s\n" "accepted (201) messages/s" "$(awk -v a="${ACCEPTED:-0}" -v d="$DURATION" 'BEGIN { printf "%.0f", a / d }')"
+printf "%-28s %s\n" "queued messages (new/*.json)" "$QUEUED"
+printf "%-28s %s ms / %s ms\n" "latency p50 / p99" "$P50" "$P99"
+printf "%-28s %.1f MB\n" "gateway peak RSS" "$(awk -v k="$RSS_KB" 'BEGIN { print k / 1024 }')"
