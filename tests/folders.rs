@@ -123,8 +123,9 @@ fn seal_fresh(home: &Home, recipient: &str, out: &Path) {
         key,
         cert,
         to: vec![recipient.to_owned()],
-        input: src.clone(),
+        inputs: vec![src.clone()],
         output: Some(out.to_owned()),
+        out_dir: None,
     })
     .unwrap();
     fs::remove_file(src).unwrap();
