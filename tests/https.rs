@@ -265,11 +265,11 @@ fn rejections_carry_their_code_status_and_locations() {
 
 #[test]
 fn saturated_gateway_answers_503_with_retry_after() {
-    let home = Home::with_server_config("max_in_flight = 1\n");
+    let home = Home::with_server_config("max_uploads = 1\n");
     let police = format!("Authorization: Bearer {}", home.token("police"));
     let server = home.serve();
     let url = server.url("/v1/messages");
-    // A slow upload holds the only processing slot.
+    // A slow upload holds the only upload slot.
     let slow_file = home.file("slow.bin");
     std::fs::write(&slow_file, vec![b'x'; 200_000]).unwrap();
     let mut slow = std::process::Command::new("curl")
@@ -364,4 +364,32 @@ fn openapi_document_is_served_and_every_documented_path_exists() {
             "{code} is missing from the Problem code enum"
         );
     }
+}
+
+#[test]
+fn upload_that_stalls_mid_body_is_cut_off_with_408() {
+    use std::io::{Read, Write};
+    let home = Home::with_server_config("idle_timeout_secs = 1\n");
+    let token = home.token("police");
+    let server = home.serve();
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    connector.set_ca_file(home.tls_cert()).unwrap();
+    connector.set_alpn_protos(b"\x08http/1.1").unwrap();
+    let connector = connector.build();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = connector.connect("127.0.0.1", tcp).unwrap();
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 100000\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(&[0u8; 1000]).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    let n = tls.read(&mut buf).unwrap_or(0);
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

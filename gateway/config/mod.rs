@@ -63,6 +63,8 @@ pub struct Http {
     pub listen: std::net::SocketAddr,
     /// Payloads processed at once.
     pub max_in_flight: usize,
+    /// Uploads received at once.
+    pub max_uploads: usize,
     /// Time allowed for the request headers.
     pub header_timeout: std::time::Duration,
     /// Time allowed for a whole upload.
@@ -297,6 +299,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
     let http = Http {
         listen,
         max_in_flight: bounded("http.max_in_flight", h.max_in_flight, 64, 1, 100_000)? as usize,
+        max_uploads: bounded("http.max_uploads", h.max_uploads, 512, 1, 100_000)? as usize,
         header_timeout: secs(bounded(
             "http.header_timeout_secs",
             h.header_timeout_secs,

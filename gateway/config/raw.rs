@@ -29,8 +29,10 @@ pub struct RawConfig {
 pub struct RawHttp {
     /// Listen address, e.g. `127.0.0.1:8443`.
     pub listen: Option<String>,
-    /// Payloads processed at once; beyond that, `503` with `Retry-After`.
+    /// Payloads processed at once (others wait for a slot).
     pub max_in_flight: Option<u64>,
+    /// Uploads being received at once; beyond that, `503` with `Retry-After`.
+    pub max_uploads: Option<u64>,
     /// Seconds a client may take to send the request headers.
     pub header_timeout_secs: Option<u64>,
     /// Seconds a whole upload may take.

@@ -92,13 +92,26 @@ enum UploadError {
     Io(std::io::Error),
 }
 
-async fn write_body(body: Body, path: &Path, max: u64) -> Result<u64, UploadError> {
+async fn write_body(
+    body: Body,
+    path: &Path,
+    max: u64,
+    idle: std::time::Duration,
+) -> Result<u64, UploadError> {
     let mut file = tokio::fs::File::create(path)
         .await
         .map_err(UploadError::Io)?;
     let mut stream = body.into_data_stream();
     let mut n = 0u64;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        // A client that stops sending is cut off: it holds an upload slot, not a worker.
+        let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
+            return Err(UploadError::Client(format!(
+                "nothing received for {} s",
+                idle.as_secs()
+            )));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| UploadError::Client(e.to_string()))?;
         n += chunk.len() as u64;
         if n > max {
@@ -201,16 +214,19 @@ pub async fn post(
         );
         return refuse(body, e).await;
     }
-    let Ok(permit) = st.permits.clone().try_acquire_owned() else {
+    let Ok(upload_slot) = st.uploads.clone().try_acquire_owned() else {
         let e = ApiError::new(
             "queue_unavailable",
-            "the gateway is processing as many payloads as it may; retry shortly",
+            "the gateway is receiving as many payloads as it may; retry shortly",
         );
         return refuse(body, e).await;
     };
     let upload = Incoming(st.incoming.join(format!("{}.sealed", MessageId::new())));
-    let written =
-        tokio::time::timeout(cfg.http.request_timeout, write_body(body, &upload.0, max)).await;
+    let written = tokio::time::timeout(
+        cfg.http.request_timeout,
+        write_body(body, &upload.0, max, cfg.http.idle_timeout),
+    )
+    .await;
     match written {
         Err(_) => {
             return ApiError::new("request_timeout", "the upload took longer than allowed")
@@ -240,6 +256,24 @@ pub async fn post(
         }
         Ok(Ok(_)) => {}
     }
+    drop(upload_slot);
+    // Processing is short (milliseconds for small payloads): wait for a slot rather than
+    // refuse at once, but not forever.
+    let permit = match tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        st.permits.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            return ApiError::new(
+                "queue_unavailable",
+                "the gateway is processing as many payloads as it may; retry shortly",
+            )
+            .into_response();
+        }
+    };
     let gw = st.gateway.clone();
     let path = upload.0.clone();
     let outcome = tokio::task::spawn_blocking(move || {

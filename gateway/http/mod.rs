@@ -45,6 +45,8 @@ pub struct AppState {
     pub agencies: Vec<AgencyInfo>,
     /// Processing slots.
     pub permits: Arc<Semaphore>,
+    /// Upload slots: a slow client holds one of these, never a processing slot.
+    pub uploads: Arc<Semaphore>,
     /// Where uploads are streamed to before processing.
     pub incoming: PathBuf,
 }
@@ -69,6 +71,7 @@ impl AppState {
         }
         Ok(AppState {
             permits: Arc::new(Semaphore::new(gateway.config.http.max_in_flight)),
+            uploads: Arc::new(Semaphore::new(gateway.config.http.max_uploads)),
             tokens: Tokens::load(&keys)?,
             agencies: crate::keyring::agencies::list(&keys)?,
             gateway,
