@@ -393,3 +393,58 @@ fn upload_that_stalls_mid_body_is_cut_off_with_408() {
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn token_issued_while_serving_works_without_a_restart() {
+    let home = Home::with_server_config("");
+    let sealed = home.seal_as(
+        "police",
+        &sample("police", "valid-single-incident.xml"),
+        "p.sealed",
+    );
+    let server = home.serve();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let token = format!("Authorization: Bearer {}", home.token("police"));
+    let r = post(&home, &server.url("/v1/messages"), &["-H", &token], &sealed);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn revoked_token_is_refused_within_seconds_without_a_restart() {
+    let home = Home::with_server_config("");
+    let sealed = home.seal_as(
+        "police",
+        &sample("police", "valid-single-incident.xml"),
+        "p.sealed",
+    );
+    let out = home.gateway(&["agency", "token", "issue", "police", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bearer = format!("Authorization: Bearer {}", v["token"].as_str().unwrap());
+    let server = home.serve();
+    assert_eq!(
+        post(
+            &home,
+            &server.url("/v1/messages"),
+            &["-H", &bearer],
+            &sealed
+        )
+        .status,
+        201
+    );
+    let out = home.gateway(&[
+        "agency",
+        "token",
+        "revoke",
+        "police",
+        v["id"].as_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(5200));
+    let r = post(
+        &home,
+        &server.url("/v1/messages"),
+        &["-H", &bearer],
+        &sealed,
+    );
+    assert_eq!(r.status, 401);
+}

@@ -24,8 +24,13 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
         // DESIGN §10: a fresh installation starts with development keys, and says so.
         let made = keyring::init(&config.keys)
             .with_context(|| format!("creating keys in {}", config.keys.display()))?;
+        tracing::warn!(
+            keys = %config.keys.display(),
+            created = made.len(),
+            "no gateway identity yet: created a development key set (`gateway keys list`)"
+        );
         for m in &made {
-            tracing::warn!(created = %m, "no gateway identity yet: development keys created");
+            tracing::info!(created = %m, "development key");
         }
     }
     let shutdown = Arc::new(AtomicBool::new(false));

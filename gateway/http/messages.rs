@@ -30,8 +30,8 @@ fn authenticate(
         Some(v) => {
             let v = v.to_str().unwrap_or_default();
             let token = v.strip_prefix("Bearer ").unwrap_or_default().trim();
-            match st.tokens.agency_of(token) {
-                Some(a) => Some(a.to_owned()),
+            match st.token_agency(token) {
+                Some(a) => Some(a),
                 None => {
                     return Err(ApiError::new(
                         "unauthenticated",

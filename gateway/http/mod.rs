@@ -39,8 +39,10 @@ pub struct PeerCertificate(pub Option<X509>);
 pub struct AppState {
     /// The pipeline (loaded with forwarding).
     pub gateway: Arc<Gateway>,
-    /// Bearer tokens.
-    pub tokens: Tokens,
+    /// Bearer tokens, re-read from `keys/` when an unknown one is presented (at most once a
+    /// second) and every 5 seconds, so `gateway agency token issue` and `token revoke` take
+    /// effect without a restart.
+    pub tokens: std::sync::RwLock<(Tokens, std::time::Instant)>,
     /// Registered agencies.
     pub agencies: Vec<AgencyInfo>,
     /// Processing slots.
@@ -72,11 +74,35 @@ impl AppState {
         Ok(AppState {
             permits: Arc::new(Semaphore::new(gateway.config.http.max_in_flight)),
             uploads: Arc::new(Semaphore::new(gateway.config.http.max_uploads)),
-            tokens: Tokens::load(&keys)?,
+            tokens: std::sync::RwLock::new((Tokens::load(&keys)?, std::time::Instant::now())),
             agencies: crate::keyring::agencies::list(&keys)?,
             gateway,
             incoming,
         })
+    }
+}
+
+impl AppState {
+    /// The agency a bearer token belongs to.
+    pub fn token_agency(&self, token: &str) -> Option<String> {
+        if let Ok(t) = self.tokens.read()
+            && t.1.elapsed() < std::time::Duration::from_secs(5)
+            && let Some(a) = t.0.agency_of(token)
+        {
+            return Some(a.to_owned());
+        }
+        let mut t = self.tokens.write().ok()?;
+        if t.1.elapsed() < std::time::Duration::from_secs(1) {
+            return t.0.agency_of(token).map(str::to_owned);
+        }
+        match Tokens::load(&self.gateway.config.keys) {
+            Ok(fresh) => *t = (fresh, std::time::Instant::now()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-read the tokens");
+                t.1 = std::time::Instant::now();
+            }
+        }
+        t.0.agency_of(token).map(str::to_owned)
     }
 }
 
