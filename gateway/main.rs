@@ -41,6 +41,9 @@ enum Command {
     Agency(cli::agency::Command),
     /// Print the age recipient agencies should seal to.
     Recipient(cli::recipient::Args),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(cli::audit::Command),
     /// Load the configuration, schemas and keys, and explain any mistake.
     CheckConfig(cli::check_config::Args),
 }
@@ -97,6 +100,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => cli::serve::run(args, &config),
         Command::Check(args) => cli::check::run(args, &config),
         Command::Import(args) => cli::import::run(args, &config),
+        Command::Audit(cmd) => cli::audit::run(cmd, &config),
         Command::Keys(cmd) => cli::keys::run(cmd, &config),
         Command::Agency(cmd) => cli::agency::run(cmd, &config),
         Command::CheckConfig(args) => cli::check_config::run(args, &config),

@@ -69,6 +69,8 @@ pub struct Forwarding {
     pub quarantine: Quarantine,
     /// Signs receipts.
     pub receipts: ReceiptSigner,
+    /// The audit trail of every outcome.
+    pub audit: crate::audit::AuditLog,
 }
 
 /// A loaded gateway: configuration, keys, compiled schemas and (unless a dry run) the ledger,
@@ -218,7 +220,14 @@ impl Gateway {
                 error,
             })?;
             let receipts = ReceiptSigner::load(&config.keys)?;
+            let audit_dir = config.audit_dir();
+            let audit =
+                crate::audit::AuditLog::open(&audit_dir).map_err(|e| StartError::Store {
+                    path: audit_dir.clone(),
+                    error: crate::store::StoreError::Io(std::io::Error::other(e.to_string())),
+                })?;
             Some(Forwarding {
+                audit,
                 receipts,
                 store: Box::new(store),
                 sink,
@@ -252,6 +261,9 @@ impl Gateway {
         };
         self.metrics
             .record(agency, channel.as_str(), &outcome, started.elapsed());
+        if let Some(fw) = &self.forwarding {
+            audit_outcome(&fw.audit, agency, channel, &id, &outcome);
+        }
         outcome
     }
 
@@ -514,4 +526,57 @@ fn hash_file(path: &Path) -> io::Result<(String, u64)> {
         n += k as u64;
     }
     Ok((hex::encode(h.finish()), n))
+}
+
+/// One audit record per message outcome.
+fn audit_outcome(
+    log: &crate::audit::AuditLog,
+    agency: &str,
+    channel: Channel,
+    id: &MessageId,
+    outcome: &Outcome,
+) {
+    let (action, subject, details) = match outcome {
+        Outcome::Accepted { facts } | Outcome::Forwarded { facts, .. } => (
+            "forwarded",
+            facts.gateway_message_id.clone(),
+            serde_json::json!({
+                "channel": channel.as_str(),
+                "agency_message_id": facts.agency_message_id,
+                "schema_id": facts.schema_id,
+                "sha256": facts.sha256,
+                "size": facts.size,
+                "signer_fingerprint_sha256": facts.signer.fingerprint_sha256,
+            }),
+        ),
+        Outcome::Duplicate {
+            gateway_message_id,
+            original_status,
+            ..
+        } => (
+            "duplicate",
+            id.to_string(),
+            serde_json::json!({
+                "channel": channel.as_str(),
+                "original": gateway_message_id,
+                "original_status": original_status,
+            }),
+        ),
+        Outcome::Rejected {
+            rejection,
+            gateway_message_id,
+            ..
+        } => (
+            "rejected",
+            gateway_message_id.clone().unwrap_or_else(|| id.to_string()),
+            serde_json::json!({
+                "channel": channel.as_str(),
+                "code": rejection.code,
+                "detail": rejection.detail,
+            }),
+        ),
+    };
+    if let Err(e) = log.append("message", agency, action, &subject, details) {
+        tracing::error!(error = %e, "the audit log could not record a message outcome");
+    }
 }

@@ -3,6 +3,7 @@
 mod admin_cli;
 mod agency_pipeline;
 mod agency_samples;
+mod audit;
 mod check_codes;
 mod cms;
 mod envelope_roundtrip;

@@ -72,6 +72,14 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
     match cmd {
         Command::Add { name, display_name } => {
             let made = agencies::add(keys, name, display_name.as_deref().unwrap_or(name))?;
+            if made {
+                super::audit::admin(
+                    config,
+                    "agency add",
+                    name,
+                    json!({ "display_name": display_name }),
+                )?;
+            }
             println!(
                 "{} {name}",
                 if made {
@@ -119,6 +127,12 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
             json: as_json,
         }) => {
             let (id, token) = crate::keyring::tokens::issue(keys, name)?;
+            super::audit::admin(
+                config,
+                "agency token issue",
+                name,
+                json!({ "token_id": id }),
+            )?;
             if *as_json {
                 println!("{}", json!({"agency": name, "id": id, "token": token}));
             } else {
@@ -129,6 +143,12 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
         }
         Command::Token(TokenCommand::Revoke { name, token_id }) => {
             if crate::keyring::tokens::revoke(keys, name, token_id)? {
+                super::audit::admin(
+                    config,
+                    "agency token revoke",
+                    name,
+                    json!({ "token_id": token_id }),
+                )?;
                 println!("revoked token {token_id} of {name}");
                 Ok(exit::OK)
             } else {
@@ -138,6 +158,12 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
         Command::Cert(CertCommand::Add { name, cert }) => {
             let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
             let fp = agencies::add_cert(keys, name, &pem)?;
+            super::audit::admin(
+                config,
+                "agency cert add",
+                name,
+                json!({ "fingerprint_sha256": fp, "file": cert }),
+            )?;
             println!("pinned {fp} for {name}");
             Ok(exit::OK)
         }

@@ -32,6 +32,9 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
         Command::Init { json } => {
             let made = keyring::init(&config.keys)
                 .with_context(|| format!("creating keys in {}", config.keys.display()))?;
+            if !made.is_empty() {
+                super::audit::admin(config, "keys init", "keys", json!({ "created": made }))?;
+            }
             if *json {
                 println!("{}", json!({ "keys": config.keys, "created": made }));
             } else if made.is_empty() {

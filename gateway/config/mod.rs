@@ -126,6 +126,11 @@ impl Config {
         self.state.join("quarantine")
     }
 
+    /// The audit log's folder.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.state.join("audit")
+    }
+
     /// `outbox/<queue>/`.
     pub fn queue_dir(&self) -> PathBuf {
         self.outbox.join(&self.queue)

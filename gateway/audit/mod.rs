@@ -1,0 +1,441 @@
+//! The audit log: append-only, hash-chained JSON lines of every message outcome and every admin
+//! action, fsynced record by record.
+//!
+//! Each record carries its sequence number, the SHA-256 of the previous record and its own hash
+//! (SHA-256 of the previous hash and the record's canonical JSON without the `hash` field), so
+//! an edit, a deletion, an insertion, a reordering or a truncation breaks the chain at a record
+//! [`verify`] names. Appends from several processes (the server and admin commands) are
+//! serialised by an exclusive lock on the log file. When the current file passes
+//! [`ROTATE_AT`] bytes it is renamed `audit-<first seq>.log` and a new one continues the chain;
+//! [`verify`] follows the chain across every file. The head (`audit.head`: last sequence number
+//! and hash, rewritten and fsynced after each append) lets [`verify`] notice records cut off the
+//! end, which a chain alone cannot show.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A file is rotated once it is larger than this.
+pub const ROTATE_AT: u64 = 64 << 20;
+/// The hash before the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Why the audit log could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// File system.
+    #[error("audit log {}: {error}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+}
+
+/// One record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    /// 1, 2, 3... across all files.
+    pub seq: u64,
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// `message` or `admin`.
+    pub kind: String,
+    /// Who: the agency (messages) or the local user running a command (admin).
+    pub actor: String,
+    /// What: an outcome (`forwarded`, `rejected`...) or a command (`agency cert add`...).
+    pub action: String,
+    /// What it applied to: a message id, an agency, a key id.
+    pub subject: String,
+    /// Everything else worth keeping (codes, fingerprints, hashes).
+    pub details: Value,
+    /// Hash of the previous record.
+    pub prev: String,
+    /// This record's hash.
+    #[serde(default)]
+    pub hash: String,
+}
+
+impl Record {
+    fn compute_hash(&self) -> String {
+        let mut unhashed = self.clone();
+        unhashed.hash = String::new();
+        let body = serde_json::to_vec(&unhashed).unwrap_or_default();
+        let mut h = openssl::sha::Sha256::new();
+        h.update(self.prev.as_bytes());
+        h.update(&body);
+        hex::encode(h.finish())
+    }
+}
+
+/// The audit log in a folder (`state/audit/`).
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    dir: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> AuditError + '_ {
+    move |error| AuditError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// The user running this process, for admin records.
+pub fn local_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl AuditLog {
+    /// The log in `dir` (created 0700 when missing).
+    pub fn open(dir: &Path) -> Result<AuditLog, AuditError> {
+        crate::fsio::create_private_dir(dir).map_err(io_err(dir))?;
+        Ok(AuditLog {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn current(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
+    /// Appends one record (fsynced before returning) and returns it.
+    pub fn append(
+        &self,
+        kind: &str,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: Value,
+    ) -> Result<Record, AuditError> {
+        let path = self.current();
+        let err = io_err(&path);
+        let mut opts = OpenOptions::new();
+        opts.read(true).append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut file = opts.open(&path).map_err(&err)?;
+        file.lock().map_err(&err)?;
+        let (seq, prev) = match last_record(&mut file).map_err(&err)? {
+            Some(r) => (r.seq + 1, r.hash),
+            None => self
+                .last_of_rotated()?
+                .map_or((1, GENESIS.to_owned()), |r| (r.seq + 1, r.hash)),
+        };
+        let mut rec = Record {
+            seq,
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            kind: kind.to_owned(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            details,
+            prev,
+            hash: String::new(),
+        };
+        rec.hash = rec.compute_hash();
+        let mut line = serde_json::to_vec(&rec).map_err(|e| err(io::Error::other(e)))?;
+        line.push(b'\n');
+        file.write_all(&line).map_err(&err)?;
+        file.sync_data().map_err(&err)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if size > ROTATE_AT {
+            // Still under the lock: nobody appends to the old name after this rename.
+            let first = first_seq(&path).unwrap_or(seq);
+            let rotated = self.dir.join(format!("audit-{first:012}.log"));
+            crate::fsio::rename_durable(&path, &rotated).map_err(&err)?;
+        }
+        self.write_head(&rec)?;
+        let _ = file.unlock();
+        Ok(rec)
+    }
+
+    fn head(&self) -> PathBuf {
+        self.dir.join("audit.head")
+    }
+
+    fn write_head(&self, rec: &Record) -> Result<(), AuditError> {
+        let path = self.head();
+        let err = io_err(&path);
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&path).map_err(&err)?;
+        f.write_all(format!("{} {}\n", rec.seq, rec.hash).as_bytes())
+            .map_err(&err)?;
+        f.sync_data().map_err(&err)
+    }
+
+    fn files(&self) -> Result<Vec<PathBuf>, AuditError> {
+        let mut rotated: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map_err(io_err(&self.dir))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".log"))
+            })
+            .collect();
+        rotated.sort();
+        let cur = self.current();
+        if cur.exists() {
+            rotated.push(cur);
+        }
+        Ok(rotated)
+    }
+
+    fn last_of_rotated(&self) -> Result<Option<Record>, AuditError> {
+        let files = self.files()?;
+        let Some(last) = files.iter().rev().find(|p| **p != self.current()) else {
+            return Ok(None);
+        };
+        let mut f = File::open(last).map_err(io_err(last))?;
+        last_record(&mut f).map_err(io_err(last))
+    }
+
+    /// Checks the whole chain, every file in order; see [`Verdict`].
+    pub fn verify(&self) -> Result<Verdict, AuditError> {
+        let mut prev = GENESIS.to_owned();
+        let mut expect_seq = 1u64;
+        let mut records = 0u64;
+        let files = self.files()?;
+        for path in &files {
+            let f = File::open(path).map_err(io_err(path))?;
+            for (i, line) in BufReader::new(f).lines().enumerate() {
+                let at = format!("{}:{}", path.display(), i + 1);
+                let line = line.map_err(io_err(path))?;
+                let bad = |why: String| {
+                    Ok(Verdict::Broken {
+                        at: at.clone(),
+                        seq: expect_seq,
+                        why,
+                    })
+                };
+                let rec: Record = match serde_json::from_str(&line) {
+                    Ok(r) => r,
+                    Err(e) => return bad(format!("not a record ({e})")),
+                };
+                if rec.seq != expect_seq {
+                    return bad(format!(
+                        "sequence {} where {expect_seq} was expected (a record was deleted, inserted or moved)",
+                        rec.seq
+                    ));
+                }
+                if rec.prev != prev {
+                    return bad("it does not follow the previous record (prev hash differs)".into());
+                }
+                if rec.compute_hash() != rec.hash {
+                    return bad("its content was changed (hash differs)".into());
+                }
+                prev = rec.hash;
+                expect_seq += 1;
+                records += 1;
+            }
+        }
+        if let Ok(head) = std::fs::read_to_string(self.head()) {
+            let mut parts = head.split_whitespace();
+            let seq: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let hash = parts.next().unwrap_or_default();
+            if seq != records || (records > 0 && hash != prev) {
+                return Ok(Verdict::Broken {
+                    at: self.head().display().to_string(),
+                    seq: records + 1,
+                    why: format!(
+                        "the log ends at record {records} but record {seq} was written (records were cut off the end)"
+                    ),
+                });
+            }
+        }
+        Ok(Verdict::Intact {
+            records,
+            files: files.len(),
+            last_hash: prev,
+        })
+    }
+}
+
+/// The result of [`AuditLog::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every record is in place.
+    Intact {
+        /// Records checked.
+        records: u64,
+        /// Files read.
+        files: usize,
+        /// Hash of the last record (publish it elsewhere to detect truncation of the tail).
+        last_hash: String,
+    },
+    /// The first bad record.
+    Broken {
+        /// `file:line`.
+        at: String,
+        /// The sequence number expected there.
+        seq: u64,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// The last complete record of `file` (read backwards from its end).
+fn last_record(file: &mut File) -> io::Result<Option<Record>> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut window = 4096u64;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut buf = Vec::new();
+        Read::by_ref(file).take(len - start).read_to_end(&mut buf)?;
+        let text = String::from_utf8_lossy(&buf);
+        let mut lines = text.trim_end_matches('\n').rsplit('\n');
+        if let Some(last) = lines.next()
+            && (start == 0 || lines.next().is_some())
+        {
+            return Ok(serde_json::from_str(last).ok());
+        }
+        if start == 0 {
+            return Ok(None);
+        }
+        window *= 4;
+    }
+}
+
+fn first_seq(path: &Path) -> Option<u64> {
+    let f = File::open(path).ok()?;
+    let line = BufReader::new(f).lines().next()?.ok()?;
+    serde_json::from_str::<Record>(&line).ok().map(|r| r.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn log_with(n: u64) -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        for i in 0..n {
+            log.append(
+                "admin",
+                "tester",
+                "agency add",
+                &format!("a{i}"),
+                json!({"i": i}),
+            )
+            .unwrap();
+        }
+        (dir, log)
+    }
+
+    fn lines(log: &AuditLog) -> Vec<String> {
+        std::fs::read_to_string(log.current())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn write(log: &AuditLog, lines: &[String]) {
+        std::fs::write(log.current(), lines.join("\n") + "\n").unwrap();
+    }
+
+    fn broken_at(log: &AuditLog) -> (u64, String) {
+        match log.verify().unwrap() {
+            Verdict::Broken { seq, why, .. } => (seq, why),
+            v => panic!("tampering not detected: {v:?}"),
+        }
+    }
+
+    #[test]
+    fn untouched_log_verifies_and_continues_its_chain_across_opens() {
+        let (dir, log) = log_with(5);
+        let again = AuditLog::open(dir.path()).unwrap();
+        let r = again
+            .append("message", "police", "forwarded", "m1", json!({}))
+            .unwrap();
+        assert_eq!(r.seq, 6);
+        assert!(matches!(
+            log.verify().unwrap(),
+            Verdict::Intact { records: 6, .. }
+        ));
+    }
+
+    #[test]
+    fn edited_record_is_named() {
+        let (_d, log) = log_with(5);
+        let mut l = lines(&log);
+        l[2] = l[2].replace("\"a2\"", "\"evil\"");
+        write(&log, &l);
+        let (seq, why) = broken_at(&log);
+        assert_eq!(seq, 3);
+        assert!(why.contains("changed"), "{why}");
+    }
+
+    #[test]
+    fn deleted_inserted_and_reordered_records_are_named() {
+        let (_d, log) = log_with(5);
+        let orig = lines(&log);
+        let mut l = orig.clone();
+        l.remove(1);
+        write(&log, &l);
+        assert_eq!(broken_at(&log).0, 2);
+
+        let mut l = orig.clone();
+        l.insert(3, orig[1].clone());
+        write(&log, &l);
+        assert_eq!(broken_at(&log).0, 4);
+
+        let mut l = orig.clone();
+        l.swap(3, 4);
+        write(&log, &l);
+        assert_eq!(broken_at(&log).0, 4);
+    }
+
+    #[test]
+    fn truncated_log_is_detected_whole_records_or_half_a_line() {
+        let (_d, log) = log_with(5);
+        let orig = lines(&log);
+        write(&log, &orig[..3]);
+        let (seq, why) = broken_at(&log);
+        assert_eq!(seq, 4);
+        assert!(why.contains("cut off"), "{why}");
+        let mut text = orig.join("\n");
+        text.truncate(text.len() - 20);
+        std::fs::write(log.current(), text).unwrap();
+        assert_eq!(broken_at(&log).0, 5);
+    }
+
+    #[test]
+    fn chain_continues_across_rotated_files() {
+        let (dir, log) = log_with(3);
+        std::fs::rename(log.current(), dir.path().join("audit-000000000001.log")).unwrap();
+        log.append("admin", "t", "x", "y", json!({})).unwrap();
+        match log.verify().unwrap() {
+            Verdict::Intact { records, files, .. } => assert_eq!((records, files), (4, 2)),
+            v => panic!("{v:?}"),
+        }
+        std::fs::remove_file(dir.path().join("audit-000000000001.log")).unwrap();
+        assert_eq!(broken_at(&log).0, 1);
+    }
+}
