@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod quarantine;
 pub mod receipts;
 pub mod rejection;
+pub mod reload;
 pub mod sinks;
 pub mod sources;
 pub mod store;

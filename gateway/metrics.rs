@@ -40,11 +40,11 @@ pub struct ChannelLabels {
 /// Labels of the expiry gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KeyLabels {
-    /// What the key is: `tls`, `receipt`, `agency-signing`.
+    /// What the key is: `identity`, `tls`, `receipt`, `agency-signing`, `agency-anchor`.
     pub kind: String,
     /// Whose (agency name, or `gateway`).
     pub owner: String,
-    /// SHA-256 fingerprint of the certificate.
+    /// SHA-256 fingerprint of the certificate, or the identity's id.
     pub fingerprint: String,
 }
 
@@ -56,6 +56,8 @@ pub struct Metrics {
     size: Histogram,
     queue_depth: Gauge,
     expiry_days: Family<KeyLabels, Gauge<f64, AtomicU64>>,
+    expiry_warning: Family<KeyLabels, Gauge>,
+    reloads: Family<Vec<(String, String)>, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,18 +104,40 @@ impl Metrics {
         );
         let expiry_days = Family::<KeyLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
-            "certificate_expiry_days",
-            "Days until a certificate expires (negative: expired)",
+            "key_expiry_days",
+            "Whole days until a key or certificate expires or its grace ends (negative: past)",
             expiry_days.clone(),
         );
+        let expiry_warning = Family::<KeyLabels, Gauge>::default();
+        registry.register(
+            "key_expiry_warning_days",
+            "Set for keys within a warning threshold: 30, 7 or 1 (days before expiry), 0 once expired",
+            expiry_warning.clone(),
+        );
+        let reloads = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "key_reloads",
+            "Reloads of keys/ while serving, by result (a failed one keeps the previous keys)",
+            reloads.clone(),
+        );
         Metrics {
+            reloads,
             registry,
             messages,
             latency,
             size,
             queue_depth,
             expiry_days,
+            expiry_warning,
         }
+    }
+
+    /// Records one reload of `keys/`.
+    pub fn record_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.reloads
+            .get_or_create(&vec![("result".to_owned(), result.to_owned())])
+            .inc();
     }
 
     /// Records one processed payload.
@@ -152,28 +176,22 @@ impl Metrics {
             })
             .unwrap_or(0);
         self.queue_depth.set(depth as i64);
-        for (kind, owner, path) in certificates(keys) {
-            let Ok(pem) = std::fs::read(&path) else {
+        // Rebuilt each time, so a removed or retired key does not linger.
+        self.expiry_days.clear();
+        self.expiry_warning.clear();
+        for e in crate::keyring::inventory::inventory(keys, time::OffsetDateTime::now_utc()) {
+            let Some(days) = e.days_left.filter(|_| e.still_in_use()) else {
                 continue;
             };
-            let Ok(cert) = openssl::x509::X509::from_pem(&pem) else {
-                continue;
+            let labels = KeyLabels {
+                kind: e.kind.to_owned(),
+                owner: e.owner,
+                fingerprint: e.id,
             };
-            let Ok(now) = openssl::asn1::Asn1Time::days_from_now(0) else {
-                continue;
-            };
-            let Ok(diff) = now.diff(cert.not_after()) else {
-                continue;
-            };
-            let days = f64::from(diff.days) + f64::from(diff.secs) / 86_400.0;
-            let fingerprint = crate::keyring::x509gen::fingerprint(&cert).unwrap_or_default();
-            self.expiry_days
-                .get_or_create(&KeyLabels {
-                    kind: kind.to_owned(),
-                    owner,
-                    fingerprint,
-                })
-                .set(days);
+            self.expiry_days.get_or_create(&labels).set(days as f64);
+            if let Some(t) = crate::keyring::inventory::warning_threshold(days) {
+                self.expiry_warning.get_or_create(&labels).set(t);
+            }
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -181,27 +199,4 @@ impl Metrics {
         }
         out
     }
-}
-
-/// The certificates whose expiry is watched.
-fn certificates(keys: &Path) -> Vec<(&'static str, String, std::path::PathBuf)> {
-    let mut out = vec![
-        ("tls", "gateway".to_owned(), keys.join("tls/server.crt")),
-        (
-            "receipt",
-            "gateway".to_owned(),
-            keys.join("receipt/receipt.crt"),
-        ),
-    ];
-    if let Ok(list) = crate::keyring::agencies::list(keys) {
-        for a in list {
-            let dir = crate::keyring::agencies::agency_dir(keys, &a.name).join("certs");
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for e in entries.flatten() {
-                    out.push(("agency-signing", a.name.clone(), e.path()));
-                }
-            }
-        }
-    }
-    out
 }

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::envelope::{Checks, Envelope, Validated};
-use crate::keyring::{Keyring, KeyringError};
+use crate::keyring::{KeyringError, LiveKeyring};
 use crate::quarantine::{self, Quarantine};
 use crate::receipts::ReceiptSigner;
 use crate::rejection::Rejection;
@@ -79,7 +79,7 @@ pub struct Gateway {
     /// The configuration it was loaded from.
     pub config: Config,
     /// Identities and trust.
-    pub keyring: Keyring,
+    pub keyring: LiveKeyring,
     /// Compiled schemas.
     pub catalog: Catalog,
     /// `None` for a dry run: check only, nothing recorded or forwarded.
@@ -195,7 +195,7 @@ fn facts(id: &MessageId, env: &Envelope<Validated>) -> Facts {
 impl Gateway {
     /// Loads keys and schemas; with `forward`, also opens the ledger, queue and quarantine.
     pub fn load(config: Config, forward: bool) -> Result<Gateway, StartError> {
-        let keyring = Keyring::load(&config.keys)?;
+        let keyring = LiveKeyring::load(&config.keys, &config.key_policy.passphrase)?;
         let catalog = Catalog::load(&config.schemas)?;
         let forwarding = if forward {
             let ledger = config.ledger_path();
@@ -294,12 +294,14 @@ impl Gateway {
                 &history,
             ));
         }
+        // One keyring for the whole payload, whatever reloads happen meanwhile.
+        let ring = self.keyring.get();
         let opened = Envelope::received(agency, file.take(max))
-            .open(&self.keyring.identities)
+            .open(&ring.identities)
             .map_err(|r| fail(r, &history))?;
         history.push(PendingStep::now(Step::Opened, None));
         let checks = Checks {
-            trust: &self.keyring.trust,
+            trust: &ring.trust,
             catalog: &self.catalog,
             limits: &self.config.limits,
             now: SystemTime::now(),

@@ -64,6 +64,18 @@ impl ReceiptSigner {
         self.cert.to_pem().unwrap_or_default()
     }
 
+    /// A detached CMS signature (DER) over `bytes`, checkable with the receipt certificate.
+    pub fn sign_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        CmsContentInfo::sign(
+            Some(&self.cert),
+            Some(&self.key),
+            None,
+            Some(bytes),
+            CMSOptions::BINARY | CMSOptions::DETACHED,
+        )?
+        .to_der()
+    }
+
     /// Serializes and signs `receipt`.
     pub fn sign(&self, receipt: &Receipt) -> Result<SignedReceipt, openssl::error::ErrorStack> {
         // serde_json cannot fail on this plain struct; an empty object would still be signed

@@ -29,7 +29,7 @@ fn world() -> &'static World {
     W.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        gateway::keyring::init(&keys).unwrap();
+        gateway::keyring::init(&keys, &Default::default()).unwrap();
         let keyring = Keyring::load(&keys).unwrap();
         let recipient = keyring
             .identities

@@ -101,8 +101,12 @@ fn rejected_payload_is_kept_in_quarantine_as_received_with_its_reason() {
 fn dry_run_check_writes_nothing() {
     let home = Home::new("");
     let sealed = home.seal_as("police", &police(), "p.sealed");
+    // `keys init` has already audited itself; the check itself must add nothing.
+    let audit_log = home.path().join("state/audit/audit.log");
+    let audit_before = std::fs::read(&audit_log).unwrap_or_default();
     let c = home.check("police", &[&sealed], &[]);
     assert_eq!(c.code, 0);
-    assert!(!home.path().join("state").exists());
+    assert!(!home.path().join("state/ledger.sqlite").exists());
+    assert_eq!(std::fs::read(&audit_log).unwrap_or_default(), audit_before);
     assert!(!home.path().join("outbox").exists());
 }

@@ -118,7 +118,7 @@ fn upload_with_a_token_is_forwarded_with_a_signed_receipt_and_a_resend_gets_the_
     );
     assert!(text.contains("gateway_queue_depth 1"), "{text}");
     assert!(
-        text.contains(r#"gateway_certificate_expiry_days{kind="tls",owner="gateway""#),
+        text.contains(r#"gateway_key_expiry_days{kind="tls",owner="gateway""#),
         "{text}"
     );
     assert!(text.contains("gateway_processing_seconds_bucket"), "{text}");
@@ -388,9 +388,16 @@ fn upload_that_stalls_mid_body_is_cut_off_with_408() {
     tls.write_all(&[0u8; 1000]).unwrap();
     let started = std::time::Instant::now();
     let mut buf = [0u8; 4096];
-    let n = tls.read(&mut buf).unwrap_or(0);
+    let n = match tls.read(&mut buf) {
+        Ok(n) => n,
+        Err(e) => panic!("no reply after {:?}: {e}", started.elapsed()),
+    };
     let reply = String::from_utf8_lossy(&buf[..n]);
-    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply.starts_with("HTTP/1.1 408"),
+        "after {:?}: {reply:?}",
+        started.elapsed()
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 

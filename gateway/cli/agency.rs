@@ -57,13 +57,31 @@ pub enum TokenCommand {
 /// `gateway agency cert ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum CertCommand {
-    /// Pin a signing certificate (PEM) for an agency.
+    /// Pin a signing certificate (PEM) for an agency. Several may be pinned at once: old
+    /// and new are both accepted while their validity windows overlap.
     Add {
         /// The agency.
         name: String,
         /// The certificate file.
         cert: PathBuf,
+        /// Accept it only from this time (RFC 3339, e.g. 2027-01-31T00:00:00Z), to register
+        /// the next certificate ahead of the switch-over.
+        #[arg(long, value_parser = parse_time)]
+        not_before: Option<time::OffsetDateTime>,
     },
+    /// Revoke a certificate of an agency: from the next payload on (a running gateway too),
+    /// anything it signed is refused with `certificate_revoked`.
+    Revoke {
+        /// The agency.
+        name: String,
+        /// SHA-256 fingerprint (`gateway keys list`), or the certificate file.
+        cert: String,
+    },
+}
+
+fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"))
 }
 
 /// Runs `gateway agency`.
@@ -155,16 +173,53 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
                 anyhow::bail!("agency {name} has no token {token_id}")
             }
         }
-        Command::Cert(CertCommand::Add { name, cert }) => {
+        Command::Cert(CertCommand::Add {
+            name,
+            cert,
+            not_before,
+        }) => {
             let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
-            let fp = agencies::add_cert(keys, name, &pem)?;
+            let fp = agencies::add_cert_from(keys, name, &pem, *not_before)?;
+            let from = not_before.and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
             super::audit::admin(
                 config,
                 "agency cert add",
                 name,
-                json!({ "fingerprint_sha256": fp, "file": cert }),
+                json!({ "fingerprint_sha256": fp, "file": cert, "not_before": from }),
             )?;
-            println!("pinned {fp} for {name}");
+            match from {
+                Some(f) => println!("pinned {fp} for {name}, accepted from {f}"),
+                None => println!("pinned {fp} for {name}"),
+            }
+            Ok(exit::OK)
+        }
+        Command::Cert(CertCommand::Revoke { name, cert }) => {
+            let path = std::path::Path::new(cert);
+            let fp = if path.is_file() {
+                let pem =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let x = openssl::x509::X509::from_pem(&pem)
+                    .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+                crate::keyring::x509gen::fingerprint(&x)?
+            } else {
+                cert.clone()
+            };
+            let fresh = agencies::revoke_cert(keys, name, &fp)?;
+            let fp = fp.to_ascii_lowercase().replace(':', "");
+            if fresh {
+                super::audit::admin(
+                    config,
+                    "agency cert revoke",
+                    name,
+                    json!({ "fingerprint_sha256": fp }),
+                )?;
+                println!("revoked {fp} for {name}");
+            } else {
+                println!("{fp} was already revoked for {name}");
+            }
             Ok(exit::OK)
         }
     }

@@ -33,6 +33,7 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
     let gateway = Gateway::load(config.clone(), args.forward).context("starting the pipeline")?;
     if !gateway
         .keyring
+        .snapshot()
         .trust
         .agencies()
         .any(|a| a == args.agency.as_str())

@@ -30,7 +30,7 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
             Err(e) => Err(format!("{e:#}")),
         },
     ));
-    let keyring = Keyring::load(&config.keys);
+    let keyring = Keyring::load_with(&config.keys, &config.key_policy.passphrase, None);
     checks.push((
         "keys",
         match &keyring {

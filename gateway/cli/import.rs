@@ -36,7 +36,13 @@ pub struct Args {
 /// Runs the import: exit 0 when nothing was rejected, 1 otherwise.
 pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
     let gateway = Gateway::load(config.clone(), true).context("starting the pipeline")?;
-    if !gateway.keyring.trust.agencies().any(|a| a == args.agency) {
+    if !gateway
+        .keyring
+        .snapshot()
+        .trust
+        .agencies()
+        .any(|a| a == args.agency)
+    {
         anyhow::bail!(
             "agency {:?} is not registered (`gateway agency list`; `gateway agency add NAME`)",
             args.agency

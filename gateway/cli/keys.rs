@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::exit;
 use crate::config::Config;
-use crate::keyring::{self, Identities};
+use crate::keyring::{self, identities, inventory};
 
 /// `gateway keys ...`
 #[derive(Debug, clap::Subcommand)]
@@ -18,7 +18,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the gateway's age identities and their status.
+    /// Make a new age identity current. The previous one keeps opening payloads for the
+    /// grace period (`[keys] grace_days`, default 30), so agencies can switch at their pace.
+    /// A running gateway picks the change up before its next payload.
+    Rotate {
+        /// Grace period in days for the identity being replaced (default: from the config).
+        #[arg(long)]
+        grace_days: Option<u32>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an identity in grace from opening payloads, before its grace ends. Payloads
+    /// sealed to it are then refused with `no_matching_key`, naming the current recipient.
+    Retire {
+        /// The identity's id (`gateway keys list`).
+        id: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every key and certificate: identities, TLS, receipt and agency certificates, with
+    /// state, fingerprint, dates and days left.
     List {
         /// Machine-readable output.
         #[arg(long)]
@@ -28,17 +49,18 @@ pub enum Command {
 
 /// Runs `gateway keys`.
 pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
+    let keys = &config.keys;
     match cmd {
         Command::Init { json } => {
-            let made = keyring::init(&config.keys)
-                .with_context(|| format!("creating keys in {}", config.keys.display()))?;
+            let made = keyring::init(keys, &config.key_policy.passphrase)
+                .with_context(|| format!("creating keys in {}", keys.display()))?;
             if !made.is_empty() {
                 super::audit::admin(config, "keys init", "keys", json!({ "created": made }))?;
             }
             if *json {
-                println!("{}", json!({ "keys": config.keys, "created": made }));
+                println!("{}", json!({ "keys": keys, "created": made }));
             } else if made.is_empty() {
-                println!("{}: complete, nothing to create", config.keys.display());
+                println!("{}: complete, nothing to create", keys.display());
             } else {
                 for m in &made {
                     println!("created {m}");
@@ -46,23 +68,84 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
-        Command::List { json } => {
-            let ids = Identities::load(&config.keys)?;
+        Command::Rotate { grace_days, json } => {
+            let grace = grace_days
+                .map(|d| time::Duration::days(i64::from(d)))
+                .unwrap_or(config.key_policy.grace);
+            let r = identities::rotate(keys, &config.key_policy.passphrase, grace)
+                .with_context(|| format!("rotating the identity in {}", keys.display()))?;
+            super::audit::admin(
+                config,
+                "keys rotate",
+                &r.current.id,
+                json!({
+                    "current": { "id": r.current.id, "recipient": r.current.recipient },
+                    "previous": r.previous.as_ref().map(|p| json!({
+                        "id": p.id, "recipient": p.recipient, "grace_until": p.grace_until,
+                    })),
+                }),
+            )?;
             if *json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&json!({ "identities": ids.info }))?
-                );
+                println!("{}", serde_json::to_string(&r)?);
             } else {
-                for i in &ids.info {
+                println!("current  {}  {}", r.current.id, r.current.recipient);
+                if let Some(p) = &r.previous {
                     println!(
-                        "{:<8} {}  {}  created {}",
-                        format!("{:?}", i.status).to_lowercase(),
-                        i.id,
-                        i.recipient,
-                        i.created
+                        "grace    {}  {}  until {}",
+                        p.id,
+                        p.recipient,
+                        p.grace_until.as_deref().unwrap_or("?")
                     );
                 }
+                println!(
+                    "agencies should seal to {} from now on (`gateway recipient --url ...` fetches it)",
+                    r.current.recipient
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Retire { id, json } => {
+            let done = identities::retire(keys, id)?;
+            super::audit::admin(
+                config,
+                "keys retire",
+                id,
+                json!({ "recipient": done.recipient, "retired_at": done.retired_at }),
+            )?;
+            if *json {
+                println!("{}", serde_json::to_string(&done)?);
+            } else {
+                println!(
+                    "retired  {}  {}: payloads sealed to it are refused from now on",
+                    done.id, done.recipient
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::List { json } => {
+            let entries = inventory::inventory(keys, time::OffsetDateTime::now_utc());
+            if *json {
+                println!("{}", serde_json::to_string(&json!({ "keys": entries }))?);
+                return Ok(exit::OK);
+            }
+            println!(
+                "{:<15} {:<16} {:<14} {:>9}  {:<27} {:<27} ID / SUBJECT",
+                "KIND", "OWNER", "STATE", "DAYS LEFT", "FROM", "UNTIL"
+            );
+            for e in &entries {
+                println!(
+                    "{:<15} {:<16} {:<14} {:>9}  {:<27} {:<27} {} / {}",
+                    e.kind,
+                    e.owner,
+                    e.state,
+                    e.days_left
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    e.from.as_deref().unwrap_or("-"),
+                    e.until.as_deref().unwrap_or("-"),
+                    e.id,
+                    e.subject
+                );
             }
             Ok(exit::OK)
         }

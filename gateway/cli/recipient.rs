@@ -1,16 +1,16 @@
 //! `gateway recipient`: the age recipient agencies should seal to now.
 
-use serde_json::json;
+use anyhow::Context;
+use base64::Engine;
 
 use super::exit;
 use crate::config::Config;
-use crate::keyring::Identities;
-use crate::keyring::identities::Status;
+use crate::keyring::recipient_doc::RecipientDocument;
 
 /// Arguments of `gateway recipient`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Machine-readable output: the current recipient and those still in grace.
+    /// Machine-readable output: the recipient document (current, grace, issued_at).
     #[arg(long)]
     pub json: bool,
     /// Ask a running gateway (`GET <URL>/v1/recipient`) instead of the local keys.
@@ -19,6 +19,10 @@ pub struct Args {
     /// CA certificate to trust for the gateway's TLS certificate (with --url).
     #[arg(long, requires = "url")]
     pub cacert: Option<std::path::PathBuf>,
+    /// The gateway's receipt certificate: the document's signature must verify with it,
+    /// or nothing is printed and the exit code is 1 (with --url).
+    #[arg(long, requires = "url")]
+    pub signer: Option<std::path::PathBuf>,
 }
 
 /// `gateway recipient --url`: fetches the recipient from a gateway (no local configuration).
@@ -26,33 +30,74 @@ pub fn run_remote(args: &Args, url: &str) -> anyhow::Result<u8> {
     let client = super::send::client(args.cacert.as_deref(), None, None)?;
     let url = format!("{}/v1/recipient", url.trim_end_matches('/'));
     let resp = client.get(&url).send()?.error_for_status()?;
-    let v: serde_json::Value = resp.json()?;
-    let current = v["current"].as_str().unwrap_or_default();
-    if current.parse::<age::x25519::Recipient>().is_err() {
-        anyhow::bail!("{url} did not return an age recipient: {v}");
+    let signature = resp
+        .headers()
+        .get("gateway-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.bytes()?;
+    if let Some(cert) = &args.signer {
+        let Some(sig) = signature else {
+            eprintln!("{url} sent an unsigned recipient document: not trusted");
+            return Ok(exit::INVALID);
+        };
+        if let Err(e) = verify(&body, &sig, cert) {
+            eprintln!("the recipient document from {url} does not verify: {e:#}");
+            return Ok(exit::INVALID);
+        }
     }
-    if args.json {
-        println!("{v}");
+    let doc: RecipientDocument = serde_json::from_slice(&body)
+        .with_context(|| format!("{url} did not return a recipient document"))?;
+    if doc.current.parse::<age::x25519::Recipient>().is_err() {
+        anyhow::bail!("{url} did not return an age recipient: {:?}", doc.current);
+    }
+    print(&doc, args.json)
+}
+
+/// Checks the detached CMS signature `sig_b64` over `body` made by the certificate in `cert`.
+fn verify(body: &[u8], sig_b64: &str, cert: &std::path::Path) -> anyhow::Result<()> {
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+    let cert = openssl::x509::X509::from_pem(&pem).context("the signer certificate")?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(sig_b64)
+        .context("the signature header is not base64")?;
+    let mut cms = CmsContentInfo::from_der(&der).context("the signature is not CMS")?;
+    let mut certs = openssl::stack::Stack::new()?;
+    certs.push(cert)?;
+    // Only the given certificate may have signed (NOINTERN); it is trusted as given, so no
+    // chain is built.
+    cms.verify(
+        Some(&certs),
+        None,
+        Some(body),
+        None,
+        CMSOptions::BINARY | CMSOptions::NOINTERN | CMSOptions::NO_SIGNER_CERT_VERIFY,
+    )
+    .context("signature check failed")?;
+    Ok(())
+}
+
+fn print(doc: &RecipientDocument, json: bool) -> anyhow::Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string(doc)?);
     } else {
-        println!("{current}");
+        println!("{}", doc.current);
     }
     Ok(exit::OK)
 }
 
 /// Prints the current recipient (plain: just the `age1...` line, for scripts).
 pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
-    let ids = Identities::load(&config.keys)?;
-    let current = ids.current_recipient().unwrap_or_default();
-    if args.json {
-        let grace: Vec<&str> = ids
-            .info
-            .iter()
-            .filter(|i| i.status == Status::Grace)
-            .map(|i| i.recipient.as_str())
-            .collect();
-        println!("{}", json!({ "current": current, "grace": grace }));
-    } else {
-        println!("{current}");
+    let ids = crate::keyring::Identities::records(&config.keys)?;
+    if ids.current().is_none() {
+        anyhow::bail!(
+            "no current gateway identity in {}: run `gateway keys init`",
+            config.keys.display()
+        );
     }
-    Ok(exit::OK)
+    print(
+        &RecipientDocument::new(&ids, time::OffsetDateTime::now_utc()),
+        args.json,
+    )
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use super::exit;
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::keyring::{self, Identities, KeyringError};
+use crate::keyring::{self, Identities};
 use crate::pipeline::Gateway;
 use crate::sources::folder::FolderSource;
 
@@ -20,9 +20,9 @@ pub struct Args {}
 
 /// Runs until a signal; exit 0 after a clean shutdown (in-flight uploads and files finished).
 pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
-    if let Err(KeyringError::Missing { .. }) = Identities::load(&config.keys) {
+    if Identities::records(&config.keys).is_ok_and(|i| i.info.is_empty()) {
         // DESIGN §10: a fresh installation starts with development keys, and says so.
-        let made = keyring::init(&config.keys)
+        let made = keyring::init(&config.keys, &config.key_policy.passphrase)
             .with_context(|| format!("creating keys in {}", config.keys.display()))?;
         tracing::warn!(
             keys = %config.keys.display(),
@@ -34,6 +34,7 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
         }
     }
     let shutdown = Arc::new(AtomicBool::new(false));
+    crate::keyring::check_private_files(&config.keys).context("checking the private key files")?;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while shutting down exits at once.
         signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())
@@ -50,7 +51,9 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
         .block_on(tokio::net::TcpListener::bind(config.http.listen))
         .with_context(|| format!("listening on {}", config.http.listen))?;
     let addr = listener.local_addr()?;
-    let acceptor = http::tls::acceptor(&config.keys).context("loading the TLS certificate")?;
+    let acceptor = Arc::new(
+        http::tls::LiveAcceptor::load(&config.keys).context("loading the TLS certificate")?,
+    );
     let state = Arc::new(AppState::new(gateway.clone()).context("loading agencies and tokens")?);
     let folders = if config.watch.enabled {
         Some(
@@ -61,6 +64,9 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
         tracing::info!("watched folders disabled (inbox.enabled = false)");
         None
     };
+    let reloader =
+        crate::reload::Reloader::start(gateway.clone(), acceptor.clone(), shutdown.clone())
+            .context("starting the key reloader")?;
     tracing::info!(%addr, pid = std::process::id(), "gateway serving");
     // Scripts and tests read the address (the port may have been chosen by the system).
     println!("listening on https://{addr}");
@@ -75,6 +81,7 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     if let Some(f) = folders {
         f.stop();
     }
+    reloader.stop();
     tracing::info!("stopped");
     Ok(exit::OK)
 }

@@ -113,6 +113,19 @@ pub struct Config {
     pub http: Http,
     /// `[inbox]`
     pub watch: Inbox,
+    /// `[keys]`
+    pub key_policy: KeyPolicy,
+}
+
+/// `[keys]`: rotation and secrets at rest.
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    /// How long a rotated-out identity still opens payloads.
+    pub grace: time::Duration,
+    /// Where the passphrase of protected identities comes from (never the command line).
+    pub passphrase: crate::keyring::Passphrase,
+    /// Periodic reload of `keys/` while serving (expiry of grace periods, safety net).
+    pub reload: std::time::Duration,
 }
 
 impl Config {
@@ -341,8 +354,30 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         rescan: secs(bounded("inbox.rescan_secs", i.rescan_secs, 30, 1, 86_400)?),
         poll: i.poll.unwrap_or(false),
     };
+    let k = raw.keys;
+    let passphrase_file = match k.passphrase_file {
+        Some(f) if f.is_empty() => {
+            return Err(invalid(
+                "keys.passphrase_file",
+                "must not be empty".to_owned(),
+            ));
+        }
+        Some(f) => Some(base.join(f)),
+        None => None,
+    };
+    let key_policy = KeyPolicy {
+        grace: time::Duration::days(bounded("keys.grace_days", k.grace_days, 30, 0, 3650)? as i64),
+        passphrase: crate::keyring::Passphrase {
+            env: k
+                .passphrase_env
+                .unwrap_or_else(|| "GATEWAY_IDENTITY_PASSPHRASE".to_owned()),
+            file: passphrase_file,
+        },
+        reload: secs(bounded("keys.reload_secs", k.reload_secs, 60, 1, 86_400)?),
+    };
     Ok(Config {
         http,
+        key_policy,
         watch: inbox,
         file,
         schemas: dir("paths.schemas", raw.paths.schemas, "schemas")?,

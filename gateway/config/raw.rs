@@ -21,6 +21,23 @@ pub struct RawConfig {
     /// `[inbox]`
     #[serde(default)]
     pub inbox: RawInbox,
+    /// `[keys]`
+    #[serde(default)]
+    pub keys: RawKeys,
+}
+
+/// `[keys]`: rotation and secrets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// Days a rotated-out identity still opens payloads.
+    pub grace_days: Option<u64>,
+    /// Environment variable holding the passphrase of protected identities.
+    pub passphrase_env: Option<String>,
+    /// File holding that passphrase (systemd credentials style).
+    pub passphrase_file: Option<String>,
+    /// Seconds between periodic reloads of `keys/` (a safety net behind notifications).
+    pub reload_secs: Option<u64>,
 }
 
 /// `[http]`: the HTTPS channel.

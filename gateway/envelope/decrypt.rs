@@ -1,20 +1,54 @@
 //! age decryption with every active gateway identity (current and grace) in one call.
 
 use std::io::{BufReader, Read};
+use std::sync::{Arc, Mutex};
 
 use age::armor::ArmoredReader;
+use time::OffsetDateTime;
 
 use crate::keyring::Identities;
 use crate::rejection::Rejection;
 
 /// The decrypted stream. Each chunk is authenticated as it is read, but the stream as a whole
 /// only once it has been read to the end: nothing may be released before that.
-pub type Plaintext<R> = age::stream::StreamReader<ArmoredReader<BufReader<R>>>;
+pub type Plaintext<R> = age::stream::StreamReader<ArmoredReader<BufReader<HeaderTee<R>>>>;
+
+/// How much of the start of a payload is kept to explain a `no_matching_key`: age headers
+/// are a few hundred bytes; an armored one with many recipients still fits.
+const HEADER_KEEP: usize = 64 * 1024;
+
+/// Passes a payload through, keeping a copy of its first bytes (the age header) so a payload
+/// that no active identity opens can be matched against retired ones for a precise message.
+pub struct HeaderTee<R> {
+    inner: R,
+    kept: Arc<Mutex<Vec<u8>>>,
+    full: bool,
+}
+
+impl<R: Read> Read for HeaderTee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.full
+            && let Ok(mut kept) = self.kept.lock()
+        {
+            let room = HEADER_KEEP.saturating_sub(kept.len()).min(n);
+            kept.extend_from_slice(&buf[..room]);
+            self.full = kept.len() >= HEADER_KEEP;
+        }
+        Ok(n)
+    }
+}
 
 /// Reads the age header and unwraps the file key with one of `identities`.
 pub fn decrypt<R: Read>(input: R, identities: &Identities) -> Result<Plaintext<R>, Rejection> {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let tee = HeaderTee {
+        inner: input,
+        kept: kept.clone(),
+        full: false,
+    };
     // ArmoredReader passes binary age files through and also accepts `age -a` output.
-    let armored = ArmoredReader::new(input);
+    let armored = ArmoredReader::new(tee);
     let decryptor = age::Decryptor::new(armored).map_err(header_error)?;
     if decryptor.is_scrypt() {
         return Err(Rejection::new(
@@ -22,9 +56,47 @@ pub fn decrypt<R: Read>(input: R, identities: &Identities) -> Result<Plaintext<R
             "the file is encrypted with a passphrase, not to the gateway's recipient",
         ));
     }
-    decryptor
-        .decrypt(identities.active().iter().map(|i| i as &dyn age::Identity))
-        .map_err(header_error)
+    let now = OffsetDateTime::now_utc();
+    let usable = identities.usable_at(now);
+    match decryptor.decrypt(usable.iter().map(|i| *i as &dyn age::Identity)) {
+        Ok(plain) => Ok(plain),
+        Err(age::DecryptError::NoMatchingKeys) => {
+            let header = kept.lock().map(|k| k.clone()).unwrap_or_default();
+            Err(no_matching_key(&header, identities, now))
+        }
+        Err(e) => Err(header_error(e)),
+    }
+}
+
+/// `no_matching_key`, saying which recipient to use now — and, when the payload was sealed to
+/// a retired identity, which one and since when.
+fn no_matching_key(header: &[u8], identities: &Identities, now: OffsetDateTime) -> Rejection {
+    let current = identities.current_recipient().unwrap_or("(none)");
+    for (info, identity) in identities.retired_at(now) {
+        let Ok(d) = age::Decryptor::new(ArmoredReader::new(header)) else {
+            break;
+        };
+        // Unwrapping the file key proves which recipient the sender used; the payload itself
+        // is never decrypted with a retired key.
+        if d.decrypt(std::iter::once(identity as &dyn age::Identity))
+            .is_ok()
+        {
+            let when = info.retired_when(now).unwrap_or_default();
+            return Rejection::new(
+                "no_matching_key",
+                format!(
+                    "the file is sealed to the gateway recipient {} (identity {}), which was retired at {when}: seal to the current recipient {current} (`gateway recipient --url ...` or GET /v1/recipient fetches it)",
+                    info.recipient, info.id
+                ),
+            );
+        }
+    }
+    Rejection::new(
+        "no_matching_key",
+        format!(
+            "the file is not encrypted to any of the gateway's current or grace identities: seal to the current recipient {current}"
+        ),
+    )
 }
 
 fn header_error(e: age::DecryptError) -> Rejection {

@@ -44,7 +44,8 @@ fn authenticate(
     let by_cert = match &peer.0 {
         None => None,
         Some(cert) => {
-            let trust = &st.gateway.keyring.trust;
+            let ring = st.gateway.keyring.get();
+            let trust = &ring.trust;
             let now = SystemTime::now();
             let names: Vec<&str> = trust.agencies().collect();
             let found = names

@@ -35,6 +35,13 @@ use crate::pipeline::Gateway;
 #[derive(Clone, Default)]
 pub struct PeerCertificate(pub Option<X509>);
 
+/// The tokens as last read, when, and at which keyring generation.
+pub struct TokenCache {
+    tokens: Tokens,
+    read_at: std::time::Instant,
+    generation: u64,
+}
+
 /// Everything the handlers share.
 pub struct AppState {
     /// The pipeline (loaded with forwarding).
@@ -42,7 +49,7 @@ pub struct AppState {
     /// Bearer tokens, re-read from `keys/` when an unknown one is presented (at most once a
     /// second) and every 5 seconds, so `gateway agency token issue` and `token revoke` take
     /// effect without a restart.
-    pub tokens: std::sync::RwLock<(Tokens, std::time::Instant)>,
+    pub tokens: std::sync::RwLock<TokenCache>,
     /// Registered agencies.
     pub agencies: Vec<AgencyInfo>,
     /// Processing slots.
@@ -74,7 +81,11 @@ impl AppState {
         Ok(AppState {
             permits: Arc::new(Semaphore::new(gateway.config.http.max_in_flight)),
             uploads: Arc::new(Semaphore::new(gateway.config.http.max_uploads)),
-            tokens: std::sync::RwLock::new((Tokens::load(&keys)?, std::time::Instant::now())),
+            tokens: std::sync::RwLock::new(TokenCache {
+                tokens: Tokens::load(&keys)?,
+                read_at: std::time::Instant::now(),
+                generation: gateway.keyring.generation(),
+            }),
             agencies: crate::keyring::agencies::list(&keys)?,
             gateway,
             incoming,
@@ -85,24 +96,30 @@ impl AppState {
 impl AppState {
     /// The agency a bearer token belongs to.
     pub fn token_agency(&self, token: &str) -> Option<String> {
+        // An admin command that changed keys/ (a token revoked) moves the generation: the
+        // very next request sees it.
+        let _ = self.gateway.keyring.get();
+        let generation = self.gateway.keyring.generation();
         if let Ok(t) = self.tokens.read()
-            && t.1.elapsed() < std::time::Duration::from_secs(5)
-            && let Some(a) = t.0.agency_of(token)
+            && t.generation == generation
+            && t.read_at.elapsed() < std::time::Duration::from_secs(5)
+            && let Some(a) = t.tokens.agency_of(token)
         {
             return Some(a.to_owned());
         }
         let mut t = self.tokens.write().ok()?;
-        if t.1.elapsed() < std::time::Duration::from_secs(1) {
-            return t.0.agency_of(token).map(str::to_owned);
+        if t.generation == generation && t.read_at.elapsed() < std::time::Duration::from_secs(1) {
+            return t.tokens.agency_of(token).map(str::to_owned);
         }
         match Tokens::load(&self.gateway.config.keys) {
-            Ok(fresh) => *t = (fresh, std::time::Instant::now()),
+            Ok(fresh) => t.tokens = fresh,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot re-read the tokens");
-                t.1 = std::time::Instant::now();
+                tracing::warn!(error = %e, "cannot re-read the tokens; using the previous ones")
             }
         }
-        t.0.agency_of(token).map(str::to_owned)
+        t.read_at = std::time::Instant::now();
+        t.generation = generation;
+        t.tokens.agency_of(token).map(str::to_owned)
     }
 }
 
@@ -119,15 +136,38 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn recipient(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    let ids = &st.gateway.keyring.identities;
-    let grace: Vec<&str> = ids
-        .info
-        .iter()
-        .filter(|i| i.status == crate::keyring::identities::Status::Grace)
-        .map(|i| i.recipient.as_str())
-        .collect();
-    Json(json!({ "current": ids.current_recipient(), "grace": grace }))
+/// The signed recipient document (see `keyring::recipient_doc`).
+async fn recipient(State(st): State<Arc<AppState>>) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    use base64::Engine;
+    let ring = st.gateway.keyring.get();
+    let doc = crate::keyring::recipient_doc::RecipientDocument::new(
+        &ring.identities,
+        time::OffsetDateTime::now_utc(),
+    );
+    let json = doc.to_json();
+    let signature = st
+        .gateway
+        .forwarding
+        .as_ref()
+        .map(|fw| fw.receipts.sign_bytes(&json));
+    let mut resp = (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json,
+    )
+        .into_response();
+    match signature {
+        Some(Ok(sig)) => {
+            if let Ok(v) =
+                HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(sig))
+            {
+                resp.headers_mut().insert("gateway-signature", v);
+            }
+        }
+        Some(Err(e)) => tracing::error!(error = %e, "cannot sign the recipient document"),
+        None => {}
+    }
+    resp
 }
 
 /// The API's OpenAPI document (`docs/openapi.yaml`, compiled in).
@@ -172,13 +212,12 @@ async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
 /// connections in flight to finish.
 pub async fn serve(
     listener: TcpListener,
-    acceptor: SslAcceptor,
+    acceptor: Arc<tls::LiveAcceptor>,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let http = state.gateway.config.http.clone();
     let app = router(state);
-    let acceptor = Arc::new(acceptor);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -204,7 +243,8 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        // Each connection keeps the certificate it was accepted with, across reloads.
+        let acceptor = acceptor.get();
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -238,7 +278,7 @@ pub async fn serve(
 }
 
 async fn handshake(
-    acceptor: &SslAcceptor,
+    acceptor: &Arc<SslAcceptor>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     timeout: std::time::Duration,

@@ -119,8 +119,81 @@ pub fn list(keys: &Path) -> Result<Vec<AgencyInfo>, KeyringError> {
     Ok(out)
 }
 
+/// Pins a signing certificate for an agency, usable from `from` (Unix seconds) when given;
+/// returns its fingerprint.
+pub fn add_cert_from(
+    keys: &Path,
+    name: &str,
+    pem: &[u8],
+    from: Option<time::OffsetDateTime>,
+) -> Result<String, KeyringError> {
+    let fp = add_cert_quiet(keys, name, pem)?;
+    let certs = agency_dir(keys, name).join("certs");
+    if let Some(from) = from {
+        let text = from
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        crate::fsio::write_atomic(
+            &certs,
+            &format!("{fp}.from"),
+            format!("{text}\n").as_bytes(),
+        )
+        .map_err(|error| KeyringError::Io {
+            path: certs.clone(),
+            error,
+        })?;
+    }
+    super::changed(keys);
+    Ok(fp)
+}
+
 /// Pins a signing certificate for an agency; returns its fingerprint.
 pub fn add_cert(keys: &Path, name: &str, pem: &[u8]) -> Result<String, KeyringError> {
+    add_cert_from(keys, name, pem, None)
+}
+
+/// Revokes a certificate of an agency by SHA-256 fingerprint: from the next payload on, it
+/// is refused with `certificate_revoked`. Returns false when it was already revoked.
+pub fn revoke_cert(keys: &Path, name: &str, fingerprint: &str) -> Result<bool, KeyringError> {
+    let dir = agency_dir(keys, name);
+    if !dir.join("agency.toml").is_file() {
+        return Err(KeyringError::UnknownAgency(name.to_owned()));
+    }
+    let fp = fingerprint.trim().to_ascii_lowercase().replace(':', "");
+    let mut b = [0u8; 32];
+    hex::decode_to_slice(&fp, &mut b).map_err(|_| KeyringError::Invalid {
+        path: dir.join("revoked.txt"),
+        message: format!("{fingerprint:?} is not a SHA-256 fingerprint (64 hex digits)"),
+    })?;
+    let file = dir.join("revoked.txt");
+    let mut text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "# SHA-256 fingerprints revoked by an administrator (`gateway agency cert revoke`)\n"
+                .to_owned()
+        }
+        Err(error) => return Err(KeyringError::Io { path: file, error }),
+    };
+    if text
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(fp.as_str()))
+    {
+        return Ok(false);
+    }
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let when = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    text.push_str(&format!("{fp} revoked {when}\n"));
+    crate::fsio::write_atomic(&dir, "revoked.txt", text.as_bytes())
+        .map_err(|error| KeyringError::Io { path: file, error })?;
+    super::changed(keys);
+    Ok(true)
+}
+
+fn add_cert_quiet(keys: &Path, name: &str, pem: &[u8]) -> Result<String, KeyringError> {
     let dir = agency_dir(keys, name);
     if !dir.join("agency.toml").is_file() {
         return Err(KeyringError::UnknownAgency(name.to_owned()));
@@ -225,9 +298,35 @@ pub fn trust_store(keys: &Path) -> Result<TrustStore, KeyringError> {
                 revoked.push(b);
             }
         }
+        let mut activation = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(dir.join("certs")) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_none_or(|x| x != "from") {
+                    continue;
+                }
+                let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                let mut fp = [0u8; 32];
+                let text = String::from_utf8_lossy(&read(&p)?).trim().to_owned();
+                let from = time::OffsetDateTime::parse(
+                    &text,
+                    &time::format_description::well_known::Rfc3339,
+                );
+                match (hex::decode_to_slice(stem, &mut fp), from) {
+                    (Ok(()), Ok(t)) => activation.push((fp, t.unix_timestamp())),
+                    _ => {
+                        return Err(KeyringError::Invalid {
+                            path: p,
+                            message: "expected <sha256>.from holding an RFC 3339 time".into(),
+                        });
+                    }
+                }
+            }
+        }
         store.insert(
             info.name.clone(),
             AgencyTrust {
+                activation,
                 pinned: certs_in(&dir.join("certs"))?,
                 anchors: certs_in(&dir.join("anchors"))?,
                 crls,

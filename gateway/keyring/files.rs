@@ -47,16 +47,32 @@ pub fn read_private(path: &Path) -> Result<Vec<u8>, KeyringError> {
         path: path.to_path_buf(),
         error,
     };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyringError::Permissions {
-                path: path.to_path_buf(),
-                mode: mode & 0o777,
-            });
-        }
-    }
+    check_private(path)?;
     std::fs::read(path).map_err(io)
+}
+
+/// A private file must be 0600 (or stricter) and owned by the user the gateway runs as: a
+/// key another account owns could be swapped by that account.
+pub fn check_private(path: &Path) -> Result<(), KeyringError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(path).map_err(|error| KeyringError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyringError::Permissions {
+            path: path.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(KeyringError::Owner {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    Ok(())
 }

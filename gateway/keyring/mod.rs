@@ -6,13 +6,17 @@
 pub mod agencies;
 mod files;
 pub mod identities;
+pub mod inventory;
+mod live;
+pub mod recipient_doc;
 pub mod tokens;
 pub mod trust;
 pub mod x509gen;
 
 use std::path::{Path, PathBuf};
 
-pub use identities::Identities;
+pub use identities::{Identities, Passphrase};
+pub use live::LiveKeyring;
 pub use trust::TrustStore;
 
 /// Why key material could not be used.
@@ -42,6 +46,16 @@ pub enum KeyringError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// A private key file belongs to another account.
+    #[error("{} is owned by uid {owner}, not by the user the gateway runs as (uid {me}): run `chown {me} {}`", path.display(), path.display())]
+    Owner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The gateway's effective uid.
+        me: u32,
     },
     /// Something required is not there yet.
     #[error("no {what} in {}: run `gateway keys init`", path.display())]
@@ -73,11 +87,64 @@ pub struct Keyring {
 impl Keyring {
     /// Loads identities and the agency registry from `keys`.
     pub fn load(keys: &Path) -> Result<Keyring, KeyringError> {
+        Keyring::load_with(keys, &Passphrase::default(), None)
+    }
+
+    /// Loads `keys`, reusing the unchanged identity secrets of `previous`.
+    pub fn load_with(
+        keys: &Path,
+        passphrase: &Passphrase,
+        previous: Option<&Keyring>,
+    ) -> Result<Keyring, KeyringError> {
         Ok(Keyring {
-            identities: Identities::load(keys)?,
+            identities: Identities::load_with(keys, passphrase, previous.map(|p| &p.identities))?,
             trust: agencies::trust_store(keys)?,
         })
     }
+}
+
+/// The marker every admin command rewrites after changing `keys/`: a running gateway checks
+/// it before each payload, so a revocation or rotation applies to the very next one.
+pub fn generation_path(keys: &Path) -> PathBuf {
+    keys.join(".generation")
+}
+
+/// Records that `keys/` changed (best effort: the file watcher and periodic reload are the
+/// safety net).
+pub fn changed(keys: &Path) {
+    let stamp = format!(
+        "{}\n",
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    if let Err(e) = crate::fsio::write_atomic(keys, ".generation", stamp.as_bytes()) {
+        tracing::warn!(error = %e, "cannot record the key change; a running gateway picks it up within its reload period");
+    }
+}
+
+/// Checks every private file under `keys/` (`*.key`, passphrase files) before serving: the
+/// gateway refuses to start, naming the file, when one may be read by others or is owned by
+/// another account.
+pub fn check_private_files(keys: &Path) -> Result<(), KeyringError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&p, out),
+                Ok(t) if t.is_file() && p.extension().is_some_and(|x| x == "key") => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(keys, &mut found);
+    found.sort();
+    for p in found {
+        files::check_private(&p)?;
+    }
+    Ok(())
 }
 
 /// Reads a PEM private key file, refusing it when others may read it.
@@ -103,10 +170,10 @@ pub fn dev_signer(keys: &Path, agency: &str) -> (PathBuf, PathBuf) {
 
 /// Creates whatever is missing of a complete development key set; returns what it made.
 /// Existing files are never overwritten, so running it twice is harmless.
-pub fn init(keys: &Path) -> Result<Vec<String>, KeyringError> {
+pub fn init(keys: &Path, passphrase: &Passphrase) -> Result<Vec<String>, KeyringError> {
     use x509gen::Purpose;
     let mut made = Vec::new();
-    if let Some(info) = Identities::init(keys)? {
+    if let Some(info) = Identities::init(keys, passphrase)? {
         made.push(format!("gateway identity {} ({})", info.id, info.recipient));
     }
     let pairs = [

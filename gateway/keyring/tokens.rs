@@ -96,8 +96,9 @@ fn write(keys: &Path, agency: &str, f: &TokenFile) -> Result<(), KeyringError> {
     })?;
     let dir = agency_dir(keys, agency);
     crate::fsio::write_atomic(&dir, "tokens.toml", text.as_bytes())
-        .map(|_| ())
-        .map_err(|error| KeyringError::Io { path, error })
+        .map_err(|error| KeyringError::Io { path, error })?;
+    super::changed(keys);
+    Ok(())
 }
 
 /// Every agency's live tokens, by id, for the HTTPS channel.

@@ -40,6 +40,9 @@ pub struct AgencyTrust {
     pub crls: Vec<X509Crl>,
     /// SHA-256 fingerprints revoked by an administrator.
     pub revoked: Vec<[u8; 32]>,
+    /// Pinned certificates registered to be used only from a given time (Unix seconds), so
+    /// an agency's next certificate can be registered ahead of its switch-over.
+    pub activation: Vec<([u8; 32], i64)>,
 }
 
 /// Trust configuration of every agency, keyed by agency name.
@@ -204,7 +207,19 @@ impl TrustStore {
         let at_secs = unix_seconds(at);
 
         match &reg {
-            Registration::Pinned => check_window(signer, at_secs)?,
+            Registration::Pinned => {
+                check_window(signer, at_secs)?;
+                if let Some(&(_, from)) = trust.activation.iter().find(|(f, _)| *f == fingerprint)
+                    && at_secs < from
+                {
+                    return Err(TrustError::CertificateExpired {
+                        subject,
+                        not_before: format!("{} (registered start)", asn1(from)),
+                        not_after: signer.not_after().to_string(),
+                        at: asn1(at_secs),
+                    });
+                }
+            }
             Registration::Chain(chain) => {
                 check_chain_window(trust, signer, intermediates, at_secs)?;
                 for c in chain {
@@ -339,10 +354,14 @@ fn expired(cert: &X509Ref, at: i64) -> TrustError {
         subject: one_line(cert.subject_name()),
         not_before: cert.not_before().to_string(),
         not_after: cert.not_after().to_string(),
-        at: Asn1Time::from_unix(at)
-            .map(|t| t.to_string())
-            .unwrap_or_else(|_| format!("{at} (Unix time)")),
+        at: asn1(at),
     }
+}
+
+fn asn1(at: i64) -> String {
+    Asn1Time::from_unix(at)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{at} (Unix time)"))
 }
 
 fn check_crls(trust: &AgencyTrust, reg: &Registration, signer: &X509Ref) -> Result<(), TrustError> {

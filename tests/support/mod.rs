@@ -121,9 +121,9 @@ impl Home {
 
     /// The recipient agencies seal to.
     pub fn recipient(&self) -> String {
-        let out = self.gateway(&["keys", "list", "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["identities"][0]["recipient"].as_str().unwrap().to_owned()
+        let out = self.gateway(&["recipient"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     /// The development signing key and certificate of a seed agency.
