@@ -11,6 +11,7 @@ mod folders;
 mod forwarding;
 mod https;
 mod import;
+mod rotation;
 mod send;
 mod support;
 mod validate_cli;

@@ -57,9 +57,11 @@ pub fn client(
         .min_tls_version(reqwest::tls::Version::TLS_1_2);
     if let Some(ca) = cacert {
         let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-        b = b
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).context("--cacert")?)
-            .tls_built_in_root_certs(false);
+        // A bundle: while the gateway's TLS certificate is being replaced, trust both.
+        for cert in reqwest::Certificate::from_pem_bundle(&pem).context("--cacert")? {
+            b = b.add_root_certificate(cert);
+        }
+        b = b.tls_built_in_root_certs(false);
     }
     if let (Some(cert), Some(key)) = (cert, key) {
         let c = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;

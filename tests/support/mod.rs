@@ -122,7 +122,11 @@ impl Home {
     /// The recipient agencies seal to.
     pub fn recipient(&self) -> String {
         let out = self.gateway(&["recipient"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
@@ -199,6 +203,16 @@ impl Server {
         format!("https://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Sends a signal (`HUP`, `TERM`, `KILL`...) to the server.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
     /// Sends SIGTERM and waits; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let _ = Command::new("kill")
@@ -220,15 +234,47 @@ impl Home {
     /// Starts `gateway serve` on an ephemeral port (the home's config must say
     /// `listen = "127.0.0.1:0"`, which [`Home::with_server_config`] does).
     pub fn serve(&self) -> Server {
+        self.serve_with(Stdio::inherit())
+    }
+
+    /// Like [`Home::serve`], with the server's log written to `<home>/serve.log`.
+    pub fn serve_logged(&self) -> Server {
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        self.serve_with(Stdio::from(log))
+    }
+
+    /// Where [`Home::serve_logged`] writes the log.
+    pub fn log_path(&self) -> PathBuf {
+        self.path().join("serve.log")
+    }
+
+    /// Waits (up to 20 s) until the server log contains `needle`; returns the log.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server log never said {needle:?}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn serve_with(&self, stderr: Stdio) -> Server {
         use std::io::BufRead;
         let mut child = Command::cargo_bin("gateway")
             .unwrap()
             .args(["serve", "--config"])
             .arg(self.config())
             .env_remove("GATEWAY_CONFIG")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
