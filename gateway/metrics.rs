@@ -58,6 +58,7 @@ pub struct Metrics {
     expiry_days: Family<KeyLabels, Gauge<f64, AtomicU64>>,
     expiry_warning: Family<KeyLabels, Gauge>,
     reloads: Family<Vec<(String, String)>, Counter>,
+    grace_opens: Family<Vec<(String, String)>, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -120,7 +121,14 @@ impl Metrics {
             "Reloads of keys/ while serving, by result (a failed one keeps the previous keys)",
             reloads.clone(),
         );
+        let grace_opens = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "opened_with_grace_identity",
+            "Payloads opened with an identity in grace, by agency and identity: retire it once this stops growing",
+            grace_opens.clone(),
+        );
         Metrics {
+            grace_opens,
             reloads,
             registry,
             messages,
@@ -130,6 +138,16 @@ impl Metrics {
             expiry_days,
             expiry_warning,
         }
+    }
+
+    /// Records a payload opened with a rotated-out identity.
+    pub fn record_grace_open(&self, agency: &str, identity: &str) {
+        self.grace_opens
+            .get_or_create(&vec![
+                ("agency".to_owned(), agency.to_owned()),
+                ("identity".to_owned(), identity.to_owned()),
+            ])
+            .inc();
     }
 
     /// Records one reload of `keys/`.

@@ -299,7 +299,19 @@ impl Gateway {
         let opened = Envelope::received(agency, file.take(max))
             .open(&ring.identities)
             .map_err(|r| fail(r, &history))?;
-        history.push(PendingStep::now(Step::Opened, None));
+        let identity = opened.opened_with().to_owned();
+        if ring
+            .identities
+            .in_grace(&identity, time::OffsetDateTime::now_utc())
+        {
+            // Who still seals to a rotated-out recipient: what an admin checks before retiring.
+            tracing::info!(identity = %identity, "opened with an identity in grace");
+            self.metrics.record_grace_open(agency, &identity);
+        }
+        history.push(PendingStep::now(
+            Step::Opened,
+            Some(&format!("identity {identity}")),
+        ));
         let checks = Checks {
             trust: &ring.trust,
             catalog: &self.catalog,

@@ -65,6 +65,14 @@ fn upload(ca: &Path, url: &str, token: &str, file: &Path) -> (u16, serde_json::V
     }
 }
 
+fn get(ca: &Path, url: &str) -> String {
+    let mut b = reqwest::blocking::Client::builder().tls_built_in_root_certs(false);
+    for c in reqwest::Certificate::from_pem_bundle(&fs::read(ca).unwrap()).unwrap() {
+        b = b.add_root_certificate(c);
+    }
+    b.build().unwrap().get(url).send().unwrap().text().unwrap()
+}
+
 fn new_cert(dir: &Path, name: &str, subject: &str, ext: &str) -> Signer {
     let key = dir.join(format!("{name}.key"));
     let cert = dir.join(format!("{name}.crt"));
@@ -297,6 +305,14 @@ fn keys_rotate_under_continuous_uploads_and_not_one_upload_fails() {
     seal(&new_signer, &old_recipient, &old_sealed);
     let (status, body) = upload(&bundle, &url, &token, &old_sealed);
     assert_eq!(status, 201, "accepted during grace: {body}");
+    // The admin can see who still seals to the grace recipient before retiring it.
+    let metrics = get(&bundle, &server.url("/metrics"));
+    assert!(
+        metrics.contains(&format!(
+            r#"gateway_opened_with_grace_identity_total{{agency="police",identity="{old_id}"}}"#
+        )),
+        "{metrics}"
+    );
     gateway_ok(&home, &["keys", "retire", &old_id]);
     seal(&new_signer, &old_recipient, &old_sealed);
     let (_, body) = upload(&bundle, &url, &token, &old_sealed);
@@ -411,17 +427,7 @@ fn a_broken_file_dropped_into_keys_leaves_the_service_on_its_previous_keys() {
         "still serving the previous certificate: {body}"
     );
 
-    let metrics = reqwest::blocking::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&fs::read(&previous).unwrap()).unwrap(),
-        )
-        .build()
-        .unwrap()
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap();
-    let text = metrics.text().unwrap();
+    let text = get(&previous, &server.url("/metrics"));
     assert!(
         text.contains(r#"gateway_key_reloads_total{result="failed"}"#),
         "{text}"

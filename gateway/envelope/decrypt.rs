@@ -39,8 +39,35 @@ impl<R: Read> Read for HeaderTee<R> {
     }
 }
 
-/// Reads the age header and unwraps the file key with one of `identities`.
-pub fn decrypt<R: Read>(input: R, identities: &Identities) -> Result<Plaintext<R>, Rejection> {
+/// An identity that remembers whether it was the one that unwrapped the file key: the age
+/// crate does not say which of several identities matched, and admins need to know who still
+/// seals to a recipient in grace before retiring it.
+struct Tracked<'a> {
+    inner: &'a age::x25519::Identity,
+    index: usize,
+    hit: &'a std::sync::atomic::AtomicUsize,
+}
+
+impl age::Identity for Tracked<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        let r = self.inner.unwrap_stanza(stanza);
+        if matches!(r, Some(Ok(_))) {
+            self.hit
+                .store(self.index, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+/// Reads the age header and unwraps the file key with one of `identities`; also returns the
+/// id of the identity that matched.
+pub fn decrypt<R: Read>(
+    input: R,
+    identities: &Identities,
+) -> Result<(Plaintext<R>, String), Rejection> {
     let kept = Arc::new(Mutex::new(Vec::new()));
     let tee = HeaderTee {
         inner: input,
@@ -57,9 +84,25 @@ pub fn decrypt<R: Read>(input: R, identities: &Identities) -> Result<Plaintext<R
         ));
     }
     let now = OffsetDateTime::now_utc();
-    let usable = identities.usable_at(now);
-    match decryptor.decrypt(usable.iter().map(|i| *i as &dyn age::Identity)) {
-        Ok(plain) => Ok(plain),
+    let usable = identities.usable_with_ids(now);
+    let hit = std::sync::atomic::AtomicUsize::new(usize::MAX);
+    let tracked: Vec<Tracked<'_>> = usable
+        .iter()
+        .enumerate()
+        .map(|(index, (_, inner))| Tracked {
+            inner,
+            index,
+            hit: &hit,
+        })
+        .collect();
+    match decryptor.decrypt(tracked.iter().map(|t| t as &dyn age::Identity)) {
+        Ok(plain) => {
+            let which = usable
+                .get(hit.load(std::sync::atomic::Ordering::Relaxed))
+                .map(|(id, _)| (*id).to_owned())
+                .unwrap_or_default();
+            Ok((plain, which))
+        }
         Err(age::DecryptError::NoMatchingKeys) => {
             let header = kept.lock().map(|k| k.clone()).unwrap_or_default();
             Err(no_matching_key(&header, identities, now))

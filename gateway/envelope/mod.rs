@@ -32,6 +32,7 @@ pub struct Received<R> {
 /// Decrypted (stream not yet fully authenticated).
 pub struct Opened<R: Read> {
     plaintext: decrypt::Plaintext<R>,
+    identity: String,
 }
 
 /// Signature, certificate and schema all passed; the content is in the spool.
@@ -82,10 +83,13 @@ impl<R: Read> Envelope<Received<R>> {
 
     /// Decrypts with one of the gateway's active identities.
     pub fn open(self, identities: &Identities) -> Result<Envelope<Opened<R>>, Rejection> {
-        let plaintext = decrypt::decrypt(self.state.input, identities)?;
+        let (plaintext, identity) = decrypt::decrypt(self.state.input, identities)?;
         Ok(Envelope {
             agency: self.agency,
-            state: Opened { plaintext },
+            state: Opened {
+                plaintext,
+                identity,
+            },
         })
     }
 }
@@ -157,6 +161,11 @@ fn report_rejection(report: &xsd::Report, schema_id: &str) -> Option<Rejection> 
 }
 
 impl<R: Read + Send> Envelope<Opened<R>> {
+    /// The id of the gateway identity that opened it.
+    pub fn opened_with(&self) -> &str {
+        &self.state.identity
+    }
+
     /// Verifies the signature and the signer, and validates the XML, in one pass; the content
     /// is copied into `spool` as it goes (discard the spool unless this returns `Ok`).
     pub fn verify_and_validate(

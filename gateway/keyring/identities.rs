@@ -359,6 +359,20 @@ impl Identities {
             .collect()
     }
 
+    /// Like [`Identities::usable_at`], with each identity's id.
+    pub fn usable_with_ids(&self, now: OffsetDateTime) -> Vec<(&str, &age::x25519::Identity)> {
+        self.loaded
+            .iter()
+            .filter(|l| self.status_of(&l.id, now) != Status::Retired)
+            .map(|l| (l.id.as_str(), &l.identity))
+            .collect()
+    }
+
+    /// Whether identity `id` is in grace at `now`.
+    pub fn in_grace(&self, id: &str, now: OffsetDateTime) -> bool {
+        self.status_of(id, now) == Status::Grace
+    }
+
     /// The identities that may open payloads now, current first.
     pub fn active(&self) -> Vec<&age::x25519::Identity> {
         self.usable_at(OffsetDateTime::now_utc())
