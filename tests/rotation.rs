@@ -349,7 +349,18 @@ fn recipient_document_lists_grace_recipients_and_its_signature_is_checked() {
     let home = Home::with_server_config("");
     let old = home.recipient();
     gateway_ok(&home, &["keys", "rotate", "--grace-days", "10"]);
-    let server = home.serve();
+    let server = home.serve_logged();
+    // Ten days of grace left: inside the 30-day warning threshold, logged and in /metrics.
+    let log = home.wait_for_log("expires within 30 day(s)");
+    assert!(log.contains(&old), "the warning names the key:\n{log}");
+    let metrics = get(&home.tls_cert(), &server.url("/metrics"));
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("gateway_key_expiry_warning_days{kind=\"identity\"")
+                && l.ends_with(" 30")
+        ),
+        "{metrics}"
+    );
     let receipt_crt = home.path().join("keys/receipt/receipt.crt");
     let fetch = |signer: &Path| {
         home.gateway(&[
@@ -575,6 +586,16 @@ fn keys_list_rotate_retire_and_scheduled_certificates_from_the_command_line() {
     assert!(detail.contains("registered start"), "{detail}");
 
     // Every one of these admin commands left its audit record.
+    gateway_ok(
+        &home,
+        &[
+            "agency",
+            "cert",
+            "revoke",
+            "police",
+            next.cert.to_str().unwrap(),
+        ],
+    );
     let log = fs::read_to_string(home.path().join("state/audit/audit.log")).unwrap();
     let actions: Vec<String> = log
         .lines()
@@ -585,7 +606,12 @@ fn keys_list_rotate_retire_and_scheduled_certificates_from_the_command_line() {
                 .to_owned()
         })
         .collect();
-    for a in ["keys rotate", "keys retire", "agency cert add"] {
+    for a in [
+        "keys rotate",
+        "keys retire",
+        "agency cert add",
+        "agency cert revoke",
+    ] {
         assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
     }
     let rotate = log.lines().find(|l| l.contains("\"keys rotate\"")).unwrap();
