@@ -239,7 +239,7 @@ fn signer_registered_for_another_agency_is_a_mismatch() {
 }
 
 /// A CA in `openssl ca` layout that can issue, backdate and revoke.
-fn openssl_ca(home: &Home) -> std::path::PathBuf {
+pub(crate) fn openssl_ca(home: &Home) -> std::path::PathBuf {
     let ca = home.file("ca");
     std::fs::create_dir_all(ca.join("newcerts")).unwrap();
     std::fs::write(ca.join("index.txt"), "").unwrap();
@@ -280,7 +280,11 @@ fn openssl_ca(home: &Home) -> std::path::PathBuf {
     ca
 }
 
-fn issue(ca: &Path, name: &str, dates: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn issue(
+    ca: &Path,
+    name: &str,
+    dates: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let d = |f: &str| ca.join(f).display().to_string();
     tool(
         "openssl",

@@ -659,3 +659,62 @@ fn identities_protected_by_a_passphrase_open_with_it_from_a_file_only() {
         "{err}"
     );
 }
+
+#[test]
+fn a_crl_replaced_in_the_crls_folder_applies_without_a_restart() {
+    use crate::check_codes::{issue, openssl_ca};
+    let home = Home::with_server_config("");
+    let token = home.token("police");
+    let ca = openssl_ca(&home);
+    let (key, crt) = issue(&ca, "leaf", &[]);
+    let d = |f: &str| ca.join(f).display().to_string();
+    let police = home.path().join("keys/agencies/police");
+    fs::copy(ca.join("ca.crt"), police.join("anchors/police-ca.pem")).unwrap();
+    let publish_crl = || {
+        // As an operator would: written elsewhere, renamed in.
+        let tmp = police.join("crls/.police-ca.pem.tmp");
+        crate::support::tool(
+            "openssl",
+            &[
+                "ca",
+                "-config",
+                &d("ca.cnf"),
+                "-gencrl",
+                "-out",
+                tmp.to_str().unwrap(),
+            ],
+        );
+        fs::rename(&tmp, police.join("crls/police-ca.pem")).unwrap();
+    };
+    publish_crl();
+    let server = home.serve_logged();
+    let url = server.url("/v1/messages");
+    let leaf = Signer { key, cert: crt };
+    let recipient = home.recipient();
+    let sealed = home.file("leaf.sealed");
+    seal(&leaf, &recipient, &sealed);
+    let (status, body) = upload(&home.tls_cert(), &url, &token, &sealed);
+    assert_eq!(status, 201, "{body}");
+
+    crate::support::tool(
+        "openssl",
+        &["ca", "-config", &d("ca.cnf"), "-revoke", &d("leaf.crt")],
+    );
+    publish_crl();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        seal(&leaf, &recipient, &sealed);
+        let (status, body) = upload(&home.tls_cert(), &url, &token, &sealed);
+        if body["code"] == "certificate_revoked" {
+            assert!(body["detail"].as_str().unwrap().contains("CRL"), "{body}");
+            break;
+        }
+        assert_eq!(status, 201, "before the new CRL is read: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "the new CRL was not picked up:\n{}",
+            fs::read_to_string(home.log_path()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
