@@ -247,17 +247,28 @@ impl Gateway {
 
     /// Runs one sealed file from `agency` through the pipeline.
     pub fn process_file(&self, agency: &str, channel: Channel, path: &Path) -> Outcome {
+        self.process(agency, channel, Payload::File(path))
+    }
+
+    /// Runs one sealed payload from `agency` through the pipeline.
+    pub fn process(&self, agency: &str, channel: Channel, payload: Payload<'_>) -> Outcome {
         let received_at = OffsetDateTime::now_utc();
         let id = MessageId::new();
         let span = tracing::info_span!("message", id = %id, agency, channel = channel.as_str());
         let _enter = span.enter();
         let started = std::time::Instant::now();
-        let result = self.run(agency, channel, path, &id, received_at);
+        let result = self.run(agency, channel, &payload, &id, received_at);
         let outcome = match result {
             Ok(outcome) => outcome,
-            Err((rejection, history)) => {
-                self.reject(agency, channel, path, &id, received_at, rejection, history)
-            }
+            Err((rejection, history)) => self.reject(
+                agency,
+                channel,
+                &payload,
+                &id,
+                received_at,
+                rejection,
+                history,
+            ),
         };
         self.metrics
             .record(agency, channel.as_str(), &outcome, started.elapsed());
@@ -271,19 +282,18 @@ impl Gateway {
         &self,
         agency: &str,
         channel: Channel,
-        path: &Path,
+        payload: &Payload<'_>,
         id: &MessageId,
         received_at: OffsetDateTime,
     ) -> Result<Outcome, (Rejection, Vec<PendingStep>)> {
         let mut history = Vec::new();
         let fail = |r: Rejection, h: &Vec<PendingStep>| (r, h.clone());
-        let file = File::open(path).map_err(|e| {
+        let (file, size) = payload.open().map_err(|e| {
             fail(
                 Rejection::new("queue_unavailable", format!("cannot read the payload: {e}")),
                 &history,
             )
         })?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let max = self.config.limits.max_payload_bytes;
         if size > max {
             return Err(fail(
@@ -444,7 +454,7 @@ impl Gateway {
         &self,
         agency: &str,
         channel: Channel,
-        path: &Path,
+        payload: &Payload<'_>,
         id: &MessageId,
         received_at: OffsetDateTime,
         rejection: Rejection,
@@ -466,7 +476,10 @@ impl Gateway {
                 quarantined: None,
             };
         }
-        let (sha256, size) = hash_file(path).unwrap_or_default();
+        let (sha256, size) = payload
+            .open()
+            .and_then(|(r, _)| hash_reader(r))
+            .unwrap_or_default();
         let new = NewMessage {
             id: id.clone(),
             agency: agency.to_owned(),
@@ -500,9 +513,13 @@ impl Gateway {
                     .collect()
             }),
             received_at,
-            original_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            original_name: payload.name(),
         };
-        let quarantined = match fw.quarantine.keep_file(id, agency, path, &reason) {
+        let kept = payload
+            .open()
+            .map_err(quarantine::QuarantineError::from)
+            .and_then(|(r, _)| fw.quarantine.keep(id, agency, r, &reason));
+        let quarantined = match kept {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::error!(error = %e, "a rejected payload could not be quarantined");
@@ -526,8 +543,45 @@ fn duplicate(original: &MessageRecord) -> Outcome {
     }
 }
 
-fn hash_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
+/// A sealed payload as received: a file (watched folders, import, large uploads) or, for
+/// small HTTPS uploads, the bytes in memory — creating and deleting a file per small message
+/// costs more than everything else on some filesystems (ext4 without a journal scans
+/// recently deleted inodes on every create).
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    /// A file on disk.
+    File(&'a Path),
+    /// Bytes received, with the name to record for them.
+    Bytes {
+        /// The sealed payload.
+        bytes: &'a [u8],
+        /// A name for messages and the quarantine record.
+        name: &'a str,
+    },
+}
+
+impl<'a> Payload<'a> {
+    /// A reader from its start, and its size.
+    fn open(&self) -> io::Result<(Box<dyn Read + Send + 'a>, u64)> {
+        match *self {
+            Payload::File(path) => {
+                let f = File::open(path)?;
+                let size = f.metadata()?.len();
+                Ok((Box::new(f), size))
+            }
+            Payload::Bytes { bytes, .. } => Ok((Box::new(bytes), bytes.len() as u64)),
+        }
+    }
+
+    fn name(&self) -> Option<String> {
+        match *self {
+            Payload::File(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            Payload::Bytes { name, .. } => Some(name.to_owned()),
+        }
+    }
+}
+
+fn hash_reader(mut f: impl Read) -> io::Result<(String, u64)> {
     let mut h = openssl::sha::Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut n = 0u64;

@@ -10,6 +10,10 @@
 //! [`verify`] follows the chain across every file. The head (`audit.head`: last sequence number
 //! and hash, rewritten and fsynced after each append) lets [`verify`] notice records cut off the
 //! end, which a chain alone cannot show.
+//!
+//! Appends within one process are committed in groups: records queued while another thread
+//! is writing go out together, with one fsync of the log and one of the head. Each `append`
+//! still returns only once its own record is on disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -77,6 +81,35 @@ impl Record {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     dir: PathBuf,
+    group: std::sync::Arc<Group>,
+}
+
+/// A record waiting to be written.
+#[derive(Debug)]
+struct Entry {
+    kind: String,
+    actor: String,
+    action: String,
+    subject: String,
+    details: Value,
+}
+
+/// Group commit: records queue up while one thread writes; the next writer takes them all.
+#[derive(Debug, Default)]
+struct Group {
+    queue: std::sync::Mutex<Queue>,
+    writer: std::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    next: u64,
+    pending: Vec<(u64, Entry)>,
+    done: std::collections::HashMap<u64, Result<Record, String>>,
+}
+
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> AuditError + '_ {
@@ -99,6 +132,7 @@ impl AuditLog {
         crate::fsio::create_private_dir(dir).map_err(io_err(dir))?;
         Ok(AuditLog {
             dir: dir.to_path_buf(),
+            group: std::sync::Arc::default(),
         })
     }
 
@@ -115,6 +149,68 @@ impl AuditLog {
         subject: &str,
         details: Value,
     ) -> Result<Record, AuditError> {
+        let entry = Entry {
+            kind: kind.to_owned(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            details,
+        };
+        let ticket = {
+            let mut q = locked(&self.group.queue);
+            let t = q.next;
+            q.next += 1;
+            q.pending.push((t, entry));
+            t
+        };
+        let _writer = locked(&self.group.writer);
+        // The previous writer may have taken this record along with its own.
+        let batch = {
+            let mut q = locked(&self.group.queue);
+            if let Some(done) = q.done.remove(&ticket) {
+                return done.map_err(|e| self.batch_error(e));
+            }
+            std::mem::take(&mut q.pending)
+        };
+        let result = self.write_batch(batch.iter().map(|(_, e)| e));
+        let mut q = locked(&self.group.queue);
+        let mut mine = Err(String::from("record not written"));
+        match result {
+            Ok(records) => {
+                for ((t, _), rec) in batch.iter().zip(records) {
+                    if *t == ticket {
+                        mine = Ok(rec);
+                    } else {
+                        q.done.insert(*t, Ok(rec));
+                    }
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                for (t, _) in &batch {
+                    if *t == ticket {
+                        mine = Err(text.clone());
+                    } else {
+                        q.done.insert(*t, Err(text.clone()));
+                    }
+                }
+            }
+        }
+        mine.map_err(|e| self.batch_error(e))
+    }
+
+    fn batch_error(&self, message: String) -> AuditError {
+        AuditError::Io {
+            path: self.current(),
+            error: io::Error::other(message),
+        }
+    }
+
+    /// Writes `entries` in order, chained, with one fsync; returns their records.
+    fn write_batch<'a>(
+        &self,
+        entries: impl Iterator<Item = &'a Entry>,
+    ) -> Result<Vec<Record>, AuditError> {
         let path = self.current();
         let err = io_err(&path);
         let mut opts = OpenOptions::new();
@@ -125,41 +221,52 @@ impl AuditLog {
             opts.mode(0o600);
         }
         let mut file = opts.open(&path).map_err(&err)?;
+        // Other processes (admin commands) append too.
         file.lock().map_err(&err)?;
-        let (seq, prev) = match last_record(&mut file).map_err(&err)? {
+        let (mut seq, mut prev) = match last_record(&mut file).map_err(&err)? {
             Some(r) => (r.seq + 1, r.hash),
             None => self
                 .last_of_rotated()?
                 .map_or((1, GENESIS.to_owned()), |r| (r.seq + 1, r.hash)),
         };
-        let mut rec = Record {
-            seq,
-            time: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            kind: kind.to_owned(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            subject: subject.to_owned(),
-            details,
-            prev,
-            hash: String::new(),
+        let mut records = Vec::new();
+        let mut lines = Vec::new();
+        for e in entries {
+            let mut rec = Record {
+                seq,
+                time: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                kind: e.kind.clone(),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                subject: e.subject.clone(),
+                details: e.details.clone(),
+                prev,
+                hash: String::new(),
+            };
+            rec.hash = rec.compute_hash();
+            serde_json::to_writer(&mut lines, &rec).map_err(|e| err(io::Error::other(e)))?;
+            lines.push(b'\n');
+            prev = rec.hash.clone();
+            seq += 1;
+            records.push(rec);
+        }
+        let Some(last) = records.last() else {
+            return Ok(records);
         };
-        rec.hash = rec.compute_hash();
-        let mut line = serde_json::to_vec(&rec).map_err(|e| err(io::Error::other(e)))?;
-        line.push(b'\n');
-        file.write_all(&line).map_err(&err)?;
+        file.write_all(&lines).map_err(&err)?;
         file.sync_data().map_err(&err)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         if size > ROTATE_AT {
             // Still under the lock: nobody appends to the old name after this rename.
-            let first = first_seq(&path).unwrap_or(seq);
+            let first = first_seq(&path).unwrap_or(last.seq);
             let rotated = self.dir.join(format!("audit-{first:012}.log"));
             crate::fsio::rename_durable(&path, &rotated).map_err(&err)?;
         }
-        self.write_head(&rec)?;
+        self.write_head(last)?;
         let _ = file.unlock();
-        Ok(rec)
+        Ok(records)
     }
 
     fn head(&self) -> PathBuf {
@@ -424,6 +531,51 @@ mod tests {
         text.truncate(text.len() - 20);
         std::fs::write(log.current(), text).unwrap();
         assert_eq!(broken_at(&log).0, 5);
+    }
+
+    #[test]
+    fn concurrent_appends_are_grouped_into_one_intact_chain_each_getting_its_own_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let log = log.clone();
+                    s.spawn(move || {
+                        (0..50)
+                            .map(|i| {
+                                let r = log
+                                    .append(
+                                        "message",
+                                        "a",
+                                        "forwarded",
+                                        &format!("{t}-{i}"),
+                                        json!({}),
+                                    )
+                                    .unwrap();
+                                assert_eq!(
+                                    r.subject,
+                                    format!("{t}-{i}"),
+                                    "each caller gets its own record"
+                                );
+                                r.seq
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (1..=400).collect::<Vec<u64>>());
+        match log.verify().unwrap() {
+            Verdict::Intact { records, .. } => assert_eq!(records, 400),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

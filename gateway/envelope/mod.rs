@@ -180,11 +180,27 @@ impl<R: Read + Send> Envelope<Opened<R>> {
             Err(e) => return Err(cms_rejection(&e)),
         };
         let (tx, chunks) = tap::ChunkReader::channel();
-        let (content, produced) = std::thread::scope(|scope| {
-            let producer = scope.spawn(|| tap::produce(&mut signed, spool, tx));
-            let content = validate_content(&agency, chunks, checks);
-            (content, producer.join())
-        });
+        // Most messages are small: when the whole content fits in the first read, hash,
+        // spool and validate it on this thread; a thread per message costs more than the
+        // message. Larger content streams through the producer thread.
+        let mut first = Vec::new();
+        if let Err(e) = (&mut signed)
+            .take(tap::INLINE as u64 + 1)
+            .read_to_end(&mut first)
+        {
+            return Err(stream_failure(e));
+        }
+        let (content, produced) = if first.len() <= tap::INLINE {
+            let produced = tap::produce(io::Cursor::new(first), spool, tx);
+            (validate_content(&agency, chunks, checks), Ok(produced))
+        } else {
+            std::thread::scope(|scope| {
+                let rest = io::Cursor::new(first).chain(&mut signed);
+                let producer = scope.spawn(|| tap::produce(rest, spool, tx));
+                let content = validate_content(&agency, chunks, checks);
+                (content, producer.join())
+            })
+        };
         let produced = match produced {
             Ok(p) => p,
             Err(_) => {

@@ -15,6 +15,11 @@ use openssl::sha::Sha256;
 pub const CHUNK: usize = 256 * 1024;
 /// Chunks in flight between the threads.
 pub const IN_FLIGHT: usize = 8;
+/// Content up to this size is handled on the caller's thread, in one chunk.
+pub const INLINE: usize = 64 * 1024;
+/// The first chunk's size; chunks double up to [`CHUNK`], so a small message does not pay
+/// for a large buffer.
+const FIRST_CHUNK: usize = 16 * 1024;
 
 /// What the producer saw.
 pub struct Produced {
@@ -41,11 +46,12 @@ pub fn produce<R: Read>(
     let mut read_error = None;
     let mut spool_error = None;
     let mut listening = true;
+    let mut want = FIRST_CHUNK;
     loop {
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = vec![0u8; want];
         let mut filled = 0;
         // Fill whole chunks: the age and CMS layers hand out small pieces.
-        while filled < CHUNK {
+        while filled < want {
             match inner.read(buf.get_mut(filled..).unwrap_or_default()) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
@@ -69,9 +75,10 @@ pub fn produce<R: Read>(
                 listening = false;
             }
         }
-        if filled < CHUNK || read_error.is_some() {
+        if filled < want || read_error.is_some() {
             break;
         }
+        want = (want * 2).min(CHUNK);
     }
     Produced {
         sha256: hex::encode(sha.finish()),

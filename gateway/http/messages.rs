@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::problem::ApiError;
 use super::{AppState, PeerCertificate};
-use crate::pipeline::Outcome;
+use crate::pipeline::{Outcome, Payload};
 use crate::sinks::Receipt;
 use crate::store::{Channel, MessageId};
 
@@ -91,6 +91,69 @@ enum UploadError {
     TooLarge(u64),
     Client(String),
     Io(std::io::Error),
+}
+
+/// A received upload: in memory (holding its share of the memory budget until dropped) or in
+/// a file.
+enum Upload {
+    Memory(
+        Vec<u8>,
+        #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,
+    ),
+    File(Incoming),
+}
+
+fn timed_out() -> Response {
+    ApiError::new("request_timeout", "the upload took longer than allowed").into_response()
+}
+
+fn upload_failed(e: UploadError, agency: &str) -> Response {
+    match e {
+        UploadError::TooLarge(max) => ApiError::new(
+            "payload_too_large",
+            format!("the payload exceeds the limit for {agency} of {max} bytes"),
+        )
+        .into_response(),
+        UploadError::Client(e) => ApiError::new(
+            "request_timeout",
+            format!("the upload was interrupted: {e}"),
+        )
+        .into_response(),
+        UploadError::Io(e) => {
+            tracing::error!(error = %e, "cannot store an upload");
+            ApiError::new(
+                "queue_unavailable",
+                "the gateway cannot store uploads right now",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Reads a small body of `declared` bytes into memory, with the same limits as `write_body`.
+async fn read_body(
+    body: Body,
+    declared: u64,
+    max: u64,
+    idle: std::time::Duration,
+) -> Result<Vec<u8>, UploadError> {
+    let mut out = Vec::with_capacity(usize::try_from(declared.min(max)).unwrap_or(0));
+    let mut stream = body.into_data_stream();
+    loop {
+        let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
+            return Err(UploadError::Client(format!(
+                "nothing received for {} s",
+                idle.as_secs()
+            )));
+        };
+        let Some(chunk) = next else { break };
+        let chunk = chunk.map_err(|e| UploadError::Client(e.to_string()))?;
+        if (out.len() + chunk.len()) as u64 > max {
+            return Err(UploadError::TooLarge(max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 async fn write_body(
@@ -222,41 +285,38 @@ pub async fn post(
         );
         return refuse(body, e).await;
     };
-    let upload = Incoming(st.incoming.join(format!("{}.sealed", MessageId::new())));
-    let written = tokio::time::timeout(
-        cfg.http.request_timeout,
-        write_body(body, &upload.0, max, cfg.http.idle_timeout),
-    )
-    .await;
-    match written {
-        Err(_) => {
-            return ApiError::new("request_timeout", "the upload took longer than allowed")
-                .into_response();
+    // Small uploads whose size is declared stay in memory, within a byte budget shared by all
+    // uploads; anything else is streamed to a file.
+    let in_memory = declared
+        .filter(|len| *len <= super::MEMORY_UPLOAD_MAX)
+        .and_then(|len| {
+            let kib = u32::try_from(len.div_ceil(1024).max(1)).ok()?;
+            st.memory.clone().try_acquire_many_owned(kib).ok()
+        });
+    let upload = if let Some(budget) = in_memory {
+        let read = tokio::time::timeout(
+            cfg.http.request_timeout,
+            read_body(body, declared.unwrap_or(0), max, cfg.http.idle_timeout),
+        )
+        .await;
+        match read {
+            Err(_) => return timed_out(),
+            Ok(Err(e)) => return upload_failed(e, &agency),
+            Ok(Ok(bytes)) => Upload::Memory(bytes, budget),
         }
-        Ok(Err(UploadError::TooLarge(max))) => {
-            return ApiError::new(
-                "payload_too_large",
-                format!("the payload exceeds the limit for {agency} of {max} bytes"),
-            )
-            .into_response();
+    } else {
+        let file = Incoming(st.incoming.join(format!("{}.sealed", MessageId::new())));
+        let written = tokio::time::timeout(
+            cfg.http.request_timeout,
+            write_body(body, &file.0, max, cfg.http.idle_timeout),
+        )
+        .await;
+        match written {
+            Err(_) => return timed_out(),
+            Ok(Err(e)) => return upload_failed(e, &agency),
+            Ok(Ok(_)) => Upload::File(file),
         }
-        Ok(Err(UploadError::Client(e))) => {
-            return ApiError::new(
-                "request_timeout",
-                format!("the upload was interrupted: {e}"),
-            )
-            .into_response();
-        }
-        Ok(Err(UploadError::Io(e))) => {
-            tracing::error!(error = %e, "cannot store an upload");
-            return ApiError::new(
-                "queue_unavailable",
-                "the gateway cannot store uploads right now",
-            )
-            .into_response();
-        }
-        Ok(Ok(_)) => {}
-    }
+    };
     drop(upload_slot);
     // Processing is short (milliseconds for small payloads): wait for a slot rather than
     // refuse at once, but not forever.
@@ -276,13 +336,18 @@ pub async fn post(
         }
     };
     let gw = st.gateway.clone();
-    let path = upload.0.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        gw.process_file(&agency, Channel::Https, &path)
+        let payload = match &upload {
+            Upload::File(f) => Payload::File(&f.0),
+            Upload::Memory(bytes, _) => Payload::Bytes {
+                bytes,
+                name: "upload.sealed",
+            },
+        };
+        gw.process(&agency, Channel::Https, payload)
     })
     .await;
-    drop(upload);
     match outcome {
         Err(e) => {
             tracing::error!(error = %e, "pipeline task failed");

@@ -35,6 +35,11 @@ use crate::pipeline::Gateway;
 #[derive(Clone, Default)]
 pub struct PeerCertificate(pub Option<X509>);
 
+/// Uploads of at most this many bytes (declared) are held in memory.
+pub const MEMORY_UPLOAD_MAX: u64 = 1 << 20;
+/// Memory all in-memory uploads may hold at once, in KiB (64 MiB).
+const MEMORY_BUDGET_KIB: usize = 64 * 1024;
+
 /// The tokens as last read, when, and at which keyring generation.
 pub struct TokenCache {
     tokens: Tokens,
@@ -58,6 +63,8 @@ pub struct AppState {
     pub uploads: Arc<Semaphore>,
     /// Where uploads are streamed to before processing.
     pub incoming: PathBuf,
+    /// Memory budget (KiB) for small uploads held in memory instead of a file.
+    pub memory: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -81,6 +88,7 @@ impl AppState {
         Ok(AppState {
             permits: Arc::new(Semaphore::new(gateway.config.http.max_in_flight)),
             uploads: Arc::new(Semaphore::new(gateway.config.http.max_uploads)),
+            memory: Arc::new(Semaphore::new(MEMORY_BUDGET_KIB)),
             tokens: std::sync::RwLock::new(TokenCache {
                 tokens: Tokens::load(&keys)?,
                 read_at: std::time::Instant::now(),
