@@ -452,3 +452,28 @@ fn a_file_the_queue_cannot_take_goes_back_to_the_inbox_and_is_retried_never_reje
     assert_eq!(queued_ids(&home).len(), 1);
     assert_eq!(server.stop(), 0);
 }
+
+#[test]
+fn the_polling_watcher_for_network_filesystems_takes_dropped_files_too() {
+    // No periodic rescan within the test: only the polling watcher can find the file.
+    let home = Home::new(
+        "[http]\nlisten = \"127.0.0.1:0\"\n[inbox]\nstable_ms = 200\nrescan_secs = 3600\npoll = true\n",
+    );
+    let recipient = home.recipient();
+    let inbox = home.path().join("inbox/police");
+    fs::create_dir_all(&inbox).unwrap();
+    let server = Server::start(&home);
+    assert!(server.log().contains("poll=true"), "{}", server.log());
+    let elsewhere = home.file("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    seal_fresh(&home, &recipient, &elsewhere.join("polled.sealed"));
+    fs::rename(elsewhere.join("polled.sealed"), inbox.join("polled.sealed")).unwrap();
+    wait_for(
+        "the polled file to be accepted",
+        Duration::from_secs(30),
+        || inbox.join("accepted/polled.sealed").exists(),
+    );
+    verify_receipt(&home, &inbox.join("accepted"), "polled.sealed");
+    assert_eq!(queued_ids(&home).len(), 1);
+    assert_eq!(server.stop(), 0);
+}
