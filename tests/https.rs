@@ -455,3 +455,34 @@ fn revoked_token_is_refused_within_seconds_without_a_restart() {
     );
     assert_eq!(r.status, 401);
 }
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let home = Home::with_server_config("idle_timeout_secs = 2\nheader_timeout_secs = 30\n");
+    let server = home.serve();
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    connector.set_ca_file(home.tls_cert()).unwrap();
+    connector.set_alpn_protos(b"\x08http/1.1").unwrap();
+    let connector = connector.build();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let mut tls = connector.connect("127.0.0.1", tcp).unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tls.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Kept alive, then idle: closed by the server after the idle timeout, not the header one.
+    let started = std::time::Instant::now();
+    let n = tls.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        waited >= std::time::Duration::from_millis(1500)
+            && waited < std::time::Duration::from_secs(10),
+        "closed after {waited:?}"
+    );
+}

@@ -216,6 +216,36 @@ async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     }
 }
 
+/// Requests in progress on one connection, and when the last one ended: a connection with
+/// none for `idle_timeout` is closed (hyper's HTTP/1 server has no idle keep-alive timeout of
+/// its own; its header timeout only starts once a request begins to arrive).
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    since: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Activity {
+    fn start(&self) {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        if let Ok(mut t) = self.since.lock() {
+            *t = std::time::Instant::now();
+        }
+        self.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn idle_for(&self) -> Option<std::time::Duration> {
+        if self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return None;
+        }
+        self.since.lock().ok().map(|t| t.elapsed())
+    }
+}
+
 /// Accepts TLS connections on `listener` until `shutdown` resolves, then waits for the
 /// connections in flight to finish.
 pub async fn serve(
@@ -226,7 +256,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let http = state.gateway.config.http.clone();
     let app = router(state);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -238,6 +267,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(http.idle_timeout));
     let builder = Arc::new(builder);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let open = Arc::new(());
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -255,32 +286,66 @@ pub async fn serve(
         let acceptor = acceptor.get();
         let app = app.clone();
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let mut stop = stop_rx.clone();
+        let open = open.clone();
         let handshake_timeout = http.header_timeout;
+        let idle_timeout = http.idle_timeout;
         tokio::spawn(async move {
+            let _open = open;
             let Some(stream) = handshake(&acceptor, tcp, peer, handshake_timeout).await else {
                 return;
             };
             let cert = PeerCertificate(stream.ssl().peer_certificate());
+            let activity = Arc::new(Activity {
+                in_flight: std::sync::atomic::AtomicUsize::new(0),
+                since: std::sync::Mutex::new(std::time::Instant::now()),
+            });
+            let (started, ended) = (activity.clone(), activity.clone());
             let svc = tower::ServiceExt::map_request(
                 app,
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    started.start();
                     req.extensions_mut().insert(cert.clone());
                     req
                 },
             );
+            let svc = tower::ServiceExt::map_response(svc, move |resp| {
+                ended.end();
+                resp
+            });
             let svc = hyper_util::service::TowerToHyperService::new(svc);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            let conn = watcher.watch(conn.into_owned());
-            let _ = conn.await;
+            tokio::pin!(conn);
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    _ = stop.changed(), if !closing => {
+                        // Finish the request in progress, then close.
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = tick.tick(), if !closing => {
+                        if activity.idle_for().is_some_and(|d| d >= idle_timeout) {
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
+                }
+            }
         });
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(http.request_timeout) => {
+    let _ = stop_tx.send(true);
+    // Every connection task holds a clone of `open`.
+    let deadline = tokio::time::Instant::now() + http.request_timeout;
+    while Arc::strong_count(&open) > 1 {
+        if tokio::time::Instant::now() >= deadline {
             tracing::warn!("connections still open after the request timeout; closing them");
+            break;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     Ok(())
 }
