@@ -718,3 +718,35 @@ fn a_crl_replaced_in_the_crls_folder_applies_without_a_restart() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn an_agency_registered_while_serving_is_known_at_once() {
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let work = home.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    gateway_ok(&home, &["agency", "add", "probation"]);
+    let signer = new_cert(&work, "probation", "/CN=Probation signer/O=probation", "");
+    gateway_ok(
+        &home,
+        &[
+            "agency",
+            "cert",
+            "add",
+            "probation",
+            signer.cert.to_str().unwrap(),
+        ],
+    );
+    let token = home.token("probation");
+    let sealed = work.join("p.sealed");
+    seal(&signer, &home.recipient(), &sealed);
+    let (status, body) = upload(
+        &home.tls_cert(),
+        &server.url("/v1/messages"),
+        &token,
+        &sealed,
+    );
+    // Authenticated and its signature trusted: only the catalog, which has no message type
+    // for it yet, refuses it.
+    assert_eq!(body["code"], "schema_not_allowed", "{status} {body}");
+}

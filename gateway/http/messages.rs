@@ -76,7 +76,8 @@ fn authenticate(
             ));
         }
     };
-    let info = st.agencies.iter().find(|a| a.name == agency);
+    let ring = st.gateway.keyring.get();
+    let info = ring.agencies.iter().find(|a| a.name == agency);
     if info.is_some_and(|i| i.require_client_certificate) && peer.0.is_none() {
         return Err(ApiError::new(
             "unauthenticated",
@@ -260,6 +261,9 @@ pub async fn post(
     };
     let cfg = &st.gateway.config;
     let max = st
+        .gateway
+        .keyring
+        .snapshot()
         .agencies
         .iter()
         .find(|a| a.name == agency)

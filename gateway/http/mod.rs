@@ -27,7 +27,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::keyring::agencies::AgencyInfo;
 use crate::keyring::tokens::Tokens;
 use crate::pipeline::Gateway;
 
@@ -55,8 +54,6 @@ pub struct AppState {
     /// second) and every 5 seconds, so `gateway agency token issue` and `token revoke` take
     /// effect without a restart.
     pub tokens: std::sync::RwLock<TokenCache>,
-    /// Registered agencies.
-    pub agencies: Vec<AgencyInfo>,
     /// Processing slots.
     pub permits: Arc<Semaphore>,
     /// Upload slots: a slow client holds one of these, never a processing slot.
@@ -94,7 +91,6 @@ impl AppState {
                 read_at: std::time::Instant::now(),
                 generation: gateway.keyring.generation(),
             }),
-            agencies: crate::keyring::agencies::list(&keys)?,
             gateway,
             incoming,
         })

@@ -82,6 +82,8 @@ pub struct Keyring {
     pub identities: Identities,
     /// Per-agency trust.
     pub trust: TrustStore,
+    /// Registered agencies and their settings (`agency.toml`).
+    pub agencies: Vec<agencies::AgencyInfo>,
 }
 
 impl Keyring {
@@ -99,6 +101,7 @@ impl Keyring {
         Ok(Keyring {
             identities: Identities::load_with(keys, passphrase, previous.map(|p| &p.identities))?,
             trust: agencies::trust_store(keys)?,
+            agencies: agencies::list(keys)?,
         })
     }
 }
