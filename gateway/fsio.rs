@@ -29,6 +29,50 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Group commit for one directory: callers that changed entries (renames) call
+/// [`DirSync::changed`] and then [`DirSync::sync_upto`] with the number it gave; one fsync of
+/// the directory covers every change made before it, so concurrent callers share fsyncs
+/// instead of each waiting for its own. Each still returns only once its change is durable.
+#[derive(Debug)]
+pub struct DirSync {
+    dir: std::path::PathBuf,
+    changes: std::sync::atomic::AtomicU64,
+    synced: std::sync::Mutex<u64>,
+}
+
+impl DirSync {
+    /// A syncer for `dir`.
+    pub fn new(dir: &Path) -> DirSync {
+        DirSync {
+            dir: dir.to_path_buf(),
+            changes: std::sync::atomic::AtomicU64::new(0),
+            synced: std::sync::Mutex::new(0),
+        }
+    }
+
+    /// Counts a change just made in the directory; returns its number.
+    pub fn changed(&self) -> u64 {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    /// Returns once change `n` (and every change before it) is durable.
+    pub fn sync_upto(&self, n: u64) -> io::Result<()> {
+        let mut synced = self
+            .synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *synced >= n {
+            return Ok(());
+        }
+        let target = self.changes.load(std::sync::atomic::Ordering::SeqCst);
+        sync_dir(&self.dir)?;
+        *synced = target;
+        Ok(())
+    }
+}
+
 /// Creates a new file for writing with mode `0600` on unix.
 ///
 /// Fails with [`io::ErrorKind::AlreadyExists`] if anything (including a dangling

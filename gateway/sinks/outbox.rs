@@ -42,6 +42,10 @@ pub struct OutboxSink {
     new: PathBuf,
     queue: String,
     hub_recipients: Vec<age::x25519::Recipient>,
+    /// Group commit of `new/`: concurrent publications share its fsyncs.
+    new_sync: std::sync::Arc<fsio::DirSync>,
+    /// The same for `tmp/`.
+    tmp_sync: std::sync::Arc<fsio::DirSync>,
 }
 
 impl std::fmt::Debug for OutboxSink {
@@ -93,6 +97,8 @@ impl OutboxSink {
         })?;
         let sink = OutboxSink {
             root,
+            new_sync: std::sync::Arc::new(fsio::DirSync::new(&new)),
+            tmp_sync: std::sync::Arc::new(fsio::DirSync::new(&tmp)),
             tmp,
             new,
             queue: format!("outbox/{name}"),
@@ -184,6 +190,8 @@ impl OutboxSink {
             encrypted,
             payload_in_new: false,
             done: false,
+            new_sync: self.new_sync.clone(),
+            tmp_sync: self.tmp_sync.clone(),
         };
         // From here on, dropping `staged` removes the temporary file.
         let out = BufWriter::with_capacity(BUFFER, file);
@@ -250,6 +258,8 @@ pub struct Staged {
     encrypted: bool,
     payload_in_new: bool,
     done: bool,
+    new_sync: std::sync::Arc<fsio::DirSync>,
+    tmp_sync: std::sync::Arc<fsio::DirSync>,
 }
 
 impl std::fmt::Debug for Staged {
@@ -340,15 +350,19 @@ impl Staged {
         let metadata_path = self.new_dir.join(self.meta_file());
         fs::rename(self.tmp_payload(), &payload_path)?;
         self.payload_in_new = true;
-        fsio::sync_dir(&self.new_dir)?;
+        // The payload's entry is durable before the metadata's is written: a consumer never
+        // finds metadata without its payload, even after a crash. Concurrent publications
+        // share these fsyncs.
+        self.new_sync.sync_upto(self.new_sync.changed())?;
         fs::rename(self.tmp_meta(), &metadata_path)?;
-        if let Err(e) = fsio::sync_dir(&self.new_dir) {
+        if let Err(e) = self.new_sync.sync_upto(self.new_sync.changed()) {
             // Withdraw it: the caller will treat the message as not forwarded.
             let _ = fs::remove_file(&metadata_path);
             return Err(e.into());
         }
         self.done = true;
-        let _ = fsio::sync_dir(&self.tmp_dir);
+        // Best effort (the message is already durable in new/): the entries leaving tmp/.
+        let _ = self.tmp_sync.sync_upto(self.tmp_sync.changed());
         tracing::info!(id = %self.id, queue = %self.queue, size = self.written, "published");
         let receipt = Receipt::from_metadata(&metadata, &self.queue);
         Ok(Published {
