@@ -6,6 +6,7 @@ mod agency_samples;
 mod audit;
 mod check_codes;
 mod cms;
+mod crash;
 mod envelope_roundtrip;
 mod folders;
 mod forwarding;
