@@ -73,6 +73,68 @@ pub struct Forwarding {
     pub audit: crate::audit::AuditLog,
 }
 
+impl Forwarding {
+    /// Settles an `in_progress` record whose process died. If its metadata reached the queue,
+    /// the queue is the truth: it is recorded as forwarded, with the receipt the queue entry
+    /// gives, so a resend gets that receipt. Otherwise whatever was staged is withdrawn and the
+    /// record closed as `interrupted`, releasing its key: a resend is processed afresh.
+    pub fn settle_abandoned(&self, rec: &MessageRecord) {
+        let settled = match self.sink.published(&rec.id) {
+            Ok(Some(meta)) => {
+                let receipt = Receipt::from_metadata(&meta, self.sink.queue());
+                self.store
+                    .finish_forwarded(&rec.id, &receipt)
+                    .map(|()| "forwarded")
+                    .map_err(|e| e.to_string())
+            }
+            Ok(None) => self
+                .sink
+                .withdraw_unpublished(&rec.id)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    self.store
+                        .abandon(
+                            &rec.id,
+                            "processing was cut off (the gateway stopped) before the message reached the queue; a resend is processed afresh",
+                        )
+                        .map_err(|e| e.to_string())
+                })
+                .map(|_| "interrupted"),
+            Err(e) => Err(e.to_string()),
+        };
+        match settled {
+            Ok(outcome) => {
+                tracing::warn!(id = %rec.id, agency = %rec.agency, outcome, "settled a message a crash had cut off");
+                let _ = self.audit.append(
+                    "message",
+                    &rec.agency,
+                    &format!("recovered {outcome}"),
+                    rec.id.as_str(),
+                    serde_json::json!({ "sha256": rec.sha256 }),
+                );
+            }
+            Err(e) => {
+                tracing::error!(id = %rec.id, error = %e, "cannot settle a message a crash had cut off")
+            }
+        }
+    }
+
+    /// Settles every abandoned `in_progress` record; returns how many.
+    pub fn settle_all_abandoned(&self) -> usize {
+        match self.store.in_progress() {
+            Ok(records) => records
+                .iter()
+                .filter(|r| r.is_abandoned())
+                .inspect(|r| self.settle_abandoned(r))
+                .count(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the messages in progress");
+                0
+            }
+        }
+    }
+}
+
 /// A loaded gateway: configuration, keys, compiled schemas and (unless a dry run) the ledger,
 /// queue and quarantine.
 pub struct Gateway {
@@ -226,13 +288,15 @@ impl Gateway {
                     path: audit_dir.clone(),
                     error: crate::store::StoreError::Io(std::io::Error::other(e.to_string())),
                 })?;
-            Some(Forwarding {
+            let fw = Forwarding {
                 audit,
                 receipts,
                 store: Box::new(store),
                 sink,
                 quarantine,
-            })
+            };
+            fw.settle_all_abandoned();
+            Some(fw)
         } else {
             None
         };
@@ -372,7 +436,16 @@ impl Gateway {
             received_at,
             history: history.clone(),
         };
-        match fw.store.begin(&new) {
+        let mut begun = fw.store.begin(&new);
+        if let Ok(Begin::InProgress(original)) = &begun
+            && original.is_abandoned()
+        {
+            // The process working on it is gone (a crash): settle it now rather than make
+            // the sender wait out the stale-after period, then decide again.
+            fw.settle_abandoned(original);
+            begun = fw.store.begin(&new);
+        }
+        match begun {
             Err(e) => {
                 staged.discard();
                 Err(fail(queue_down(&e), &history))

@@ -133,6 +133,40 @@ impl OutboxSink {
         !self.hub_recipients.is_empty()
     }
 
+    /// The metadata of message `id` if it was published (in `new/`, or already taken into
+    /// `cur/` by the hub). Used to settle a message whose processing a crash cut off after
+    /// publication: the queue, not the ledger, is then the truth.
+    pub fn published(&self, id: &MessageId) -> Result<Option<Metadata>, SinkError> {
+        for dir in ["new", "cur"] {
+            let path = self.root.join(dir).join(format!("{id}.json"));
+            match fs::read(&path) {
+                Ok(bytes) => return Ok(Some(serde_json::from_slice(&bytes)?)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes what a crash left of message `id` before its metadata was published: a
+    /// payload in `new/` without its metadata, and its `tmp/` files.
+    pub fn withdraw_unpublished(&self, id: &MessageId) -> Result<(), SinkError> {
+        for (dir, name) in [
+            (&self.new, format!("{id}.xml")),
+            (&self.new, format!("{id}.xml.age")),
+            (&self.tmp, format!("{id}.xml")),
+            (&self.tmp, format!("{id}.xml.age")),
+            (&self.tmp, format!("{id}.json")),
+        ] {
+            match fs::remove_file(dir.join(&name)) {
+                Ok(()) => fsio::sync_dir(dir)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     /// Removes regular files and symlinks in `tmp/` not modified for `older_than`.
     /// Returns how many were removed.
     pub fn cleanup_tmp(&self, older_than: Duration) -> Result<usize, SinkError> {

@@ -51,6 +51,7 @@
 //! A PostgreSQL implementation can reuse the same schema (the deduplication key
 //! is a single nullable column with a UNIQUE index, which behaves identically).
 
+pub mod owner;
 mod sqlite;
 pub mod timestamp;
 
@@ -357,6 +358,16 @@ pub struct MessageRecord {
     /// When the record was finished, if it is.
     #[serde(serialize_with = "serialize_opt_ts")]
     pub finished_at: Option<OffsetDateTime>,
+    /// The process processing it, while `in_progress` (see [`owner`]).
+    #[serde(skip)]
+    pub owner: Option<String>,
+}
+
+impl MessageRecord {
+    /// An `in_progress` record whose process is gone: a crash cut it off.
+    pub fn is_abandoned(&self) -> bool {
+        self.status == Status::InProgress && !self.owner.as_deref().is_some_and(owner::alive)
+    }
 }
 
 fn serialize_opt_ts<S: serde::Serializer>(
@@ -491,4 +502,11 @@ pub trait Store: Send + Sync {
 
     /// The steps of a record, oldest first.
     fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError>;
+
+    /// Every record still `in_progress`.
+    fn in_progress(&self) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// Closes an `in_progress` record as `interrupted`, releasing its dedupe key so a resend
+    /// is processed afresh. Returns false when it was no longer in progress.
+    fn abandon(&self, id: &MessageId, detail: &str) -> Result<bool, StoreError>;
 }

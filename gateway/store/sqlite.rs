@@ -48,10 +48,12 @@ const MIGRATIONS: &[&str] = &[
         at         TEXT NOT NULL
     );
     CREATE INDEX steps_message ON steps (message_id, seq);",
+    // 2: the process working on an in_progress record.
+    "ALTER TABLE messages ADD COLUMN owner TEXT;",
 ];
 
 const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
-     rejection_code, rejection_detail, receipt_json, received_at, updated_at, finished_at";
+     rejection_code, rejection_detail, receipt_json, received_at, updated_at, finished_at, owner";
 
 /// The ledger in an embedded SQLite database.
 ///
@@ -300,6 +302,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
         finished_at: finished_at
             .map(|s| conversion(12, timestamp::parse(&s)))
             .transpose()?,
+        owner: row.get(13)?,
     })
 }
 
@@ -360,8 +363,9 @@ fn insert_message(
     };
     tx.prepare_cached(
         "INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel, status,
-             dedupe_key, rejection_code, rejection_detail, received_at, updated_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             dedupe_key, rejection_code, rejection_detail, received_at, updated_at, finished_at,
+             owner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         m.id.as_str(),
@@ -377,6 +381,7 @@ fn insert_message(
         timestamp::format(&m.received_at),
         timestamp::format(&now),
         finished_at,
+        (status == Status::InProgress).then(super::owner::token),
     ])?;
     insert_step(tx, &m.id, Step::Received, None, &m.received_at)?;
     for s in &m.history {
@@ -492,6 +497,42 @@ impl Store for SqliteStore {
         let n = self.committed();
         drop(conn);
         self.sync_upto(n)
+    }
+
+    fn in_progress(&self) -> Result<Vec<MessageRecord>, StoreError> {
+        let conn = self.lock();
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE status = 'in_progress'");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], record_from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn abandon(&self, id: &MessageId, detail: &str) -> Result<bool, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = timestamp::now();
+        let n = tx
+            .prepare_cached(
+                "UPDATE messages SET status = 'rejected', dedupe_key = NULL,
+                     rejection_code = ?2, rejection_detail = ?3,
+                     updated_at = ?4, finished_at = ?4
+                 WHERE id = ?1 AND status = 'in_progress'",
+            )?
+            .execute(params![
+                id.as_str(),
+                INTERRUPTED_CODE,
+                detail,
+                timestamp::format(&now)
+            ])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        insert_step(&tx, id, Step::Rejected, Some(INTERRUPTED_CODE), &now)?;
+        tx.commit()?;
+        let n = self.committed();
+        drop(conn);
+        self.sync_upto(n)?;
+        Ok(true)
     }
 
     fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
