@@ -467,7 +467,7 @@ fn records_and_steps_survive_reopening() {
 }
 
 #[test]
-fn open_sets_wal_full_sync_and_schema_version() {
+fn open_sets_wal_and_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     drop(store);
@@ -479,7 +479,7 @@ fn open_sets_wal_full_sync_and_schema_version() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     // The UNIQUE index is in the database itself.
     let unique: i64 = conn
         .query_row(
@@ -533,4 +533,27 @@ fn message_ids_are_canonical_uuids_and_round_trip() {
     ] {
         assert_eq!(s.as_str().parse::<Step>().unwrap(), s);
     }
+}
+
+#[test]
+fn in_progress_records_name_their_process_and_abandoning_one_releases_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("A-1"), &"ab".repeat(32));
+    assert!(matches!(store.begin(&m).unwrap(), Begin::New(_)));
+    let open_records = store.in_progress().unwrap();
+    assert_eq!(open_records.len(), 1);
+    assert!(!open_records[0].is_abandoned(), "this process is alive");
+    assert!(store.abandon(&m.id, "cut off").unwrap());
+    assert!(!store.abandon(&m.id, "cut off").unwrap(), "only once");
+    assert!(store.in_progress().unwrap().is_empty());
+    let rec = store.get(&m.id).unwrap().unwrap();
+    assert_eq!(rec.status, Status::Rejected);
+    assert_eq!(rec.rejection_code.as_deref(), Some(INTERRUPTED_CODE));
+    // The same message again is new, not a duplicate of the interrupted one.
+    let again = NewMessage {
+        id: MessageId::new(),
+        ..m
+    };
+    assert!(matches!(store.begin(&again).unwrap(), Begin::New(_)));
 }
