@@ -15,7 +15,6 @@ use assert_cmd::cargo::CommandCargoExt;
 use crate::support::{Home, sample, sh, tool};
 
 const FAST: &str = "[http]\nlisten = \"127.0.0.1:0\"\n[inbox]\nstable_ms = 200\nrescan_secs = 1\n";
-const SAMPLE_ID: &str = "3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016";
 
 /// A `gateway serve` child process, stopped with SIGTERM (and killed if a test fails first).
 struct Server {
@@ -114,21 +113,8 @@ fn outcomes(inbox: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
 /// Seals a copy of the police sample with a fresh message id, in process (a thousand
 /// `openssl | age` pipelines would take most of a minute).
 fn seal_fresh(home: &Home, recipient: &str, out: &Path) {
-    let xml = fs::read_to_string(sample("police", "valid-single-incident.xml")).unwrap();
-    let xml = xml.replace(SAMPLE_ID, &uuid::Uuid::now_v7().to_string());
-    let src = out.with_extension("xml");
-    fs::write(&src, xml).unwrap();
     let (key, cert) = home.signer("police");
-    gateway::cli::seal::run(&gateway::cli::seal::Args {
-        key,
-        cert,
-        to: vec![recipient.to_owned()],
-        inputs: vec![src.clone()],
-        output: Some(out.to_owned()),
-        out_dir: None,
-    })
-    .unwrap();
-    fs::remove_file(src).unwrap();
+    crate::support::seal_fresh_police(&key, &cert, recipient, out);
 }
 
 fn verify_receipt(home: &Home, accepted: &Path, name: &str) -> serde_json::Value {

@@ -299,15 +299,7 @@ fn client_that_sends_no_headers_is_disconnected_after_the_header_timeout() {
     use std::io::{Read, Write};
     let home = Home::with_server_config("header_timeout_secs = 1\n");
     let server = home.serve();
-    let mut connector =
-        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
-    connector.set_ca_file(home.tls_cert()).unwrap();
-    connector.set_alpn_protos(b"\x08http/1.1").unwrap();
-    let connector = connector.build();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut tls = connector.connect("127.0.0.1", tcp).unwrap();
+    let mut tls = crate::support::raw_tls(&home, server.port, std::time::Duration::from_secs(10));
     tls.write_all(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     let started = std::time::Instant::now();
@@ -372,15 +364,7 @@ fn upload_that_stalls_mid_body_is_cut_off_with_408() {
     let home = Home::with_server_config("idle_timeout_secs = 1\n");
     let token = home.token("police");
     let server = home.serve();
-    let mut connector =
-        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
-    connector.set_ca_file(home.tls_cert()).unwrap();
-    connector.set_alpn_protos(b"\x08http/1.1").unwrap();
-    let connector = connector.build();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut tls = connector.connect("127.0.0.1", tcp).unwrap();
+    let mut tls = crate::support::raw_tls(&home, server.port, std::time::Duration::from_secs(10));
     let head = format!(
         "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 100000\r\n\r\n"
     );
@@ -461,15 +445,7 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     use std::io::{Read, Write};
     let home = Home::with_server_config("idle_timeout_secs = 3\nheader_timeout_secs = 30\n");
     let server = home.serve();
-    let mut connector =
-        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
-    connector.set_ca_file(home.tls_cert()).unwrap();
-    connector.set_alpn_protos(b"\x08http/1.1").unwrap();
-    let connector = connector.build();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(15)))
-        .unwrap();
-    let mut tls = connector.connect("127.0.0.1", tcp).unwrap();
+    let mut tls = crate::support::raw_tls(&home, server.port, std::time::Duration::from_secs(15));
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut buf = [0u8; 4096];

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Home, sample, sh};
 
-const SAMPLE_ID: &str = "3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016";
-
 #[derive(Clone)]
 struct Signer {
     key: PathBuf,
@@ -21,20 +19,7 @@ struct Signer {
 
 /// Seals the police sample with a fresh message id, signed by `signer`, to `recipient`.
 fn seal(signer: &Signer, recipient: &str, out: &Path) {
-    let xml = fs::read_to_string(sample("police", "valid-single-incident.xml")).unwrap();
-    let xml = xml.replace(SAMPLE_ID, &uuid::Uuid::now_v7().to_string());
-    let src = out.with_extension("xml");
-    fs::write(&src, xml).unwrap();
-    gateway::cli::seal::run(&gateway::cli::seal::Args {
-        key: signer.key.clone(),
-        cert: signer.cert.clone(),
-        to: vec![recipient.to_owned()],
-        inputs: vec![src.clone()],
-        output: Some(out.to_owned()),
-        out_dir: None,
-    })
-    .unwrap();
-    fs::remove_file(src).unwrap();
+    crate::support::seal_fresh_police(&signer.key, &signer.cert, recipient, out);
 }
 
 /// One upload on a new connection (so a replaced TLS certificate is really used), trusting

@@ -140,21 +140,29 @@ async fn read_body(
 ) -> Result<Vec<u8>, UploadError> {
     let mut out = Vec::with_capacity(usize::try_from(declared.min(max)).unwrap_or(0));
     let mut stream = body.into_data_stream();
-    loop {
-        let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
-            return Err(UploadError::Client(format!(
-                "nothing received for {} s",
-                idle.as_secs()
-            )));
-        };
-        let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| UploadError::Client(e.to_string()))?;
+    while let Some(chunk) = next_chunk(&mut stream, idle).await? {
         if (out.len() + chunk.len()) as u64 > max {
             return Err(UploadError::TooLarge(max));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// The next piece of an upload. A client that stops sending is cut off after `idle`: it holds
+/// an upload slot, not a worker.
+async fn next_chunk(
+    stream: &mut axum::body::BodyDataStream,
+    idle: std::time::Duration,
+) -> Result<Option<axum::body::Bytes>, UploadError> {
+    let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
+        return Err(UploadError::Client(format!(
+            "nothing received for {} s",
+            idle.as_secs()
+        )));
+    };
+    next.transpose()
+        .map_err(|e| UploadError::Client(e.to_string()))
 }
 
 async fn write_body(
@@ -168,16 +176,7 @@ async fn write_body(
         .map_err(UploadError::Io)?;
     let mut stream = body.into_data_stream();
     let mut n = 0u64;
-    loop {
-        // A client that stops sending is cut off: it holds an upload slot, not a worker.
-        let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
-            return Err(UploadError::Client(format!(
-                "nothing received for {} s",
-                idle.as_secs()
-            )));
-        };
-        let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| UploadError::Client(e.to_string()))?;
+    while let Some(chunk) = next_chunk(&mut stream, idle).await? {
         n += chunk.len() as u64;
         if n > max {
             return Err(UploadError::TooLarge(max));

@@ -358,3 +358,41 @@ pub fn curl(home: &Home, args: &[&str]) -> Curl {
         body: std::fs::read(&body).unwrap_or_default(),
     }
 }
+
+/// The message id in the police sample `valid-single-incident.xml`.
+pub const POLICE_SAMPLE_ID: &str = "3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016";
+
+/// Seals a copy of the police sample with a fresh message id, signed with `key`/`cert`, to
+/// `recipient`, in process (many stock-tool pipelines would take most of a minute).
+pub fn seal_fresh_police(key: &Path, cert: &Path, recipient: &str, out: &Path) {
+    let xml = std::fs::read_to_string(sample("police", "valid-single-incident.xml")).unwrap();
+    let xml = xml.replace(POLICE_SAMPLE_ID, &uuid::Uuid::now_v7().to_string());
+    let src = out.with_extension("xml");
+    std::fs::write(&src, xml).unwrap();
+    gateway::cli::seal::run(&gateway::cli::seal::Args {
+        key: key.to_owned(),
+        cert: cert.to_owned(),
+        to: vec![recipient.to_owned()],
+        inputs: vec![src.clone()],
+        output: Some(out.to_owned()),
+        out_dir: None,
+    })
+    .unwrap();
+    std::fs::remove_file(src).unwrap();
+}
+
+/// A raw HTTP/1.1-over-TLS connection to the home's server (for tests that control every
+/// byte and every pause), with a read timeout.
+pub fn raw_tls(
+    home: &Home,
+    port: u16,
+    read_timeout: std::time::Duration,
+) -> openssl::ssl::SslStream<std::net::TcpStream> {
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    connector.set_ca_file(home.tls_cert()).unwrap();
+    connector.set_alpn_protos(b"\x08http/1.1").unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(read_timeout)).unwrap();
+    connector.build().connect("127.0.0.1", tcp).unwrap()
+}
