@@ -406,6 +406,15 @@ fn a_broken_file_dropped_into_keys_leaves_the_service_on_its_previous_keys() {
     server.signal("HUP");
     let log = home.wait_for_log("keys could not be reloaded");
     assert!(log.contains("broken.pem"), "the log names the file:\n{log}");
+    let ready: serde_json::Value =
+        serde_json::from_str(&get(&home.tls_cert(), &server.url("/readyz"))).unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(
+        ready["keys_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("broken.pem")),
+        "{ready}"
+    );
     seal(&signer, &recipient, &sealed);
     let (status, body) = upload(&home.tls_cert(), &url, &token, &sealed);
     assert_eq!(status, 201, "still serving on the previous keys: {body}");

@@ -203,7 +203,12 @@ async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     let queue = st.gateway.config.queue_dir().join("new");
     let ok = std::fs::metadata(&queue).is_ok_and(|m| m.is_dir());
     if ok {
-        (axum::http::StatusCode::OK, Json(json!({"status": "ready"})))
+        // Still ready on the previous keys, but an operator should know a reload failed.
+        let body = match st.gateway.keyring.last_error() {
+            Some(e) => json!({"status": "ready", "keys_reload_error": e}),
+            None => json!({"status": "ready"}),
+        };
+        (axum::http::StatusCode::OK, Json(body))
     } else {
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

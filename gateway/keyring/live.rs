@@ -107,9 +107,4 @@ impl LiveKeyring {
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
-
-    /// The folder it follows.
-    pub fn keys(&self) -> &Path {
-        &self.keys
-    }
 }
