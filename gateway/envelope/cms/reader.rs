@@ -526,6 +526,9 @@ fn parse_certificate(der: &[u8]) -> Result<X509, openssl::error::ErrorStack> {
         return Ok(cert);
     }
     let cert = X509::from_der(der)?;
+    if der.len() > CERT_CACHE_MAX_DER {
+        return Ok(cert);
+    }
     CACHE.with_borrow_mut(|cache| {
         if cache.len() >= CERT_CACHE {
             cache.remove(0);
@@ -535,8 +538,11 @@ fn parse_certificate(der: &[u8]) -> Result<X509, openssl::error::ErrorStack> {
     Ok(cert)
 }
 
-/// Distinct certificates kept parsed.
-const CERT_CACHE: usize = 64;
+/// Distinct certificates kept parsed, per thread; with the certificate size cap below, a few
+/// hundred KiB per processing thread at most, whatever senders put in their payloads.
+const CERT_CACHE: usize = 16;
+/// Larger certificates are parsed every time.
+const CERT_CACHE_MAX_DER: usize = 8 * 1024;
 
 fn parse_signer_set(buf: &[u8], base: u64) -> Result<Vec<SignerInfo>, CmsError> {
     let mut outer = Parser::new(buf, base);
