@@ -316,10 +316,23 @@ fn bad_char(chk: bool, s: &str) -> Option<usize> {
     if chk { find_invalid_char(s) } else { None }
 }
 
+/// Whether `s` contains a carriage return. (A plain loop for short slices: `contains`
+/// calls the vector search, whose set-up costs more than the loop here.)
+#[inline]
+#[allow(clippy::manual_contains)]
+fn has_cr(s: &[u8]) -> bool {
+    if s.len() <= 32 {
+        s.iter().any(|&b| b == b'\r')
+    } else {
+        memchr::memchr(b'\r', s).is_some()
+    }
+}
+
 /// Offset of the first `]]>` in `s`.
 #[inline]
+#[allow(clippy::manual_contains)] // plain loop on purpose, see `has_cr`
 fn find_cdata_end(s: &[u8]) -> Option<usize> {
-    if s.len() < 32 && !s.contains(&b'>') {
+    if s.len() < 32 && !s.iter().any(|&b| b == b'>') {
         return None;
     }
     let mut from = 0usize;
@@ -1014,7 +1027,21 @@ impl<R: BufRead> XmlReader<R> {
         self.ensure(9, pos)?;
         match bytes(self, 1) {
             Some(b'/') => {
-                let Some(gt) = self.find_rel(2, b">", pos)? else {
+                let near = self
+                    .input
+                    .buf
+                    .as_bytes()
+                    .get(self.cur + 2..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .take(64)
+                    .position(|&b| b == b'>')
+                    .map(|i| i + 2);
+                let found = match near {
+                    Some(i) => Some(i),
+                    None => self.find_rel(2, b">", pos)?,
+                };
+                let Some(gt) = found else {
                     return Err(Self::unterminated(pos, "an end tag"));
                 };
                 let c = self.cur;
@@ -1321,7 +1348,7 @@ impl<R: BufRead> XmlReader<R> {
                             "']]>' is not allowed in text content (escape '>' as &gt;)",
                         ));
                     }
-                    if self.text.is_empty() && memchr::memchr(b'\r', s.as_bytes()).is_none() {
+                    if self.text.is_empty() && !has_cr(s.as_bytes()) {
                         if s.len() > self.limits.max_text_len {
                             return Err(Self::limit(
                                 pos,
