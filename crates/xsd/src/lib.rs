@@ -17,7 +17,7 @@
 //! ```
 //!
 //! # Layout
-//! - [`xml`]: the safe streaming XML reader (quick-xml underneath): well-formedness, namespaces,
+//! - [`xml`]: the safe streaming XML reader (our own in-place tokeniser): well-formedness, namespaces,
 //!   no DTDs, limits on depth, attributes, names, text and size.
 //! - [`schema`]: schema documents → components (`include`/`import`/`redefine` confined to one
 //!   directory), the constraints on schemas, content models compiled to lazy automata.

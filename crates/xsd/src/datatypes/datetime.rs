@@ -168,33 +168,47 @@ impl<'a> P<'a> {
         Ok(d)
     }
     /// hh:mm:ss(.s+)? ; returns (h, m, sec, is_24)
-    fn time(&mut self) -> Result<(u8, u8, Decimal), String> {
+    fn time(&mut self, full: bool) -> Result<(u8, u8, Decimal), String> {
         let h = self.two("hour")?;
         self.eat(b':')?;
         let mi = self.two("minute")?;
         self.eat(b':')?;
         let s_start = self.i;
-        let _ = self.two("second")?;
+        let whole = self.two("second")?;
+        let mut frac_zero = true;
         if self.b.get(self.i) == Some(&b'.') {
             self.i += 1;
             let fs = self.i;
-            while self.b.get(self.i).is_some_and(|c| c.is_ascii_digit()) {
+            while let Some(c) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
+                frac_zero &= *c == b'0';
                 self.i += 1;
             }
             if self.i == fs {
                 return Err("fractional seconds need at least one digit".into());
             }
         }
-        let sec_str = std::str::from_utf8(self.b.get(s_start..self.i).unwrap_or(&[]))
-            .map_err(|e| e.to_string())?;
-        let sec = Decimal::parse(sec_str).ok_or("invalid seconds")?;
+        // Only a value (not a validity check) needs the seconds as a decimal.
+        let sec = if full {
+            let sec_str = std::str::from_utf8(self.b.get(s_start..self.i).unwrap_or(&[]))
+                .map_err(|e| e.to_string())?;
+            Decimal::parse(sec_str).ok_or("invalid seconds")?
+        } else {
+            Decimal::zero()
+        };
         if mi > 59 {
             return Err(format!("minute {mi} is out of range"));
         }
-        if sec >= Decimal::from_i128(60) {
-            return Err(format!("second {sec} is out of range"));
+        // Two integer digits: the value is at least 60 exactly when they are.
+        if whole >= 60 {
+            let shown = std::str::from_utf8(self.b.get(s_start..self.i).unwrap_or(&[]))
+                .unwrap_or("")
+                .to_owned();
+            return Err(format!(
+                "second {} is out of range",
+                Decimal::parse(&shown).map_or(shown, |d| d.to_string())
+            ));
         }
-        if h > 24 || (h == 24 && (mi != 0 || !sec.is_zero())) {
+        if h > 24 || (h == 24 && (mi != 0 || whole != 0 || !frac_zero)) {
             return Err(format!("hour {h} is out of range"));
         }
         Ok((h, mi, sec))
@@ -235,6 +249,15 @@ impl<'a> P<'a> {
 impl DateTimeValue {
     /// Parses the XSD 1.0 lexical form of the given kind. Err holds a human-readable reason.
     pub fn parse(kind: DtKind, s: &str) -> Result<DateTimeValue, String> {
+        Self::parse_impl(kind, s, true)
+    }
+
+    /// Checks the lexical form only (the same errors as [`Self::parse`], no value built).
+    pub fn check(kind: DtKind, s: &str) -> Result<(), String> {
+        Self::parse_impl(kind, s, false).map(|_| ())
+    }
+
+    fn parse_impl(kind: DtKind, s: &str, full: bool) -> Result<DateTimeValue, String> {
         let mut p = P {
             b: s.as_bytes(),
             i: 0,
@@ -262,7 +285,7 @@ impl DateTimeValue {
                         }
                         if kind == DtKind::DateTime {
                             p.eat(b'T')?;
-                            let (h, mi, sec) = p.time()?;
+                            let (h, mi, sec) = p.time(full)?;
                             hour = h;
                             minute = mi;
                             second = sec;
@@ -271,7 +294,7 @@ impl DateTimeValue {
                 }
             }
             DtKind::Time => {
-                let (h, mi, sec) = p.time()?;
+                let (h, mi, sec) = p.time(full)?;
                 hour = if h == 24 { 0 } else { h };
                 minute = mi;
                 second = sec;
@@ -327,7 +350,9 @@ impl DateTimeValue {
             tz,
             instant: Decimal::zero(),
         };
-        v.instant = v.compute_instant();
+        if full {
+            v.instant = v.compute_instant();
+        }
         Ok(v)
     }
 

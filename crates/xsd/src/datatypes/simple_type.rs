@@ -343,6 +343,84 @@ impl SimpleType {
         self.validate_impl(lexical, ns, false).map(|(v, _)| v)
     }
 
+    /// Validates a literal like [`Self::validate`] without building its value where a
+    /// cheaper check is exact (strings, booleans and date/time types without value-based
+    /// facets): no allocation on the common paths. Errors are those of `validate`.
+    pub fn check(&self, lexical: &str, ns: &dyn NamespaceContext) -> Result<(), DatatypeError> {
+        if self.check_fast(lexical) {
+            return Ok(());
+        }
+        self.validate(lexical, ns).map(|_| ())
+    }
+
+    /// True when `lexical` is certainly valid; false means "not decided here".
+    fn check_fast(&self, lexical: &str) -> bool {
+        let Variety::Atomic(p) = self.variety else {
+            return false;
+        };
+        let f = &self.facets;
+        let norm = self.normalize(lexical);
+        let s: &str = &norm;
+        let patterns_ok = || {
+            f.patterns
+                .iter()
+                .all(|step| step.is_empty() || step.iter().any(|r| r.is_match(s)))
+        };
+        match p {
+            Primitive::String => {
+                if !matches!(
+                    self.nearest_builtin(),
+                    Some(BuiltinType::String | BuiltinType::NormalizedString | BuiltinType::Token)
+                ) {
+                    return false;
+                }
+                if s.bytes().any(|b| !(0x20..0x80).contains(&b))
+                    && s.chars().any(|c| !is_xml_char(c))
+                {
+                    return false;
+                }
+                if f.length.is_some() || f.min_length.is_some() || f.max_length.is_some() {
+                    let n = if s.is_ascii() {
+                        s.len() as u64
+                    } else {
+                        s.chars().count() as u64
+                    };
+                    if f.length.is_some_and(|l| n != l)
+                        || f.min_length.is_some_and(|l| n < l)
+                        || f.max_length.is_some_and(|l| n > l)
+                    {
+                        return false;
+                    }
+                }
+                if let Some(en) = &f.enumeration
+                    && !en
+                        .iter()
+                        .any(|e| matches!(e, Value::String(x) if x.as_str() == s))
+                {
+                    return false;
+                }
+                patterns_ok()
+            }
+            Primitive::Boolean => {
+                f.enumeration.is_none()
+                    && matches!(s, "true" | "false" | "1" | "0")
+                    && patterns_ok()
+            }
+            _ => {
+                let Some(k) = dt_kind(p) else {
+                    return false;
+                };
+                f.enumeration.is_none()
+                    && f.max_inclusive.is_none()
+                    && f.max_exclusive.is_none()
+                    && f.min_inclusive.is_none()
+                    && f.min_exclusive.is_none()
+                    && DateTimeValue::check(k, s).is_ok()
+                    && patterns_ok()
+            }
+        }
+    }
+
     /// Returns the value and the normalised literal.
     fn validate_impl(
         &self,

@@ -12,7 +12,7 @@ use crate::identity::IdcTracker;
 use crate::names::{QName, XSI};
 use crate::schema::components::*;
 use crate::schema::{Arena, LeafTerm, Schema};
-use crate::xml::{Event, Limits, XmlReader};
+use crate::xml::{Attribute, Event, Limits, XmlReader};
 
 /// Validation settings.
 #[derive(Debug, Clone)]
@@ -154,15 +154,6 @@ struct Frame {
     column: u64,
 }
 
-struct OwnedAttr {
-    ns: Option<String>,
-    local: String,
-    prefix: Option<String>,
-    value: String,
-    line: u64,
-    column: u64,
-}
-
 struct Ns<'a, R: BufRead>(&'a XmlReader<R>);
 impl<R: BufRead> NamespaceContext for Ns<'_, R> {
     fn lookup(&self, prefix: &str) -> Option<&str> {
@@ -180,16 +171,12 @@ struct Run<'s> {
     ids: HashSet<String>,
     idrefs: Vec<(String, u64, u64, String)>,
     idc: IdcTracker<KeyValue>,
-    /// The current element's attributes, copied out of the reader into reused buffers.
-    attrs: Vec<OwnedAttr>,
-    nattrs: usize,
     /// Popped frames kept for reuse: no allocation per element once warm.
     spare: Vec<Frame>,
     /// Element display names, shared by frames.
     names: rustc_hash::FxHashSet<Arc<str>>,
     cur_name: QName,
     display: String,
-    textbuf: String,
     /// The attribute being checked, so violations point at it (`/@name` in the path).
     cur_attr: String,
     cur_attr_on: bool,
@@ -230,13 +217,10 @@ impl Schema {
             ids: HashSet::new(),
             idrefs: Vec::new(),
             idc: IdcTracker::new(opts.max_table_entries),
-            attrs: Vec::new(),
-            nattrs: 0,
             spare: Vec::new(),
             names: rustc_hash::FxHashSet::default(),
             cur_name: QName::default(),
             display: String::new(),
-            textbuf: String::new(),
             cur_attr: String::new(),
             cur_attr_on: false,
             has_idcs: self.comps.elements.iter().any(|e| !e.idcs.is_empty()),
@@ -248,8 +232,8 @@ impl Schema {
             if run.done {
                 break;
             }
-            let ev = match reader.next() {
-                Ok(ev) => ev,
+            let ev = match reader.advance() {
+                Ok(()) => reader.current(),
                 Err(e) => {
                     run.report.violations.push(Violation {
                         code: e.kind.code(),
@@ -263,27 +247,6 @@ impl Schema {
             };
             match ev {
                 Event::Start(tag) => {
-                    for (i, a) in tag.attributes.iter().enumerate() {
-                        if i == run.attrs.len() {
-                            run.attrs.push(OwnedAttr {
-                                ns: None,
-                                local: String::new(),
-                                prefix: None,
-                                value: String::new(),
-                                line: 0,
-                                column: 0,
-                            });
-                        }
-                        if let Some(o) = run.attrs.get_mut(i) {
-                            set_opt(&mut o.ns, a.namespace.as_deref());
-                            set_str(&mut o.local, &a.local);
-                            set_opt(&mut o.prefix, a.prefix.as_deref());
-                            set_str(&mut o.value, &a.value);
-                            o.line = a.line;
-                            o.column = a.column;
-                        }
-                    }
-                    run.nattrs = tag.attributes.len();
                     set_opt(&mut run.cur_name.ns, tag.namespace);
                     set_str(&mut run.cur_name.local, tag.local);
                     run.display.clear();
@@ -295,15 +258,12 @@ impl Schema {
                     let (l, c) = (tag.line, tag.column);
                     let display = run.intern_display();
                     let name = std::mem::take(&mut run.cur_name);
-                    run.start(&reader, &name, display, l, c);
+                    run.start(&reader, &name, display, l, c, tag.attributes);
                     run.cur_name = name;
                 }
                 Event::Text(t) => {
-                    set_str(&mut run.textbuf, t);
                     let (l, c) = reader.position();
-                    let t = std::mem::take(&mut run.textbuf);
-                    run.text(&t, l, c);
-                    run.textbuf = t;
+                    run.text(t, l, c);
                 }
                 Event::End => {
                     let end_at = reader.position();
@@ -398,6 +358,7 @@ impl<'s> Run<'s> {
         display: Arc<str>,
         line: u64,
         column: u64,
+        attrs: &[Attribute],
     ) {
         if self.stack.is_empty() && self.report.root.is_none() {
             self.report.root = Some(name.clone());
@@ -576,17 +537,13 @@ impl<'s> Run<'s> {
                 }
             },
         };
-        let xsi_type = self
-            .attrs
+        let xsi_type = attrs
             .iter()
-            .take(self.nattrs)
-            .find(|a| a.ns.as_deref() == Some(XSI) && a.local == "type")
+            .find(|a| a.namespace.as_deref() == Some(XSI) && a.local == "type")
             .map(|a| a.value.clone());
-        let xsi_nil = self
-            .attrs
+        let xsi_nil = attrs
             .iter()
-            .take(self.nattrs)
-            .find(|a| a.ns.as_deref() == Some(XSI) && a.local == "nil")
+            .find(|a| a.namespace.as_deref() == Some(XSI) && a.local == "nil")
             .map(|a| a.value.clone());
         let mode = match gov {
             Gov::Skip => Mode::Skip,
@@ -610,7 +567,7 @@ impl<'s> Run<'s> {
                             };
                             self.push_frame(display, index, Mode::Lax, line, column);
                             self.error("element_undeclared", line, column, msg);
-                            self.lax_attributes(reader);
+                            self.lax_attributes(reader, attrs);
                             return;
                         }
                         Mode::Lax
@@ -655,7 +612,7 @@ impl<'s> Run<'s> {
                 for (code, msg) in problems {
                     self.error(code, line, column, msg);
                 }
-                self.after_push(reader, Some(e), t, line, column);
+                self.after_push(reader, Some(e), t, line, column, attrs);
                 return;
             }
         };
@@ -666,10 +623,10 @@ impl<'s> Run<'s> {
         };
         self.push_frame(display, index, mode, line, column);
         if let Some(t) = typed {
-            self.after_push(reader, None, t, line, column);
+            self.after_push(reader, None, t, line, column, attrs);
         } else {
             if lax {
-                self.lax_attributes(reader);
+                self.lax_attributes(reader, attrs);
             }
             self.idc_start(name, &[], line, column);
         }
@@ -887,10 +844,10 @@ impl<'s> Run<'s> {
         t: TypeId,
         line: u64,
         column: u64,
+        attrs: &[Attribute],
     ) {
         let comps = self.comps();
         let ns = Ns(reader);
-        let attrs = std::mem::take(&mut self.attrs);
         let mut idc_attrs: Vec<(Option<String>, String, Option<KeyValue>)> = Vec::new();
         let elem_name = self
             .stack
@@ -902,7 +859,7 @@ impl<'s> Run<'s> {
                 let mut seen_uses: Vec<usize> = Vec::new();
                 // cvc-complex-type.5.2: at most one attribute of type ID per element.
                 let mut id_attributes = 0;
-                for a in attrs.iter().take(self.nattrs) {
+                for a in attrs {
                     let shown: std::borrow::Cow<str> = match &a.prefix {
                         Some(p) => format!("{p}:{}", a.local).into(),
                         None => a.local.as_str().into(),
@@ -911,7 +868,7 @@ impl<'s> Run<'s> {
                     let (line, column) = (a.line, a.column);
                     set_str(&mut self.cur_attr, &shown);
                     self.cur_attr_on = true;
-                    if a.ns.as_deref() == Some(XSI) {
+                    if a.namespace.as_deref() == Some(XSI) {
                         match a.local.as_str() {
                             "type" | "nil" | "schemaLocation" | "noNamespaceSchemaLocation" => {}
                             _ => self.error(
@@ -925,10 +882,11 @@ impl<'s> Run<'s> {
                         }
                         continue;
                     }
-                    let found =
-                        ct.attributes.iter().enumerate().find(|(_, u)| {
-                            comps.attributes[u.decl].name.is(a.ns.as_deref(), &a.local)
-                        });
+                    let found = ct.attributes.iter().enumerate().find(|(_, u)| {
+                        comps.attributes[u.decl]
+                            .name
+                            .is(a.namespace.as_deref(), &a.local)
+                    });
                     let (st, constraint) = match found {
                         Some((i, u)) => {
                             seen_uses.push(i);
@@ -940,9 +898,9 @@ impl<'s> Run<'s> {
                         }
                         None => {
                             match &ct.attribute_wildcard {
-                                Some(w) if w.ns.allows(a.ns.as_deref()) => {
+                                Some(w) if w.ns.allows(a.namespace.as_deref()) => {
                                     let q = QName {
-                                        ns: a.ns.clone(),
+                                        ns: a.namespace.clone(),
                                         local: a.local.clone(),
                                     };
                                     match (w.process, comps.global_attributes.get(&q)) {
@@ -990,6 +948,7 @@ impl<'s> Run<'s> {
                         }
                     }
                     if let Some(st) = st {
+                        let want = self.has_idcs || constraint.as_ref().is_some_and(|c| c.fixed);
                         let kv = self.check_value(
                             &st,
                             &a.value,
@@ -998,6 +957,7 @@ impl<'s> Run<'s> {
                             column,
                             &|| format!("attribute {shown}"),
                             "attribute_invalid",
+                            want,
                         );
                         if let (Some(kv), Some(c)) = (&kv, constraint.as_ref().filter(|c| c.fixed))
                             && c.value.as_ref() != Some(&kv.value)
@@ -1013,11 +973,11 @@ impl<'s> Run<'s> {
                             );
                         }
                         if self.has_idcs {
-                            idc_attrs.push((a.ns.clone(), a.local.clone(), kv));
+                            idc_attrs.push((a.namespace.clone(), a.local.clone(), kv));
                         }
                     } else {
                         if self.has_idcs {
-                            idc_attrs.push((a.ns.clone(), a.local.clone(), None));
+                            idc_attrs.push((a.namespace.clone(), a.local.clone(), None));
                         }
                     }
                 }
@@ -1052,8 +1012,8 @@ impl<'s> Run<'s> {
                 }
             }
             _ => {
-                for a in attrs.iter().take(self.nattrs) {
-                    if a.ns.as_deref() == Some(XSI)
+                for a in attrs {
+                    if a.namespace.as_deref() == Some(XSI)
                         && matches!(
                             a.local.as_str(),
                             "type" | "nil" | "schemaLocation" | "noNamespaceSchemaLocation"
@@ -1073,7 +1033,6 @@ impl<'s> Run<'s> {
                 }
             }
         }
-        self.attrs = attrs;
         let idcs: &[Arc<crate::identity::IdcDef>] = match elem {
             Some(e) => &comps.elements[e].idcs,
             None => &[],
@@ -1130,17 +1089,16 @@ impl<'s> Run<'s> {
         }
     }
 
-    fn lax_attributes<R: BufRead>(&mut self, reader: &XmlReader<R>) {
+    fn lax_attributes<R: BufRead>(&mut self, reader: &XmlReader<R>, attrs: &[Attribute]) {
         // Attributes of an undeclared element are validated only where global declarations exist.
         let comps = self.comps();
         let ns = Ns(reader);
-        let attrs = std::mem::take(&mut self.attrs);
-        for a in attrs.iter().take(self.nattrs) {
+        for a in attrs {
             set_str(&mut self.cur_attr, &a.local);
             self.cur_attr_on = true;
             let (line, column) = (a.line, a.column);
             let q = QName {
-                ns: a.ns.clone(),
+                ns: a.namespace.clone(),
                 local: a.local.clone(),
             };
             if let Some(&d) = comps.global_attributes.get(&q) {
@@ -1153,11 +1111,11 @@ impl<'s> Run<'s> {
                     column,
                     &|| format!("attribute {}", a.local),
                     "attribute_invalid",
+                    self.has_idcs,
                 );
             }
         }
         self.cur_attr_on = false;
-        self.attrs = attrs;
     }
 
     /// Validates a value, tracks IDs and IDREFs, checks NOTATION names.
@@ -1171,7 +1129,16 @@ impl<'s> Run<'s> {
         column: u64,
         what: &dyn Fn() -> String,
         code: &'static str,
+        want: bool,
     ) -> Option<KeyValue> {
+        // Without ID/IDREF/NOTATION bookkeeping and when nobody needs the value, a check
+        // that builds no value will do.
+        if !want && st.id_kind().is_none() && st.primitive() != Some(Primitive::Notation) {
+            if let Err(e) = st.check(lexical, ns) {
+                self.error(code, line, column, format!("{}: {e}", what()));
+            }
+            return None;
+        }
         match st.validate(lexical, ns) {
             Ok(value) => {
                 if let Some(kind) = st.id_kind() {
@@ -1375,23 +1342,22 @@ impl<'s> Run<'s> {
                 };
                 let constraint = decl.and_then(|d| d.constraint.clone());
                 if let Some(st) = st {
-                    let lexical = if text.is_empty() && !has_children {
-                        constraint
-                            .as_ref()
-                            .map(|c| c.lexical.clone())
-                            .unwrap_or(text)
+                    let lexical: &str = if text.is_empty() && !has_children {
+                        constraint.as_ref().map_or("", |c| c.lexical.as_str())
                     } else {
-                        text
+                        &text
                     };
                     let ns = Ns(reader);
+                    let want = self.idc.is_active() || constraint.as_ref().is_some_and(|c| c.fixed);
                     value = self.check_value(
                         &st,
-                        &lexical,
+                        lexical,
                         &ns,
                         line,
                         column,
                         &|| format!("content of <{display}>"),
                         "value_invalid",
+                        want,
                     );
                     if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &value)
                         && c.value.as_ref() != Some(&v.value)
@@ -1420,6 +1386,12 @@ impl<'s> Run<'s> {
                         );
                     }
                 }
+            }
+            // Hand the text buffer back to the frame, which is kept for reuse.
+            if let Some(f) = self.stack.last_mut() {
+                let mut text = text;
+                text.clear();
+                f.text = text;
             }
         }
         if self.idc.is_active() {

@@ -19,9 +19,10 @@ pub(crate) fn find_invalid_char(s: &str) -> Option<usize> {
     let bytes = s.as_bytes();
     let mut base = 0usize;
     for chunk in bytes.chunks(32) {
-        let suspicious = chunk
-            .iter()
-            .fold(false, |acc, &b| acc | (b < 0x20) | (b == 0xEF));
+        // Branch-free over the chunk (vectorises); tab, LF and CR are common and allowed.
+        let suspicious = chunk.iter().fold(false, |acc, &b| {
+            acc | ((b < 0x20) & (b != 0x9) & (b != 0xA) & (b != 0xD)) | (b == 0xEF)
+        });
         if suspicious {
             for (j, &b) in chunk.iter().enumerate() {
                 let i = base + j;
@@ -73,8 +74,47 @@ fn is_name_char(c: char) -> bool {
     }
 }
 
+/// Name classes by byte: 1 = ASCII NameStartChar, 2 = ASCII NameChar only,
+/// 3 = non-ASCII (decided per character), 0 = neither.
+const NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if c >= 0x80 {
+            3
+        } else if c.is_ascii_alphabetic() || c == b'_' || c == b':' {
+            1
+        } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
+            2
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
 /// XML `Name` production (colons allowed).
 pub(crate) fn is_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    let Some((&f, rest)) = b.split_first() else {
+        return false;
+    };
+    let mut acc = NAME_CLASS[usize::from(f)] & 1;
+    let mut ascii = f < 0x80;
+    for &c in rest {
+        let k = NAME_CLASS[usize::from(c)];
+        acc &= u8::from(k != 0);
+        ascii &= k != 3;
+    }
+    if ascii {
+        return acc == 1;
+    }
+    is_name_chars(s)
+}
+
+fn is_name_chars(s: &str) -> bool {
     let mut it = s.chars();
     match it.next() {
         Some(c) if is_name_start_char(c) => it.all(is_name_char),
@@ -90,7 +130,7 @@ pub(crate) fn is_ncname(s: &str) -> bool {
 /// Result of QName analysis: `Ok(Some(colon))`, `Ok(None)` (no prefix), or
 /// `Err(())` when `s` is not a QName.
 pub(crate) fn qname_colon(s: &str) -> Result<Option<usize>, ()> {
-    match memchr::memchr(b':', s.as_bytes()) {
+    match s.bytes().position(|b| b == b':') {
         None => {
             if is_name(s) {
                 Ok(None)
@@ -150,10 +190,38 @@ impl Pos {
     #[inline]
     pub(crate) fn advance(&mut self, s: &[u8]) {
         if s.len() <= 64 {
-            self.advance_small(s);
+            self.advance_words(s);
         } else {
             self.advance_large(s);
         }
+    }
+
+    /// Eight bytes at a time: a word without CR or LF only moves the column (by its count
+    /// of bytes that start a character); other words go byte by byte.
+    #[inline]
+    fn advance_words(&mut self, s: &[u8]) {
+        const LOW: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        #[inline]
+        fn has_byte(w: u64, b: u8) -> bool {
+            let v = w ^ (LOW * u64::from(b));
+            (v.wrapping_sub(LOW) & !v & HIGH) != 0
+        }
+        let mut chunks = s.chunks_exact(8);
+        for c in &mut chunks {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            let w = u64::from_le_bytes(a);
+            if has_byte(w, b'\n') || has_byte(w, b'\r') {
+                self.advance_small(c);
+            } else {
+                // Continuation bytes are 0b10xxxxxx: bit 7 set, bit 6 clear.
+                let cont = (w & !(w << 1) & HIGH).count_ones();
+                self.col += u64::from(8 - cont);
+                self.prev_cr = false;
+            }
+        }
+        self.advance_small(chunks.remainder());
     }
 
     #[inline]

@@ -1,8 +1,10 @@
 //! Streaming, namespace-aware, well-formedness-checking XML 1.0 reader for
 //! untrusted input.
 //!
-//! Tokenising is done by `quick_xml::Reader` (low level); everything quick-xml
-//! is lax about (characters, names, attribute syntax, namespaces, document
+//! Our own tokeniser scans the input in place: the input is read in 64 KiB
+//! chunks, checked as UTF-8 once per chunk and kept in a `String` window
+//! (`source.rs`), and tokens are slices of that window (no per-token copy).
+//! Well-formedness (characters, names, attribute syntax, namespaces, document
 //! structure, XML declaration, references, limits) is enforced here.
 //!
 //! Memory: one token (bounded by [`Limits::max_token_bytes`]), the current
@@ -26,10 +28,8 @@ mod tests;
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use quick_xml::events::Event as QEvent;
-
 use self::chars::{Pos, find_invalid_char, is_name, is_ncname, is_ws, is_xml_char, qname_colon};
-use self::source::{LimitHit, Source};
+use self::source::{Input, InputError};
 
 /// The namespace bound to the `xml` prefix.
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
@@ -155,6 +155,31 @@ enum Kind {
     Start,
     End,
     Text,
+    /// Text that is exactly `input.buf[s..e]` (no reference, CR, CDATA...): not copied.
+    TextRaw(usize, usize),
+    Eof,
+}
+
+/// A token: ranges are byte offsets into the input window.
+#[derive(Clone, Copy, Debug)]
+enum Tok {
+    Text(usize, usize),
+    /// `&name;`: the name.
+    Ref(usize, usize),
+    CData(usize, usize),
+    Comment(usize, usize),
+    /// Between `<?` and `?>`.
+    Pi(usize, usize),
+    /// Between `<?` and `?>` of a PI whose target is `xml`.
+    Decl(usize, usize),
+    /// After `<!DOCTYPE` and whitespace, to the closing `>` (excluded).
+    DocType(usize, usize),
+    /// Between `<` and `>`.
+    Start(usize, usize),
+    /// Between `<` and `/>`.
+    Empty(usize, usize),
+    /// The name between `</` and `>`, trailing whitespace removed.
+    End(usize, usize),
     Eof,
 }
 
@@ -179,9 +204,17 @@ struct RawAttr {
 
 /// Streaming XML reader. See the module documentation.
 pub struct XmlReader<R: BufRead> {
-    reader: quick_xml::Reader<Source<R>>,
+    input: Input<R>,
+    /// Window offset of the first byte not yet tokenised.
+    cur: usize,
+    /// Line/column at window offset `pos_off` (always at a token start).
+    pos: Pos,
+    pos_off: usize,
     limits: Limits,
-    buf: Vec<u8>,
+    /// The current token may contain a character that is not an XML `Char`.
+    chk: bool,
+    /// The event of the last successful `advance`.
+    last: Kind,
     phase: Phase,
     started: bool,
     bom_len: u64,
@@ -276,9 +309,32 @@ fn resolve_ref(name: &str) -> Result<char, String> {
     }
 }
 
+/// [`find_invalid_char`] when the token may hold a character that is not allowed
+/// (`chk`: the input window found one within it), else `None`.
+#[inline]
+fn bad_char(chk: bool, s: &str) -> Option<usize> {
+    if chk { find_invalid_char(s) } else { None }
+}
+
+/// Whether `s` contains a carriage return. (A plain loop for short slices: `contains`
+/// calls the vector search, whose set-up costs more than the loop here.)
+#[inline]
+#[allow(clippy::manual_contains)]
+fn has_cr(s: &[u8]) -> bool {
+    if s.len() <= 32 {
+        s.iter().any(|&b| b == b'\r')
+    } else {
+        memchr::memchr(b'\r', s).is_some()
+    }
+}
+
 /// Offset of the first `]]>` in `s`.
 #[inline]
+#[allow(clippy::manual_contains)] // plain loop on purpose, see `has_cr`
 fn find_cdata_end(s: &[u8]) -> Option<usize> {
+    if s.len() < 32 && !s.iter().any(|&b| b == b'>') {
+        return None;
+    }
     let mut from = 0usize;
     while let Some(i) = memchr::memchr(b'>', s.get(from..)?) {
         let gt = from + i;
@@ -310,9 +366,9 @@ fn push_normalized(out: &mut String, s: &str) {
 
 /// Attribute-value normalisation for CDATA attributes. Returns the byte
 /// offset (in `raw`) and message of the first error.
-fn normalize_attr(raw: &str, out: &mut String) -> Result<(), (usize, String)> {
+fn normalize_attr(raw: &str, out: &mut String, chk: bool) -> Result<(), (usize, String)> {
     out.clear();
-    if let Some(off) = find_invalid_char(raw) {
+    if let Some(off) = bad_char(chk, raw) {
         return Err((
             off,
             format!(
@@ -585,22 +641,14 @@ fn check_decl(rest: &str) -> Result<(), String> {
 
 impl<R: BufRead> XmlReader<R> {
     pub fn new(input: R, limits: Limits) -> Self {
-        let src = Source::new(input, limits.max_document_bytes, limits.max_token_bytes);
-        let mut reader = quick_xml::Reader::from_reader(src);
-        {
-            let c = reader.config_mut();
-            c.check_end_names = false;
-            c.allow_unmatched_ends = true;
-            c.check_comments = false;
-            c.expand_empty_elements = false;
-            c.trim_text(false);
-            c.allow_dangling_amp = false;
-            c.trim_markup_names_in_closing_tags = true;
-        }
         XmlReader {
-            reader,
+            input: Input::new(input, limits.max_document_bytes),
+            cur: 0,
+            pos: Pos::start(),
+            pos_off: 0,
             limits,
-            buf: Vec::with_capacity(4096),
+            chk: false,
+            last: Kind::Eof,
             phase: Phase::Prolog,
             started: false,
             bom_len: 0,
@@ -625,16 +673,31 @@ impl<R: BufRead> XmlReader<R> {
     /// Returns the next event. After `Eof` or an error, keeps returning it.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Event<'_>, XmlError> {
+        self.advance()?;
+        Ok(self.current())
+    }
+
+    /// Moves to the next event without borrowing it; [`Self::current`] then returns it
+    /// (so the reader can be queried, e.g. for namespaces, while the event is in use).
+    pub fn advance(&mut self) -> Result<(), XmlError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
         match self.next_inner() {
-            Ok(k) => Ok(self.make_event(k)),
+            Ok(k) => {
+                self.last = k;
+                Ok(())
+            }
             Err(e) => {
                 self.error = Some(e.clone());
                 Err(e)
             }
         }
+    }
+
+    /// The event [`Self::advance`] moved to (`Eof` before the first call).
+    pub fn current(&self) -> Event<'_> {
+        self.make_event(self.last)
     }
 
     /// Namespace URI bound to `prefix` ("" = default namespace) in the scope
@@ -657,12 +720,13 @@ impl<R: BufRead> XmlReader<R> {
 
     /// Bytes consumed from the input so far.
     pub fn bytes_consumed(&self) -> u64 {
-        self.reader.get_ref().consumed
+        self.input.base.saturating_add(self.cur as u64)
     }
 
     fn make_event(&self, k: Kind) -> Event<'_> {
         match k {
             Kind::Text => Event::Text(&self.text),
+            Kind::TextRaw(s, e) => Event::Text(self.input.buf.get(s..e).unwrap_or("")),
             Kind::End => Event::End,
             Kind::Eof => Event::Eof,
             Kind::Start => match self.frames.last() {
@@ -703,9 +767,24 @@ impl<R: BufRead> XmlReader<R> {
         Self::err(XmlErrorKind::LimitExceeded, pos, message)
     }
 
+    /// Line and column of window offset `off` (not before the last token start).
+    #[inline]
+    fn pos_at(&mut self, off: usize) -> (u64, u64) {
+        if off > self.pos_off {
+            self.pos.advance(
+                self.input
+                    .buf
+                    .as_bytes()
+                    .get(self.pos_off..off)
+                    .unwrap_or(&[]),
+            );
+            self.pos_off = off;
+        }
+        (self.pos.line, self.pos.col)
+    }
+
     fn cur_pos(&self) -> (u64, u64) {
-        let p = self.reader.get_ref().pos;
-        (p.line, p.col)
+        (self.pos.line, self.pos.col)
     }
 
     fn pop_frame(&mut self) {
@@ -720,11 +799,8 @@ impl<R: BufRead> XmlReader<R> {
 
     fn begin(&mut self) -> Result<(), XmlError> {
         self.started = true;
-        let src = self.reader.get_mut();
-        let head: [Option<u8>; 6] = match src.peek() {
-            Ok(b) => {
-                [b.first(), b.get(1), b.get(2), b.get(3), b.get(4), b.get(5)].map(|x| x.copied())
-            }
+        let head: [Option<u8>; 2] = match self.input.peek_raw() {
+            Ok(b) => [b.first().copied(), b.get(1).copied()],
             Err(e) => {
                 return Err(Self::err(
                     XmlErrorKind::Io,
@@ -734,29 +810,37 @@ impl<R: BufRead> XmlReader<R> {
             }
         };
         match head {
-            [Some(0xFE), Some(0xFF), ..] | [Some(0xFF), Some(0xFE), ..] => {
+            [Some(0xFE), Some(0xFF)] | [Some(0xFF), Some(0xFE)] => {
                 return Err(Self::malformed(
                     (1, 1),
                     "only UTF-8 documents are accepted (found a UTF-16 byte order mark)",
                 ));
             }
-            [Some(0), Some(0x3C), ..] | [Some(0x3C), Some(0), ..] | [Some(0), Some(0), ..] => {
+            [Some(0), Some(0x3C)] | [Some(0x3C), Some(0)] | [Some(0), Some(0)] => {
                 return Err(Self::malformed(
                     (1, 1),
                     "only UTF-8 documents are accepted (input looks like UTF-16/UTF-32)",
                 ));
             }
-            [Some(0xEF), Some(0xBB), Some(0xBF), a, b, c] => {
-                src.skip_invisible(3);
-                self.bom_len = 3;
-                if (a, b, c) == (Some(0xEF), Some(0xBB), Some(0xBF)) {
-                    return Err(Self::malformed(
-                        (1, 1),
-                        "text is not allowed before the root element (found a second byte order mark)",
-                    ));
-                }
-            }
             _ => {}
+        }
+        while self.input.buf.len() < 6 && self.input.read_more() {}
+        if self.input.buf.starts_with('\u{FEFF}') {
+            // The byte order mark is invisible: it moves neither the column nor the token start.
+            self.cur = 3;
+            self.pos_off = 3;
+            self.bom_len = 3;
+            if self
+                .input
+                .buf
+                .get(3..)
+                .is_some_and(|r| r.starts_with('\u{FEFF}'))
+            {
+                return Err(Self::malformed(
+                    (1, 1),
+                    "text is not allowed before the root element (found a second byte order mark)",
+                ));
+            }
         }
         Ok(())
     }
@@ -783,53 +867,342 @@ impl<R: BufRead> XmlReader<R> {
         if self.text.capacity() > (1 << 20) {
             self.text = String::with_capacity(4096);
         }
-        let mut buf = std::mem::take(&mut self.buf);
-        let r = self.read_loop(&mut buf);
-        // Do not keep a huge buffer around after an exceptional token.
-        if buf.capacity() > (1 << 20) {
-            buf = Vec::with_capacity(4096);
+        // Do not keep a huge window around after an exceptional token.
+        if self.input.buf.capacity() > (4 << 20) && self.input.buf.len() - self.cur < (1 << 20) {
+            self.drop_consumed();
+            self.input.buf.shrink_to(source::CHUNK * 2);
         }
-        self.buf = buf;
-        r
+        self.read_loop()
     }
 
-    fn map_qerr(&self, e: quick_xml::Error, pos: (u64, u64)) -> XmlError {
-        match self.reader.get_ref().limit_hit {
-            Some(LimitHit::Document) => {
-                return Self::limit(
-                    self.cur_pos(),
-                    format!(
-                        "document size exceeds the limit of {} bytes",
-                        self.limits.max_document_bytes
-                    ),
-                );
-            }
-            Some(LimitHit::Token) => {
-                return Self::limit(
-                    pos,
-                    format!(
-                        "a single token (tag, text run, comment, PI, CDATA or DOCTYPE) exceeds the limit of {} bytes",
-                        self.limits.max_token_bytes
-                    ),
-                );
-            }
-            None => {}
-        }
-        match e {
-            quick_xml::Error::Io(io) => {
-                Self::err(XmlErrorKind::Io, pos, format!("I/O error: {io}"))
-            }
-            quick_xml::Error::Encoding(_) => Self::malformed(
+    /// Drops the window before `cur` (nothing before it may be referenced any more).
+    fn drop_consumed(&mut self) {
+        self.pos_at(self.cur);
+        self.input.compact(self.cur);
+        self.pos_off = 0;
+        self.cur = 0;
+    }
+
+    /// The error for input that ended early because of `input.error`, if any.
+    fn input_error(&self, pos: (u64, u64)) -> Option<XmlError> {
+        Some(match self.input.error.as_ref()? {
+            InputError::Document => Self::limit(
+                pos,
+                format!(
+                    "document size exceeds the limit of {} bytes",
+                    self.limits.max_document_bytes
+                ),
+            ),
+            InputError::Io(m) => Self::err(XmlErrorKind::Io, pos, format!("I/O error: {m}")),
+            InputError::Utf8 => Self::malformed(
                 pos,
                 "invalid UTF-8 byte sequence (only UTF-8 documents are accepted)",
             ),
-            quick_xml::Error::IllFormed(quick_xml::errors::IllFormedError::UnclosedReference) => {
-                Self::malformed(
-                    pos,
-                    "'&' must start a reference such as '&amp;' terminated by ';'",
-                )
+        })
+    }
+
+    /// Makes more input available for the token starting at `self.cur` (which becomes
+    /// window offset 0 when consumed bytes are dropped). False at the end of the input.
+    fn more(&mut self, pos: (u64, u64)) -> Result<bool, XmlError> {
+        let used = self.input.buf.len().saturating_sub(self.cur) as u64;
+        if used > self.limits.max_token_bytes {
+            return Err(Self::limit(
+                pos,
+                format!(
+                    "a single token (tag, text run, comment, PI, CDATA or DOCTYPE) exceeds the limit of {} bytes",
+                    self.limits.max_token_bytes
+                ),
+            ));
+        }
+        if self.cur > 0 && self.cur >= self.input.buf.len() / 2 {
+            self.drop_consumed();
+        }
+        if self.input.read_more() {
+            return Ok(true);
+        }
+        match self.input_error(pos) {
+            Some(e) => Err(e),
+            None => Ok(false),
+        }
+    }
+
+    /// Window offset (relative to `cur`) of `needle` at or after relative offset `from`.
+    fn find_rel(
+        &mut self,
+        mut from: usize,
+        needle: &[u8],
+        pos: (u64, u64),
+    ) -> Result<Option<usize>, XmlError> {
+        loop {
+            let hay = self
+                .input
+                .buf
+                .as_bytes()
+                .get(self.cur + from..)
+                .unwrap_or(&[]);
+            let hit = match needle {
+                [b] => memchr::memchr(*b, hay),
+                _ => memchr::memmem::find(hay, needle),
+            };
+            if let Some(i) = hit {
+                return Ok(Some(from + i));
             }
-            other => Self::malformed(pos, format!("{other}")),
+            let avail = self.input.buf.len() - self.cur;
+            from = from.max(avail.saturating_sub(needle.len().saturating_sub(1)));
+            if !self.more(pos)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Ensures `n` bytes from `cur` are buffered if the input has them.
+    fn ensure(&mut self, n: usize, pos: (u64, u64)) -> Result<(), XmlError> {
+        while self.input.buf.len() - self.cur < n {
+            if !self.more(pos)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn unterminated(pos: (u64, u64), what: &str) -> XmlError {
+        Self::malformed(pos, format!("unexpected end of document inside {what}"))
+    }
+
+    /// Scans the token at `cur`; returns it and the window offset where the next one starts.
+    fn scan(&mut self, pos: (u64, u64)) -> Result<(Tok, usize), XmlError> {
+        // Text runs up to '<' or '&'.
+        let mut from = 0usize;
+        loop {
+            let hay = self
+                .input
+                .buf
+                .as_bytes()
+                .get(self.cur + from..)
+                .unwrap_or(&[]);
+            match memchr::memchr2(b'<', b'&', hay) {
+                Some(0) if from == 0 => break,
+                Some(i) => {
+                    let e = self.cur + from + i;
+                    return Ok((Tok::Text(self.cur, e), e));
+                }
+                None => {
+                    from = self.input.buf.len() - self.cur;
+                    if !self.more(pos)? {
+                        if from == 0 {
+                            return Ok((Tok::Eof, self.cur));
+                        }
+                        let e = self.cur + from;
+                        return Ok((Tok::Text(self.cur, e), e));
+                    }
+                }
+            }
+        }
+        let bytes = |me: &Self, i: usize| me.input.buf.as_bytes().get(me.cur + i).copied();
+        if bytes(self, 0) == Some(b'&') {
+            // A reference: a short run of name characters then ';'.
+            let mut i = 1usize;
+            loop {
+                match bytes(self, i) {
+                    Some(b';') => {
+                        let c = self.cur;
+                        return Ok((Tok::Ref(c + 1, c + i), c + i + 1));
+                    }
+                    Some(b'<' | b'&' | b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'"' | b'\'') => {
+                        break;
+                    }
+                    Some(_) => i += 1,
+                    None => {
+                        if i > 4096 || !self.more(pos)? {
+                            break;
+                        }
+                    }
+                }
+            }
+            return Err(Self::malformed(
+                pos,
+                "'&' must start a reference such as '&amp;' terminated by ';'",
+            ));
+        }
+        self.ensure(9, pos)?;
+        match bytes(self, 1) {
+            Some(b'/') => {
+                let near = self
+                    .input
+                    .buf
+                    .as_bytes()
+                    .get(self.cur + 2..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .take(64)
+                    .position(|&b| b == b'>')
+                    .map(|i| i + 2);
+                let found = match near {
+                    Some(i) => Some(i),
+                    None => self.find_rel(2, b">", pos)?,
+                };
+                let Some(gt) = found else {
+                    return Err(Self::unterminated(pos, "an end tag"));
+                };
+                let c = self.cur;
+                let name = self.input.buf.get(c + 2..c + gt).unwrap_or("");
+                let trimmed = name.trim_end_matches([' ', '\t', '\r', '\n']).len();
+                Ok((Tok::End(c + 2, c + 2 + trimmed), c + gt + 1))
+            }
+            Some(b'?') => {
+                let Some(q) = self.find_rel(2, b"?>", pos)? else {
+                    return Err(Self::unterminated(pos, "a processing instruction"));
+                };
+                let c = self.cur;
+                let content = self.input.buf.as_bytes().get(c + 2..c + q).unwrap_or(&[]);
+                let is_decl =
+                    content.starts_with(b"xml") && content.get(3).is_none_or(|&b| is_ws(b));
+                let t = if is_decl {
+                    Tok::Decl(c + 2, c + q)
+                } else {
+                    Tok::Pi(c + 2, c + q)
+                };
+                Ok((t, c + q + 2))
+            }
+            Some(b'!') => {
+                let head = self.input.buf.as_bytes().get(self.cur..).unwrap_or(&[]);
+                if head.starts_with(b"<!--") {
+                    let Some(e) = self.find_rel(4, b"-->", pos)? else {
+                        return Err(Self::unterminated(pos, "a comment"));
+                    };
+                    let c = self.cur;
+                    Ok((Tok::Comment(c + 4, c + e), c + e + 3))
+                } else if head.starts_with(b"<![CDATA[") {
+                    let Some(e) = self.find_rel(9, b"]]>", pos)? else {
+                        return Err(Self::unterminated(pos, "a CDATA section"));
+                    };
+                    let c = self.cur;
+                    Ok((Tok::CData(c + 9, c + e), c + e + 3))
+                } else if head.len() >= 9
+                    && head
+                        .get(2..9)
+                        .is_some_and(|k| k.eq_ignore_ascii_case(b"DOCTYPE"))
+                {
+                    if !self.limits.allow_doctype {
+                        return Err(Self::err(
+                            XmlErrorKind::DoctypeForbidden,
+                            pos,
+                            "DOCTYPE declarations are not accepted (no DTDs, no entity definitions)",
+                        ));
+                    }
+                    if head.get(2..9) != Some(b"DOCTYPE") {
+                        return Err(Self::malformed(
+                            pos,
+                            "the DOCTYPE keyword must be written in upper case",
+                        ));
+                    }
+                    self.scan_doctype(pos)
+                } else {
+                    Err(Self::malformed(
+                        pos,
+                        "'<!' must start a comment, a CDATA section or a DOCTYPE declaration",
+                    ))
+                }
+            }
+            _ => {
+                // A start tag: find '>' outside quoted attribute values.
+                let mut i = 1usize;
+                loop {
+                    let hay = self.input.buf.as_bytes().get(self.cur + i..).unwrap_or(&[]);
+                    match memchr::memchr3(b'>', b'"', b'\'', hay) {
+                        Some(k) => {
+                            let at = i + k;
+                            match hay.get(k) {
+                                Some(&q @ (b'"' | b'\'')) => {
+                                    match self.find_rel(at + 1, &[q], pos)? {
+                                        Some(end) => i = end + 1,
+                                        None => return Err(Self::unterminated(pos, "a start tag")),
+                                    }
+                                }
+                                _ => {
+                                    let c = self.cur;
+                                    let empty = at >= 2 && bytes(self, at - 1) == Some(b'/');
+                                    let t = if empty {
+                                        Tok::Empty(c + 1, c + at - 1)
+                                    } else {
+                                        Tok::Start(c + 1, c + at)
+                                    };
+                                    return Ok((t, c + at + 1));
+                                }
+                            }
+                        }
+                        None => {
+                            i = self.input.buf.len() - self.cur;
+                            if !self.more(pos)? {
+                                return Err(Self::unterminated(pos, "a start tag"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `<!DOCTYPE ...>` (allowed by the limits): skipped, internal subset included.
+    fn scan_doctype(&mut self, pos: (u64, u64)) -> Result<(Tok, usize), XmlError> {
+        let mut i = 9usize;
+        let mut subset = false;
+        loop {
+            let b = match self.input.buf.as_bytes().get(self.cur + i).copied() {
+                Some(b) => b,
+                None => {
+                    if !self.more(pos)? {
+                        return Err(Self::unterminated(pos, "a DOCTYPE declaration"));
+                    }
+                    continue;
+                }
+            };
+            match b {
+                b'"' | b'\'' => match self.find_rel(i + 1, &[b], pos)? {
+                    Some(e) => i = e + 1,
+                    None => return Err(Self::unterminated(pos, "a DOCTYPE declaration")),
+                },
+                b'[' if !subset => {
+                    subset = true;
+                    i += 1;
+                }
+                b']' if subset => {
+                    subset = false;
+                    i += 1;
+                }
+                b'<' if subset => {
+                    self.ensure(i + 4, pos)?;
+                    let rest = self.input.buf.as_bytes().get(self.cur + i..).unwrap_or(&[]);
+                    let (open, close): (usize, &[u8]) = if rest.starts_with(b"<!--") {
+                        (4, b"-->")
+                    } else if rest.starts_with(b"<?") {
+                        (2, b"?>")
+                    } else {
+                        (0, b"")
+                    };
+                    if open == 0 {
+                        i += 1;
+                    } else {
+                        match self.find_rel(i + open, close, pos)? {
+                            Some(e) => i = e + close.len(),
+                            None => return Err(Self::unterminated(pos, "a DOCTYPE declaration")),
+                        }
+                    }
+                }
+                b'>' if !subset => {
+                    let c = self.cur;
+                    let body = self.input.buf.as_bytes().get(c + 9..c + i).unwrap_or(&[]);
+                    if !body.first().is_some_and(|&b| is_ws(b)) {
+                        return Err(Self::malformed(
+                            pos,
+                            "malformed DOCTYPE declaration: expected whitespace after DOCTYPE",
+                        ));
+                    }
+                    let lead = body.iter().take_while(|&&b| is_ws(b)).count();
+                    return Ok((Tok::DocType(c + 9 + lead, c + i), c + i + 1));
+                }
+                _ => i += 1,
+            }
         }
     }
 
@@ -846,294 +1219,366 @@ impl<R: BufRead> XmlReader<R> {
         Ok(())
     }
 
-    /// After character content inside the root: is the text node finished?
-    fn should_flush(&mut self) -> bool {
-        match self.reader.get_mut().peek() {
-            Ok(b) => match b.first() {
-                None => true,
-                Some(b'<') => !matches!(b.get(1), Some(b'!') | Some(b'?')),
-                Some(_) => false,
-            },
-            Err(_) => true,
+    /// After character content inside the root: is the text node finished? (The next
+    /// token is a tag, or the input ended.) `keep`: window offset still referenced.
+    fn should_flush(&mut self) -> Result<bool, XmlError> {
+        let b = self.input.buf.as_bytes();
+        match (b.get(self.cur), b.get(self.cur + 1)) {
+            (Some(b'<'), Some(n)) => Ok(!matches!(n, b'!' | b'?')),
+            (Some(b'<'), None) | (None, _) => {
+                // Not buffered yet: the accumulated text is copied, so the window may move.
+                let p = self.cur_pos();
+                self.ensure(2, p)?;
+                let b = self.input.buf.as_bytes();
+                Ok(match (b.get(self.cur), b.get(self.cur + 1)) {
+                    (None, _) => true,
+                    (Some(b'<'), Some(n)) => !matches!(n, b'!' | b'?'),
+                    (Some(b'<'), None) => true,
+                    _ => false,
+                })
+            }
+            (Some(_), _) => Ok(false),
         }
     }
 
-    fn read_loop(&mut self, buf: &mut Vec<u8>) -> Result<Kind, XmlError> {
+    fn read_loop(&mut self) -> Result<Kind, XmlError> {
         let mut text_pos: Option<(u64, u64)> = None;
         loop {
-            buf.clear();
-            let src = self.reader.get_mut();
-            src.mark_token();
-            let tok_off = src.consumed;
-            let pos = (src.pos.line, src.pos.col);
-            let ev = match self.reader.read_event_into(buf) {
-                Ok(ev) => ev,
-                Err(e) => return Err(self.map_qerr(e, pos)),
-            };
+            let pos = self.pos_at(self.cur);
+            let tok_off = self.input.base.saturating_add(self.cur as u64);
+            let (tok, next) = self.scan(pos)?;
+            if (next.saturating_sub(self.cur)) as u64 > self.limits.max_token_bytes {
+                return Err(Self::limit(
+                    pos,
+                    format!(
+                        "a single token (tag, text run, comment, PI, CDATA or DOCTYPE) exceeds the limit of {} bytes",
+                        self.limits.max_token_bytes
+                    ),
+                ));
+            }
             let first_event = !self.any_event;
             self.any_event = true;
             let in_root = self.phase == Phase::Root;
-            let mut check_doctype_keyword = false;
-            match ev {
-                QEvent::Text(t) => {
-                    let s: &str = &t;
-                    if s.is_empty() {
-                    } else if in_root {
-                        if let Some(off) = find_invalid_char(s) {
-                            return Err(Self::malformed(
-                                pos_in(pos.0, pos.1, s.as_bytes(), off),
-                                format!(
-                                    "character {} is not allowed in XML",
-                                    describe_char_at(s, off)
-                                ),
-                            ));
-                        }
-                        if let Some(off) = find_cdata_end(s.as_bytes()) {
-                            return Err(Self::malformed(
-                                pos_in(pos.0, pos.1, s.as_bytes(), off),
-                                "']]>' is not allowed in text content (escape '>' as &gt;)",
-                            ));
-                        }
-                        text_pos.get_or_insert(pos);
-                        push_normalized(&mut self.text, s);
-                        self.check_text_len(pos)?;
-                    } else if let Some(off) = s.bytes().position(|b| !is_ws(b)) {
-                        let where_ = if self.phase == Phase::Prolog {
-                            "before"
-                        } else {
-                            "after"
-                        };
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1, s.as_bytes(), off),
-                            format!("text is not allowed {where_} the root element"),
-                        ));
-                    }
-                }
-                QEvent::GeneralRef(r) => {
-                    let name: &str = &r;
-                    if !in_root {
-                        return Err(Self::malformed(
-                            pos,
-                            format!(
-                                "reference '&{};' is not allowed outside the root element",
-                                clip(name)
-                            ),
-                        ));
-                    }
-                    let c = resolve_ref(name).map_err(|m| Self::malformed(pos, m))?;
-                    text_pos.get_or_insert(pos);
-                    self.text.push(c);
-                    self.check_text_len(pos)?;
-                }
-                QEvent::CData(c) => {
-                    let s: &str = &c;
-                    if !in_root {
-                        return Err(Self::malformed(
-                            pos,
-                            "CDATA sections are not allowed outside the root element",
-                        ));
-                    }
-                    if let Some(off) = find_invalid_char(s) {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1 + 9, s.as_bytes(), off),
-                            format!(
-                                "character {} is not allowed in XML",
-                                describe_char_at(s, off)
-                            ),
-                        ));
-                    }
-                    text_pos.get_or_insert(pos);
-                    push_normalized(&mut self.text, s);
-                    self.check_text_len(pos)?;
-                }
-                QEvent::Comment(c) => {
-                    let s: &str = &c;
-                    if let Some(off) = find_invalid_char(s) {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
-                            format!(
-                                "character {} is not allowed in XML",
-                                describe_char_at(s, off)
-                            ),
-                        ));
-                    }
-                    if let Some(off) = memchr::memmem::find(s.as_bytes(), b"--") {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
-                            "'--' is not allowed inside a comment",
-                        ));
-                    }
-                    if s.ends_with('-') {
-                        return Err(Self::malformed(pos, "a comment must not end with '--->'"));
-                    }
-                }
-                QEvent::PI(p) => {
-                    let s: &str = &p;
-                    let tend = s.bytes().position(is_ws).unwrap_or(s.len());
-                    let target = s.get(..tend).unwrap_or("");
-                    if target.len() > self.limits.max_name_len {
-                        return Err(Self::limit(
-                            pos,
-                            format!(
-                                "name length exceeds the limit of {} bytes",
-                                self.limits.max_name_len
-                            ),
-                        ));
-                    }
-                    if !is_ncname(target) {
-                        return Err(Self::malformed(
-                            pos,
-                            format!("invalid processing instruction target '{}'", clip(target)),
-                        ));
-                    }
-                    if target.eq_ignore_ascii_case("xml") {
-                        return Err(Self::malformed(
-                            pos,
-                            if target == "xml" {
-                                "the XML declaration is only allowed at the very start of the document".to_owned()
-                            } else {
-                                format!("processing instruction target '{target}' is reserved")
-                            },
-                        ));
-                    }
-                    if let Some(off) = find_invalid_char(s) {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1 + 2, s.as_bytes(), off),
-                            format!(
-                                "character {} is not allowed in XML",
-                                describe_char_at(s, off)
-                            ),
-                        ));
-                    }
-                }
-                QEvent::Decl(d) => {
-                    if !first_event || tok_off != self.bom_len {
-                        return Err(Self::malformed(
-                            pos,
-                            "the XML declaration is only allowed at the very start of the document",
-                        ));
-                    }
-                    let s: &str = &d;
-                    if let Some(off) = find_invalid_char(s) {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1 + 2, s.as_bytes(), off),
-                            format!(
-                                "character {} is not allowed in XML",
-                                describe_char_at(s, off)
-                            ),
-                        ));
-                    }
-                    check_decl(s.get(3..).unwrap_or("")).map_err(|m| Self::malformed(pos, m))?;
-                }
-                QEvent::DocType(d) => {
-                    if !self.limits.allow_doctype {
-                        return Err(Self::err(
-                            XmlErrorKind::DoctypeForbidden,
-                            pos,
-                            "DOCTYPE declarations are not accepted (no DTDs, no entity definitions)",
-                        ));
-                    }
-                    if self.phase != Phase::Prolog || self.seen_doctype {
-                        return Err(Self::malformed(
-                            pos,
-                            "a DOCTYPE declaration is only allowed once, before the root element",
-                        ));
-                    }
-                    self.seen_doctype = true;
-                    let s: &str = &d;
-                    if let Some(off) = find_invalid_char(s) {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1, s.as_bytes(), off),
-                            format!(
-                                "character {} is not allowed in XML",
-                                describe_char_at(s, off)
-                            ),
-                        ));
-                    }
-                    let nend = s
-                        .bytes()
-                        .position(|b| is_ws(b) || b == b'[')
-                        .unwrap_or(s.len());
-                    if qname_colon(s.get(..nend).unwrap_or("")).is_err() {
-                        return Err(Self::malformed(
-                            pos,
-                            "malformed DOCTYPE declaration: invalid name",
-                        ));
-                    }
-                    // The internal subset is skipped; nothing is expanded or fetched.
-                    check_doctype_keyword = true;
-                }
-                QEvent::Start(s) => {
-                    let content: &str = &s;
-                    self.start_tag(content, pos)?;
-                    (self.ev_line, self.ev_col) = pos;
-                    return Ok(Kind::Start);
-                }
-                QEvent::Empty(s) => {
-                    let content: &str = &s;
-                    self.start_tag(content, pos)?;
-                    self.pending_end = true;
-                    (self.ev_line, self.ev_col) = pos;
-                    return Ok(Kind::Start);
-                }
-                QEvent::End(e) => {
-                    let name: &str = &e;
-                    let Some(f) = self.frames.last() else {
-                        return Err(Self::malformed(
-                            pos,
-                            format!("unexpected end tag '</{}>': no element is open", clip(name)),
-                        ));
-                    };
-                    let open = self.names.get(f.start..).unwrap_or("");
-                    if open != name {
-                        return Err(Self::malformed(
-                            pos,
-                            format!(
-                                "expected '</{}>' to close <{}> opened at line {}, found '</{}>'",
-                                open,
-                                open,
-                                f.line,
-                                clip(name)
-                            ),
-                        ));
-                    }
-                    self.pending_pop = true;
-                    (self.ev_line, self.ev_col) = pos;
-                    return Ok(Kind::End);
-                }
-                QEvent::Eof => {
-                    if let Some(f) = self.frames.last() {
-                        let open = self.names.get(f.start..).unwrap_or("");
-                        return Err(Self::malformed(
-                            pos,
-                            format!(
-                                "unexpected end of document: <{}> opened at line {}, column {} is not closed",
-                                open, f.line, f.col
-                            ),
-                        ));
-                    }
-                    if self.phase == Phase::Prolog {
-                        return Err(Self::malformed(pos, "document has no root element"));
-                    }
-                    self.phase = Phase::Done;
-                    (self.ev_line, self.ev_col) = pos;
-                    return Ok(Kind::Eof);
-                }
+            // The input window found the first character that is not allowed in XML; tokens
+            // that contain it check their characters (for the precise message and position).
+            self.chk = self
+                .input
+                .bad_char
+                .is_some_and(|b| b < self.input.base.saturating_add(next as u64));
+            // Token contents borrow the window; `self.cur` moves on once the token is handled.
+            let buf = std::mem::take(&mut self.input.buf);
+            let r = self.handle(tok, &buf, pos, tok_off, first_event, in_root, &mut text_pos);
+            if self.chk && r.is_ok() {
+                let at = self
+                    .input
+                    .bad_char
+                    .map_or(0, |b| b.saturating_sub(self.input.base) as usize);
+                let tok_bytes = buf.as_bytes().get(self.cur..).unwrap_or(&[]);
+                let off = at.saturating_sub(self.cur);
+                let e = Self::malformed(
+                    pos_in(pos.0, pos.1, tok_bytes, off),
+                    format!(
+                        "character {} is not allowed in XML",
+                        describe_char_at(&buf, at)
+                    ),
+                );
+                self.input.buf = buf;
+                return Err(e);
             }
-            if check_doctype_keyword {
-                let head = buf.get(..buf.len().min(12)).unwrap_or(&[]);
-                if memchr::memmem::find(head, b"DOCTYPE").is_none() {
-                    return Err(Self::malformed(
-                        pos,
-                        "the DOCTYPE keyword must be written in upper case",
-                    ));
+            self.input.buf = buf;
+            self.cur = next;
+            match r? {
+                Some(Kind::TextRaw(s, e)) => {
+                    // A single run of plain text: hand it out in place if a tag follows.
+                    if self.should_flush_raw()? {
+                        (self.ev_line, self.ev_col) = pos;
+                        return Ok(Kind::TextRaw(s, e));
+                    }
+                    let piece = self.input.buf.get(s..e).unwrap_or("");
+                    self.text.push_str(piece);
                 }
+                Some(k) => return Ok(k),
+                None => {}
             }
-            if in_root && !self.text.is_empty() && self.should_flush() {
+            if in_root && !self.text.is_empty() && self.should_flush()? {
                 (self.ev_line, self.ev_col) = text_pos.unwrap_or(pos);
                 return Ok(Kind::Text);
             }
         }
+    }
+
+    /// Like [`Self::should_flush`] but never moves the window (so in-place text stays valid).
+    fn should_flush_raw(&mut self) -> Result<bool, XmlError> {
+        let b = self.input.buf.as_bytes();
+        Ok(match (b.get(self.cur), b.get(self.cur + 1)) {
+            (Some(b'<'), Some(n)) => !matches!(n, b'!' | b'?'),
+            _ => false,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle(
+        &mut self,
+        tok: Tok,
+        buf: &str,
+        pos: (u64, u64),
+        tok_off: u64,
+        first_event: bool,
+        in_root: bool,
+        text_pos: &mut Option<(u64, u64)>,
+    ) -> Result<Option<Kind>, XmlError> {
+        let get = |s: usize, e: usize| buf.get(s..e).unwrap_or("");
+        match tok {
+            Tok::Text(ts, te) => {
+                let s = get(ts, te);
+                if s.is_empty() {
+                } else if in_root {
+                    if let Some(off) = bad_char(self.chk, s) {
+                        return Err(Self::malformed(
+                            pos_in(pos.0, pos.1, s.as_bytes(), off),
+                            format!(
+                                "character {} is not allowed in XML",
+                                describe_char_at(s, off)
+                            ),
+                        ));
+                    }
+                    if let Some(off) = find_cdata_end(s.as_bytes()) {
+                        return Err(Self::malformed(
+                            pos_in(pos.0, pos.1, s.as_bytes(), off),
+                            "']]>' is not allowed in text content (escape '>' as &gt;)",
+                        ));
+                    }
+                    if self.text.is_empty() && !has_cr(s.as_bytes()) {
+                        if s.len() > self.limits.max_text_len {
+                            return Err(Self::limit(
+                                pos,
+                                format!(
+                                    "text node exceeds the limit of {} bytes",
+                                    self.limits.max_text_len
+                                ),
+                            ));
+                        }
+                        text_pos.get_or_insert(pos);
+                        return Ok(Some(Kind::TextRaw(ts, te)));
+                    }
+                    text_pos.get_or_insert(pos);
+                    push_normalized(&mut self.text, s);
+                    self.check_text_len(pos)?;
+                } else if let Some(off) = s.bytes().position(|b| !is_ws(b)) {
+                    let where_ = if self.phase == Phase::Prolog {
+                        "before"
+                    } else {
+                        "after"
+                    };
+                    return Err(Self::malformed(
+                        pos_in(pos.0, pos.1, s.as_bytes(), off),
+                        format!("text is not allowed {where_} the root element"),
+                    ));
+                }
+            }
+            Tok::Ref(ns, ne) => {
+                let name = get(ns, ne);
+                if !in_root {
+                    return Err(Self::malformed(
+                        pos,
+                        format!(
+                            "reference '&{};' is not allowed outside the root element",
+                            clip(name)
+                        ),
+                    ));
+                }
+                let c = resolve_ref(name).map_err(|m| Self::malformed(pos, m))?;
+                text_pos.get_or_insert(pos);
+                self.text.push(c);
+                self.check_text_len(pos)?;
+            }
+            Tok::CData(cs, ce) => {
+                let s = get(cs, ce);
+                if !in_root {
+                    return Err(Self::malformed(
+                        pos,
+                        "CDATA sections are not allowed outside the root element",
+                    ));
+                }
+                if let Some(off) = bad_char(self.chk, s) {
+                    return Err(Self::malformed(
+                        pos_in(pos.0, pos.1 + 9, s.as_bytes(), off),
+                        format!(
+                            "character {} is not allowed in XML",
+                            describe_char_at(s, off)
+                        ),
+                    ));
+                }
+                text_pos.get_or_insert(pos);
+                push_normalized(&mut self.text, s);
+                self.check_text_len(pos)?;
+            }
+            Tok::Comment(cs, ce) => {
+                let s = get(cs, ce);
+                if let Some(off) = bad_char(self.chk, s) {
+                    return Err(Self::malformed(
+                        pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
+                        format!(
+                            "character {} is not allowed in XML",
+                            describe_char_at(s, off)
+                        ),
+                    ));
+                }
+                if let Some(off) = memchr::memmem::find(s.as_bytes(), b"--") {
+                    return Err(Self::malformed(
+                        pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
+                        "'--' is not allowed inside a comment",
+                    ));
+                }
+                if s.ends_with('-') {
+                    return Err(Self::malformed(pos, "a comment must not end with '--->'"));
+                }
+            }
+            Tok::Pi(ps, pe) => {
+                let s = get(ps, pe);
+                let tend = s.bytes().position(is_ws).unwrap_or(s.len());
+                let target = s.get(..tend).unwrap_or("");
+                if target.len() > self.limits.max_name_len {
+                    return Err(Self::limit(
+                        pos,
+                        format!(
+                            "name length exceeds the limit of {} bytes",
+                            self.limits.max_name_len
+                        ),
+                    ));
+                }
+                if !is_ncname(target) {
+                    return Err(Self::malformed(
+                        pos,
+                        format!("invalid processing instruction target '{}'", clip(target)),
+                    ));
+                }
+                if target.eq_ignore_ascii_case("xml") {
+                    return Err(Self::malformed(
+                        pos,
+                        if target == "xml" {
+                            "the XML declaration is only allowed at the very start of the document"
+                                .to_owned()
+                        } else {
+                            format!("processing instruction target '{target}' is reserved")
+                        },
+                    ));
+                }
+                if let Some(off) = bad_char(self.chk, s) {
+                    return Err(Self::malformed(
+                        pos_in(pos.0, pos.1 + 2, s.as_bytes(), off),
+                        format!(
+                            "character {} is not allowed in XML",
+                            describe_char_at(s, off)
+                        ),
+                    ));
+                }
+            }
+            Tok::Decl(ds, de) => {
+                if !first_event || tok_off != self.bom_len {
+                    return Err(Self::malformed(
+                        pos,
+                        "the XML declaration is only allowed at the very start of the document",
+                    ));
+                }
+                let s = get(ds, de);
+                if let Some(off) = bad_char(self.chk, s) {
+                    return Err(Self::malformed(
+                        pos_in(pos.0, pos.1 + 2, s.as_bytes(), off),
+                        format!(
+                            "character {} is not allowed in XML",
+                            describe_char_at(s, off)
+                        ),
+                    ));
+                }
+                check_decl(s.get(3..).unwrap_or("")).map_err(|m| Self::malformed(pos, m))?;
+            }
+            Tok::DocType(ds, de) => {
+                if self.phase != Phase::Prolog || self.seen_doctype {
+                    return Err(Self::malformed(
+                        pos,
+                        "a DOCTYPE declaration is only allowed once, before the root element",
+                    ));
+                }
+                self.seen_doctype = true;
+                let s = get(ds, de);
+                if let Some(off) = bad_char(self.chk, s) {
+                    return Err(Self::malformed(
+                        pos_in(pos.0, pos.1, s.as_bytes(), off),
+                        format!(
+                            "character {} is not allowed in XML",
+                            describe_char_at(s, off)
+                        ),
+                    ));
+                }
+                let nend = s
+                    .bytes()
+                    .position(|b| is_ws(b) || b == b'[')
+                    .unwrap_or(s.len());
+                if qname_colon(s.get(..nend).unwrap_or("")).is_err() {
+                    return Err(Self::malformed(
+                        pos,
+                        "malformed DOCTYPE declaration: invalid name",
+                    ));
+                }
+                // The internal subset is skipped; nothing is expanded or fetched.
+            }
+            Tok::Start(ss, se) => {
+                self.start_tag(get(ss, se), pos)?;
+                (self.ev_line, self.ev_col) = pos;
+                return Ok(Some(Kind::Start));
+            }
+            Tok::Empty(ss, se) => {
+                self.start_tag(get(ss, se), pos)?;
+                self.pending_end = true;
+                (self.ev_line, self.ev_col) = pos;
+                return Ok(Some(Kind::Start));
+            }
+            Tok::End(ns, ne) => {
+                let name = get(ns, ne);
+                let Some(f) = self.frames.last() else {
+                    return Err(Self::malformed(
+                        pos,
+                        format!("unexpected end tag '</{}>': no element is open", clip(name)),
+                    ));
+                };
+                let open = self.names.get(f.start..).unwrap_or("");
+                if open != name {
+                    return Err(Self::malformed(
+                        pos,
+                        format!(
+                            "expected '</{}>' to close <{}> opened at line {}, found '</{}>'",
+                            open,
+                            open,
+                            f.line,
+                            clip(name)
+                        ),
+                    ));
+                }
+                self.pending_pop = true;
+                (self.ev_line, self.ev_col) = pos;
+                return Ok(Some(Kind::End));
+            }
+            Tok::Eof => {
+                if let Some(f) = self.frames.last() {
+                    let open = self.names.get(f.start..).unwrap_or("");
+                    return Err(Self::malformed(
+                        pos,
+                        format!(
+                            "unexpected end of document: <{}> opened at line {}, column {} is not closed",
+                            open, f.line, f.col
+                        ),
+                    ));
+                }
+                if self.phase == Phase::Prolog {
+                    return Err(Self::malformed(pos, "document has no root element"));
+                }
+                self.phase = Phase::Done;
+                (self.ev_line, self.ev_col) = pos;
+                return Ok(Some(Kind::Eof));
+            }
+        }
+        Ok(None)
     }
 
     fn start_tag(&mut self, content: &str, pos: (u64, u64)) -> Result<(), XmlError> {
@@ -1395,7 +1840,8 @@ impl<R: BufRead> XmlReader<R> {
                     ),
                 ));
             }
-            normalize_attr(value_of(r), &mut value).map_err(|(_, m)| Self::malformed(here, m))?;
+            normalize_attr(value_of(r), &mut value, self.chk)
+                .map_err(|(_, m)| Self::malformed(here, m))?;
             if value.len() > self.limits.max_text_len {
                 return Err(Self::limit(
                     here,
@@ -1543,7 +1989,8 @@ impl<R: BufRead> XmlReader<R> {
             a.local.push_str(local);
             a.line = r.line;
             a.column = r.col;
-            normalize_attr(value_of(r), &mut a.value).map_err(|(_, m)| Self::malformed(here, m))?;
+            normalize_attr(value_of(r), &mut a.value, self.chk)
+                .map_err(|(_, m)| Self::malformed(here, m))?;
             if a.value.len() > self.limits.max_text_len {
                 return Err(Self::limit(
                     here,
