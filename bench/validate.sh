@@ -3,7 +3,11 @@
 #
 #   bench/validate.sh                 # 100 MB document
 #   SIZE_MB=20 bench/validate.sh      # other size
-#   BIG=1 bench/validate.sh           # also a ~1 GB document (our engine only; deleted afterwards)
+#   BIG=1 bench/validate.sh           # also a ~1 GB document (deleted afterwards)
+#   ROUNDS=9 bench/validate.sh        # runs per engine (default 5), alternating
+#
+# Prints, per engine, the median and the best of its runs: this VM's speed drifts by
+# tens of percent within minutes, so a single run says little.
 #
 # Needs: cargo, python3, xmllint (Debian: apt-get install libxml2-utils),
 #        GNU time at /usr/bin/time (Debian: apt-get install time).
@@ -17,6 +21,7 @@ cd "$ROOT"
 SIZE_MB="${SIZE_MB:-100}"
 BIG="${BIG:-0}"
 BIG_MB="${BIG_MB:-1024}"
+ROUNDS="${ROUNDS:-5}"
 SCHEMA="bench/schema/records.xsd"
 OUT="bench/out"
 GW="target/release/gateway"
@@ -41,7 +46,7 @@ mkdir -p "$OUT"
 echo "== build (cargo build --release)"
 cargo build --release --quiet
 
-# measure LABEL FILE CMD... : runs CMD under /usr/bin/time -v; sets M_RC, M_SECS, M_RSS_KB.
+# measure CMD... : runs CMD under /usr/bin/time -v; sets M_RC, M_SECS, M_RSS_KB.
 measure() {
     local tf; tf="$(mktemp)"
     local t0 t1
@@ -59,28 +64,40 @@ measure() {
     rm -f "$tf" "$tf.err"
 }
 
-# best_of_two ENGINE FILE CMD... : prints a table row, fails if the command did not exit 0.
+# A row per engine: the median and best of its runs (seconds, MB/s) and its peak RSS.
 ROWS=()
-best_of_two() {
-    local engine="$1" file="$2"; shift 2
-    local bytes best_s="" best_rss="" i
+add_row() { # ENGINE FILE "SECS..." MAX_RSS_KB
+    local engine="$1" file="$2" secs="$3" rss="$4" bytes
     bytes=$(stat -c %s "$file")
-    for i in 1 2; do
-        measure "$@"
-        if [ "$M_RC" != 0 ]; then
-            echo "FAIL: $engine exited $M_RC on valid file $file" >&2
-            exit 1
-        fi
-        if [ -z "$best_s" ] || awk -v a="$M_SECS" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then
-            best_s="$M_SECS"; best_rss="$M_RSS_KB"
-        fi
+    ROWS+=("$(echo "$secs" | tr ' ' '\n' | sort -n | awk -v e="$engine" -v f="$(basename "$file")" \
+        -v by="$bytes" -v r="$rss" '
+        { t[NR] = $1 }
+        END {
+            med = (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2
+            printf "%-10s %-22s %7.1f %4d %9.3f %9.1f %9.1f %10.1f", e, f, by / 1048576, NR, med,
+                by / 1048576 / med, by / 1048576 / t[1], r / 1024
+        }')")
+}
+
+# alternate FILE ROUNDS : runs gateway and xmllint in turn ROUNDS times each (so that both
+# see the same slow and fast moments of a shared machine); fails if either rejects FILE.
+alternate() {
+    local file="$1" rounds="$2" i gw_s="" xl_s="" gw_rss=0 xl_rss=0
+    for i in $(seq "$rounds"); do
+        measure "$GW" validate --schema "$SCHEMA" "$file"
+        [ "$M_RC" = 0 ] || { echo "FAIL: gateway exited $M_RC on valid file $file" >&2; exit 1; }
+        gw_s="$gw_s $M_SECS"; [ "$M_RSS_KB" -gt "$gw_rss" ] && gw_rss="$M_RSS_KB"
+        measure xmllint --noout --stream --schema "$SCHEMA" "$file"
+        [ "$M_RC" = 0 ] || { echo "FAIL: xmllint exited $M_RC on valid file $file" >&2; exit 1; }
+        xl_s="$xl_s $M_SECS"; [ "$M_RSS_KB" -gt "$xl_rss" ] && xl_rss="$M_RSS_KB"
     done
-    ROWS+=("$(awk -v e="$engine" -v f="$(basename "$file")" -v s="$best_s" -v by="$bytes" -v r="$best_rss" \
-        'BEGIN { printf "%-10s %-22s %9.1f %9.3f %9.1f %10.1f", e, f, by / 1048576, s, by / 1048576 / s, r / 1024 }')")
+    add_row gateway "$file" "${gw_s# }" "$gw_rss"
+    add_row xmllint "$file" "${xl_s# }" "$xl_rss"
 }
 
 print_table() {
-    printf "%-10s %-22s %9s %9s %9s %10s\n" engine file MB seconds "MB/s" "peakRSS_MB"
+    printf "%-10s %-22s %7s %4s %9s %9s %9s %10s\n" engine file MB runs "median_s" \
+        "MB/s" "best_MB/s" "peakRSS_MB"
     local row
     for row in "${ROWS[@]}"; do echo "$row"; done
 }
@@ -113,9 +130,8 @@ DOC="$OUT/records-${SIZE_MB}mb.xml"
 python3 bench/gen_records.py "$DOC" "$SIZE_MB"
 ls -l "$DOC"
 
-echo "== validate (best of two runs each)"
-best_of_two gateway "$DOC" "$GW" validate --schema "$SCHEMA" "$DOC"
-best_of_two xmllint "$DOC" xmllint --noout --stream --schema "$SCHEMA" "$DOC"
+echo "== validate ($ROUNDS rounds, gateway and xmllint alternating)"
+alternate "$DOC" "$ROUNDS"
 
 if [ "$BIG" = 1 ]; then
     BIGDOC="$OUT/records-${BIG_MB}mb.xml"
@@ -123,8 +139,8 @@ if [ "$BIG" = 1 ]; then
     echo "== generate ${BIG_MB} MB document"
     python3 bench/gen_records.py "$BIGDOC" "$BIG_MB"
     ls -l "$BIGDOC"
-    echo "== validate big document (gateway only, best of two)"
-    best_of_two gateway "$BIGDOC" "$GW" validate --schema "$SCHEMA" "$BIGDOC"
+    echo "== validate big document (both engines, 2 rounds)"
+    alternate "$BIGDOC" 2
     rm -f "$BIGDOC"
 fi
 

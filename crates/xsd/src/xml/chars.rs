@@ -170,6 +170,52 @@ pub(crate) fn count_chars(s: &[u8]) -> u64 {
         .count() as u64
 }
 
+/// The first `x` or `y` in `s`. Tokens and lines are mostly short, where `memchr`'s
+/// set-up costs more than the search: the first 64 bytes are scanned a word at a time.
+#[inline]
+pub(crate) fn find_byte2(x: u8, y: u8, s: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let (wx, wy) = (LOW * u64::from(x), LOW * u64::from(y));
+    let mut i = 0usize;
+    while i < 64 {
+        let Some(c) = s.get(i..i + 8) else { break };
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let w = u64::from_le_bytes(a);
+        let (p, q) = (w ^ wx, w ^ wy);
+        // A zero byte of p or q is a match; the lowest flagged byte is always exact.
+        let m = ((p.wrapping_sub(LOW) & !p) | (q.wrapping_sub(LOW) & !q)) & HIGH;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr2(x, y, s.get(i..).unwrap_or(&[])).map(|k| i + k)
+}
+
+/// The first byte of `s` that is not ASCII.
+#[inline]
+pub(crate) fn find_non_ascii(s: &[u8]) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    let mut i = 0usize;
+    for c in &mut chunks {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let m = u64::from_le_bytes(a) & HIGH;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b >= 0x80)
+        .map(|k| i + k)
+}
+
 /// A line/column cursor. Line ends are LF, CRLF and lone CR.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pos {
@@ -292,6 +338,39 @@ mod tests {
                 count_chars(text.as_bytes()),
                 text.chars().count() as u64,
                 "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn find_byte2_matches_a_plain_search() {
+        let mut text = Vec::new();
+        let alphabet = b"ab\xC3\xA9<&\n\rz \x01\xFF";
+        for n in 0..200usize {
+            text.push(alphabet[n * 7 % alphabet.len()]);
+        }
+        for start in 0..text.len() {
+            let s = &text[start..];
+            for (x, y) in [(b'<', b'&'), (b'\n', b'\r'), (b'z', b'z'), (0x01, 0xFF)] {
+                let want = s.iter().position(|&b| b == x || b == y);
+                assert_eq!(find_byte2(x, y, s), want, "{start} {x} {y}");
+            }
+        }
+        assert_eq!(find_byte2(b'<', b'&', &[b'a'; 100]), None);
+        let mut late = vec![b'a'; 100];
+        late[99] = b'&';
+        assert_eq!(find_byte2(b'<', b'&', &late), Some(99));
+    }
+
+    #[test]
+    fn find_non_ascii_matches_a_plain_search() {
+        let text = "abcdefgh\u{e9}ijklmnopqrstuvw\u{20ac}xyz".as_bytes();
+        for start in 0..text.len() {
+            let s = &text[start..];
+            assert_eq!(
+                find_non_ascii(s),
+                s.iter().position(|&b| b >= 0x80),
+                "{start}"
             );
         }
     }

@@ -28,7 +28,10 @@ mod tests;
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use self::chars::{Pos, find_invalid_char, is_name, is_ncname, is_ws, is_xml_char, qname_colon};
+use self::chars::{
+    Pos, count_chars, find_byte2, find_invalid_char, find_non_ascii, is_name, is_ncname, is_ws,
+    is_xml_char, qname_colon,
+};
 use self::source::{Input, InputError};
 
 /// The namespace bound to the `xml` prefix.
@@ -210,6 +213,12 @@ pub struct XmlReader<R: BufRead> {
     /// Line/column at window offset `pos_off` (always at a token start).
     pos: Pos,
     pos_off: usize,
+    /// Window offsets at or after `pos_off`: the first line terminator and the first
+    /// non-ASCII byte, or where the search for them stopped (the window's end then).
+    /// Between tokens of one ASCII line a position is then one addition; each byte is
+    /// searched once, not once per token.
+    eol: usize,
+    wide: usize,
     limits: Limits,
     /// The current token may contain a character that is not an XML `Char`.
     chk: bool,
@@ -646,6 +655,8 @@ impl<R: BufRead> XmlReader<R> {
             cur: 0,
             pos: Pos::start(),
             pos_off: 0,
+            eol: 0,
+            wide: 0,
             limits,
             chk: false,
             last: Kind::Eof,
@@ -770,17 +781,57 @@ impl<R: BufRead> XmlReader<R> {
     /// Line and column of window offset `off` (not before the last token start).
     #[inline]
     fn pos_at(&mut self, off: usize) -> (u64, u64) {
-        if off > self.pos_off {
-            self.pos.advance(
-                self.input
-                    .buf
-                    .as_bytes()
-                    .get(self.pos_off..off)
-                    .unwrap_or(&[]),
-            );
-            self.pos_off = off;
+        if off <= self.eol && off <= self.wide {
+            if off > self.pos_off {
+                self.pos.col += (off - self.pos_off) as u64;
+                self.pos.prev_cr = false;
+                self.pos_off = off;
+            }
+        } else {
+            self.pos_slow(off);
         }
         (self.pos.line, self.pos.col)
+    }
+
+    /// [`Self::pos_at`] across line ends, non-ASCII text or the end of a search.
+    fn pos_slow(&mut self, off: usize) {
+        let bytes = self.input.buf.as_bytes();
+        let off = off.min(bytes.len());
+        let is_eol = |i: usize| matches!(bytes.get(i), Some(b'\n' | b'\r'));
+        let is_wide = |i: usize| bytes.get(i).is_some_and(|&b| b >= 0x80);
+        while self.pos_off < off {
+            if self.eol < self.pos_off || (self.eol < off && !is_eol(self.eol)) {
+                let from = self.eol.max(self.pos_off);
+                let rest = bytes.get(from..).unwrap_or(&[]);
+                self.eol = from + find_byte2(b'\n', b'\r', rest).unwrap_or(rest.len());
+            }
+            if self.wide < self.pos_off || (self.wide < off && !is_wide(self.wide)) {
+                let from = self.wide.max(self.pos_off);
+                let rest = bytes.get(from..).unwrap_or(&[]);
+                self.wide = from + find_non_ascii(rest).unwrap_or(rest.len());
+            }
+            let end = self.eol.min(off);
+            if end > self.pos_off {
+                let seg = bytes.get(self.pos_off..end).unwrap_or(&[]);
+                self.pos.col += if self.wide < end {
+                    count_chars(seg)
+                } else {
+                    seg.len() as u64
+                };
+                self.pos.prev_cr = false;
+                self.pos_off = end;
+            }
+            if end == self.eol && end < off {
+                // `end` is a line terminator: LF, CR, or the LF of a CRLF.
+                let cr = bytes.get(end) == Some(&b'\r');
+                if cr || !self.pos.prev_cr {
+                    self.pos.line += 1;
+                }
+                self.pos.col = 1;
+                self.pos.prev_cr = cr;
+                self.pos_off = end + 1;
+            }
+        }
     }
 
     fn cur_pos(&self) -> (u64, u64) {
@@ -879,6 +930,8 @@ impl<R: BufRead> XmlReader<R> {
     fn drop_consumed(&mut self) {
         self.pos_at(self.cur);
         self.input.compact(self.cur);
+        self.eol = self.eol.saturating_sub(self.cur);
+        self.wide = self.wide.saturating_sub(self.cur);
         self.pos_off = 0;
         self.cur = 0;
     }
@@ -980,7 +1033,7 @@ impl<R: BufRead> XmlReader<R> {
                 .as_bytes()
                 .get(self.cur + from..)
                 .unwrap_or(&[]);
-            match memchr::memchr2(b'<', b'&', hay) {
+            match find_byte2(b'<', b'&', hay) {
                 Some(0) if from == 0 => break,
                 Some(i) => {
                     let e = self.cur + from + i;

@@ -650,7 +650,8 @@ fn escape(s: &str, attr: bool) -> String {
     o
 }
 
-fn serialize(n: &Node, out: &mut String, cdata_toggle: &mut bool) {
+/// Writes `n`; `starts` receives the byte offset of every start tag's '<'.
+fn serialize(n: &Node, out: &mut String, cdata_toggle: &mut bool, starts: &mut Vec<usize>) {
     match n {
         Node::Text(t) => {
             *cdata_toggle = !*cdata_toggle;
@@ -665,6 +666,7 @@ fn serialize(n: &Node, out: &mut String, cdata_toggle: &mut bool) {
             attrs,
             children,
         } => {
+            starts.push(out.len());
             out.push_str(&format!("<{name}"));
             for (k, v) in attrs {
                 out.push_str(&format!(" {k}=\"{}\"", escape(v, true)));
@@ -674,7 +676,7 @@ fn serialize(n: &Node, out: &mut String, cdata_toggle: &mut bool) {
             } else {
                 out.push('>');
                 for c in children {
-                    serialize(c, out, cdata_toggle);
+                    serialize(c, out, cdata_toggle, starts);
                 }
                 out.push_str(&format!("</{name}>"));
             }
@@ -709,6 +711,39 @@ fn expected_trace(n: &Node, out: &mut String, pending: &mut String) {
             }
             out.push_str("</>");
         }
+    }
+}
+
+/// Line and column of byte `off`, counted the slow and obvious way (LF, CRLF and CR end
+/// lines; columns count characters).
+fn naive_pos(doc: &str, off: usize) -> (u64, u64) {
+    let (mut line, mut col, mut prev_cr) = (1u64, 1u64, false);
+    for c in doc[..off].chars() {
+        match c {
+            '\n' if prev_cr => {}
+            '\n' | '\r' => {
+                line += 1;
+                col = 1;
+            }
+            _ => col += 1,
+        }
+        prev_cr = c == '\r';
+    }
+    (line, col)
+}
+
+fn with_line_ends(n: &Node, end: &str) -> Node {
+    match n {
+        Node::Text(t) => Node::Text(t.replace('\n', end)),
+        Node::Elem {
+            name,
+            attrs,
+            children,
+        } => Node::Elem {
+            name: name.clone(),
+            attrs: attrs.clone(),
+            children: children.iter().map(|c| with_line_ends(c, end)).collect(),
+        },
     }
 }
 
@@ -747,7 +782,7 @@ proptest! {
         muts in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6)
     ) {
         let mut s = String::new();
-        serialize(&root, &mut s, &mut false);
+        serialize(&root, &mut s, &mut false, &mut Vec::new());
         let mut doc = s.into_bytes();
         for (ix, b, op) in muts {
             if doc.is_empty() { break; }
@@ -762,9 +797,33 @@ proptest! {
     }
 
     #[test]
+    fn start_tag_positions_match_a_naive_count(
+        root in arb_root(),
+        end in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+        cap in 1usize..48,
+    ) {
+        let root = with_line_ends(&root, end);
+        let mut doc = String::from("<?xml version=\"1.0\"?>\r\n");
+        let mut starts = Vec::new();
+        serialize(&root, &mut doc, &mut false, &mut starts);
+        let want: Vec<(u64, u64)> = starts.iter().map(|&o| naive_pos(&doc, o)).collect();
+        let mut r = XmlReader::new(std::io::BufReader::with_capacity(cap, doc.as_bytes()), Limits::default());
+        let mut got = Vec::new();
+        loop {
+            match r.next() {
+                Ok(Event::Start(t)) => got.push((t.line, t.column)),
+                Ok(Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => return Err(TestCaseError::fail(format!("{e} in {doc:?}"))),
+            }
+        }
+        prop_assert_eq!(got, want, "document: {:?}", doc);
+    }
+
+    #[test]
     fn well_formed_trees_round_trip(root in arb_root()) {
         let mut s = String::from("<?xml version=\"1.0\"?>\n");
-        serialize(&root, &mut s, &mut false);
+        serialize(&root, &mut s, &mut false, &mut Vec::new());
         s.push_str("\n<!-- trailer -->\n");
         let got = trace(&s).map_err(|e| TestCaseError::fail(format!("{e} in {s}")))?;
         let mut want = String::new();
