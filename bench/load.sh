@@ -64,7 +64,7 @@ find "$W/sealed" -name '*.sealed' | sort > "$W/list.txt"
 stat -c '%s bytes per sealed message' "$W/sealed/m000000.xml.sealed"
 
 echo "== serve"
-"$GW" serve --config "$CFG" > "$W/serve.out" 2> "$W/serve.log" &
+${SERVE_WRAPPER:-} "$GW" serve --config "$CFG" > "$W/serve.out" 2> "$W/serve.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -rf "$OLD"' EXIT
 for _ in $(seq 100); do grep -q listening "$W/serve.out" 2>/dev/null && break; sleep 0.1; done

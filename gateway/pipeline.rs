@@ -436,14 +436,16 @@ impl Gateway {
             received_at,
             history: history.clone(),
         };
-        let mut begun = fw.store.begin(&new);
+        // Not fsynced here: the record is made durable just before the message becomes
+        // visible in the queue (see `publish_after`), usually by another message's fsync.
+        let mut begun = fw.store.begin_deferred(&new);
         if let Ok(Begin::InProgress(original)) = &begun
             && original.is_abandoned()
         {
             // The process working on it is gone (a crash): settle it now rather than make
             // the sender wait out the stale-after period, then decide again.
             fw.settle_abandoned(original);
-            begun = fw.store.begin(&new);
+            begun = fw.store.begin_deferred(&new);
         }
         match begun {
             Err(e) => {
@@ -494,7 +496,12 @@ impl Gateway {
                     channel,
                     received_at,
                 };
-                match staged.publish(&info) {
+                let ledger_durable = || {
+                    fw.store.sync().map_err(|e| {
+                        crate::sinks::SinkError::Io(io::Error::other(format!("ledger: {e}")))
+                    })
+                };
+                match staged.publish_after(&info, ledger_durable) {
                     Ok(published) => {
                         let receipt = published.receipt;
                         if let Err(e) = fw.store.finish_forwarded(&id, &receipt) {

@@ -10,8 +10,11 @@
 //! * `cur/` is for the hub's own bookkeeping; the gateway only creates it.
 //!
 //! Publishing order: finish the age stream, `fsync` the payload, write
-//! `tmp/<id>.json` and `fsync` it, rename the payload into `new/`, `fsync` `new/`,
-//! rename the JSON into `new/`, `fsync` `new/` again. A crash therefore never
+//! `tmp/<id>.json` and `fsync` it, run the caller's barrier (the pipeline makes the
+//! ledger's record of the message durable there), rename the payload into `new/`,
+//! `fsync` `new/`, rename the JSON into `new/`, `fsync` `new/` again (concurrent
+//! publications share these directory fsyncs; `tmp/` itself is not fsynced, as a
+//! name a crash leaves there is only a leftover). A crash therefore never
 //! leaves a JSON without its payload; at worst it leaves a payload without JSON
 //! in `new/`, which the hub ignores (and files in `tmp/`, see below).
 //!
@@ -44,8 +47,6 @@ pub struct OutboxSink {
     hub_recipients: Vec<age::x25519::Recipient>,
     /// Group commit of `new/`: concurrent publications share its fsyncs.
     new_sync: std::sync::Arc<fsio::DirSync>,
-    /// The same for `tmp/`.
-    tmp_sync: std::sync::Arc<fsio::DirSync>,
 }
 
 impl std::fmt::Debug for OutboxSink {
@@ -98,7 +99,6 @@ impl OutboxSink {
         let sink = OutboxSink {
             root,
             new_sync: std::sync::Arc::new(fsio::DirSync::new(&new)),
-            tmp_sync: std::sync::Arc::new(fsio::DirSync::new(&tmp)),
             tmp,
             new,
             queue: format!("outbox/{name}"),
@@ -225,7 +225,6 @@ impl OutboxSink {
             payload_in_new: false,
             done: false,
             new_sync: self.new_sync.clone(),
-            tmp_sync: self.tmp_sync.clone(),
         };
         // From here on, dropping `staged` removes the temporary file.
         let out = BufWriter::with_capacity(BUFFER, file);
@@ -293,7 +292,6 @@ pub struct Staged {
     payload_in_new: bool,
     done: bool,
     new_sync: std::sync::Arc<fsio::DirSync>,
-    tmp_sync: std::sync::Arc<fsio::DirSync>,
 }
 
 impl std::fmt::Debug for Staged {
@@ -340,7 +338,20 @@ impl Staged {
     /// Completes the payload and publishes it to `new/` (see the module docs for
     /// the order of operations). `info` must name the staged id, and its size must
     /// equal the bytes written. On error nothing is left in `tmp/` or `new/`.
-    pub fn publish(mut self, info: &MessageInfo) -> Result<Published, SinkError> {
+    pub fn publish(self, info: &MessageInfo) -> Result<Published, SinkError> {
+        self.publish_after(info, || Ok(()))
+    }
+
+    /// [`Staged::publish`], running `ready` once the payload and its metadata are on disk in
+    /// `tmp/` and before either appears in `new/`: what must be durable before the hub can
+    /// see the message (the ledger's record of it) is made so there, while this message's
+    /// own fsyncs have given other commits time to share the work. If `ready` fails, nothing
+    /// is published.
+    pub fn publish_after(
+        mut self,
+        info: &MessageInfo,
+        ready: impl FnOnce() -> Result<(), SinkError>,
+    ) -> Result<Published, SinkError> {
         if info.gateway_message_id != self.id {
             return Err(SinkError::Mismatch(format!(
                 "staged as {}, published as {}",
@@ -379,6 +390,7 @@ impl Staged {
         meta_file.write_all(&json)?;
         meta_file.sync_all()?;
         drop(meta_file);
+        ready()?;
 
         let payload_path = self.new_dir.join(&self.payload_file);
         let metadata_path = self.new_dir.join(self.meta_file());
@@ -395,8 +407,8 @@ impl Staged {
             return Err(e.into());
         }
         self.done = true;
-        // Best effort (the message is already durable in new/): the entries leaving tmp/.
-        let _ = self.tmp_sync.sync_upto(self.tmp_sync.changed());
+        // The entries leaving tmp/ are not fsynced: the message is durable in new/, and a name
+        // a crash leaves behind in tmp/ is only a leftover name, removed by `cleanup_tmp`.
         tracing::info!(id = %self.id, queue = %self.queue, size = self.written, "published");
         let receipt = Receipt::from_metadata(&metadata, &self.queue);
         Ok(Published {

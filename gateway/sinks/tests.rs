@@ -320,3 +320,43 @@ fn the_sink_trait_delivers_from_a_reader_and_discards_on_error() {
     assert!(names(&dir.path().join("hub/tmp")).is_empty());
     assert_eq!(names(&dir.path().join("hub/new")).len(), 2);
 }
+
+#[test]
+fn publish_after_runs_its_barrier_before_anything_is_visible_and_a_failed_barrier_publishes_nothing()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = OutboxSink::open(dir.path().join("hub")).unwrap();
+    let new = dir.path().join("hub/new");
+
+    let id = MessageId::new();
+    let mut staged = sink.stage(&id).unwrap();
+    staged.write_all(XML).unwrap();
+    let mut seen_in_new = None;
+    staged
+        .publish_after(&info(&id, XML.len() as u64), || {
+            seen_in_new = Some(names(&new));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        seen_in_new,
+        Some(Vec::new()),
+        "the barrier ran after a rename"
+    );
+    assert_eq!(names(&new), [format!("{id}.json"), format!("{id}.xml")]);
+
+    let id = MessageId::new();
+    let mut staged = sink.stage(&id).unwrap();
+    staged.write_all(XML).unwrap();
+    let err = staged
+        .publish_after(&info(&id, XML.len() as u64), || {
+            Err(SinkError::Io(std::io::Error::other("ledger: disk full")))
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("ledger: disk full"), "{err}");
+    assert_eq!(names(&new).len(), 2, "only the first message is in new/");
+    assert!(
+        names(&dir.path().join("hub/tmp")).is_empty(),
+        "the failed one is cleaned up"
+    );
+}

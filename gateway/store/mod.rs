@@ -470,6 +470,18 @@ pub trait Store: Send + Sync {
     /// message id is `None`. Records a `received` step plus `m.history`.
     fn begin(&self, m: &NewMessage) -> Result<Begin, StoreError>;
 
+    /// Like [`Store::begin`], but the answer need not be on disk yet: call [`Store::sync`]
+    /// before acting on a [`Begin::New`] in a way that must survive a crash (publishing the
+    /// message). Meanwhile other commits usually make it durable for free.
+    fn begin_deferred(&self, m: &NewMessage) -> Result<Begin, StoreError> {
+        self.begin(m)
+    }
+
+    /// Returns once every commit made so far is on disk.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Logs a message rejected before it could be registered (or because of a
     /// [`Begin::Conflict`]). The record is created already `rejected`, with the
     /// steps `received`, `m.history` and `rejected`, and takes no part in

@@ -398,8 +398,16 @@ impl Store for SqliteStore {
         let begun = self.begin_unsynced(m)?;
         // Whatever it answers — a new record, or one another thread just committed — is on
         // disk before the caller acts on it.
-        self.sync_upto(self.committed.load(std::sync::atomic::Ordering::SeqCst))?;
+        self.sync()?;
         Ok(begun)
+    }
+
+    fn begin_deferred(&self, m: &NewMessage) -> Result<Begin, StoreError> {
+        self.begin_unsynced(m)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.sync_upto(self.committed.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     fn record_unregistered_rejection(

@@ -110,6 +110,10 @@ pub struct Schema {
     pub(crate) comps: Components,
     /// Content model per type id (element-only and mixed content).
     pub(crate) models: Vec<Option<Arc<Model>>>,
+    /// Automaton states built by earlier validations, for reuse: a state depends only on
+    /// the schema, and a small document would otherwise spend most of its time rebuilding
+    /// the same few states.
+    pub(crate) arenas: std::sync::Mutex<Vec<Arena>>,
 }
 
 impl Schema {
@@ -167,7 +171,11 @@ impl Schema {
         if !diags.is_empty() {
             return Err(SchemaError { diagnostics: diags });
         }
-        Ok(Schema { comps, models })
+        Ok(Schema {
+            comps,
+            models,
+            arenas: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     /// The compiled components (declarations and type definitions).

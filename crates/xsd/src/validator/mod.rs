@@ -118,6 +118,11 @@ const MAX_TRACKED_CHILD_NAMES: usize = 1024;
 
 /// Automaton states kept before the arena is compacted to the live ones.
 const ARENA_COMPACT_AT: usize = 50_000;
+/// Arenas larger than this are not kept for the next document (memory stays small however
+/// many threads validate).
+const ARENA_KEEP_MAX: usize = 4_096;
+/// At most this many arenas are kept, one per thread validating at the same time.
+const ARENA_POOL_MAX: usize = 64;
 
 /// What governs a child element: a declaration, or a wildcard's processing mode.
 enum Gov {
@@ -213,7 +218,7 @@ impl Schema {
             report: Report::default(),
             stack: Vec::new(),
             root_children: Vec::new(),
-            arena: Arena::default(),
+            arena: self.take_arena(),
             ids: HashSet::new(),
             idrefs: Vec::new(),
             idc: IdcTracker::new(opts.max_table_entries),
@@ -272,7 +277,24 @@ impl Schema {
                 Event::Eof => break,
             }
         }
-        run.finish()
+        let arena = std::mem::take(&mut run.arena);
+        let report = run.finish();
+        self.keep_arena(arena);
+        report
+    }
+
+    fn take_arena(&self) -> Arena {
+        let mut pool = self.arenas.lock().unwrap_or_else(|e| e.into_inner());
+        pool.pop().unwrap_or_default()
+    }
+
+    fn keep_arena(&self, arena: Arena) {
+        if arena.len() <= ARENA_KEEP_MAX {
+            let mut pool = self.arenas.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < ARENA_POOL_MAX {
+                pool.push(arena);
+            }
+        }
     }
 }
 
