@@ -4,6 +4,9 @@
 #
 #   bench/load.sh                       # 20,000 messages prepared, 64 connections, 20 s
 #   N=5000 CONNS=32 DURATION=10 bench/load.sh
+#   MAX_IN_FLIGHT=16 bench/load.sh      # [http] max_in_flight for the run (default 256)
+#   SERVE_WRAPPER=eatmydata bench/load.sh   # experiments only: run `serve` under a wrapper
+#                                       # (eatmydata shows the ceiling without fsync costs)
 #
 # Prints requests/s, accepted (201) messages/s, p50/p99 latency and the gateway's peak RSS.
 # Needs: cargo, python3, wrk (Debian: apt-get install wrk). Files go to bench/out/load/.
@@ -32,7 +35,7 @@ cat > "$W/gateway.toml" <<TOML
 schemas = "$ROOT/schemas"
 [http]
 listen = "127.0.0.1:$PORT"
-max_in_flight = 256
+max_in_flight = ${MAX_IN_FLIGHT:-256}
 [inbox]
 enabled = false
 TOML
