@@ -5,9 +5,10 @@
 #   bash bench/load.sh                          # once: prepares bench/out/load (keys, 20k messages)
 #   bash bench/load-ab.sh A_BINARY B_BINARY [ROUNDS] [SECONDS]
 #
-# Each round runs A then B: a fresh state/ and outbox/ (the previous ones are moved aside and
+# Each round runs A and B (in alternating order): a fresh state/ and outbox/ (the previous ones are moved aside and
 # deleted at the end, as deleting many files slows file creation on ext4 without a journal),
-# `serve`, then wrk -t2 -c${CONNS:-32} for SECONDS (default 8), printing requests/s and p99.
+# `serve`, then wrk -t2 -c${CONNS:-32} for SECONDS (default 8), printing requests/s, p99, and
+# CPU time per accepted message (the gateway's, and the whole machine's).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE/.."
@@ -25,13 +26,33 @@ run() {
     local pid=$!
     for _ in $(seq 100); do grep -q listening "$W/ab.out" 2>/dev/null && break; sleep 0.1; done
     local port; port="$(grep -o '[0-9]*$' "$W/ab.out")"
+    local cpu0 busy0 io0; cpu0="$(proc_cpu "$pid")"; busy0="$(busy_jiffies)"; io0="$(proc_wchar "$pid")"
     wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/load.lua \
         "https://127.0.0.1:$port/v1/messages" -- "$W/list.txt" 2 "$token" > "$W/ab.wrk"
+    local cpu1 busy1 io1; cpu1="$(proc_cpu "$pid")"; busy1="$(busy_jiffies)"; io1="$(proc_wchar "$pid")"
     kill -TERM "$pid"; wait "$pid" || true
-    printf "%-40s %8s req/s  p99 %s ms\n" "$bin" \
-        "$(awk '/^Requests\/sec:/ { print $2 }' "$W/ab.wrk")" "$(awk '/^p99_ms/ { print $2 }' "$W/ab.wrk")"
+    local n; n="$(awk '/^status 201:/ { print $3 }' "$W/ab.wrk")"
+    # CPU per accepted message: the gateway's own (user+system), and the whole machine's
+    # (wrk and kernel threads included). Less sensitive to the VM's speed swings than req/s.
+    printf "%-28s %8s req/s  p99 %7s ms  gateway %5s us/msg  machine %5s us/msg  written %4s KB/msg\n" "$bin" \
+        "$(awk '/^Requests\/sec:/ { print $2 }' "$W/ab.wrk")" "$(awk '/^p99_ms/ { print $2 }' "$W/ab.wrk")" \
+        "$(awk -v a="$cpu0" -v b="$cpu1" -v n="${n:-0}" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "-" }')" \
+        "$(awk -v a="$busy0" -v b="$busy1" -v n="${n:-0}" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "-" }')" \
+        "$(awk -v a="$io0" -v b="$io1" -v n="${n:-0}" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / 1024 / n; else print "-" }')"
 }
+HZ="$(getconf CLK_TCK)"
+# utime + stime of a process, in clock ticks.
+proc_cpu() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# Bytes the process passed to write(2)/pwrite(2).
+proc_wchar() { awk '/^wchar:/ { print $2 }' "/proc/$1/io"; }
+# Busy clock ticks of all CPUs (everything but idle and iowait).
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# A B, B A, A B...: whichever runs second in a pair has an advantage on this VM (the first
+# one's files are still being written back), so the order alternates.
 for r in $(seq "$ROUNDS"); do
-    run "$A" "a$r"; sleep 3
-    run "$B" "b$r"; sleep 3
+    if [ $((r % 2)) = 1 ]; then
+        run "$A" "a$r"; sleep 3; run "$B" "b$r"; sleep 3
+    else
+        run "$B" "b$r"; sleep 3; run "$A" "a$r"; sleep 3
+    fi
 done

@@ -557,3 +557,37 @@ fn in_progress_records_name_their_process_and_abandoning_one_releases_its_key() 
     };
     assert!(matches!(store.begin(&again).unwrap(), Begin::New(_)));
 }
+
+fn page_size(path: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_new_ledger_uses_small_pages_and_an_existing_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("M-1"), SHA_A);
+    let id = new_id(store.begin(&m).unwrap());
+    store.finish_forwarded(&id, &receipt(&id, &m)).unwrap();
+    drop(store);
+    assert_eq!(page_size(&dir.path().join("ledger.db")), 1024);
+
+    // A ledger created before small pages (4 KiB, already in WAL mode with a table).
+    let old = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&old).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE unrelated (x INTEGER)")
+            .unwrap();
+    }
+    let store = SqliteStore::open(&old).unwrap();
+    let m = message(Some("M-2"), SHA_B);
+    let id = new_id(store.begin(&m).unwrap());
+    store.finish_forwarded(&id, &receipt(&id, &m)).unwrap();
+    assert_eq!(store.get(&id).unwrap().unwrap().status, Status::Forwarded);
+    drop(store);
+    assert_eq!(page_size(&old), 4096);
+}
