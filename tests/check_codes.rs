@@ -92,6 +92,34 @@ fn plain_file_is_not_age_encrypted() {
 }
 
 #[test]
+fn an_age_header_that_never_ends_is_refused_after_64_kib() {
+    // One endless stanza line, and endless short stanza lines: the header is read at most
+    // 64 KiB far, and each of these is refused at once with the reason (a header line used
+    // to be re-parsed from its start for every byte read: hours for a few MB).
+    let home = Home::new("");
+    let long_line = home.file("long-line.sealed");
+    let mut bytes = b"age-encryption.org/v1\n-> X25519 ".to_vec();
+    bytes.extend(std::iter::repeat_n(b'A', 4 << 20));
+    std::fs::write(&long_line, &bytes).unwrap();
+    let many_lines = home.file("many-lines.sealed");
+    let mut bytes = b"age-encryption.org/v1\n".to_vec();
+    for _ in 0..20_000 {
+        bytes.extend_from_slice(b"-> X25519 c29tZXRoaW5n\nc29tZXRoaW5n\n");
+    }
+    std::fs::write(&many_lines, &bytes).unwrap();
+    for file in [&long_line, &many_lines] {
+        let r = expect_rejected(&home, "police", file, "not_age_encrypted");
+        assert!(
+            r["rejection"]["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no complete age header in its first 64 KiB"),
+            "{r}"
+        );
+    }
+}
+
+#[test]
 fn payload_for_another_recipient_has_no_matching_key() {
     let home = Home::new("");
     let other = home.file("other.key");

@@ -19,15 +19,31 @@ const HEADER_KEEP: usize = 64 * 1024;
 
 /// Passes a payload through, keeping a copy of its first bytes (the age header) so a payload
 /// that no active identity opens can be matched against retired ones for a precise message.
+///
+/// Until the header is parsed (`header_read`), it delivers at most [`HEADER_KEEP`] bytes: the
+/// age parser reads a header line until its newline, and a hostile "header" that never ends
+/// would otherwise be read whole into memory.
 pub struct HeaderTee<R> {
     inner: R,
     kept: Arc<Mutex<Vec<u8>>>,
     full: bool,
+    delivered: usize,
+    header_read: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<R: Read> Read for HeaderTee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut buf = buf;
+        if !self.header_read.load(std::sync::atomic::Ordering::Relaxed) {
+            let room = HEADER_KEEP.saturating_sub(self.delivered);
+            if room == 0 {
+                return Ok(0);
+            }
+            let len = buf.len().min(room);
+            buf = &mut buf[..len];
+        }
         let n = self.inner.read(buf)?;
+        self.delivered = self.delivered.saturating_add(n);
         if !self.full
             && let Ok(mut kept) = self.kept.lock()
         {
@@ -69,14 +85,35 @@ pub fn decrypt<R: Read>(
     identities: &Identities,
 ) -> Result<(Plaintext<R>, String), Rejection> {
     let kept = Arc::new(Mutex::new(Vec::new()));
+    let header_read = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tee = HeaderTee {
         inner: input,
         kept: kept.clone(),
         full: false,
+        delivered: 0,
+        header_read: header_read.clone(),
     };
     // ArmoredReader passes binary age files through and also accepts `age -a` output.
     let armored = ArmoredReader::new(tee);
-    let decryptor = age::Decryptor::new(armored).map_err(header_error)?;
+    // The buffered constructor: `Decryptor::new` re-parses the header from its start after
+    // every byte it asks for, quadratic in the length of a header line (a 300 KB one took
+    // 18 s of CPU; ~0.5M instructions for an ordinary header).
+    let decryptor = match age::Decryptor::new_buffered(armored) {
+        Ok(d) => d,
+        Err(age::DecryptError::Io(_))
+            if kept.lock().map(|k| k.len() >= HEADER_KEEP).unwrap_or(false) =>
+        {
+            return Err(Rejection::new(
+                "not_age_encrypted",
+                format!(
+                    "the file is not an age-encrypted file: no complete age header in its first {} KiB",
+                    HEADER_KEEP / 1024
+                ),
+            ));
+        }
+        Err(e) => return Err(header_error(e)),
+    };
+    header_read.store(true, std::sync::atomic::Ordering::Relaxed);
     if decryptor.is_scrypt() {
         return Err(Rejection::new(
             "no_matching_key",
@@ -116,7 +153,7 @@ pub fn decrypt<R: Read>(
 fn no_matching_key(header: &[u8], identities: &Identities, now: OffsetDateTime) -> Rejection {
     let current = identities.current_recipient().unwrap_or("(none)");
     for (info, identity) in identities.retired_at(now) {
-        let Ok(d) = age::Decryptor::new(ArmoredReader::new(header)) else {
+        let Ok(d) = age::Decryptor::new_buffered(ArmoredReader::new(header)) else {
             break;
         };
         // Unwrapping the file key proves which recipient the sender used; the payload itself

@@ -236,8 +236,8 @@ fn read_identity(
             )));
         };
         let reader = age::armor::ArmoredReader::new(&bytes[..]);
-        let decryptor =
-            age::Decryptor::new(reader).map_err(|e| invalid(format!("cannot open: {e}")))?;
+        let decryptor = age::Decryptor::new_buffered(reader)
+            .map_err(|e| invalid(format!("cannot open: {e}")))?;
         let scrypt = age::scrypt::Identity::new(secret);
         let mut plain = decryptor
             .decrypt(std::iter::once(&scrypt as &dyn age::Identity))
