@@ -4,6 +4,8 @@
 #
 #   bash bench/load.sh                          # once: prepares bench/out/load (keys, 20k messages)
 #   bash bench/load-ab.sh A_BINARY B_BINARY [ROUNDS] [SECONDS]
+#   LOAD_DIR=/mnt/other/load bash bench/load-ab.sh ...   # a copy of bench/out/load elsewhere
+#                                                         # (another filesystem)
 #
 # Each round runs A and B (in alternating order): a fresh state/ and outbox/ (the previous ones are moved aside and
 # deleted at the end, as deleting many files slows file creation on ext4 without a journal),
@@ -13,7 +15,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE/.."
 A="$1"; B="$2"; ROUNDS="${3:-3}"; SECS="${4:-8}"
-W="bench/out/load"; CFG="$W/gateway.toml"; CONNS="${CONNS:-32}"
+W="${LOAD_DIR:-bench/out/load}"; CFG="$W/gateway.toml"; CONNS="${CONNS:-32}"
 [ -f "$CFG" ] && [ -f "$W/list.txt" ] || { echo "run bench/load.sh first" >&2; exit 2; }
 ASIDE="$W.aside.$$"; mkdir -p "$ASIDE"
 trap 'rm -rf "$ASIDE"' EXIT
