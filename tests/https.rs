@@ -92,6 +92,7 @@ fn upload_with_a_token_is_forwarded_with_a_signed_receipt_and_a_resend_gets_the_
     );
     assert_eq!(status.status, 200);
     assert_eq!(status.json()["status"], "forwarded");
+    assert!(status.json()["action"].is_null());
 
     let new = home.path().join("outbox/integration/new");
     let jsons = std::fs::read_dir(new)
@@ -212,6 +213,21 @@ fn rejections_carry_their_code_status_and_locations() {
         "/IncidentBatch/Incident/LocationPostcode"
     );
     assert!(p["violations"][0]["line"].as_u64().unwrap() > 1);
+    let id = p["gateway_message_id"].as_str().unwrap().to_owned();
+    let status = curl(
+        &home,
+        &["-H", &police, &server.url(&format!("/v1/messages/{id}"))],
+    );
+    assert_eq!(status.status, 200);
+    let s = status.json();
+    assert_eq!(
+        (s["status"].as_str(), s["rejection_code"].as_str()),
+        (Some("rejected"), Some("schema_invalid"))
+    );
+    assert!(
+        s["action"].as_str().is_some_and(|a| a.len() > 10),
+        "a rejected message says what to do: {s}"
+    );
 
     let mismatch = home.seal_as(
         "housing",

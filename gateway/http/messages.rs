@@ -419,6 +419,12 @@ pub async fn get(
         }
     };
     let steps = fw.store.steps(&mid).unwrap_or_default();
+    // What the sender should do now, in the words of the rejection catalog.
+    let action = match (record.status.as_str(), record.rejection_code.as_deref()) {
+        ("in_progress", _) => Some("the message is being processed: ask again shortly"),
+        ("rejected", Some(code)) => Some(crate::rejection::action(code)),
+        _ => None,
+    };
     Json(json!({
         "gateway_message_id": record.id,
         "agency": record.agency,
@@ -429,6 +435,7 @@ pub async fn get(
         "channel": record.channel.as_str(),
         "rejection_code": record.rejection_code,
         "rejection_detail": record.rejection_detail,
+        "action": action,
         "receipt": record.receipt().ok().flatten(),
         "steps": steps,
     }))
