@@ -442,6 +442,14 @@ where
         }
     }
 
+    /// Whether a field waits for the value of the innermost open element (otherwise
+    /// [`Self::end_element`] ignores the value, and the caller need not build it).
+    pub fn value_pending(&self) -> bool {
+        self.frames
+            .last()
+            .is_some_and(|f| f.pending_start < self.pending.len())
+    }
+
     /// The innermost open element ends. `value`: its typed value if it has a
     /// simple type or simple content; `is_nil`: it was `xsi:nil="true"`.
     pub fn end_element(&mut self, value: Option<V>, is_nil: bool) -> Vec<IdcError> {

@@ -1370,7 +1370,10 @@ impl<'s> Run<'s> {
                         &text
                     };
                     let ns = Ns(reader);
-                    let want = self.idc.is_active() || constraint.as_ref().is_some_and(|c| c.fixed);
+                    // The typed value is built only when a field of an identity constraint
+                    // waits for it or a fixed value must be compared.
+                    let want =
+                        self.idc.value_pending() || constraint.as_ref().is_some_and(|c| c.fixed);
                     value = self.check_value(
                         &st,
                         lexical,
