@@ -1062,32 +1062,23 @@ impl<'s> Run<'s> {
         if idcs.is_empty() && !self.idc.is_active() {
             return;
         }
-        let name = {
-            // The element's expanded name is needed by selector paths.
-            let f = self
-                .stack
-                .last()
-                .map(|f| f.name.clone())
-                .unwrap_or_default();
-            let local = f.rsplit(':').next().unwrap_or("").to_owned();
-            let prefix = f.split_once(':').map(|(p, _)| p).unwrap_or("");
-            QName::new(
-                reader.lookup_namespace(prefix).filter(|s| !s.is_empty()),
-                &local,
-            )
-        };
+        // The element's expanded name is needed by selector paths (borrowed: this runs for
+        // every element inside a constraint's scope).
+        let shown: Arc<str> = self
+            .stack
+            .last()
+            .map(|f| f.name.clone())
+            .unwrap_or_else(|| Arc::from(""));
+        let local = shown.rsplit(':').next().unwrap_or("");
+        let prefix = shown.split_once(':').map(|(p, _)| p).unwrap_or("");
+        let ns = reader.lookup_namespace(prefix).filter(|s| !s.is_empty());
         let borrowed: Vec<(Option<&str>, &str, Option<KeyValue>)> = idc_attrs
-            .iter()
-            .map(|(n, l, v)| (n.as_deref(), l.as_str(), v.clone()))
+            .iter_mut()
+            .map(|(n, l, v)| (n.as_deref(), l.as_str(), v.take()))
             .collect();
-        let errs = self.idc.start_element(
-            name.ns.as_deref(),
-            &name.local,
-            &borrowed,
-            idcs,
-            line,
-            column,
-        );
+        let errs = self
+            .idc
+            .start_element(ns, local, &borrowed, idcs, line, column);
         for e in errs {
             self.error(e.code, e.line, e.column, e.message.clone());
         }
