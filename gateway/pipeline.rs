@@ -509,7 +509,7 @@ impl Gateway {
                             // lags; say so loudly, the sender still gets its receipt.
                             tracing::error!(error = %e, "forwarded but the ledger could not record it");
                         }
-                        tracing::info!(schema = %v.schema_id, size = v.size, "forwarded");
+                        tracing::info!(schema = %v.schema_id, size = v.size, queue = %receipt.queue, "forwarded");
                         Ok(Outcome::Forwarded {
                             facts: facts(&id, &env),
                             receipt,

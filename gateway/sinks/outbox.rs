@@ -409,7 +409,8 @@ impl Staged {
         self.done = true;
         // The entries leaving tmp/ are not fsynced: the message is durable in new/, and a name
         // a crash leaves behind in tmp/ is only a leftover name, removed by `cleanup_tmp`.
-        tracing::info!(id = %self.id, queue = %self.queue, size = self.written, "published");
+        // Debug: the pipeline logs the outcome (with the queue) once per message.
+        tracing::debug!(id = %self.id, queue = %self.queue, size = self.written, "published");
         let receipt = Receipt::from_metadata(&metadata, &self.queue);
         Ok(Published {
             payload_path,
