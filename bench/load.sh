@@ -5,6 +5,7 @@
 #   bench/load.sh                       # 20,000 messages prepared, 64 connections, 20 s
 #   N=5000 CONNS=32 DURATION=10 bench/load.sh
 #   MAX_IN_FLIGHT=16 bench/load.sh      # [http] max_in_flight for the run (default 256)
+#   LOAD_DIR=/bench-1 bench/load.sh     # work (keys, messages, state, outbox) in another directory
 #   SERVE_WRAPPER=eatmydata bench/load.sh   # experiments only: run `serve` under a wrapper
 #                                       # (eatmydata shows the ceiling without fsync costs)
 #
@@ -16,7 +17,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 cd "$ROOT"
 N="${N:-20000}"; CONNS="${CONNS:-64}"; DURATION="${DURATION:-20}"; THREADS="${THREADS:-2}"
-W="bench/out/load"
+W="${LOAD_DIR:-bench/out/load}"
 GW="$ROOT/target/release/gateway"
 command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 2; }
 
