@@ -118,11 +118,13 @@ const MAX_TRACKED_CHILD_NAMES: usize = 1024;
 
 /// Automaton states kept before the arena is compacted to the live ones.
 const ARENA_COMPACT_AT: usize = 50_000;
-/// Arenas larger than this are not kept for the next document (memory stays small however
-/// many threads validate).
-const ARENA_KEEP_MAX: usize = 4_096;
-/// At most this many arenas are kept, one per thread validating at the same time.
-const ARENA_POOL_MAX: usize = 64;
+/// Arenas larger than this are not kept for the next document: a state costs a few hundred
+/// bytes, so the pool holds at most ~4 MB per schema even after hostile documents (big
+/// `maxOccurs` counters make a state per repetition); ordinary documents use far fewer.
+const ARENA_KEEP_MAX: usize = 1_024;
+/// At most this many arenas are kept, one per thread validating at the same time (more
+/// threads than this build their states afresh).
+const ARENA_POOL_MAX: usize = 16;
 
 /// What governs a child element: a declaration, or a wildcard's processing mode.
 enum Gov {
@@ -1496,4 +1498,59 @@ fn blocked_in_chain(c: &Components, derived: TypeId, base: TypeId) -> bool {
         t = next;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(xsd: &str, name: &str) -> Schema {
+        let dir = std::env::temp_dir().join(format!("xsd-arena-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.xsd");
+        std::fs::write(&path, xsd).unwrap();
+        Schema::compile(std::slice::from_ref(&path), &dir).unwrap()
+    }
+
+    fn doc(bs: usize, extra: &str) -> String {
+        format!("<a>{}{extra}</a>", "<b/>".repeat(bs))
+    }
+
+    fn pooled(s: &Schema) -> usize {
+        s.arenas.lock().unwrap().len()
+    }
+
+    #[test]
+    fn automaton_states_are_reused_between_documents_within_a_bound() {
+        // A finite maxOccurs makes a state per repetition: a long run of <b> grows the arena.
+        let s = compile(
+            r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+                 <xs:element name="a"><xs:complexType><xs:sequence>
+                   <xs:element name="b" minOccurs="0" maxOccurs="5000"/>
+                   <xs:element name="c" minOccurs="0"/>
+                 </xs:sequence></xs:complexType></xs:element>
+               </xs:schema>"#,
+            "pool",
+        );
+        let opts = Options::default();
+        assert_eq!(pooled(&s), 0);
+        assert!(s.validate(doc(3, "").as_bytes(), &opts).is_valid());
+        assert_eq!(pooled(&s), 1, "the arena is kept");
+        // Reused, and outcomes do not depend on what earlier documents built.
+        let bad = s.validate(doc(2, "<c/><b/>").as_bytes(), &opts);
+        assert!(!bad.is_valid());
+        assert!(s.validate(doc(3, "<c/>").as_bytes(), &opts).is_valid());
+        assert_eq!(pooled(&s), 1, "taken and given back, not duplicated");
+        // A document that makes more states than the bound: valid, and its arena is dropped.
+        assert!(
+            s.validate(doc(ARENA_KEEP_MAX + 100, "").as_bytes(), &opts)
+                .is_valid()
+        );
+        assert_eq!(
+            pooled(&s),
+            0,
+            "an arena over {ARENA_KEEP_MAX} states is not kept"
+        );
+        assert!(!s.validate(doc(5001, "").as_bytes(), &opts).is_valid());
+    }
 }
