@@ -25,32 +25,30 @@ const HEADER_KEEP: usize = 64 * 1024;
 /// would otherwise be read whole into memory.
 pub struct HeaderTee<R> {
     inner: R,
+    /// The first [`HEADER_KEEP`] bytes delivered.
     kept: Arc<Mutex<Vec<u8>>>,
-    full: bool,
     delivered: usize,
     header_read: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<R: Read> Read for HeaderTee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut buf = buf;
-        if !self.header_read.load(std::sync::atomic::Ordering::Relaxed) {
-            let room = HEADER_KEEP.saturating_sub(self.delivered);
-            if room == 0 {
-                return Ok(0);
-            }
+        let room = HEADER_KEEP.saturating_sub(self.delivered);
+        let buf = if self.header_read.load(std::sync::atomic::Ordering::Relaxed) {
+            buf
+        } else if room == 0 {
+            return Ok(0);
+        } else {
             let len = buf.len().min(room);
-            buf = &mut buf[..len];
-        }
+            buf.get_mut(..len).unwrap_or_default()
+        };
         let n = self.inner.read(buf)?;
-        self.delivered = self.delivered.saturating_add(n);
-        if !self.full
+        if room > 0
             && let Ok(mut kept) = self.kept.lock()
         {
-            let room = HEADER_KEEP.saturating_sub(kept.len()).min(n);
-            kept.extend_from_slice(&buf[..room]);
-            self.full = kept.len() >= HEADER_KEEP;
+            kept.extend_from_slice(buf.get(..n.min(room)).unwrap_or_default());
         }
+        self.delivered = self.delivered.saturating_add(n);
         Ok(n)
     }
 }
@@ -89,7 +87,6 @@ pub fn decrypt<R: Read>(
     let tee = HeaderTee {
         inner: input,
         kept: kept.clone(),
-        full: false,
         delivered: 0,
         header_read: header_read.clone(),
     };

@@ -17,7 +17,7 @@ use super::problem::ApiError;
 use super::{AppState, PeerCertificate};
 use crate::pipeline::{Outcome, Payload};
 use crate::sinks::Receipt;
-use crate::store::{Channel, MessageId};
+use crate::store::{Channel, MessageId, Status};
 
 /// Who is calling: from the bearer token and/or the client certificate, before the body.
 fn authenticate(
@@ -420,9 +420,9 @@ pub async fn get(
     };
     let steps = fw.store.steps(&mid).unwrap_or_default();
     // What the sender should do now, in the words of the rejection catalog.
-    let action = match (record.status.as_str(), record.rejection_code.as_deref()) {
-        ("in_progress", _) => Some("the message is being processed: ask again shortly"),
-        ("rejected", Some(code)) => Some(crate::rejection::action(code)),
+    let action = match (record.status, record.rejection_code.as_deref()) {
+        (Status::InProgress, _) => Some("the message is being processed: ask again shortly"),
+        (Status::Rejected, Some(code)) => Some(crate::rejection::action(code)),
         _ => None,
     };
     Json(json!({

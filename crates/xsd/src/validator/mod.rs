@@ -118,8 +118,8 @@ const MAX_TRACKED_CHILD_NAMES: usize = 1024;
 
 /// Automaton states kept before the arena is compacted to the live ones.
 const ARENA_COMPACT_AT: usize = 50_000;
-/// Arenas larger than this are not kept for the next document: a state costs a few hundred
-/// bytes, so the pool holds at most ~4 MB per schema even after hostile documents (big
+/// Arenas larger than this are not kept for the next document, so the pool holds at most
+/// `ARENA_POOL_MAX` x `ARENA_KEEP_MAX` states per schema even after hostile documents (big
 /// `maxOccurs` counters make a state per repetition); ordinary documents use far fewer.
 const ARENA_KEEP_MAX: usize = 1_024;
 /// At most this many arenas are kept, one per thread validating at the same time (more

@@ -149,17 +149,31 @@ pub(crate) fn qname_colon(s: &str) -> Result<Option<usize>, ()> {
     }
 }
 
+/// Every byte 0x01, every byte 0x80: the masks of the eight-bytes-at-a-time scans below.
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes as a little-endian word (callers pass exactly eight).
+#[inline]
+fn word(c: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes)
+}
+
+/// The high bit of each zero byte of `v` (the lowest one flagged is always exact; bytes above
+/// a zero byte may be flagged falsely).
+#[inline]
+fn zero_bytes(v: u64) -> u64 {
+    v.wrapping_sub(LOW) & !v & HIGH
+}
+
 /// Counts characters (not bytes) of UTF-8 data.
 #[inline]
 pub(crate) fn count_chars(s: &[u8]) -> u64 {
     // Eight bytes at a time: a byte starts a character unless it is 0b10xxxxxx.
-    const LOW: u64 = 0x0101_0101_0101_0101;
     let mut chunks = s.chunks_exact(8);
     let mut n = 0u64;
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let w = u64::from_le_bytes(w);
+        let w = word(c);
         let starts = ((!w >> 7) | (w >> 6)) & LOW;
         n += u64::from(starts.count_ones());
     }
@@ -174,18 +188,13 @@ pub(crate) fn count_chars(s: &[u8]) -> u64 {
 /// set-up costs more than the search: the first 64 bytes are scanned a word at a time.
 #[inline]
 pub(crate) fn find_byte2(x: u8, y: u8, s: &[u8]) -> Option<usize> {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let (wx, wy) = (LOW * u64::from(x), LOW * u64::from(y));
     let mut i = 0usize;
     while i < 64 {
         let Some(c) = s.get(i..i + 8) else { break };
-        let mut a = [0u8; 8];
-        a.copy_from_slice(c);
-        let w = u64::from_le_bytes(a);
-        let (p, q) = (w ^ wx, w ^ wy);
-        // A zero byte of p or q is a match; the lowest flagged byte is always exact.
-        let m = ((p.wrapping_sub(LOW) & !p) | (q.wrapping_sub(LOW) & !q)) & HIGH;
+        let w = word(c);
+        // A zero byte of either is a match.
+        let m = zero_bytes(w ^ wx) | zero_bytes(w ^ wy);
         if m != 0 {
             return Some(i + (m.trailing_zeros() / 8) as usize);
         }
@@ -197,13 +206,10 @@ pub(crate) fn find_byte2(x: u8, y: u8, s: &[u8]) -> Option<usize> {
 /// The first byte of `s` that is not ASCII.
 #[inline]
 pub(crate) fn find_non_ascii(s: &[u8]) -> Option<usize> {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut chunks = s.chunks_exact(8);
     let mut i = 0usize;
     for c in &mut chunks {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(c);
-        let m = u64::from_le_bytes(a) & HIGH;
+        let m = word(c) & HIGH;
         if m != 0 {
             return Some(i + (m.trailing_zeros() / 8) as usize);
         }
@@ -246,19 +252,11 @@ impl Pos {
     /// of bytes that start a character); other words go byte by byte.
     #[inline]
     fn advance_words(&mut self, s: &[u8]) {
-        const LOW: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        #[inline]
-        fn has_byte(w: u64, b: u8) -> bool {
-            let v = w ^ (LOW * u64::from(b));
-            (v.wrapping_sub(LOW) & !v & HIGH) != 0
-        }
+        let (lf, cr) = (LOW * u64::from(b'\n'), LOW * u64::from(b'\r'));
         let mut chunks = s.chunks_exact(8);
         for c in &mut chunks {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(c);
-            let w = u64::from_le_bytes(a);
-            if has_byte(w, b'\n') || has_byte(w, b'\r') {
+            let w = word(c);
+            if zero_bytes(w ^ lf) | zero_bytes(w ^ cr) != 0 {
                 self.advance_small(c);
             } else {
                 // Continuation bytes are 0b10xxxxxx: bit 7 set, bit 6 clear.

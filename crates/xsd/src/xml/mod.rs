@@ -839,6 +839,16 @@ impl<R: BufRead> XmlReader<R> {
         (self.pos.line, self.pos.col)
     }
 
+    /// The buffered input from `from` bytes after the current token's start.
+    #[inline]
+    fn token_from(&self, from: usize) -> &[u8] {
+        self.input
+            .buf
+            .as_bytes()
+            .get(self.cur + from..)
+            .unwrap_or(&[])
+    }
+
     fn pop_frame(&mut self) {
         if let Some(f) = self.frames.pop() {
             self.names.truncate(f.start);
@@ -988,12 +998,7 @@ impl<R: BufRead> XmlReader<R> {
         pos: (u64, u64),
     ) -> Result<Option<usize>, XmlError> {
         loop {
-            let hay = self
-                .input
-                .buf
-                .as_bytes()
-                .get(self.cur + from..)
-                .unwrap_or(&[]);
+            let hay = self.token_from(from);
             let hit = match needle {
                 [b] => memchr::memchr(*b, hay),
                 _ => memchr::memmem::find(hay, needle),
@@ -1028,12 +1033,7 @@ impl<R: BufRead> XmlReader<R> {
         // Text runs up to '<' or '&'.
         let mut from = 0usize;
         loop {
-            let hay = self
-                .input
-                .buf
-                .as_bytes()
-                .get(self.cur + from..)
-                .unwrap_or(&[]);
+            let hay = self.token_from(from);
             match find_byte2(b'<', b'&', hay) {
                 Some(0) if from == 0 => break,
                 Some(i) => {
@@ -1082,11 +1082,7 @@ impl<R: BufRead> XmlReader<R> {
         match bytes(self, 1) {
             Some(b'/') => {
                 let near = self
-                    .input
-                    .buf
-                    .as_bytes()
-                    .get(self.cur + 2..)
-                    .unwrap_or(&[])
+                    .token_from(2)
                     .iter()
                     .take(64)
                     .position(|&b| b == b'>')
@@ -1119,7 +1115,7 @@ impl<R: BufRead> XmlReader<R> {
                 Ok((t, c + q + 2))
             }
             Some(b'!') => {
-                let head = self.input.buf.as_bytes().get(self.cur..).unwrap_or(&[]);
+                let head = self.token_from(0);
                 if head.starts_with(b"<!--") {
                     let Some(e) = self.find_rel(4, b"-->", pos)? else {
                         return Err(Self::unterminated(pos, "a comment"));
@@ -1162,7 +1158,7 @@ impl<R: BufRead> XmlReader<R> {
                 // A start tag: find '>' outside quoted attribute values.
                 let mut i = 1usize;
                 loop {
-                    let hay = self.input.buf.as_bytes().get(self.cur + i..).unwrap_or(&[]);
+                    let hay = self.token_from(i);
                     match memchr::memchr3(b'>', b'"', b'\'', hay) {
                         Some(k) => {
                             let at = i + k;
@@ -1226,7 +1222,7 @@ impl<R: BufRead> XmlReader<R> {
                 }
                 b'<' if subset => {
                     self.ensure(i + 4, pos)?;
-                    let rest = self.input.buf.as_bytes().get(self.cur + i..).unwrap_or(&[]);
+                    let rest = self.token_from(i);
                     let (open, close): (usize, &[u8]) = if rest.starts_with(b"<!--") {
                         (4, b"-->")
                     } else if rest.starts_with(b"<?") {
