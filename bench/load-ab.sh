@@ -7,8 +7,8 @@
 #   LOAD_DIR=/mnt/other/load bash bench/load-ab.sh ...   # a copy of bench/out/load elsewhere
 #                                                         # (another filesystem)
 #
-# Each round runs A and B (in alternating order): a fresh state/ and outbox/ (the previous ones are moved aside and
-# deleted at the end, as deleting many files slows file creation on ext4 without a journal),
+# Each round runs A and B (in alternating order): a fresh state/ and outbox/ (the previous ones go to
+# the trash, deleted only at the start of the next benchmark: see bench/trash.sh),
 # `serve`, then wrk -t2 -c${CONNS:-32} for SECONDS (default 8), printing requests/s, p99, and
 # CPU time per accepted message (the gateway's, and the whole machine's).
 set -euo pipefail
@@ -17,12 +17,13 @@ cd "$HERE/.."
 A="$1"; B="$2"; ROUNDS="${3:-3}"; SECS="${4:-8}"
 W="${LOAD_DIR:-bench/out/load}"; CFG="$W/gateway.toml"; CONNS="${CONNS:-32}"
 [ -f "$CFG" ] && [ -f "$W/list.txt" ] || { echo "run bench/load.sh first" >&2; exit 2; }
-ASIDE="$W.aside.$$"; mkdir -p "$ASIDE"
-trap 'rm -rf "$ASIDE"' EXIT
+TRASH="$W.trash"
+. "$HERE/trash.sh"
+empty_trash
 run() {
     local bin="$1" n="$2"
-    [ -e "$W/outbox" ] && mv "$W/outbox" "$ASIDE/outbox.$n"
-    [ -e "$W/state" ] && mv "$W/state" "$ASIDE/state.$n"
+    trash "$W/outbox"
+    trash "$W/state"
     local token; token="$("$bin" agency token issue police --config "$CFG" 2>/dev/null)"
     "$bin" serve --config "$CFG" > "$W/ab.out" 2> "$W/ab.log" &
     local pid=$!

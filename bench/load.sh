@@ -24,11 +24,12 @@ command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)"
 echo "== build (cargo build --release)"
 cargo build --release --quiet
 
-# The previous run's files are moved aside and deleted only after the measurement: on ext4
-# without a journal, freshly deleted inodes slow every file creation for a while afterwards,
-# which would be measured as the gateway's cost.
-OLD="$W.old.$$"
-[ -e "$W" ] && mv "$W" "$OLD"
+# The previous run's files go to the trash, deleted at the start of the next benchmark (see
+# bench/trash.sh).
+TRASH="$W.trash"
+. "$HERE/trash.sh"
+empty_trash
+trash "$W"
 mkdir -p "$W/xml" "$W/sealed"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$W/gateway.toml" <<TOML
@@ -70,7 +71,7 @@ stat -c '%s bytes per sealed message' "$W/sealed/m000000.xml.sealed"
 echo "== serve"
 ${SERVE_WRAPPER:-} "$GW" serve --config "$CFG" > "$W/serve.out" 2> "$W/serve.log" &
 PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -rf "$OLD"' EXIT
+trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$W/serve.out" 2>/dev/null && break; sleep 0.1; done
 
 echo "== machine"

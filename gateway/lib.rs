@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod envelope;
 pub mod fsio;
+pub mod group;
 pub mod http;
 pub mod keyring;
 pub mod metrics;

@@ -504,7 +504,9 @@ impl Gateway {
                 match staged.publish_after(&info, ledger_durable) {
                     Ok(published) => {
                         let receipt = published.receipt;
-                        if let Err(e) = fw.store.finish_forwarded(&id, &receipt) {
+                        // Not fsynced here: the message is durable in the queue, and the
+                        // next message's sync (or start-up, after a crash) settles the record.
+                        if let Err(e) = fw.store.finish_forwarded_deferred(&id, &receipt) {
                             // The message is in the queue: the hub has it. Only the ledger
                             // lags; say so loudly, the sender still gets its receipt.
                             tracing::error!(error = %e, "forwarded but the ledger could not record it");

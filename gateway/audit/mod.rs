@@ -81,7 +81,7 @@ impl Record {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     dir: PathBuf,
-    group: std::sync::Arc<Group>,
+    group: std::sync::Arc<Appends>,
 }
 
 /// A record waiting to be written.
@@ -94,22 +94,11 @@ struct Entry {
     details: Value,
 }
 
-/// Group commit: records queue up while one thread writes; the next writer takes them all.
+/// Records queue up while one thread writes; the next writer takes them all.
 #[derive(Debug, Default)]
-struct Group {
-    queue: std::sync::Mutex<Queue>,
+struct Appends {
+    queue: crate::group::Group<Entry, Result<Record, String>>,
     writer: std::sync::Mutex<()>,
-}
-
-#[derive(Debug, Default)]
-struct Queue {
-    next: u64,
-    pending: Vec<(u64, Entry)>,
-    done: std::collections::HashMap<u64, Result<Record, String>>,
-}
-
-fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> AuditError + '_ {
@@ -156,47 +145,24 @@ impl AuditLog {
             subject: subject.to_owned(),
             details,
         };
-        let ticket = {
-            let mut q = locked(&self.group.queue);
-            let t = q.next;
-            q.next += 1;
-            q.pending.push((t, entry));
-            t
-        };
-        let _writer = locked(&self.group.writer);
-        // The previous writer may have taken this record along with its own.
-        let batch = {
-            let mut q = locked(&self.group.queue);
-            if let Some(done) = q.done.remove(&ticket) {
-                return done.map_err(|e| self.batch_error(e));
-            }
-            std::mem::take(&mut q.pending)
-        };
-        let result = self.write_batch(batch.iter().map(|(_, e)| e));
-        let mut q = locked(&self.group.queue);
-        let mut mine = Err(String::from("record not written"));
-        match result {
-            Ok(records) => {
-                for ((t, _), rec) in batch.iter().zip(records) {
-                    if *t == ticket {
-                        mine = Ok(rec);
-                    } else {
-                        q.done.insert(*t, Ok(rec));
-                    }
+        let out = self.group.queue.submit(
+            entry,
+            || {
+                self.group
+                    .writer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            },
+            |_, entries| match self.write_batch(entries.iter()) {
+                Ok(records) => records.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    let text = e.to_string();
+                    entries.iter().map(|_| Err(text.clone())).collect()
                 }
-            }
-            Err(e) => {
-                let text = e.to_string();
-                for (t, _) in &batch {
-                    if *t == ticket {
-                        mine = Err(text.clone());
-                    } else {
-                        q.done.insert(*t, Err(text.clone()));
-                    }
-                }
-            }
-        }
-        mine.map_err(|e| self.batch_error(e))
+            },
+            || Err(String::from("record not written")),
+        );
+        out.map_err(|e| self.batch_error(e))
     }
 
     fn batch_error(&self, message: String) -> AuditError {
@@ -274,18 +240,25 @@ impl AuditLog {
     }
 
     fn write_head(&self, rec: &Record) -> Result<(), AuditError> {
+        use std::os::unix::fs::FileExt;
         let path = self.head();
         let err = io_err(&path);
+        let line = format!("{} {}\n", rec.seq, rec.hash);
+        // Rewritten in place rather than truncated: truncating freed and reallocated the file's
+        // block for every group (the `openat` was 0.8% of the server's CPU under load), and the
+        // line never gets shorter, as the sequence number only grows.
         let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.write(true).create(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let mut f = opts.open(&path).map_err(&err)?;
-        f.write_all(format!("{} {}\n", rec.seq, rec.hash).as_bytes())
-            .map_err(&err)?;
+        let f = opts.open(&path).map_err(&err)?;
+        f.write_all_at(line.as_bytes(), 0).map_err(&err)?;
+        if f.metadata().map_err(&err)?.len() > line.len() as u64 {
+            f.set_len(line.len() as u64).map_err(&err)?;
+        }
         f.sync_data().map_err(&err)
     }
 
@@ -482,6 +455,26 @@ mod tests {
             .append("message", "police", "forwarded", "m1", json!({}))
             .unwrap();
         assert_eq!(r.seq, 6);
+        assert!(matches!(
+            log.verify().unwrap(),
+            Verdict::Intact { records: 6, .. }
+        ));
+    }
+
+    #[test]
+    fn the_head_is_rewritten_whole_even_over_a_longer_one() {
+        let (_d, log) = log_with(5);
+        let head = std::fs::read_to_string(log.head()).unwrap();
+        assert!(head.starts_with("5 "), "{head}");
+        // A longer line than the next one (as a restored backup could leave).
+        std::fs::write(log.head(), format!("123456789 {GENESIS}   \n")).unwrap();
+        let r = log
+            .append("message", "police", "forwarded", "m6", json!({}))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(log.head()).unwrap(),
+            format!("6 {}\n", r.hash)
+        );
         assert!(matches!(
             log.verify().unwrap(),
             Verdict::Intact { records: 6, .. }

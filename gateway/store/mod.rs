@@ -447,6 +447,9 @@ pub enum StoreError {
     /// The caller passed an unusable value (e.g. a malformed SHA-256).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The shared transaction that carried this write could not be committed.
+    #[error("database error (group commit): {0}")]
+    GroupFailed(String),
     /// A stored value could not be read back.
     #[error("corrupt ledger data: {0}")]
     Corrupt(String),
@@ -504,6 +507,18 @@ pub trait Store: Send + Sync {
     /// Closes an `in_progress` record as forwarded, storing the receipt and
     /// recording a `forwarded` step (detail: the queue).
     fn finish_forwarded(&self, id: &MessageId, receipt: &Receipt) -> Result<(), StoreError>;
+
+    /// Like [`Store::finish_forwarded`], but the record need not be on disk yet (the next
+    /// [`Store::sync`] makes it so). Only for a message already durable in the queue: a crash
+    /// before that sync leaves the record `in_progress`, and start-up settles an in-progress
+    /// record whose message is in the queue as forwarded, with the same receipt.
+    fn finish_forwarded_deferred(
+        &self,
+        id: &MessageId,
+        receipt: &Receipt,
+    ) -> Result<(), StoreError> {
+        self.finish_forwarded(id, receipt)
+    }
 
     /// Closes an `in_progress` record as rejected, recording a `rejected` step
     /// (detail: the code).

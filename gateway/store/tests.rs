@@ -252,6 +252,125 @@ fn a_stale_in_progress_record_is_taken_over_by_an_identical_message() {
 }
 
 #[test]
+fn a_group_commit_answers_each_write_and_undoes_only_the_writes_that_fail() {
+    use super::sqlite::{Write, Written};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).with_stale_after(Duration::from_millis(50));
+    let stale = new_id(store.begin(&message(Some("K"), SHA_A)).unwrap());
+    let other = new_id(store.begin(&message(Some("O"), SHA_B)).unwrap());
+    std::thread::sleep(Duration::from_millis(80));
+    store.record_step(&other, Step::Opened, None).unwrap(); // `other` stays fresh
+
+    let first = message(Some("N-1"), SHA_A);
+    // Takes over the stale record (an UPDATE), then fails: its id is already used.
+    let mut clash = message(Some("K"), SHA_A);
+    clash.id = other.clone();
+    let unknown = MessageId::new();
+    let outs = store.commit_group_now(vec![
+        Write::Begin(first.clone()),
+        Write::Begin(clash),
+        Write::Forwarded {
+            id: unknown.clone(),
+            receipt_json: "{}".into(),
+            queue: "outbox/hub".into(),
+        },
+        Write::Begin(message(Some("N-1"), SHA_A)),
+    ]);
+    let mut outs = outs.into_iter();
+    let commit = match outs.next().unwrap() {
+        Ok((Written::Begun(Begin::New(id)), n)) if id == first.id => n,
+        other => panic!("expected the first message to be new, got {other:?}"),
+    };
+    assert!(matches!(outs.next().unwrap(), Err(StoreError::IdInUse(id)) if id == other));
+    assert!(matches!(outs.next().unwrap(), Err(StoreError::NotFound(id)) if id == unknown));
+    match outs.next().unwrap() {
+        Ok((Written::Begun(Begin::InProgress(rec)), n)) => {
+            assert_eq!(
+                rec.id, first.id,
+                "the second begin saw the first, same transaction"
+            );
+            assert_eq!(n, commit, "one commit for the group");
+        }
+        other => panic!("expected in progress, got {other:?}"),
+    }
+    assert!(outs.next().is_none());
+
+    // The failed write's takeover was undone; the others were committed.
+    let old = store.get(&stale).unwrap().unwrap();
+    assert_eq!(old.status, Status::InProgress);
+    assert!(
+        store
+            .steps(&stale)
+            .unwrap()
+            .iter()
+            .all(|s| s.step != Step::Rejected)
+    );
+    assert_eq!(
+        store.get(&first.id).unwrap().unwrap().status,
+        Status::InProgress
+    );
+    assert!(store.get(&unknown).unwrap().is_none());
+}
+
+#[test]
+fn a_deferred_finish_is_visible_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(Some("M-1"), SHA_A);
+    let id = new_id(store.begin_deferred(&m).unwrap());
+    store
+        .finish_forwarded_deferred(&id, &receipt(&id, &m))
+        .unwrap();
+    let rec = store.get(&id).unwrap().unwrap();
+    assert_eq!(rec.status, Status::Forwarded);
+    assert_eq!(rec.receipt().unwrap().unwrap().gateway_message_id, id);
+    store.sync().unwrap();
+    assert!(matches!(
+        store.begin(&message(Some("M-1"), SHA_A)).unwrap(),
+        Begin::Duplicate(r) if r.id == id
+    ));
+}
+
+#[test]
+fn concurrent_finishes_are_all_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir));
+    let messages: Vec<NewMessage> = (0..64)
+        .map(|i| message(Some(&format!("M-{i}")), SHA_A))
+        .collect();
+    for m in &messages {
+        new_id(store.begin(m).unwrap());
+    }
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = messages
+        .chunks(8)
+        .map(|chunk| {
+            let (store, barrier, chunk) = (store.clone(), barrier.clone(), chunk.to_vec());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for m in &chunk {
+                    store.finish_forwarded(&m.id, &receipt(&m.id, m)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for m in &messages {
+        let rec = store.get(&m.id).unwrap().unwrap();
+        assert_eq!(rec.status, Status::Forwarded);
+        assert_eq!(rec.receipt().unwrap().unwrap().gateway_message_id, m.id);
+        let steps = store.steps(&m.id).unwrap();
+        assert_eq!(steps.last().unwrap().step, Step::Forwarded);
+        assert_eq!(
+            steps.iter().filter(|s| s.step == Step::Forwarded).count(),
+            1
+        );
+    }
+}
+
+#[test]
 fn steps_are_recorded_in_order_with_details() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
