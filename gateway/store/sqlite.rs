@@ -37,7 +37,7 @@ pub(super) enum Written {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Schema migrations; `PRAGMA user_version` holds how many were applied.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: messages and their steps.
     "CREATE TABLE messages (
         id                TEXT PRIMARY KEY NOT NULL,
@@ -69,6 +69,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX steps_message ON steps (message_id, seq);",
     // 2: the process working on an in_progress record.
     "ALTER TABLE messages ADD COLUMN owner TEXT;",
+    // 3: steps without AUTOINCREMENT, which wrote the `sqlite_sequence` page on every commit
+    // (two of the ~13 pages a message wrote to the WAL). `seq` stays the insertion order: a
+    // new row gets the largest seq + 1, and steps are never deleted. Dropping the old table
+    // also drops its index and its `sqlite_sequence` row.
+    "CREATE TABLE steps_v3 (
+        seq        INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL REFERENCES messages (id),
+        step       TEXT NOT NULL,
+        detail     TEXT,
+        at         TEXT NOT NULL
+    );
+    INSERT INTO steps_v3 (seq, message_id, step, detail, at)
+        SELECT seq, message_id, step, detail, at FROM steps ORDER BY seq;
+    DROP TABLE steps;
+    ALTER TABLE steps_v3 RENAME TO steps;
+    CREATE INDEX steps_message ON steps (message_id, seq);",
 ];
 
 const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \

@@ -598,7 +598,7 @@ fn open_sets_wal_and_schema_version() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     // The UNIQUE index is in the database itself.
     let unique: i64 = conn
         .query_row(
@@ -709,4 +709,74 @@ fn a_new_ledger_uses_small_pages_and_an_existing_one_keeps_its_own() {
     assert_eq!(store.get(&id).unwrap().unwrap().status, Status::Forwarded);
     drop(store);
     assert_eq!(page_size(&old), 4096);
+}
+
+#[test]
+fn a_version_2_ledger_keeps_its_steps_in_order_after_the_steps_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let (old_id, steps_before) = {
+        // A ledger as version 2 left it, with a message and its steps.
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for sql in &super::sqlite::MIGRATIONS[..2] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 2).unwrap();
+        let id = MessageId::new();
+        tx.execute(
+            "INSERT INTO messages (id, agency, sha256, size, channel, status, received_at, updated_at)
+             VALUES (?1, 'police', ?2, 1, 'https', 'in_progress', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            rusqlite::params![id.as_str(), SHA_A],
+        )
+        .unwrap();
+        // Gaps in seq, as other messages' steps would leave.
+        for (seq, step) in [(3, "received"), (7, "opened"), (12, "verified")] {
+            tx.execute(
+                "INSERT INTO steps (seq, message_id, step, at) VALUES (?1, ?2, ?3, '2026-01-01T00:00:00Z')",
+                rusqlite::params![seq, id.as_str(), step],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        (id, vec![Step::Received, Step::Opened, Step::Verified])
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    let steps: Vec<Step> = store
+        .steps(&old_id)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(steps, steps_before);
+    store.record_step(&old_id, Step::Validated, None).unwrap();
+    let steps: Vec<Step> = store
+        .steps(&old_id)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(
+        steps.last(),
+        Some(&Step::Validated),
+        "a new step comes after the old ones"
+    );
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'steps'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+    let seq: i64 = conn
+        .query_row("SELECT max(seq) FROM steps", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(seq, 13);
 }
