@@ -51,6 +51,7 @@
 //! A PostgreSQL implementation can reuse the same schema (the deduplication key
 //! is a single nullable column with a UNIQUE index, which behaves identically).
 
+mod checkpoint;
 pub mod owner;
 mod sqlite;
 pub mod timestamp;

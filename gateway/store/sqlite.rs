@@ -8,6 +8,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 
+use super::checkpoint::Checkpointer;
 use super::{
     Begin, Channel, DEFAULT_STALE_AFTER, INTERRUPTED_CODE, MessageId, MessageRecord, NewMessage,
     Status, Step, StepRecord, Store, StoreError, timestamp,
@@ -32,6 +33,12 @@ pub(super) enum Written {
     Begun(Begin),
     Finished,
 }
+
+/// How often the background checkpoint runs. A checkpoint copies each page changed since the
+/// last one once, however often it changed: the pages messages touch are mostly the same few
+/// index and table leaves, so an interval of a few hundred milliseconds writes far fewer pages
+/// than checkpointing every 1,000 WAL frames did.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -105,6 +112,8 @@ const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, chann
 /// under its own savepoint, so that a write that fails is undone alone.
 #[derive(Debug)]
 pub struct SqliteStore {
+    // Declared (so dropped) first: its thread stops before the writer's connection closes.
+    checkpointer: Checkpointer,
     conn: Mutex<Connection>,
     /// Writes waiting for the connection, committed together by whoever gets it next.
     writes: Group<Write, Result<(Written, u64), StoreError>>,
@@ -146,14 +155,14 @@ impl SqliteStore {
         // Commits are made durable by `sync_upto` (an fsync of the WAL, as FULL would do).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Checkpoint every 8,192 WAL pages (8 MiB with 1 KiB pages) instead of 1,000: a
-        // checkpoint copies each distinct page once, and the pages a message touches (index and
-        // table leaves) are mostly the same as the previous message's, so fewer, larger
-        // checkpoints write far fewer pages and fsync the database less often.
-        conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+        // Checkpoints run in the background (see `checkpoint`); this one, inside a commit,
+        // is only a backstop in case they fall behind (64 MiB of WAL with 1 KiB pages).
+        conn.pragma_update(None, "wal_autocheckpoint", 65_536)?;
         migrate(&mut conn)?;
         tracing::debug!(path = %path.display(), "ledger opened");
+        let checkpointer = Checkpointer::start(&path, CHECKPOINT_EVERY)?;
         let store = SqliteStore {
+            checkpointer,
             conn: Mutex::new(conn),
             writes: Group::default(),
             path,
@@ -174,6 +183,11 @@ impl SqliteStore {
     /// After how long an idle `in_progress` record may be taken over.
     pub fn stale_after(&self) -> Duration {
         self.stale_after
+    }
+
+    /// WAL frames the background checkpoint has copied into the database so far.
+    pub fn checkpointed_frames(&self) -> u64 {
+        self.checkpointer.checkpointed_frames()
     }
 
     /// The database file.

@@ -780,3 +780,29 @@ fn a_version_2_ledger_keeps_its_steps_in_order_after_the_steps_migration() {
         .unwrap();
     assert_eq!(seq, 13);
 }
+
+#[test]
+fn checkpoints_run_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for i in 0..20 {
+        let m = message(Some(&format!("M-{i}")), SHA_A);
+        let id = new_id(store.begin(&m).unwrap());
+        store.finish_forwarded(&id, &receipt(&id, &m)).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.checkpointed_frames() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Far below the backstop threshold: only the background thread can have checkpointed.
+    let wal_frames = std::fs::metadata(dir.path().join("ledger.db-wal"))
+        .unwrap()
+        .len()
+        / 1048;
+    assert!(wal_frames < 65_536);
+    drop(store); // stops the thread
+}

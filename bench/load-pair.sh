@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Compare two gateway builds under load *at the same time*: both serve at once, each driven by
+# its own wrk with half the connections, so that both see the same moments of this VM (whose
+# speed swings by ±25% from one minute to the next, more than most changes being measured).
+# Prints each build's accepted messages/s and p99, and B's throughput relative to A's.
+#
+#   bash bench/load.sh                          # once: prepares bench/out/load
+#   bash bench/load-pair.sh A_BINARY B_BINARY [ROUNDS] [SECONDS]
+#
+# The two share the machine's two cores and its disk, so each gets about half: compare the
+# ratio, not the absolute figures. Rounds swap which server is started first.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE/.."
+A="$1"; B="$2"; ROUNDS="${3:-3}"; SECS="${4:-10}"
+W="${LOAD_DIR:-bench/out/load}"; CONNS="${CONNS:-32}"
+[ -f "$W/gateway.toml" ] && [ -f "$W/list.txt" ] || { echo "run bench/load.sh first" >&2; exit 2; }
+TRASH="$W.trash"
+. "$HERE/trash.sh"
+empty_trash
+ROOT="$(pwd)"
+config() { # DIR: a config with its own queue and state, and the shared keys
+    mkdir -p "$1"
+    cat > "$1/gateway.toml" <<TOML
+[paths]
+schemas = "$ROOT/schemas"
+keys = "$ROOT/$W/keys"
+outbox = "$1/outbox"
+state = "$1/state"
+[http]
+listen = "127.0.0.1:0"
+max_in_flight = 256
+[inbox]
+enabled = false
+TOML
+}
+start() { # BIN DIR -> pid, port in DIR/port
+    "$1" serve --config "$2/gateway.toml" > "$2/serve.out" 2> "$2/serve.log" &
+    echo $! > "$2/pid"
+    for _ in $(seq 100); do grep -q listening "$2/serve.out" 2>/dev/null && break; sleep 0.1; done
+    grep -o '[0-9]*$' "$2/serve.out" > "$2/port"
+}
+for r in $(seq "$ROUNDS"); do
+    for side in a b; do trash "$W/pair-$side"; config "$ROOT/$W/pair-$side"; done
+    token="$("$A" agency token issue police --config "$W/pair-a/gateway.toml" 2>/dev/null)"
+    if [ $((r % 2)) = 1 ]; then start "$A" "$W/pair-a"; start "$B" "$W/pair-b"; else start "$B" "$W/pair-b"; start "$A" "$W/pair-a"; fi
+    pids=()
+    for side in a b; do
+        wrk -t1 -c$((CONNS / 2)) -d"${SECS}s" --latency -s bench/load.lua \
+            "https://127.0.0.1:$(cat "$W/pair-$side/port")/v1/messages" -- "$W/list.txt" 1 "$token" \
+            > "$W/pair-$side/wrk.txt" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    for side in a b; do kill -TERM "$(cat "$W/pair-$side/pid")"; done
+    wait 2>/dev/null || true
+    ra=$(awk '/^status 201:/ { print $3 }' "$W/pair-a/wrk.txt"); rb=$(awk '/^status 201:/ { print $3 }' "$W/pair-b/wrk.txt")
+    printf "round %d  A %6.0f msg/s p99 %6s ms   B %6.0f msg/s p99 %6s ms   B/A %.3f\n" "$r" \
+        "$(awk -v n="${ra:-0}" -v s="$SECS" 'BEGIN { print n / s }')" "$(awk '/^p99_ms/ { print $2 }' "$W/pair-a/wrk.txt")" \
+        "$(awk -v n="${rb:-0}" -v s="$SECS" 'BEGIN { print n / s }')" "$(awk '/^p99_ms/ { print $2 }' "$W/pair-b/wrk.txt")" \
+        "$(awk -v a="${ra:-0}" -v b="${rb:-0}" 'BEGIN { if (a > 0) print b / a; else print 0 }')"
+done
