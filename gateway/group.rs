@@ -4,7 +4,8 @@
 //!
 //! Used by the ledger (one SQLite transaction per group) and the audit log (one write and fsync
 //! per group). Each caller still gets its own answer, and returns only once the commit that
-//! carried its write is done.
+//! carried its write is done. A write can also be *deferred*: queued without waiting, it goes
+//! out with the next group, or when the writer's holder runs the queue ([`Group::run_pending`]).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -18,7 +19,8 @@ pub struct Group<Op, Out> {
 #[derive(Debug)]
 struct Queue<Op, Out> {
     next: u64,
-    pending: Vec<(u64, Op)>,
+    /// Queued writes; `None` marks a deferred one, whose answer nobody collects.
+    pending: Vec<(Option<u64>, Op)>,
     done: HashMap<u64, Out>,
 }
 
@@ -53,33 +55,66 @@ impl<Op, Out> Group<Op, Out> {
             let mut q = self.locked();
             let t = q.next;
             q.next += 1;
-            q.pending.push((t, op));
+            q.pending.push((Some(t), op));
             t
         };
         let mut writer = lock();
-        let (tickets, ops): (Vec<u64>, Vec<Op>) = {
-            let mut q = self.locked();
-            if let Some(out) = q.done.remove(&ticket) {
-                return out;
-            }
-            std::mem::take(&mut q.pending).into_iter().unzip()
-        };
-        let outs = commit(&mut writer, ops);
-        let mut mine = None;
-        {
-            // Answers are handed over before the writer is released: whoever takes it next
-            // finds its answer rather than an empty queue.
-            let mut q = self.locked();
-            for (t, out) in tickets.into_iter().zip(outs) {
-                if t == ticket {
-                    mine = Some(out);
-                } else {
-                    q.done.insert(t, out);
-                }
-            }
+        if let Some(out) = self.locked().done.remove(&ticket) {
+            return out;
         }
+        let mine = self.commit_pending(&mut writer, commit, Some(ticket));
         drop(writer);
         mine.unwrap_or_else(lost)
+    }
+
+    /// Queues `op` without waiting for it: it is committed with the next group. Its answer is
+    /// dropped, so `commit` must report a deferred write's failure itself.
+    pub fn defer(&self, op: Op) {
+        self.locked().pending.push((None, op));
+    }
+
+    /// Whether writes are queued.
+    pub fn has_pending(&self) -> bool {
+        !self.locked().pending.is_empty()
+    }
+
+    /// With the writer held (`writer`), commits whatever is queued: for deferred writes, and
+    /// before an operation that must see every write made so far.
+    pub fn run_pending<W>(&self, writer: &mut W, commit: impl FnOnce(&mut W, Vec<Op>) -> Vec<Out>) {
+        if self.has_pending() {
+            self.commit_pending(writer, commit, None);
+        }
+    }
+
+    /// Commits the queue; hands every answer to its caller and returns `mine`'s.
+    fn commit_pending<W>(
+        &self,
+        writer: &mut W,
+        commit: impl FnOnce(&mut W, Vec<Op>) -> Vec<Out>,
+        mine: Option<u64>,
+    ) -> Option<Out> {
+        let (tickets, ops): (Vec<Option<u64>>, Vec<Op>) =
+            std::mem::take(&mut self.locked().pending)
+                .into_iter()
+                .unzip();
+        if ops.is_empty() {
+            return None;
+        }
+        let outs = commit(writer, ops);
+        let mut answer = None;
+        // Answers are handed over before the writer is released: whoever takes it next finds
+        // its answer rather than an empty queue.
+        let mut q = self.locked();
+        for (t, out) in tickets.into_iter().zip(outs) {
+            match t {
+                Some(t) if Some(t) == mine => answer = Some(out),
+                Some(t) => {
+                    q.done.insert(t, out);
+                }
+                None => {}
+            }
+        }
+        answer
     }
 
     fn locked(&self) -> MutexGuard<'_, Queue<Op, Out>> {
@@ -136,6 +171,34 @@ mod tests {
             commits.len() < 16 * 50,
             "waiting callers shared commits ({} commits)",
             commits.len()
+        );
+    }
+
+    #[test]
+    fn deferred_writes_go_out_with_the_next_group_or_when_the_queue_is_run() {
+        let group: Group<u32, u32> = Group::default();
+        let writer = Mutex::new(Vec::<Vec<u32>>::new());
+        let commit = |w: &mut std::sync::MutexGuard<'_, Vec<Vec<u32>>>, ops: Vec<u32>| {
+            w.push(ops.clone());
+            ops
+        };
+        group.defer(1);
+        group.defer(2);
+        assert!(group.has_pending());
+        assert_eq!(group.submit(3, || writer.lock().unwrap(), commit, || 0), 3);
+        assert_eq!(
+            *writer.lock().unwrap(),
+            vec![vec![1, 2, 3]],
+            "one group, in order"
+        );
+        group.defer(4);
+        group.run_pending(&mut writer.lock().unwrap(), commit);
+        assert!(!group.has_pending());
+        group.run_pending(&mut writer.lock().unwrap(), commit); // nothing queued: no commit
+        assert_eq!(*writer.lock().unwrap(), vec![vec![1, 2, 3], vec![4]]);
+        assert!(
+            group.locked().done.is_empty(),
+            "no answer kept for deferred writes"
         );
     }
 

@@ -309,6 +309,17 @@ impl Gateway {
         })
     }
 
+    /// Commits the ledger's deferred writes (the final state of the last messages forwarded);
+    /// the server calls it periodically, so that other processes see them when no further
+    /// message carries them.
+    pub fn flush_ledger(&self) {
+        if let Some(fw) = &self.forwarding
+            && let Err(e) = fw.store.flush()
+        {
+            tracing::error!(error = %e, "cannot commit the ledger's deferred writes");
+        }
+    }
+
     /// Runs one sealed file from `agency` through the pipeline.
     pub fn process_file(&self, agency: &str, channel: Channel, path: &Path) -> Outcome {
         self.process(agency, channel, Payload::File(path))

@@ -71,9 +71,14 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     // Scripts and tests read the address (the port may have been chosen by the system).
     println!("listening on https://{addr}");
     let flag = shutdown.clone();
+    let ledger = gateway.clone();
     let stopped = async move {
         while !flag.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            // A forwarded message's final ledger state goes out with the next message; when
+            // none comes, here (a lock and a check when there is nothing to do).
+            let ledger = ledger.clone();
+            let _ = tokio::task::spawn_blocking(move || ledger.flush_ledger()).await;
         }
     };
     runtime.block_on(http::serve(listener, acceptor, state, stopped))?;
@@ -82,6 +87,7 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
         f.stop();
     }
     reloader.stop();
+    gateway.flush_ledger();
     tracing::info!("stopped");
     Ok(exit::OK)
 }

@@ -481,6 +481,12 @@ pub trait Store: Send + Sync {
         self.begin(m)
     }
 
+    /// Commits deferred writes now (a server calls it periodically, so that other processes
+    /// reading the ledger see them).
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Returns once every commit made so far is on disk.
     fn sync(&self) -> Result<(), StoreError> {
         Ok(())
@@ -509,10 +515,13 @@ pub trait Store: Send + Sync {
     /// recording a `forwarded` step (detail: the queue).
     fn finish_forwarded(&self, id: &MessageId, receipt: &Receipt) -> Result<(), StoreError>;
 
-    /// Like [`Store::finish_forwarded`], but the record need not be on disk yet (the next
-    /// [`Store::sync`] makes it so). Only for a message already durable in the queue: a crash
-    /// before that sync leaves the record `in_progress`, and start-up settles an in-progress
-    /// record whose message is in the queue as forwarded, with the same receipt.
+    /// Like [`Store::finish_forwarded`], but the record need not be on disk, nor even
+    /// committed, on return: it is committed with the next write, before any read of this
+    /// store, or by [`Store::flush`], and is durable after the next [`Store::sync`] that follows
+    /// that commit. Only for a
+    /// message already durable in the queue: a crash before that leaves the record
+    /// `in_progress`, and start-up settles an in-progress record whose message is in the queue
+    /// as forwarded, with the same receipt. A failure to record it is logged.
     fn finish_forwarded_deferred(
         &self,
         id: &MessageId,

@@ -24,6 +24,8 @@ pub(super) enum Write {
         id: MessageId,
         receipt_json: String,
         queue: String,
+        /// Queued without waiting: nobody reads the answer, so a failure is logged here.
+        deferred: bool,
     },
 }
 
@@ -201,6 +203,15 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The connection, once every queued write is committed: for operations that must see (or
+    /// come after) every write made so far, deferred ones included.
+    fn lock_current(&self) -> MutexGuard<'_, Connection> {
+        let mut conn = self.lock();
+        self.writes
+            .run_pending(&mut conn, |conn, writes| self.commit_group(conn, writes));
+        conn
+    }
+
     /// Counts a commit just made (call with the connection lock held); returns its number.
     fn committed(&self) -> u64 {
         self.committed
@@ -295,7 +306,15 @@ impl SqliteStore {
                 id,
                 receipt_json,
                 queue,
-            } => finish_forwarded_in(tx, id, receipt_json, queue).map(|()| Written::Finished),
+                deferred,
+            } => {
+                let done = finish_forwarded_in(tx, id, receipt_json, queue);
+                if let (Err(e), true) = (&done, deferred) {
+                    // The message is in the queue; start-up will settle the record.
+                    tracing::error!(id = %id, error = %e, "forwarded but the ledger could not record it");
+                }
+                done.map(|()| Written::Finished)
+            }
         }
     }
 
@@ -305,17 +324,13 @@ impl SqliteStore {
         id: &MessageId,
         receipt: &Receipt,
     ) -> Result<u64, StoreError> {
-        if &receipt.gateway_message_id != id {
-            return Err(StoreError::InvalidInput(format!(
-                "receipt for {} given for message {id}",
-                receipt.gateway_message_id
-            )));
-        }
+        check_receipt_names(id, receipt)?;
         let receipt_json = serde_json::to_string(receipt)?;
         let (_, n) = self.write(Write::Forwarded {
             id: id.clone(),
             receipt_json,
             queue: receipt.queue.clone(),
+            deferred: false,
         })?;
         Ok(n)
     }
@@ -553,6 +568,25 @@ fn insert_message(
     Ok(())
 }
 
+fn check_receipt_names(id: &MessageId, receipt: &Receipt) -> Result<(), StoreError> {
+    if &receipt.gateway_message_id != id {
+        return Err(StoreError::InvalidInput(format!(
+            "receipt for {} given for message {id}",
+            receipt.gateway_message_id
+        )));
+    }
+    Ok(())
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Deferred writes are committed before the connection closes.
+        if let Err(e) = Store::flush(self) {
+            tracing::error!(error = %e, "ledger writes lost at close");
+        }
+    }
+}
+
 /// Marks in-progress message `id` forwarded with its receipt.
 fn finish_forwarded_in(
     tx: &Transaction<'_>,
@@ -618,7 +652,7 @@ impl Store for SqliteStore {
         detail: &str,
     ) -> Result<MessageRecord, StoreError> {
         let sha256 = normalise_sha256(&m.sha256)?;
-        let mut conn = self.lock();
+        let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         insert_message(&tx, m, &sha256, None, Some((code, detail)))?;
         let rec = require_record(&tx, &m.id)?;
@@ -635,7 +669,7 @@ impl Store for SqliteStore {
         step: Step,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.lock();
+        let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = timestamp::now();
         let n = tx
@@ -661,11 +695,27 @@ impl Store for SqliteStore {
         id: &MessageId,
         receipt: &Receipt,
     ) -> Result<(), StoreError> {
-        self.finish_forwarded_unsynced(id, receipt).map(|_| ())
+        check_receipt_names(id, receipt)?;
+        // Not even committed now: it goes out with the next message's `begin` (whose
+        // transaction mostly touches the same pages), before any read, or with `flush`.
+        self.writes.defer(Write::Forwarded {
+            id: id.clone(),
+            receipt_json: serde_json::to_string(receipt)?,
+            queue: receipt.queue.clone(),
+            deferred: true,
+        });
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        if self.writes.has_pending() {
+            drop(self.lock_current());
+        }
+        Ok(())
     }
 
     fn finish_rejected(&self, id: &MessageId, code: &str, detail: &str) -> Result<(), StoreError> {
-        let mut conn = self.lock();
+        let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let rec = require_record(&tx, id)?;
         if rec.status != Status::InProgress {
@@ -690,7 +740,7 @@ impl Store for SqliteStore {
     }
 
     fn in_progress(&self) -> Result<Vec<MessageRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.lock_current();
         let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE status = 'in_progress'");
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], record_from_row)?;
@@ -698,7 +748,7 @@ impl Store for SqliteStore {
     }
 
     fn abandon(&self, id: &MessageId, detail: &str) -> Result<bool, StoreError> {
-        let mut conn = self.lock();
+        let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = timestamp::now();
         let n = tx
@@ -726,11 +776,11 @@ impl Store for SqliteStore {
     }
 
     fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
-        get_record(&self.lock(), id)
+        get_record(&self.lock_current(), id)
     }
 
     fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.lock_current();
         let mut stmt = conn.prepare_cached(
             "SELECT step, detail, at FROM steps WHERE message_id = ?1 ORDER BY seq",
         )?;

@@ -273,6 +273,7 @@ fn a_group_commit_answers_each_write_and_undoes_only_the_writes_that_fail() {
             id: unknown.clone(),
             receipt_json: "{}".into(),
             queue: "outbox/hub".into(),
+            deferred: false,
         },
         Write::Begin(message(Some("N-1"), SHA_A)),
     ]);
@@ -328,6 +329,60 @@ fn a_deferred_finish_is_visible_at_once() {
     assert!(matches!(
         store.begin(&message(Some("M-1"), SHA_A)).unwrap(),
         Begin::Duplicate(r) if r.id == id
+    ));
+}
+
+/// The status another process would read now.
+fn status_seen_by_another_connection(dir: &tempfile::TempDir, id: &MessageId) -> String {
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    conn.query_row(
+        "SELECT status FROM messages WHERE id = ?1",
+        [id.as_str()],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_deferred_finish_goes_out_with_the_next_write_or_a_flush_or_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m1 = message(Some("M-1"), SHA_A);
+    let id1 = new_id(store.begin(&m1).unwrap());
+    store
+        .finish_forwarded_deferred(&id1, &receipt(&id1, &m1))
+        .unwrap();
+    assert_eq!(
+        status_seen_by_another_connection(&dir, &id1),
+        "in_progress",
+        "not committed yet"
+    );
+    // The next message's begin carries it.
+    let m2 = message(Some("M-2"), SHA_A);
+    let id2 = new_id(store.begin(&m2).unwrap());
+    assert_eq!(status_seen_by_another_connection(&dir, &id1), "forwarded");
+    // With no further message, a flush.
+    store
+        .finish_forwarded_deferred(&id2, &receipt(&id2, &m2))
+        .unwrap();
+    assert_eq!(status_seen_by_another_connection(&dir, &id2), "in_progress");
+    store.flush().unwrap();
+    assert_eq!(status_seen_by_another_connection(&dir, &id2), "forwarded");
+    // Or closing the store.
+    let m3 = message(Some("M-3"), SHA_A);
+    let id3 = new_id(store.begin(&m3).unwrap());
+    store
+        .finish_forwarded_deferred(&id3, &receipt(&id3, &m3))
+        .unwrap();
+    drop(store);
+    assert_eq!(status_seen_by_another_connection(&dir, &id3), "forwarded");
+    // A wrong receipt is refused at once rather than queued.
+    let store = open(&dir);
+    let m4 = message(Some("M-4"), SHA_A);
+    let id4 = new_id(store.begin(&m4).unwrap());
+    assert!(matches!(
+        store.finish_forwarded_deferred(&id4, &receipt(&id1, &m4)),
+        Err(StoreError::InvalidInput(_))
     ));
 }
 
