@@ -29,7 +29,6 @@ outbox = "$1/outbox"
 state = "$1/state"
 [http]
 listen = "127.0.0.1:0"
-max_in_flight = 256
 [inbox]
 enabled = false
 TOML

@@ -4,7 +4,7 @@
 #
 #   bench/load.sh                       # 20,000 messages prepared, 64 connections, 20 s
 #   N=5000 CONNS=32 DURATION=10 bench/load.sh
-#   MAX_IN_FLIGHT=16 bench/load.sh      # [http] max_in_flight for the run (default 256)
+#   MAX_IN_FLIGHT=64 bench/load.sh      # [http] max_in_flight for the run (default: the gateway's)
 #   LOAD_DIR=/bench-1 bench/load.sh     # work (keys, messages, state, outbox) in another directory
 #   SERVE_WRAPPER=eatmydata bench/load.sh   # experiments only: run `serve` under a wrapper
 #                                       # (eatmydata shows the ceiling without fsync costs)
@@ -37,7 +37,7 @@ cat > "$W/gateway.toml" <<TOML
 schemas = "$ROOT/schemas"
 [http]
 listen = "127.0.0.1:$PORT"
-max_in_flight = ${MAX_IN_FLIGHT:-256}
+${MAX_IN_FLIGHT:+max_in_flight = $MAX_IN_FLIGHT}
 [inbox]
 enabled = false
 TOML
