@@ -2,7 +2,7 @@
 # HTTPS load benchmark: small (~10 KB) sealed messages, each one different, POSTed with
 # keep-alive by wrk; every 201 means the message was fsynced into the outbox queue.
 #
-#   bench/load.sh                       # 20,000 messages prepared, 64 connections, 20 s
+#   bench/load.sh                       # 20,000 messages prepared, 32 connections, 20 s
 #   N=5000 CONNS=32 DURATION=10 bench/load.sh
 #   MAX_IN_FLIGHT=64 bench/load.sh      # [http] max_in_flight for the run (default: the gateway's)
 #   LOAD_DIR=/bench-1 bench/load.sh     # work (keys, messages, state, outbox) in another directory
@@ -16,7 +16,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 cd "$ROOT"
-N="${N:-20000}"; CONNS="${CONNS:-64}"; DURATION="${DURATION:-20}"; THREADS="${THREADS:-2}"
+N="${N:-20000}"; CONNS="${CONNS:-32}"; DURATION="${DURATION:-20}"; THREADS="${THREADS:-2}"
 W="${LOAD_DIR:-bench/out/load}"
 GW="$ROOT/target/release/gateway"
 command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 2; }

@@ -7,11 +7,6 @@ use clap::{Parser, Subcommand};
 use gateway::cli::{self, exit};
 use gateway::config::Config;
 
-// The server allocates and frees many small buffers per message on several threads; glibc's
-// malloc was ~7% of its CPU under load (see docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Secure file-exchange gateway: opens sealed (age + CMS) XML payloads, verifies and validates
 /// them, and forwards them durably to the hub's integration queue.
 #[derive(Debug, Parser)]
