@@ -32,7 +32,7 @@ pub(super) enum Write {
 /// What a [`Write`] did.
 #[derive(Debug)]
 pub(super) enum Written {
-    Begun(Begin),
+    Begun(Box<Begin>),
     Finished,
 }
 
@@ -301,7 +301,7 @@ impl SqliteStore {
 
     fn apply(&self, tx: &Transaction<'_>, write: &Write) -> Result<Written, StoreError> {
         match write {
-            Write::Begin(m) => self.begin_in(tx, m).map(Written::Begun),
+            Write::Begin(m) => self.begin_in(tx, m).map(|b| Written::Begun(Box::new(b))),
             Write::Forwarded {
                 id,
                 receipt_json,
@@ -337,7 +337,7 @@ impl SqliteStore {
 
     fn begin_unsynced(&self, m: &NewMessage) -> Result<Begin, StoreError> {
         match self.write(Write::Begin(m.clone()))? {
-            (Written::Begun(b), _) => Ok(b),
+            (Written::Begun(b), _) => Ok(*b),
             (Written::Finished, _) => Err(StoreError::GroupFailed(
                 "a begin was answered as a finish".into(),
             )),
@@ -384,7 +384,7 @@ impl SqliteStore {
                         detail,
                         timestamp::format(&now)
                     ])?;
-                    insert_step(&tx, &old.id, Step::Rejected, Some(INTERRUPTED_CODE), &now)?;
+                    insert_step(tx, &old.id, Step::Rejected, Some(INTERRUPTED_CODE), &now)?;
                     tracing::warn!(old = %old.id, new = %m.id, "taking over stale in-progress message");
                 }
                 Status::Rejected => {

@@ -279,13 +279,16 @@ fn a_group_commit_answers_each_write_and_undoes_only_the_writes_that_fail() {
     ]);
     let mut outs = outs.into_iter();
     let commit = match outs.next().unwrap() {
-        Ok((Written::Begun(Begin::New(id)), n)) if id == first.id => n,
+        Ok((Written::Begun(b), n)) if matches!(&*b, Begin::New(id) if *id == first.id) => n,
         other => panic!("expected the first message to be new, got {other:?}"),
     };
     assert!(matches!(outs.next().unwrap(), Err(StoreError::IdInUse(id)) if id == other));
     assert!(matches!(outs.next().unwrap(), Err(StoreError::NotFound(id)) if id == unknown));
     match outs.next().unwrap() {
-        Ok((Written::Begun(Begin::InProgress(rec)), n)) => {
+        Ok((Written::Begun(b), n)) => {
+            let Begin::InProgress(rec) = *b else {
+                panic!("expected in progress, got {b:?}")
+            };
             assert_eq!(
                 rec.id, first.id,
                 "the second begin saw the first, same transaction"
