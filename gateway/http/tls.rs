@@ -10,30 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use openssl::ssl::{AlpnError, SslAcceptor, SslMethod, SslVerifyMode, select_next_proto};
-use openssl::x509::X509;
 
-use crate::keyring::{KeyringError, read_private_key};
+use crate::keyring::{KeyringError, read_certificate_chain, read_private_key};
 
 /// Builds the acceptor from `keys/tls/server.key` and `server.crt`.
 pub fn acceptor(keys: &Path) -> Result<SslAcceptor, KeyringError> {
     let dir = keys.join("tls");
     let key = read_private_key(&dir.join("server.key"))?;
-    let cert_path = dir.join("server.crt");
-    let pem = std::fs::read(&cert_path).map_err(|error| KeyringError::Io {
-        path: cert_path.clone(),
-        error,
-    })?;
-    let chain = X509::stack_from_pem(&pem).map_err(|e| KeyringError::Invalid {
-        path: cert_path.clone(),
-        message: format!("not a PEM certificate: {e}"),
-    })?;
-    let mut chain = chain.into_iter();
-    let Some(leaf) = chain.next() else {
-        return Err(KeyringError::Invalid {
-            path: cert_path,
-            message: "no certificate".into(),
-        });
-    };
+    let (leaf, chain) = read_certificate_chain(&dir.join("server.crt"))?;
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     b.set_private_key(&key)?;
     b.set_certificate(&leaf)?;

@@ -256,11 +256,7 @@ fn read(path: &Path) -> Result<Vec<u8>, KeyringError> {
 fn certs_in(dir: &Path) -> Result<Vec<X509>, KeyringError> {
     let mut out = Vec::new();
     for p in pem_files(dir)? {
-        let certs = X509::stack_from_pem(&read(&p)?).map_err(|e| KeyringError::Invalid {
-            path: p.clone(),
-            message: format!("not a PEM certificate: {e}"),
-        })?;
-        out.extend(certs);
+        out.extend(super::read_certificates(&p)?);
     }
     Ok(out)
 }

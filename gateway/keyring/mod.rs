@@ -161,6 +161,34 @@ pub fn read_private_key(
     })
 }
 
+/// Reads every PEM certificate of a file, in order (none if it holds no PEM block).
+pub fn read_certificates(path: &Path) -> Result<Vec<openssl::x509::X509>, KeyringError> {
+    let pem = std::fs::read(path).map_err(|error| KeyringError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    openssl::x509::X509::stack_from_pem(&pem).map_err(|e| KeyringError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("not a PEM certificate: {e}"),
+    })
+}
+
+/// Reads a certificate file that must hold at least one certificate: the first (the leaf), and
+/// the rest of its chain.
+pub fn read_certificate_chain(
+    path: &Path,
+) -> Result<(openssl::x509::X509, Vec<openssl::x509::X509>), KeyringError> {
+    let mut chain = read_certificates(path)?;
+    if chain.is_empty() {
+        return Err(KeyringError::Invalid {
+            path: path.to_path_buf(),
+            message: "no certificate".into(),
+        });
+    }
+    let leaf = chain.remove(0);
+    Ok((leaf, chain))
+}
+
 /// The development signing key and certificate of a seed agency (the agency's side: a real
 /// hub never holds these), as made by [`init`].
 pub fn dev_signer(keys: &Path, agency: &str) -> (PathBuf, PathBuf) {

@@ -59,17 +59,10 @@ impl ReceiptSigner {
         }
         let key = crate::keyring::read_private_key(&key_path)?;
         let cert_path = dir.join("receipt.crt");
-        let pem = std::fs::read(&cert_path).map_err(|error| KeyringError::Io {
-            path: cert_path.clone(),
-            error,
-        })?;
-        let cert = X509::from_pem(&pem).map_err(|e| KeyringError::Invalid {
-            path: cert_path,
-            message: format!("not a PEM certificate: {e}"),
-        })?;
+        let (cert, _) = crate::keyring::read_certificate_chain(&cert_path)?;
         let template =
             signed_data::Template::new(&key, &cert).map_err(|e| KeyringError::Invalid {
-                path: dir.join("receipt.crt"),
+                path: cert_path,
                 message: format!("cannot prepare receipt signatures: {e}"),
             })?;
         Ok(ReceiptSigner {

@@ -496,6 +496,23 @@ fn require_record(conn: &Connection, id: &MessageId) -> Result<MessageRecord, St
     get_record(conn, id)?.ok_or_else(|| StoreError::NotFound(id.clone()))
 }
 
+/// Refuses `action` unless message `id` exists and is still in progress.
+fn require_in_progress(
+    conn: &Connection,
+    id: &MessageId,
+    action: &'static str,
+) -> Result<(), StoreError> {
+    let rec = require_record(conn, id)?;
+    if rec.status != Status::InProgress {
+        return Err(StoreError::InvalidTransition {
+            id: id.clone(),
+            status: rec.status,
+            action,
+        });
+    }
+    Ok(())
+}
+
 fn insert_step(
     tx: &Transaction<'_>,
     id: &MessageId,
@@ -597,14 +614,7 @@ fn finish_forwarded_in(
     receipt_json: &str,
     queue: &str,
 ) -> Result<(), StoreError> {
-    let rec = require_record(tx, id)?;
-    if rec.status != Status::InProgress {
-        return Err(StoreError::InvalidTransition {
-            id: id.clone(),
-            status: rec.status,
-            action: "finish as forwarded",
-        });
-    }
+    require_in_progress(tx, id, "finish as forwarded")?;
     let now = timestamp::now();
     tx.prepare_cached(
         "UPDATE messages SET status = 'forwarded', receipt_json = ?2,
@@ -720,14 +730,7 @@ impl Store for SqliteStore {
     fn finish_rejected(&self, id: &MessageId, code: &str, detail: &str) -> Result<(), StoreError> {
         let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let rec = require_record(&tx, id)?;
-        if rec.status != Status::InProgress {
-            return Err(StoreError::InvalidTransition {
-                id: id.clone(),
-                status: rec.status,
-                action: "finish as rejected",
-            });
-        }
+        require_in_progress(&tx, id, "finish as rejected")?;
         let now = timestamp::now();
         tx.prepare_cached(
             "UPDATE messages SET status = 'rejected', rejection_code = ?2,

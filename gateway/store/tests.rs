@@ -47,6 +47,20 @@ fn new_id(b: Begin) -> MessageId {
     }
 }
 
+fn step_names(store: &SqliteStore, id: &MessageId) -> Vec<Step> {
+    store
+        .steps(id)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.step)
+        .collect()
+}
+
+fn user_version(conn: &rusqlite::Connection) -> i64 {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
 #[test]
 fn begin_registers_a_new_message_in_progress() {
     let dir = tempfile::tempdir().unwrap();
@@ -550,12 +564,7 @@ fn unregistered_rejections_are_logged_without_taking_part_in_dedupe() {
     assert_eq!(rec.id, m.id);
     assert_eq!(rec.status, Status::Rejected);
     assert!(rec.finished_at.is_some());
-    let steps: Vec<_> = store
-        .steps(&m.id)
-        .unwrap()
-        .into_iter()
-        .map(|s| s.step)
-        .collect();
+    let steps = step_names(&store, &m.id);
     assert_eq!(steps, [Step::Received, Step::Opened, Step::Rejected]);
     // The same content can still be registered.
     new_id(store.begin(&message(None, SHA_A)).unwrap());
@@ -653,10 +662,7 @@ fn open_sets_wal_and_schema_version() {
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(user_version(&conn), 3);
     // The UNIQUE index is in the database itself.
     let unique: i64 = conn
         .query_row(
@@ -800,20 +806,10 @@ fn a_version_2_ledger_keeps_its_steps_in_order_after_the_steps_migration() {
         (id, vec![Step::Received, Step::Opened, Step::Verified])
     };
     let store = SqliteStore::open(&path).unwrap();
-    let steps: Vec<Step> = store
-        .steps(&old_id)
-        .unwrap()
-        .into_iter()
-        .map(|s| s.step)
-        .collect();
+    let steps = step_names(&store, &old_id);
     assert_eq!(steps, steps_before);
     store.record_step(&old_id, Step::Validated, None).unwrap();
-    let steps: Vec<Step> = store
-        .steps(&old_id)
-        .unwrap()
-        .into_iter()
-        .map(|s| s.step)
-        .collect();
+    let steps = step_names(&store, &old_id);
     assert_eq!(
         steps.last(),
         Some(&Step::Validated),
@@ -821,10 +817,7 @@ fn a_version_2_ledger_keeps_its_steps_in_order_after_the_steps_migration() {
     );
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(user_version(&conn), 3);
     let sql: String = conn
         .query_row(
             "SELECT sql FROM sqlite_master WHERE name = 'steps'",
