@@ -67,6 +67,9 @@ find "$W/xml" -name '*.xml' -print0 | xargs -0 -n 2000 "$GW" seal --key "$K.key"
     --to "$RECIPIENT" --out-dir "$W/sealed" 2>/dev/null
 find "$W/sealed" -name '*.sealed' | sort > "$W/list.txt"
 stat -c '%s bytes per sealed message' "$W/sealed/m000000.xml.sealed"
+# The files just made are written back now rather than during the run (a run that overlapped
+# their writeback had a p99 of 103 ms, the next one 54 ms).
+sync
 
 echo "== serve"
 ${SERVE_WRAPPER:-} "$GW" serve --config "$CFG" > "$W/serve.out" 2> "$W/serve.log" &
