@@ -14,9 +14,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE/.."
 A="$1"; B="$2"; ROUNDS="${3:-3}"; SECS="${4:-10}"
 W="${LOAD_DIR:-bench/out/load}"; CONNS="${CONNS:-32}"
-[ -f "$W/gateway.toml" ] && [ -f "$W/list.txt" ] || { echo "run bench/load.sh first" >&2; exit 2; }
+[ -f "$W/gateway.toml" ] && [ -f "$W/sealed.pack" ] || { echo "run bench/load.sh first" >&2; exit 2; }
 TRASH="$W.trash"
-. "$HERE/trash.sh"
+. "$HERE/load-lib.sh"
 empty_trash
 ROOT="$(pwd)"
 config() { # DIR: a config with its own queue and state, and the shared keys
@@ -43,10 +43,11 @@ for r in $(seq "$ROUNDS"); do
     for side in a b; do trash "$W/pair-$side"; config "$ROOT/$W/pair-$side"; done
     token="$("$A" agency token issue police --config "$W/pair-a/gateway.toml" 2>/dev/null)"
     if [ $((r % 2)) = 1 ]; then start "$A" "$W/pair-a"; start "$B" "$W/pair-b"; else start "$B" "$W/pair-b"; start "$A" "$W/pair-a"; fi
+    warm_pack
     pids=()
     for side in a b; do
         wrk -t1 -c$((CONNS / 2)) -d"${SECS}s" --latency -s bench/load.lua \
-            "https://127.0.0.1:$(cat "$W/pair-$side/port")/v1/messages" -- "$W/list.txt" 1 "$token" \
+            "https://127.0.0.1:$(cat "$W/pair-$side/port")/v1/messages" -- "$W/sealed.pack" 1 "$token" \
             > "$W/pair-$side/wrk.txt" &
         pids+=($!)
     done

@@ -1,0 +1,59 @@
+# Sourced by the load benchmarks.
+#
+# Old runs' files are moved into a trash directory beside the work directory (a rename) and
+# deleted only at the start of the next benchmark, which then waits until the kernel no longer
+# treats those inodes as recently freed. ext4 without a journal (as on the reference VM) skips
+# inodes freed in the last `vm.dirty_expire_centisecs` (30 s) when it allocates new ones,
+# rescanning them for every file created: after deleting tens of thousands of files, creating
+# the two queue files per message took 20-25% of the gateway's CPU (perf, see
+# docs/benchmarks.md), which would be measured as the gateway's cost.
+#
+#   trash PATH      move PATH into the trash ($TRASH)
+#   empty_trash     delete the trash, then wait out the recently-freed window if anything was deleted
+#   warm_pack       read $W/sealed.pack (the messages wrk sends) into the page cache
+#   sample_rate PORT SECS OUT   in the background: the gateway's forwarded messages per second
+#                   from 3 s after now to 1 s before SECS have passed, written to OUT
+TRASH="${TRASH:?set TRASH before sourcing bench/load-lib.sh}"
+trash() {
+    [ -e "$1" ] || return 0
+    mkdir -p "$TRASH"
+    mv "$1" "$TRASH/$(basename "$1").$(date +%s%N)"
+}
+empty_trash() {
+    [ -d "$TRASH" ] || return 0
+    rm -rf "$TRASH"
+    # Twice the window: 36 s after deleting 60,000 files, the scan still showed in 10% of the
+    # server's samples; after 65 s it was gone.
+    local wait=$(( $(cat /proc/sys/vm/dirty_expire_centisecs 2>/dev/null || echo 3000) / 50 ))
+    echo "== deleted the previous runs' files; waiting ${wait} s (recently freed inodes slow file creation)"
+    sleep "$wait"
+}
+
+# The host pages out page cache unused for about a minute (DAMON `pageout` on this VM), and the
+# benchmarks wait that long after deleting files: without this read, wrk's second thread read its
+# messages from disk while the first already ran (see bench/load.lua).
+warm_pack() {
+    cat "$W/sealed.pack" "$W/sealed.pack.sizes" > /dev/null
+}
+
+# Messages the gateway on PORT has forwarded, from its /metrics (keys under $W).
+forwarded() {
+    curl -s --cacert "$W/keys/tls/server.crt" "https://127.0.0.1:$1/metrics" |
+        awk '/^gateway_messages_total\{/ && /outcome="forwarded"/ { n += $NF } END { print n + 0 }'
+}
+
+# wrk's own rate counts requests sent before its clock starts (see bench/load.lua) and a first
+# run after a pause still came out 5-10% above what two cores can do at the CPU each message
+# costs; the gateway's count over the middle of the run has no such edge.
+sample_rate() {
+    local port="$1" secs="$2" out="$3"
+    (
+        sleep 3
+        local a ca b cb
+        a=$(date +%s%N); ca=$(forwarded "$port")
+        sleep $((secs > 5 ? secs - 4 : 1))
+        b=$(date +%s%N); cb=$(forwarded "$port")
+        awk -v ca="$ca" -v cb="$cb" -v a="$a" -v b="$b" \
+            'BEGIN { printf "%.0f %d %.1f\n", (cb - ca) / ((b - a) / 1e9), cb - ca, (b - a) / 1e9 }' > "$out"
+    ) &
+}
