@@ -2,7 +2,8 @@
 # Compare two gateway builds under load *at the same time*: both serve at once, each driven by
 # its own wrk with half the connections, so that both see the same moments of this VM (whose
 # speed swings by ±25% from one minute to the next, more than most changes being measured).
-# Prints each build's accepted messages/s and p99, and B's throughput relative to A's.
+# Prints each build's forwarded messages/s (the gateway's own count, as bench/load.sh) and p99,
+# and B's throughput relative to A's.
 #
 #   bash bench/load.sh                          # once: prepares bench/out/load
 #   bash bench/load-pair.sh A_BINARY B_BINARY [ROUNDS] [SECONDS]
@@ -46,6 +47,8 @@ for r in $(seq "$ROUNDS"); do
     warm_pack
     pids=()
     for side in a b; do
+        sample_rate "$(cat "$W/pair-$side/port")" "$SECS" "$W/pair-$side/rate"
+        pids+=($!)
         wrk -t1 -c$((CONNS / 2)) -d"${SECS}s" --latency -s bench/load.lua \
             "https://127.0.0.1:$(cat "$W/pair-$side/port")/v1/messages" -- "$W/sealed.pack" 1 "$token" \
             > "$W/pair-$side/wrk.txt" &
@@ -54,9 +57,11 @@ for r in $(seq "$ROUNDS"); do
     wait "${pids[@]}"
     for side in a b; do kill -TERM "$(cat "$W/pair-$side/pid")"; done
     wait 2>/dev/null || true
-    ra=$(awk '/^status 201:/ { print $3 }' "$W/pair-a/wrk.txt"); rb=$(awk '/^status 201:/ { print $3 }' "$W/pair-b/wrk.txt")
+    # Each gateway's own count of forwarded messages over the middle of the run (see
+    # sample_rate in bench/load-lib.sh).
+    ra=$(awk '{ print $1 }' "$W/pair-a/rate"); rb=$(awk '{ print $1 }' "$W/pair-b/rate")
     printf "round %d  A %6.0f msg/s p99 %6s ms   B %6.0f msg/s p99 %6s ms   B/A %.3f\n" "$r" \
-        "$(awk -v n="${ra:-0}" -v s="$SECS" 'BEGIN { print n / s }')" "$(awk '/^p99_ms/ { print $2 }' "$W/pair-a/wrk.txt")" \
-        "$(awk -v n="${rb:-0}" -v s="$SECS" 'BEGIN { print n / s }')" "$(awk '/^p99_ms/ { print $2 }' "$W/pair-b/wrk.txt")" \
+        "${ra:-0}" "$(awk '/^p99_ms/ { print $2 }' "$W/pair-a/wrk.txt")" \
+        "${rb:-0}" "$(awk '/^p99_ms/ { print $2 }' "$W/pair-b/wrk.txt")" \
         "$(awk -v a="${ra:-0}" -v b="${rb:-0}" 'BEGIN { if (a > 0) print b / a; else print 0 }')"
 done
