@@ -12,6 +12,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use crate::keyring::KeyringError;
+use crate::sinks::Receipt;
 
 mod signed_data;
 
@@ -21,7 +22,6 @@ mod signed_data;
 const RECEIPT_CMS_FLAGS: CMSOptions = CMSOptions::BINARY
     .union(CMSOptions::DETACHED)
     .union(CMSOptions::NOSMIMECAP);
-use crate::sinks::Receipt;
 
 /// A receipt and its signature.
 #[derive(Debug, Clone)]

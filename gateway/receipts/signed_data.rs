@@ -18,6 +18,12 @@ use openssl::sign::Signer;
 use openssl::x509::X509Ref;
 use time::OffsetDateTime;
 
+use crate::envelope::cms::ber::tlv;
+use crate::envelope::cms::oid::{
+    ATTR_CONTENT_TYPE, ATTR_MESSAGE_DIGEST, ATTR_SIGNING_TIME, ECDSA_SHA256, ID_DATA, SHA256,
+    SIGNED_DATA,
+};
+
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
 const INTEGER: u8 = 0x02;
@@ -27,15 +33,6 @@ const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
 /// `[0]`, constructed: explicit content, implicit certificate set and signed attributes.
 const CONTEXT_0: u8 = 0xA0;
-
-// Object identifiers, DER content octets.
-const ID_SIGNED_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02];
-const ID_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01];
-const ID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-const ID_ECDSA_WITH_SHA256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02];
-const ID_CONTENT_TYPE: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03];
-const ID_MESSAGE_DIGEST: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x04];
-const ID_SIGNING_TIME: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x05];
 
 /// The parts of every signature that depend only on the key and certificate, encoded once.
 pub(super) struct Template {
@@ -77,14 +74,14 @@ impl Template {
         content: &[u8],
         now: OffsetDateTime,
     ) -> Result<Vec<u8>, ErrorStack> {
-        let sha256 = tlv(SEQUENCE, &tlv(OID, ID_SHA256));
+        let sha256 = tlv(SEQUENCE, &tlv(OID, SHA256));
         // DER orders a SET OF by encoding; these three are in that order whatever their values
         // (their lengths differ, and the time's length is fixed for a given time type).
         let attributes = [
-            attribute(ID_CONTENT_TYPE, &tlv(OID, ID_DATA)),
-            attribute(ID_SIGNING_TIME, &signing_time(now)),
+            attribute(ATTR_CONTENT_TYPE, &tlv(OID, ID_DATA)),
+            attribute(ATTR_SIGNING_TIME, &signing_time(now)),
             attribute(
-                ID_MESSAGE_DIGEST,
+                ATTR_MESSAGE_DIGEST,
                 &tlv(OCTET_STRING, &openssl::sha::sha256(content)),
             ),
         ]
@@ -99,7 +96,7 @@ impl Template {
                 self.signer_id.clone(),
                 sha256.clone(),
                 tlv(CONTEXT_0, &attributes),
-                tlv(SEQUENCE, &tlv(OID, ID_ECDSA_WITH_SHA256)),
+                tlv(SEQUENCE, &tlv(OID, ECDSA_SHA256)),
                 tlv(OCTET_STRING, &signature),
             ]
             .concat(),
@@ -117,7 +114,7 @@ impl Template {
         );
         Ok(tlv(
             SEQUENCE,
-            &[tlv(OID, ID_SIGNED_DATA), tlv(CONTEXT_0, &signed_data)].concat(),
+            &[tlv(OID, SIGNED_DATA), tlv(CONTEXT_0, &signed_data)].concat(),
         ))
     }
 }
@@ -146,24 +143,6 @@ fn signing_time(now: OffsetDateTime) -> Vec<u8> {
             format!("{:04}{rest}", t.year()).as_bytes(),
         )
     }
-}
-
-/// One DER element: tag, definite length, content.
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let len = content.len();
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let octets = len.to_be_bytes();
-        let skip = octets.iter().take_while(|&&b| b == 0).count();
-        let used = octets.get(skip..).unwrap_or_default();
-        out.push(0x80 | used.len() as u8);
-        out.extend_from_slice(used);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 #[cfg(test)]
@@ -257,9 +236,9 @@ mod tests {
                     .rposition(|w| w == needle)
                     .unwrap()
             };
-            let time = find(&der, &tlv(OID, ID_SIGNING_TIME)) + 11 + 2 + 2;
+            let time = find(&der, &tlv(OID, ATTR_SIGNING_TIME)) + 11 + 2 + 2;
             der[time..time + 13].fill(0);
-            let sig = find(&der, &tlv(OID, ID_ECDSA_WITH_SHA256)) + 10 + 2;
+            let sig = find(&der, &tlv(OID, ECDSA_SHA256)) + 10 + 2;
             der[sig..].fill(0);
             der
         };

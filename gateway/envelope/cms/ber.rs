@@ -1,4 +1,5 @@
-//! Minimal BER tag/length reader, streaming ([`Source`]) and in-memory ([`Parser`]).
+//! Minimal BER tag/length reader, streaming ([`Source`]) and in-memory ([`Parser`]), and the
+//! one-element DER writer ([`tlv`]) the gateway's own receipts are encoded with.
 //!
 //! Only what CMS SignedData needs is accepted: low- and high-number tags (number below 2^28),
 //! definite lengths of at most 8 octets, and the indefinite form for constructed encodings.
@@ -20,6 +21,24 @@ pub(crate) const NULL: u32 = 5;
 pub(crate) const OID: u32 = 6;
 pub(crate) const SEQUENCE: u32 = 16;
 pub(crate) const SET: u32 = 17;
+
+/// One DER element: identifier octet `tag`, definite length, content.
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = Vec::with_capacity(len + 10);
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let octets = len.to_be_bytes();
+        let skip = octets.iter().take_while(|&&b| b == 0).count();
+        let used = octets.get(skip..).unwrap_or_default();
+        out.push(0x80 | used.len() as u8);
+        out.extend_from_slice(used);
+    }
+    out.extend_from_slice(content);
+    out
+}
 
 /// A decoded identifier + length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

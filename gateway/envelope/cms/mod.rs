@@ -24,9 +24,9 @@
 
 #![forbid(unsafe_code)]
 
-mod ber;
+pub(crate) mod ber;
 mod error;
-mod oid;
+pub(crate) mod oid;
 mod reader;
 mod signer;
 

@@ -5,35 +5,9 @@ use std::io::{self, Read};
 
 use proptest::prelude::*;
 
-use super::ber::{MAX_DEPTH, Parser};
+use super::ber::{MAX_DEPTH, Parser, tlv};
+use super::oid::{ID_DATA, SHA1, SHA256, SIGNED_DATA};
 use super::{CmsError, SignedDataReader};
-
-const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
-const OID_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
-const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-const OID_SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
-
-fn len_octets(n: usize) -> Vec<u8> {
-    if n < 0x80 {
-        return vec![n as u8];
-    }
-    let bytes: Vec<u8> = n
-        .to_be_bytes()
-        .iter()
-        .copied()
-        .skip_while(|b| *b == 0)
-        .collect();
-    let mut v = vec![0x80 | bytes.len() as u8];
-    v.extend(bytes);
-    v
-}
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut v = vec![tag];
-    v.extend(len_octets(content.len()));
-    v.extend_from_slice(content);
-    v
-}
 
 fn indef(tag: u8, parts: &[Vec<u8>]) -> Vec<u8> {
     let mut v = vec![tag, 0x80];
@@ -62,16 +36,16 @@ fn signed_data_with(econtent: Vec<u8>, digest_oid: &[u8], outer_indef: bool) -> 
             tlv(tag, &cat(&parts))
         }
     };
-    let encap = wrap(0x30, vec![tlv(0x06, OID_DATA), wrap(0xa0, vec![econtent])]);
+    let encap = wrap(0x30, vec![tlv(0x06, ID_DATA), wrap(0xa0, vec![econtent])]);
     let sd = wrap(
         0x30,
         vec![tlv(0x02, &[1]), digest_set, encap, tlv(0x31, &[])],
     );
-    wrap(0x30, vec![tlv(0x06, OID_SIGNED_DATA), wrap(0xa0, vec![sd])])
+    wrap(0x30, vec![tlv(0x06, SIGNED_DATA), wrap(0xa0, vec![sd])])
 }
 
 fn signed_data(econtent: Vec<u8>, outer_indef: bool) -> Vec<u8> {
-    signed_data_with(econtent, OID_SHA256, outer_indef)
+    signed_data_with(econtent, SHA256, outer_indef)
 }
 
 /// Reads the content fully then finishes; the content and the final verdict.
@@ -209,7 +183,7 @@ fn not_signed_inputs() {
         assert_eq!(e.code(), "not_signed", "{input:?}: {e}");
     }
     // envelopedData instead of signedData
-    let mut env = OID_SIGNED_DATA.to_vec();
+    let mut env = SIGNED_DATA.to_vec();
     *env.last_mut().unwrap() = 3;
     let blob = tlv(0x30, &cat(&[tlv(0x06, &env), tlv(0xa0, &tlv(0x30, &[]))]));
     let e = SignedDataReader::new(&blob[..]).unwrap_err();
@@ -219,13 +193,13 @@ fn not_signed_inputs() {
 
 #[test]
 fn detached_is_not_signed() {
-    let digest_set = tlv(0x31, &tlv(0x30, &tlv(0x06, OID_SHA256)));
-    let encap = tlv(0x30, &tlv(0x06, OID_DATA));
+    let digest_set = tlv(0x31, &tlv(0x30, &tlv(0x06, SHA256)));
+    let encap = tlv(0x30, &tlv(0x06, ID_DATA));
     let sd = tlv(
         0x30,
         &cat(&[tlv(0x02, &[1]), digest_set, encap, tlv(0x31, &[])]),
     );
-    let blob = tlv(0x30, &cat(&[tlv(0x06, OID_SIGNED_DATA), tlv(0xa0, &sd)]));
+    let blob = tlv(0x30, &cat(&[tlv(0x06, SIGNED_DATA), tlv(0xa0, &sd)]));
     let e = SignedDataReader::new(&blob[..]).unwrap_err();
     assert_eq!(e.code(), "not_signed");
     assert!(e.to_string().contains("detached"), "{e}");
@@ -233,7 +207,7 @@ fn detached_is_not_signed() {
 
 #[test]
 fn weak_digest_is_refused() {
-    let blob = signed_data_with(tlv(0x04, b"x"), OID_SHA1, false);
+    let blob = signed_data_with(tlv(0x04, b"x"), SHA1, false);
     let e = SignedDataReader::new(&blob[..]).unwrap_err();
     assert!(matches!(e, CmsError::WeakAlgorithm { .. }), "{e:?}");
     assert_eq!(e.code(), "signature_invalid");
