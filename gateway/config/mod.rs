@@ -229,13 +229,13 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Eight payloads per CPU core (at least 8): enough to keep the cores busy while others wait
+/// Eight payloads per CPU core: enough to keep the cores busy while others wait
 /// on their fsyncs, and to share those fsyncs; more only time-slices the cores between more
 /// messages. On the 2-core reference VM, 16 instead of 64 cut p99 latency from 107-125 ms to
 /// 79-82 ms at the same ~985 messages/s (`bench/load-ab.sh`, docs/benchmarks.md).
 pub fn default_max_in_flight() -> u64 {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    8 * cores.max(1) as u64
+    8 * cores as u64
 }
 
 fn bounded(

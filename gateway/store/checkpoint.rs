@@ -42,7 +42,8 @@ impl Checkpointer {
         })
     }
 
-    /// WAL frames copied into the database so far.
+    /// WAL frames copied into the database so far, at least (when the WAL starts over between
+    /// two checkpoints, up to the previous count of its frames can be missed).
     pub(super) fn checkpointed_frames(&self) -> u64 {
         self.frames.load(Ordering::Relaxed)
     }
@@ -57,6 +58,9 @@ fn run(path: &Path, interval: Duration, stopped: &mpsc::Receiver<()>, frames: &A
         }
     };
     let mut warned = false;
+    // The pragma reports frames checkpointed in the current WAL, cumulatively; the WAL starts
+    // over once it has been checkpointed whole and a writer comes.
+    let mut seen: u64 = 0;
     // Either a stop message or the store being dropped (the sender with it) ends the loop.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
         // (busy, frames in the WAL, frames checkpointed); a passive checkpoint never waits.
@@ -68,7 +72,10 @@ fn run(path: &Path, interval: Duration, stopped: &mpsc::Receiver<()>, frames: &A
             ))
         }) {
             Ok((_, _, done)) => {
-                frames.fetch_add(u64::try_from(done).unwrap_or(0), Ordering::Relaxed);
+                let done = u64::try_from(done).unwrap_or(0);
+                let copied = if done >= seen { done - seen } else { done };
+                seen = done;
+                frames.fetch_add(copied, Ordering::Relaxed);
                 warned = false;
             }
             Err(e) if !warned => {

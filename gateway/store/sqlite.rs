@@ -24,7 +24,8 @@ pub(super) enum Write {
         id: MessageId,
         receipt_json: String,
         queue: String,
-        /// Queued without waiting: nobody reads the answer, so a failure is logged here.
+        /// Queued without waiting: nobody reads the answer, so a failure is logged by the
+        /// group's commit.
         deferred: bool,
     },
 }
@@ -190,7 +191,8 @@ impl SqliteStore {
         self.stale_after
     }
 
-    /// WAL frames the background checkpoint has copied into the database so far.
+    /// WAL frames the background checkpoint has copied into the database so far (a lower
+    /// bound).
     pub fn checkpointed_frames(&self) -> u64 {
         self.checkpointer.checkpointed_frames()
     }
@@ -259,6 +261,28 @@ impl SqliteStore {
         conn: &mut Connection,
         writes: Vec<Write>,
     ) -> Vec<Result<(Written, u64), StoreError>> {
+        let outs = self.run_group(conn, &writes);
+        // Nobody collects a deferred write's answer: its failure (its own, or the group's) is
+        // reported here. The message is in the queue; start-up settles the record.
+        for (write, out) in writes.iter().zip(&outs) {
+            if let (
+                Write::Forwarded {
+                    id, deferred: true, ..
+                },
+                Err(e),
+            ) = (write, out)
+            {
+                tracing::error!(id = %id, error = %e, "forwarded but the ledger could not record it");
+            }
+        }
+        outs
+    }
+
+    fn run_group(
+        &self,
+        conn: &mut Connection,
+        writes: &[Write],
+    ) -> Vec<Result<(Written, u64), StoreError>> {
         let count = writes.len();
         let all_failed = |e: &dyn std::fmt::Display| {
             (0..count)
@@ -270,14 +294,14 @@ impl SqliteStore {
             Err(e) => return all_failed(&e),
         };
         let mut outs = Vec::with_capacity(count);
-        if let [write] = writes.as_slice() {
+        if let [write] = writes {
             // Alone, the transaction is the unit: no savepoint, and nothing to commit on failure.
             match self.apply(&tx, write) {
                 Ok(w) => outs.push(Ok(w)),
                 Err(e) => return vec![Err(e)],
             }
         } else {
-            for write in &writes {
+            for write in writes {
                 match savepoint(&tx, |tx| self.apply(tx, write)) {
                     Ok(result) => outs.push(result),
                     // The savepoint machinery itself failed: trust nothing in this transaction.
@@ -309,15 +333,8 @@ impl SqliteStore {
                 id,
                 receipt_json,
                 queue,
-                deferred,
-            } => {
-                let done = finish_forwarded_in(tx, id, receipt_json, queue);
-                if let (Err(e), true) = (&done, deferred) {
-                    // The message is in the queue; start-up will settle the record.
-                    tracing::error!(id = %id, error = %e, "forwarded but the ledger could not record it");
-                }
-                done.map(|()| Written::Finished)
-            }
+                ..
+            } => finish_forwarded_in(tx, id, receipt_json, queue).map(|()| Written::Finished),
         }
     }
 
