@@ -179,6 +179,35 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// The soft limit on open descriptors (`RLIMIT_NOFILE`); 1,024 when it cannot be read.
+pub fn descriptor_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
+        .min(1 << 20)
+}
+
+/// Raises the soft descriptor limit to the hard one (as Go's runtime and systemd services do):
+/// the soft 1,024 of many shells is far below what a server with many connections needs.
+/// Returns the limit in force afterwards.
+pub fn raise_descriptor_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+    descriptor_limit()
+}
+
+/// Bytes free for an unprivileged writer on the filesystem holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

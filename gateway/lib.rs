@@ -20,6 +20,7 @@ pub mod config;
 pub mod envelope;
 pub mod fsio;
 pub mod group;
+pub mod health;
 pub mod http;
 pub mod keyring;
 pub mod metrics;

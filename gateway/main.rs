@@ -95,6 +95,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         _ => {}
     }
+    if matches!(cli.command, Command::Serve(_)) {
+        // Before the configuration, whose default connection cap follows the limit.
+        gateway::fsio::raise_descriptor_limit();
+    }
     let config = Config::load(cli.config.as_deref())?;
     match &cli.command {
         Command::Serve(args) => cli::serve::run(args, &config),

@@ -4,7 +4,6 @@
 //! Label values come from closed sets (registered agencies, channels, stable codes), so the
 //! number of series stays bounded whatever senders do.
 
-use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -59,6 +58,12 @@ pub struct Metrics {
     expiry_warning: Family<KeyLabels, Gauge>,
     reloads: Family<Vec<(String, String)>, Counter>,
     grace_opens: Family<Vec<(String, String)>, Counter>,
+    /// TLS connections open now.
+    pub connections: Gauge,
+    /// `accept()` failures (descriptors exhausted...), each followed by a back-off.
+    pub accept_errors: Counter,
+    disk_free: Family<Vec<(String, String)>, Gauge>,
+    disk_low: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -127,7 +132,35 @@ impl Metrics {
             "Payloads opened with an identity in grace, by agency and identity: retire it once this stops growing",
             grace_opens.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "HTTPS connections open now (at most http.max_connections)",
+            connections.clone(),
+        );
+        let accept_errors = Counter::default();
+        registry.register(
+            "accept_errors",
+            "Failures to accept a connection (such as too many open files); each backs off up to a second",
+            accept_errors.clone(),
+        );
+        let disk_free = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "disk_free_bytes",
+            "Bytes free on the volumes the gateway writes to (state, outbox, quarantine)",
+            disk_free.clone(),
+        );
+        let disk_low = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "disk_low",
+            "1 while a volume has less than limits.min_free_disk_bytes free (the gateway is then not ready)",
+            disk_low.clone(),
+        );
         Metrics {
+            connections,
+            accept_errors,
+            disk_free,
+            disk_low,
             grace_opens,
             reloads,
             registry,
@@ -185,7 +218,20 @@ impl Metrics {
     }
 
     /// Refreshes the gauges read from disk and renders the Prometheus text format.
-    pub fn render(&self, queue_new: &Path, keys: &Path) -> String {
+    pub fn render(&self, cfg: &crate::config::Config) -> String {
+        for v in crate::health::volumes(cfg) {
+            let labels = vec![("volume".to_owned(), v.name.to_owned())];
+            if let Some(free) = v.free {
+                self.disk_free
+                    .get_or_create(&labels)
+                    .set(i64::try_from(free).unwrap_or(i64::MAX));
+            }
+            self.disk_low
+                .get_or_create(&labels)
+                .set(i64::from(v.low(cfg.limits.min_free_disk_bytes)));
+        }
+        let queue_new = &cfg.queue_dir().join("new");
+        let keys = &cfg.keys;
         let depth = std::fs::read_dir(queue_new)
             .map(|d| {
                 d.flatten()

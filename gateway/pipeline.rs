@@ -78,7 +78,8 @@ impl Forwarding {
     /// the queue is the truth: it is recorded as forwarded, with the receipt the queue entry
     /// gives, so a resend gets that receipt. Otherwise whatever was staged is withdrawn and the
     /// record closed as `interrupted`, releasing its key: a resend is processed afresh.
-    pub fn settle_abandoned(&self, rec: &MessageRecord) {
+    /// Returns whether it was settled.
+    pub fn settle_abandoned(&self, rec: &MessageRecord) -> bool {
         let settled = match self.sink.published(&rec.id) {
             Ok(Some(meta)) => {
                 let receipt = Receipt::from_metadata(&meta, self.sink.queue());
@@ -104,7 +105,7 @@ impl Forwarding {
         };
         match settled {
             Ok(outcome) => {
-                tracing::warn!(id = %rec.id, agency = %rec.agency, outcome, "settled a message a crash had cut off");
+                tracing::warn!(id = %rec.id, agency = %rec.agency, outcome, "settled a message left in progress (by a crash, or a ledger write that failed)");
                 let _ = self.audit.append(
                     "message",
                     &rec.agency,
@@ -112,9 +113,11 @@ impl Forwarding {
                     rec.id.as_str(),
                     serde_json::json!({ "sha256": rec.sha256 }),
                 );
+                true
             }
             Err(e) => {
-                tracing::error!(id = %rec.id, error = %e, "cannot settle a message a crash had cut off")
+                tracing::error!(id = %rec.id, error = %e, "cannot settle a message left in progress; will try again");
+                false
             }
         }
     }
@@ -124,8 +127,7 @@ impl Forwarding {
         match self.store.in_progress() {
             Ok(records) => records
                 .iter()
-                .filter(|r| r.is_abandoned())
-                .inspect(|r| self.settle_abandoned(r))
+                .filter(|r| r.is_abandoned() && self.settle_abandoned(r))
                 .count(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot list the messages in progress");
@@ -148,6 +150,29 @@ pub struct Gateway {
     pub forwarding: Option<Forwarding>,
     /// Counts and timings of every outcome.
     pub metrics: crate::metrics::Metrics,
+    /// Messages this process is working on now, by ledger id: an `in_progress` record of
+    /// ours that is not among them had its final ledger write fail, and is settled (from the
+    /// queue) instead of answering "being processed" for ever.
+    active: std::sync::Mutex<std::collections::HashSet<MessageId>>,
+    /// This process, as the ledger names owners.
+    owner: String,
+}
+
+/// Keeps a message id in [`Gateway::active`] while it is processed.
+struct Working<'a> {
+    gateway: &'a Gateway,
+    id: MessageId,
+}
+
+impl Drop for Working<'_> {
+    fn drop(&mut self) {
+        let mut active = self
+            .gateway
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        active.remove(&self.id);
+    }
 }
 
 /// The outcome of one payload.
@@ -306,7 +331,58 @@ impl Gateway {
             catalog,
             forwarding,
             metrics: crate::metrics::Metrics::new(),
+            active: Default::default(),
+            owner: crate::store::owner::token(),
         })
+    }
+
+    fn working(&self, id: &MessageId) -> Working<'_> {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.insert(id.clone());
+        Working {
+            gateway: self,
+            id: id.clone(),
+        }
+    }
+
+    fn is_active(&self, id: &MessageId) -> bool {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.contains(id)
+    }
+
+    /// Settles `rec` (an `in_progress` record) if nobody is working on it: its process is
+    /// gone, or it is this process's and its final write failed. Returns whether it did.
+    fn settle_if_stuck(&self, fw: &Forwarding, rec: &MessageRecord) -> bool {
+        if !rec.is_abandoned() {
+            if rec.owner.as_deref() != Some(self.owner.as_str()) || self.is_active(&rec.id) {
+                return false;
+            }
+            // It may only look unfinished: its final write may be waiting for a commit.
+            let _ = fw.store.flush();
+            match fw.store.get(&rec.id) {
+                Ok(Some(now)) if now.status == Status::InProgress && !self.is_active(&rec.id) => {}
+                _ => return false,
+            }
+        }
+        fw.settle_abandoned(rec)
+    }
+
+    /// Settles every `in_progress` record nobody works on (the server calls it every few
+    /// seconds, so a failed ledger write is repaired without a restart); returns how many.
+    pub fn settle_stuck(&self) -> usize {
+        let Some(fw) = &self.forwarding else {
+            return 0;
+        };
+        match fw.store.in_progress() {
+            Ok(records) => records
+                .iter()
+                .filter(|r| self.settle_if_stuck(fw, r))
+                .count(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the messages in progress");
+                0
+            }
+        }
     }
 
     /// Commits the ledger's deferred writes (the final state of the last messages forwarded);
@@ -332,7 +408,9 @@ impl Gateway {
         let span = tracing::info_span!("message", id = %id, agency, channel = channel.as_str());
         let _enter = span.enter();
         let started = std::time::Instant::now();
+        let working = self.working(&id);
         let result = self.run(agency, channel, &payload, &id, received_at);
+        drop(working);
         let outcome = match result {
             Ok(outcome) => outcome,
             Err((rejection, history)) => self.reject(
@@ -451,11 +529,10 @@ impl Gateway {
         // visible in the queue (see `publish_after`), usually by another message's fsync.
         let mut begun = fw.store.begin_deferred(&new);
         if let Ok(Begin::InProgress(original)) = &begun
-            && original.is_abandoned()
+            && self.settle_if_stuck(fw, original)
         {
-            // The process working on it is gone (a crash): settle it now rather than make
-            // the sender wait out the stale-after period, then decide again.
-            fw.settle_abandoned(original);
+            // Nobody works on it any more (a crash, or its final ledger write failed): it
+            // was settled now rather than make the sender wait; decide again.
             begun = fw.store.begin_deferred(&new);
         }
         match begun {
@@ -517,10 +594,25 @@ impl Gateway {
                         let receipt = published.receipt;
                         // Not fsynced here: the message is durable in the queue, and the
                         // next message's sync (or start-up, after a crash) settles the record.
-                        if let Err(e) = fw.store.finish_forwarded_deferred(&id, &receipt) {
-                            // The message is in the queue: the hub has it. Only the ledger
-                            // lags; say so loudly, the sender still gets its receipt.
-                            tracing::error!(error = %e, "forwarded but the ledger could not record it");
+                        if let Err(e) = fw
+                            .store
+                            .finish_forwarded_deferred(&id, &receipt)
+                            .or_else(|_| fw.store.finish_forwarded(&id, &receipt))
+                        {
+                            // The hub has it, but no success is claimed that the ledger
+                            // cannot back: the resend is answered from the queue (settled
+                            // as forwarded, with this receipt) once the ledger can write.
+                            tracing::error!(error = %e, "forwarded but the ledger could not record it; a resend gets the receipt once it can");
+                            return Ok(Outcome::Rejected {
+                                gateway_message_id: Some(id.to_string()),
+                                rejection: Rejection::new(
+                                    "queue_unavailable",
+                                    format!(
+                                        "the message reached the queue but the ledger could not record it ({e}): send it again later; the resend is answered with its receipt"
+                                    ),
+                                ),
+                                quarantined: None,
+                            });
                         }
                         tracing::info!(schema = %v.schema_id, size = v.size, queue = %receipt.queue, "forwarded");
                         Ok(Outcome::Forwarded {

@@ -49,7 +49,7 @@ impl Rejection {
 
     /// Whether the sender may simply try again later (our side failed, not the payload).
     pub fn retryable(&self) -> bool {
-        self.code == "queue_unavailable"
+        matches!(self.code, "queue_unavailable" | "busy")
     }
 }
 
@@ -84,6 +84,9 @@ pub fn action(code: &str) -> &'static str {
         "certificate_expired" => {
             "the signing certificate is outside its validity period: sign with a current certificate"
         }
+        "certificate_not_yet_valid" => {
+            "the signing certificate is not valid yet (its start is in the future, or the hub registered it to start later): sign with the current certificate until then, and check the signing machine's clock"
+        }
         "certificate_revoked" => {
             "the signing certificate has been revoked: sign with a certificate that is still valid"
         }
@@ -115,19 +118,25 @@ pub fn action(code: &str) -> &'static str {
         "queue_unavailable" => {
             "the gateway could not store the message; nothing was kept: send it again later"
         }
+        "busy" => {
+            "the gateway (or this agency's share of it) is receiving as many uploads as it may; nothing was kept: send again after the Retry-After seconds"
+        }
         "unauthenticated" => {
             "authenticate with your agency's bearer token or its registered client certificate"
         }
         "forbidden" => "use one agency's credentials only, and only for that agency's messages",
         "not_found" => "check the message id; only the agency that sent a message can see it",
         "request_timeout" => "send the payload again on a faster or steadier connection",
+        "malformed_request" => {
+            "the request is not valid HTTP (a malformed chunk size, oversized trailers...): fix the client or its proxy; sending the same request again will fail the same way"
+        }
         "interrupted" => "processing was interrupted by a restart: send the message again",
         _ => "see the detail",
     }
 }
 
 /// Every stable code a sender can see.
-pub const CODES: [&str; 25] = [
+pub const CODES: [&str; 28] = [
     "not_a_regular_file",
     "payload_too_large",
     "not_age_encrypted",
@@ -137,6 +146,7 @@ pub const CODES: [&str; 25] = [
     "signature_invalid",
     "signer_unknown",
     "certificate_expired",
+    "certificate_not_yet_valid",
     "certificate_revoked",
     "agency_mismatch",
     "xml_malformed",
@@ -149,8 +159,10 @@ pub const CODES: [&str; 25] = [
     "unauthenticated",
     "forbidden",
     "queue_unavailable",
+    "busy",
     "not_found",
     "request_timeout",
+    "malformed_request",
     "interrupted",
     "io_error",
 ];

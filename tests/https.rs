@@ -107,7 +107,7 @@ fn upload_with_a_token_is_forwarded_with_a_signed_receipt_and_a_resend_gets_the_
         .count();
     assert_eq!(jsons, 1, "exactly the accepted message is queued");
 
-    let m = curl(&home, &[&server.url("/metrics")]);
+    let m = curl(&home, &[&server.metrics_url("/metrics")]);
     let text = String::from_utf8_lossy(&m.body);
     assert!(
         text.contains(r#"gateway_messages_total{agency="police",channel="https",outcome="forwarded",code=""} 1"#),
@@ -306,7 +306,11 @@ fn saturated_gateway_answers_503_with_retry_after() {
     let _ = slow.kill();
     let _ = slow.wait();
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.json()["code"], "queue_unavailable");
+    assert_eq!(
+        r.json()["code"],
+        "busy",
+        "not \"could not store the message\""
+    );
     assert_eq!(r.header("retry-after").as_deref(), Some("1"));
 }
 

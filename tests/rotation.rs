@@ -291,7 +291,7 @@ fn keys_rotate_under_continuous_uploads_and_not_one_upload_fails() {
     let (status, body) = upload(&bundle, &url, &token, &old_sealed);
     assert_eq!(status, 201, "accepted during grace: {body}");
     // The admin can see who still seals to the grace recipient before retiring it.
-    let metrics = get(&bundle, &server.url("/metrics"));
+    let metrics = get(&bundle, &server.metrics_url("/metrics"));
     assert!(
         metrics.contains(&format!(
             r#"gateway_opened_with_grace_identity_total{{agency="police",identity="{old_id}"}}"#
@@ -338,7 +338,7 @@ fn recipient_document_lists_grace_recipients_and_its_signature_is_checked() {
     // Ten days of grace left: inside the 30-day warning threshold, logged and in /metrics.
     let log = home.wait_for_log("expires within 30 day(s)");
     assert!(log.contains(&old), "the warning names the key:\n{log}");
-    let metrics = get(&home.tls_cert(), &server.url("/metrics"));
+    let metrics = get(&home.tls_cert(), &server.metrics_url("/metrics"));
     assert!(
         metrics.lines().any(
             |l| l.starts_with("gateway_key_expiry_warning_days{kind=\"identity\"")
@@ -432,7 +432,7 @@ fn a_broken_file_dropped_into_keys_leaves_the_service_on_its_previous_keys() {
         "still serving the previous certificate: {body}"
     );
 
-    let text = get(&previous, &server.url("/metrics"));
+    let text = get(&previous, &server.metrics_url("/metrics"));
     assert!(
         text.contains(r#"gateway_key_reloads_total{result="failed"}"#),
         "{text}"
@@ -572,7 +572,7 @@ fn keys_list_rotate_retire_and_scheduled_certificates_from_the_command_line() {
         "early.sealed",
     );
     let c = home.check("police", &[&early], &[]);
-    assert_eq!(c.code_of_first(), "certificate_expired");
+    assert_eq!(c.code_of_first(), "certificate_not_yet_valid");
     let detail = c.result()["rejection"]["detail"]
         .as_str()
         .unwrap()

@@ -67,20 +67,58 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     let reloader =
         crate::reload::Reloader::start(gateway.clone(), acceptor.clone(), shutdown.clone())
             .context("starting the key reloader")?;
+    let metrics_listener = match config.metrics.listen {
+        Some(at) => Some(
+            runtime
+                .block_on(tokio::net::TcpListener::bind(at))
+                .with_context(|| format!("listening for metrics on {at} (metrics.listen)"))?,
+        ),
+        None => None,
+    };
     tracing::info!(%addr, pid = std::process::id(), "gateway serving");
-    // Scripts and tests read the address (the port may have been chosen by the system).
+    // Scripts and tests read the address (the port may have been chosen by the system): the
+    // first line ends with the HTTPS port; the metrics line, if any, follows it.
     println!("listening on https://{addr}");
+    if let Some(l) = &metrics_listener {
+        let at = l.local_addr()?;
+        tracing::info!(%at, "metrics, /healthz and /readyz over plain HTTP");
+        println!("metrics on http://{at}/metrics");
+    }
     let flag = shutdown.clone();
     let ledger = gateway.clone();
     let stopped = async move {
+        let mut ticks = 0u32;
         while !flag.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            ticks = ticks.wrapping_add(1);
             // A forwarded message's final ledger state goes out with the next message; when
-            // none comes, here (a lock and a check when there is nothing to do).
+            // none comes, here (a lock and a check when there is nothing to do). Every 5 s,
+            // records whose final write failed are settled from the queue.
             let ledger = ledger.clone();
-            let _ = tokio::task::spawn_blocking(move || ledger.flush_ledger()).await;
+            let sweep = ticks.is_multiple_of(50);
+            let _ = tokio::task::spawn_blocking(move || {
+                ledger.flush_ledger();
+                if sweep {
+                    ledger.settle_stuck();
+                }
+            })
+            .await;
         }
     };
+    if let Some(l) = metrics_listener {
+        let app = http::metrics_router(state.clone());
+        let flag = shutdown.clone();
+        runtime.spawn(async move {
+            let stop = async move {
+                while !flag.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     runtime.block_on(http::serve(listener, acceptor, state, stopped))?;
     tracing::info!("shutting down: finishing the files in progress");
     if let Some(f) = folders {

@@ -54,6 +54,8 @@ pub struct Limits {
     pub xml: xsd::Limits,
     /// Most schema violations reported for one message.
     pub max_errors: usize,
+    /// Free space below which a folder the gateway writes to makes it not ready.
+    pub min_free_disk_bytes: u64,
 }
 
 /// The HTTPS channel.
@@ -71,6 +73,24 @@ pub struct Http {
     pub request_timeout: std::time::Duration,
     /// Idle keep-alive connections are closed after this.
     pub idle_timeout: std::time::Duration,
+    /// Uploads one agency may have in progress at once.
+    pub max_uploads_per_agency: usize,
+    /// Time an upload may take before [`Http::min_upload_rate`] applies.
+    pub upload_grace: std::time::Duration,
+    /// Minimum average upload rate after the grace period, bytes/s (0: none).
+    pub min_upload_rate: u64,
+    /// Connections open at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+/// `[metrics]`: `/metrics` is not for everyone who can reach the HTTPS port.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Plain-HTTP listener for `/metrics`, `/healthz` and `/readyz` (`None`: none).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Environment variable whose value, when set, is a bearer token that opens `/metrics`
+    /// on the HTTPS port too.
+    pub token_env: String,
 }
 
 /// The watched folders.
@@ -115,6 +135,8 @@ pub struct Config {
     pub watch: Inbox,
     /// `[keys]`
     pub key_policy: KeyPolicy,
+    /// `[metrics]`
+    pub metrics: Metrics,
 }
 
 /// `[keys]`: rotation and secrets at rest.
@@ -227,6 +249,18 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
         key: key.to_owned(),
         message: message.into(),
     }
+}
+
+/// Descriptors kept for everything but connections: files of messages in flight, the
+/// ledger, the audit log, watched folders, key reloads.
+const DESCRIPTOR_HEADROOM: u64 = 256;
+
+/// Three quarters of the descriptors left after the headroom, between 16 and 10,000: past
+/// that many idle TLS connections a server runs out of descriptors ("Too many open files")
+/// for the files every message needs.
+pub fn default_max_connections() -> u64 {
+    let limit = crate::fsio::descriptor_limit();
+    (limit.saturating_sub(DESCRIPTOR_HEADROOM) * 3 / 4).clamp(16, 10_000)
 }
 
 /// Eight payloads per CPU core: enough to keep the cores busy while others wait
@@ -354,6 +388,58 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             1,
             3600,
         )?),
+        max_uploads_per_agency: 0,
+        upload_grace: secs(bounded(
+            "http.upload_grace_secs",
+            h.upload_grace_secs,
+            30,
+            1,
+            86_400,
+        )?),
+        min_upload_rate: bounded(
+            "http.min_upload_bytes_per_sec",
+            h.min_upload_bytes_per_sec,
+            1024,
+            0,
+            1 << 30,
+        )?,
+        max_connections: bounded(
+            "http.max_connections",
+            h.max_connections,
+            default_max_connections(),
+            1,
+            1_000_000,
+        )? as usize,
+    };
+    // A quarter of the slots by default: one agency cannot starve the others.
+    let http = Http {
+        max_uploads_per_agency: bounded(
+            "http.max_uploads_per_agency",
+            h.max_uploads_per_agency,
+            (http.max_uploads as u64 / 4).max(1),
+            1,
+            http.max_uploads as u64,
+        )? as usize,
+        ..http
+    };
+    let m = raw.metrics;
+    let metrics_listen = m.listen.unwrap_or_else(|| "127.0.0.1:9464".to_owned());
+    let metrics = Metrics {
+        listen: if metrics_listen.trim().is_empty() {
+            None
+        } else {
+            Some(metrics_listen.parse().map_err(|_| {
+                invalid(
+                    "metrics.listen",
+                    format!(
+                        "{metrics_listen:?} is not an address:port such as 127.0.0.1:9464 (or \"\" for none)"
+                    ),
+                )
+            })?)
+        },
+        token_env: m
+            .token_env
+            .unwrap_or_else(|| "GATEWAY_METRICS_TOKEN".to_owned()),
     };
     let i = raw.inbox;
     let inbox = Inbox {
@@ -392,6 +478,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
     };
     Ok(Config {
         http,
+        metrics,
         key_policy,
         watch: inbox,
         file,
@@ -412,6 +499,13 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             )?,
             xml,
             max_errors: bounded("limits.max_errors", l.max_errors, 100, 1, 10_000)? as usize,
+            min_free_disk_bytes: bounded(
+                "limits.min_free_disk_bytes",
+                l.min_free_disk_bytes,
+                256 << 20,
+                0,
+                1 << 50,
+            )?,
         },
     })
 }

@@ -24,6 +24,9 @@ pub struct RawConfig {
     /// `[keys]`
     #[serde(default)]
     pub keys: RawKeys,
+    /// `[metrics]`
+    #[serde(default)]
+    pub metrics: RawMetrics,
 }
 
 /// `[keys]`: rotation and secrets.
@@ -56,6 +59,24 @@ pub struct RawHttp {
     pub request_timeout_secs: Option<u64>,
     /// Seconds an idle keep-alive connection is kept.
     pub idle_timeout_secs: Option<u64>,
+    /// Uploads one agency may have in progress at once (its share of `max_uploads`).
+    pub max_uploads_per_agency: Option<u64>,
+    /// Seconds an upload may take before the minimum rate applies.
+    pub upload_grace_secs: Option<u64>,
+    /// Minimum average upload rate after the grace period (bytes per second; 0 = none).
+    pub min_upload_bytes_per_sec: Option<u64>,
+    /// Connections open at once (default: from the descriptor limit).
+    pub max_connections: Option<u64>,
+}
+
+/// `[metrics]`: where `/metrics` is served.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Plain-HTTP listener for `/metrics`, `/healthz`, `/readyz`; empty: none.
+    pub listen: Option<String>,
+    /// Environment variable whose token also opens `/metrics` on the HTTPS port.
+    pub token_env: Option<String>,
 }
 
 /// `[inbox]`: the watched folders.
@@ -104,6 +125,8 @@ pub struct RawLimits {
     pub max_text_bytes: Option<u64>,
     /// Most schema violations reported for one message.
     pub max_errors: Option<u64>,
+    /// Free space below which `state/`, the outbox and the quarantine are "low" (bytes).
+    pub min_free_disk_bytes: Option<u64>,
 }
 
 /// `[outbox]`: the default sink.

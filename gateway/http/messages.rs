@@ -1,98 +1,22 @@
 //! `POST /v1/messages` and `GET /v1/messages/{id}`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{Extension, Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
+use super::auth::authenticate;
 use super::problem::ApiError;
+use super::upload::{Incoming, Pace, UploadError, answer_holding, read_body, write_body};
 use super::{AppState, PeerCertificate};
 use crate::pipeline::{Outcome, Payload};
 use crate::sinks::Receipt;
 use crate::store::{Channel, MessageId, Status};
-
-/// Who is calling: from the bearer token and/or the client certificate, before the body.
-fn authenticate(
-    st: &AppState,
-    peer: &PeerCertificate,
-    headers: &HeaderMap,
-) -> Result<String, ApiError> {
-    let by_token = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(v) => {
-            let v = v.to_str().unwrap_or_default();
-            let token = v.strip_prefix("Bearer ").unwrap_or_default().trim();
-            match st.token_agency(token) {
-                Some(a) => Some(a),
-                None => {
-                    return Err(ApiError::new(
-                        "unauthenticated",
-                        "the bearer token is not valid (unknown, mistyped or revoked)",
-                    ));
-                }
-            }
-        }
-    };
-    let by_cert = match &peer.0 {
-        None => None,
-        Some(cert) => {
-            let ring = st.gateway.keyring.get();
-            let trust = &ring.trust;
-            let now = SystemTime::now();
-            let names: Vec<&str> = trust.agencies().collect();
-            let found = names
-                .into_iter()
-                .find(|a| trust.check(a, cert, &[], now).is_ok())
-                .map(str::to_owned);
-            if found.is_none() && by_token.is_none() {
-                return Err(ApiError::new(
-                    "unauthenticated",
-                    "the client certificate is not registered for any agency (or is expired or revoked)",
-                ));
-            }
-            found
-        }
-    };
-    let agency = match (by_token, by_cert) {
-        (Some(t), Some(c)) if t != c => {
-            return Err(ApiError::new(
-                "forbidden",
-                format!("the token is {t}'s but the client certificate is {c}'s"),
-            ));
-        }
-        (Some(a), _) | (None, Some(a)) => a,
-        (None, None) => {
-            return Err(ApiError::new(
-                "unauthenticated",
-                "present a bearer token (Authorization: Bearer gw_...) or a registered client certificate",
-            ));
-        }
-    };
-    let ring = st.gateway.keyring.get();
-    let info = ring.agencies.iter().find(|a| a.name == agency);
-    if info.is_some_and(|i| i.require_client_certificate) && peer.0.is_none() {
-        return Err(ApiError::new(
-            "unauthenticated",
-            format!("agency {agency} must present its client certificate"),
-        ));
-    }
-    Ok(agency)
-}
-
-/// Why an upload could not be stored.
-enum UploadError {
-    TooLarge(u64),
-    Client(String),
-    Io(std::io::Error),
-}
 
 /// A received upload: in memory (holding its share of the memory budget until dropped) or in
 /// a file.
@@ -108,90 +32,52 @@ fn timed_out() -> Response {
     ApiError::new("request_timeout", "the upload took longer than allowed").into_response()
 }
 
-fn upload_failed(e: UploadError, agency: &str) -> Response {
-    match e {
+async fn upload_failed(e: UploadError, agency: &str, stream: BodyDataStream) -> Response {
+    let too_large = matches!(e, UploadError::TooLarge(_));
+    let e = match e {
         UploadError::TooLarge(max) => ApiError::new(
             "payload_too_large",
             format!("the payload exceeds the limit for {agency} of {max} bytes"),
-        )
-        .into_response(),
-        UploadError::Client(e) => ApiError::new(
+        ),
+        UploadError::Idle(idle) => ApiError::new(
             "request_timeout",
-            format!("the upload was interrupted: {e}"),
-        )
-        .into_response(),
+            format!(
+                "nothing of the body arrived for {} s: send again on a working connection",
+                idle.as_secs()
+            ),
+        ),
+        UploadError::TooSlow {
+            received,
+            elapsed,
+            min_rate,
+        } => ApiError::new(
+            "request_timeout",
+            format!(
+                "the body arrived too slowly ({received} bytes in {:.0} s; the minimum is {min_rate} bytes/s on average): send again on a faster connection",
+                elapsed.as_secs_f64()
+            ),
+        ),
+        UploadError::Malformed(why) => ApiError::new(
+            "malformed_request",
+            format!("the request body is not valid HTTP framing ({why}): fix the client"),
+        ),
+        UploadError::Interrupted(why) => ApiError::new(
+            "request_timeout",
+            format!("the upload was interrupted ({why}): send again"),
+        ),
         UploadError::Io(e) => {
             tracing::error!(error = %e, "cannot store an upload");
             ApiError::new(
                 "queue_unavailable",
                 "the gateway cannot store uploads right now",
             )
-            .into_response()
         }
-    }
-}
-
-/// Reads a small body of `declared` bytes into memory, with the same limits as `write_body`.
-async fn read_body(
-    body: Body,
-    declared: u64,
-    max: u64,
-    idle: std::time::Duration,
-) -> Result<Vec<u8>, UploadError> {
-    let mut out = Vec::with_capacity(usize::try_from(declared.min(max)).unwrap_or(0));
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = next_chunk(&mut stream, idle).await? {
-        if (out.len() + chunk.len()) as u64 > max {
-            return Err(UploadError::TooLarge(max));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
-/// The next piece of an upload. A client that stops sending is cut off after `idle`: it holds
-/// an upload slot, not a worker.
-async fn next_chunk(
-    stream: &mut axum::body::BodyDataStream,
-    idle: std::time::Duration,
-) -> Result<Option<axum::body::Bytes>, UploadError> {
-    let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
-        return Err(UploadError::Client(format!(
-            "nothing received for {} s",
-            idle.as_secs()
-        )));
     };
-    next.transpose()
-        .map_err(|e| UploadError::Client(e.to_string()))
-}
-
-async fn write_body(
-    body: Body,
-    path: &Path,
-    max: u64,
-    idle: std::time::Duration,
-) -> Result<u64, UploadError> {
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(UploadError::Io)?;
-    let mut stream = body.into_data_stream();
-    let mut n = 0u64;
-    while let Some(chunk) = next_chunk(&mut stream, idle).await? {
-        n += chunk.len() as u64;
-        if n > max {
-            return Err(UploadError::TooLarge(max));
-        }
-        file.write_all(&chunk).await.map_err(UploadError::Io)?;
-    }
-    file.flush().await.map_err(UploadError::Io)?;
-    Ok(n)
-}
-
-/// Removes the upload file whatever happens.
-struct Incoming(PathBuf);
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+    if too_large {
+        // The client is still sending: let it finish, as for a declared size over the limit.
+        refuse(stream, e.into_response()).await
+    } else {
+        answer_holding(e.into_response(), stream)
     }
 }
 
@@ -229,23 +115,28 @@ fn signed_receipt(st: &AppState, receipt: &Receipt, status: StatusCode) -> Respo
 
 use axum::Json;
 
-/// Reads and discards a little of a body we refuse before reading it, so that HTTP/2
-/// clients get the answer instead of a stream reset; a larger body is cut off.
-async fn refuse(body: Body, e: ApiError) -> Response {
-    const DRAIN: usize = 256 * 1024;
-    let mut stream = body.into_data_stream();
-    let mut seen = 0usize;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+/// Answers a request whose body we will not use. Some of the body is read and discarded
+/// first, a whole body up to [`DRAIN`] (10 s at most): an HTTP/1.1 client still sending
+/// sees a broken pipe instead of the answer, and HTTP/2 clients such as curl before 8.x treat
+/// the reset that follows an early answer as a failure even when it says NO_ERROR. The rest is
+/// held until the answer is sent (see [`answer_holding`]).
+async fn refuse(mut stream: BodyDataStream, response: Response) -> Response {
+    let (bound, time) = (DRAIN, std::time::Duration::from_secs(10));
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(time, async {
         while let Some(Ok(chunk)) = stream.next().await {
-            seen += chunk.len();
-            if seen > DRAIN {
+            seen += chunk.len() as u64;
+            if seen > bound {
                 break;
             }
         }
     })
     .await;
-    e.into_response()
+    answer_holding(response, stream)
 }
+
+/// Most of a refused body read to let the client finish sending (bytes).
+const DRAIN: u64 = 16 << 20;
 
 /// `POST /v1/messages`
 pub async fn post(
@@ -256,7 +147,7 @@ pub async fn post(
 ) -> Response {
     let agency = match authenticate(&st, &peer, &headers) {
         Ok(a) => a,
-        Err(e) => return refuse(body, e).await,
+        Err(e) => return refuse(body.into_data_stream(), e.into_response()).await,
     };
     let cfg = &st.gateway.config;
     let max = st
@@ -279,15 +170,17 @@ pub async fn post(
             "payload_too_large",
             format!("the payload is {len} bytes; the limit for {agency} is {max} bytes"),
         );
-        return refuse(body, e).await;
+        return refuse(body.into_data_stream(), e.into_response()).await;
     }
-    let Ok(upload_slot) = st.uploads.clone().try_acquire_owned() else {
-        let e = ApiError::new(
-            "queue_unavailable",
-            "the gateway is receiving as many payloads as it may; retry shortly",
-        );
-        return refuse(body, e).await;
+    let upload_slot = match st.uploads.try_acquire(&agency) {
+        Ok(slot) => slot,
+        Err(busy) => {
+            let e = ApiError::new("busy", busy.to_string());
+            return refuse(body.into_data_stream(), e.into_response()).await;
+        }
     };
+    let pace = Pace::new(&cfg.http);
+    let mut stream = body.into_data_stream();
     // Small uploads whose size is declared stay in memory, within a byte budget shared by all
     // uploads; anything else is streamed to a file.
     let in_memory = declared
@@ -299,24 +192,24 @@ pub async fn post(
     let upload = if let Some(budget) = in_memory {
         let read = tokio::time::timeout(
             cfg.http.request_timeout,
-            read_body(body, declared.unwrap_or(0), max, cfg.http.idle_timeout),
+            read_body(&mut stream, declared.unwrap_or(0), max, pace),
         )
         .await;
         match read {
-            Err(_) => return timed_out(),
-            Ok(Err(e)) => return upload_failed(e, &agency),
+            Err(_) => return answer_holding(timed_out(), stream),
+            Ok(Err(e)) => return upload_failed(e, &agency, stream).await,
             Ok(Ok(bytes)) => Upload::Memory(bytes, budget),
         }
     } else {
         let file = Incoming(st.incoming.join(format!("{}.sealed", MessageId::new())));
         let written = tokio::time::timeout(
             cfg.http.request_timeout,
-            write_body(body, &file.0, max, cfg.http.idle_timeout),
+            write_body(&mut stream, &file.0, max, pace),
         )
         .await;
         match written {
-            Err(_) => return timed_out(),
-            Ok(Err(e)) => return upload_failed(e, &agency),
+            Err(_) => return answer_holding(timed_out(), stream),
+            Ok(Err(e)) => return upload_failed(e, &agency, stream).await,
             Ok(Ok(_)) => Upload::File(file),
         }
     };
@@ -332,7 +225,7 @@ pub async fn post(
         Ok(Ok(p)) => p,
         _ => {
             return ApiError::new(
-                "queue_unavailable",
+                "busy",
                 "the gateway is processing as many payloads as it may; retry shortly",
             )
             .into_response();

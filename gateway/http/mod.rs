@@ -7,9 +7,11 @@
 //! body to a file under `state/incoming/` (still encrypted, never buffered whole), and hands
 //! that file to the same pipeline every channel uses, on a blocking thread.
 
+mod auth;
 mod messages;
 pub mod problem;
 pub mod tls;
+mod upload;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,9 +32,15 @@ use tokio::sync::Semaphore;
 use crate::keyring::tokens::Tokens;
 use crate::pipeline::Gateway;
 
-/// The client certificate of the connection, if one was presented.
+/// The client certificate of the connection, if one was presented, with the intermediate
+/// certificates the client sent after it (chain candidates, never trusted by themselves).
 #[derive(Clone, Default)]
-pub struct PeerCertificate(pub Option<X509>);
+pub struct PeerCertificate {
+    /// The client's own certificate.
+    pub cert: Option<X509>,
+    /// The rest of the chain the client presented.
+    pub chain: Vec<X509>,
+}
 
 /// Uploads of at most this many bytes (declared) are held in memory.
 pub const MEMORY_UPLOAD_MAX: u64 = 1 << 20;
@@ -56,12 +64,16 @@ pub struct AppState {
     pub tokens: std::sync::RwLock<TokenCache>,
     /// Processing slots.
     pub permits: Arc<Semaphore>,
-    /// Upload slots: a slow client holds one of these, never a processing slot.
-    pub uploads: Arc<Semaphore>,
+    /// Upload slots, global and per agency: a slow client holds one of these, never a
+    /// processing slot.
+    pub uploads: upload::UploadSlots,
     /// Where uploads are streamed to before processing.
     pub incoming: PathBuf,
     /// Memory budget (KiB) for small uploads held in memory instead of a file.
     pub memory: Arc<Semaphore>,
+    /// The bearer token that opens `/metrics` on the HTTPS port (from the environment variable
+    /// `metrics.token_env`); without one, metrics are only on the metrics listener.
+    pub metrics_token: Option<String>,
 }
 
 impl AppState {
@@ -84,13 +96,19 @@ impl AppState {
         }
         Ok(AppState {
             permits: Arc::new(Semaphore::new(gateway.config.http.max_in_flight)),
-            uploads: Arc::new(Semaphore::new(gateway.config.http.max_uploads)),
+            uploads: upload::UploadSlots::new(
+                gateway.config.http.max_uploads,
+                gateway.config.http.max_uploads_per_agency,
+            ),
             memory: Arc::new(Semaphore::new(MEMORY_BUDGET_KIB)),
             tokens: std::sync::RwLock::new(TokenCache {
                 tokens: Tokens::load(&keys)?,
                 read_at: std::time::Instant::now(),
                 generation: gateway.keyring.generation(),
             }),
+            metrics_token: std::env::var(&gateway.config.metrics.token_env)
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
             gateway,
             incoming,
         })
@@ -135,8 +153,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/recipient", get(recipient))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_https))
         .route("/openapi.yaml", get(openapi))
+        .with_state(state)
+}
+
+/// The metrics listener's routes (plain HTTP, loopback by default): `/metrics` and the probes.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
         .with_state(state)
 }
 
@@ -184,12 +211,42 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
+/// `/metrics` on the HTTPS port: agency names, counts by rejection code and certificate
+/// fingerprints are not for every client, so only with the metrics token.
+async fn metrics_https(
+    State(st): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let Some(token) = &st.metrics_token else {
+        return problem::ApiError::new(
+            "not_found",
+            "metrics are served on the metrics listener (metrics.listen), not on this port",
+        )
+        .into_response();
+    };
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().as_bytes());
+    let ok = presented
+        .is_some_and(|p| p.len() == token.len() && openssl::memcmp::eq(p, token.as_bytes()));
+    if !ok {
+        return problem::ApiError::new(
+            "unauthenticated",
+            format!(
+                "/metrics on this port needs the metrics token (Authorization: Bearer, the value of {})",
+                st.gateway.config.metrics.token_env
+            ),
+        )
+        .into_response();
+    }
+    metrics(State(st)).await.into_response()
+}
+
 async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    let cfg = &st.gateway.config;
-    let text = st
-        .gateway
-        .metrics
-        .render(&cfg.queue_dir().join("new"), &cfg.keys);
+    let text = st.gateway.metrics.render(&st.gateway.config);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -200,9 +257,8 @@ async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    let queue = st.gateway.config.queue_dir().join("new");
-    let ok = std::fs::metadata(&queue).is_ok_and(|m| m.is_dir());
-    if ok {
+    let why = crate::health::not_ready(&st.gateway.config);
+    if why.is_empty() {
         // Still ready on the previous keys, but an operator should know a reload failed.
         let body = match st.gateway.keyring.last_error() {
             Some(e) => json!({"status": "ready", "keys_reload_error": e}),
@@ -212,7 +268,7 @@ async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     } else {
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "queue unavailable"})),
+            Json(json!({"status": "not ready", "reasons": why})),
         )
     }
 }
@@ -247,8 +303,72 @@ impl Activity {
     }
 }
 
+/// Connections open now against the cap: past three quarters of it, idle connections and
+/// slow handshakes are cut short so the descriptors go to clients that send.
+struct Connections {
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Connections {
+    fn crowded(&self) -> bool {
+        self.slots.available_permits() < self.max / 4
+    }
+}
+
+/// How long idle connections and handshakes may take while the server is crowded.
+const CROWDED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Failures of `accept()` (typically "Too many open files"): each is followed by a pause that
+/// doubles up to a second, so a server out of descriptors does not spin, and they are logged
+/// at most once per ten seconds, with how many were not.
+struct AcceptErrors {
+    pause: std::time::Duration,
+    logged: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+    const MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+    const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn new() -> AcceptErrors {
+        AcceptErrors {
+            pause: Self::FIRST_PAUSE,
+            logged: None,
+            unlogged: 0,
+        }
+    }
+
+    /// Records a failure; returns how long to pause.
+    fn failed(&mut self, e: &std::io::Error, open: usize) -> std::time::Duration {
+        let now = std::time::Instant::now();
+        if self.logged.is_none_or(|t| now - t >= Self::LOG_EVERY) {
+            tracing::warn!(
+                error = %e,
+                open_connections = open,
+                not_logged = self.unlogged,
+                "cannot accept connections; backing off (see http.max_connections and the open-file limit)"
+            );
+            self.logged = Some(now);
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
+        let pause = self.pause;
+        self.pause = (self.pause * 2).min(Self::MAX_PAUSE);
+        pause
+    }
+
+    fn succeeded(&mut self) {
+        self.pause = Self::FIRST_PAUSE;
+    }
+}
+
 /// Accepts TLS connections on `listener` until `shutdown` resolves, then waits for the
-/// connections in flight to finish.
+/// connections in flight to finish. At most `http.max_connections` are open at once; further
+/// clients wait in the kernel's listen backlog.
 pub async fn serve(
     listener: TcpListener,
     acceptor: Arc<tls::LiveAcceptor>,
@@ -256,6 +376,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let http = state.gateway.config.http.clone();
+    let metrics = state.gateway.clone();
+    let limit = crate::fsio::descriptor_limit();
+    if http.max_connections as u64 + 256 > limit {
+        tracing::warn!(
+            max_connections = http.max_connections,
+            open_file_limit = limit,
+            "http.max_connections leaves fewer than 256 descriptors for files, the ledger and reloads: lower it or raise the open-file limit (LimitNOFILE=)"
+        );
+    }
+    let connections = Arc::new(Connections {
+        slots: Arc::new(Semaphore::new(http.max_connections)),
+        max: http.max_connections,
+    });
     let app = router(state);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -270,15 +403,32 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let open = Arc::new(());
+    let mut errors = AcceptErrors::new();
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            s = connections.slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
         let (tcp, peer) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok(x) => x,
+                Ok(x) => {
+                    errors.succeeded();
+                    x
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
+                    metrics.metrics.accept_errors.inc();
+                    let busy = connections.max - connections.slots.available_permits();
+                    let pause = errors.failed(&e, busy);
+                    drop(slot);
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(pause) => continue,
+                    }
                 }
             },
         };
@@ -289,14 +439,33 @@ pub async fn serve(
         let builder = builder.clone();
         let mut stop = stop_rx.clone();
         let open = open.clone();
-        let handshake_timeout = http.header_timeout;
+        let connections = connections.clone();
+        let gauge = metrics.metrics.connections.clone();
+        let handshake_timeout = if connections.crowded() {
+            CROWDED_TIMEOUT.min(http.header_timeout)
+        } else {
+            http.header_timeout
+        };
         let idle_timeout = http.idle_timeout;
         tokio::spawn(async move {
             let _open = open;
+            let _slot = slot;
+            gauge.inc();
+            let _gauge = scopeguard(move || {
+                gauge.dec();
+            });
             let Some(stream) = handshake(&acceptor, tcp, peer, handshake_timeout).await else {
                 return;
             };
-            let cert = PeerCertificate(stream.ssl().peer_certificate());
+            let cert = PeerCertificate {
+                cert: stream.ssl().peer_certificate(),
+                // On the server side OpenSSL's peer chain does not include the leaf.
+                chain: stream
+                    .ssl()
+                    .peer_cert_chain()
+                    .map(|s| s.iter().map(|c| c.to_owned()).collect())
+                    .unwrap_or_default(),
+            };
             let activity = Arc::new(Activity {
                 in_flight: std::sync::atomic::AtomicUsize::new(0),
                 since: std::sync::Mutex::new(std::time::Instant::now()),
@@ -328,7 +497,12 @@ pub async fn serve(
                         closing = true;
                     }
                     _ = tick.tick(), if !closing => {
-                        if activity.idle_for().is_some_and(|d| d >= idle_timeout) {
+                        let allowed = if connections.crowded() {
+                            CROWDED_TIMEOUT.min(idle_timeout)
+                        } else {
+                            idle_timeout
+                        };
+                        if activity.idle_for().is_some_and(|d| d >= allowed) {
                             conn.as_mut().graceful_shutdown();
                             closing = true;
                         }
@@ -349,6 +523,19 @@ pub async fn serve(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 async fn handshake(

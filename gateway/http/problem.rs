@@ -26,6 +26,7 @@ pub fn status_of(code: &str) -> StatusCode {
         "forbidden"
         | "signer_unknown"
         | "certificate_expired"
+        | "certificate_not_yet_valid"
         | "certificate_revoked"
         | "agency_mismatch"
         | "schema_not_allowed" => StatusCode::FORBIDDEN,
@@ -33,7 +34,8 @@ pub fn status_of(code: &str) -> StatusCode {
         "duplicate" => StatusCode::CONFLICT,
         "not_found" => StatusCode::NOT_FOUND,
         "request_timeout" => StatusCode::REQUEST_TIMEOUT,
-        "queue_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "malformed_request" => StatusCode::BAD_REQUEST,
+        "queue_unavailable" | "busy" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

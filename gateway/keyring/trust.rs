@@ -80,14 +80,29 @@ pub enum TrustError {
         /// Signer subject.
         subject: String,
     },
-    /// A certificate of the chain is outside its validity window at the checked time.
+    /// A certificate of the chain is past the end of its validity at the checked time.
     #[error(
-        "the certificate {subject} is not valid at {at} (valid from {not_before} to {not_after}): the sender must renew it and sign again"
+        "the certificate {subject} expired before {at} (valid from {not_before} to {not_after}): the sender must renew it and sign again"
     )]
     CertificateExpired {
         /// Subject of the offending certificate (the signer or a chain member).
         subject: String,
         /// Its notBefore.
+        not_before: String,
+        /// Its notAfter.
+        not_after: String,
+        /// The time checked.
+        at: String,
+    },
+    /// A certificate of the chain is not valid yet at the checked time (its notBefore, or the
+    /// start an admin registered for it, is later).
+    #[error(
+        "the certificate {subject} is not valid yet at {at} (valid from {not_before} to {not_after}): sign with the current certificate until then, and check the signing machine's clock"
+    )]
+    CertificateNotYetValid {
+        /// Subject of the offending certificate (the signer or a chain member).
+        subject: String,
+        /// Its notBefore (or the registered start).
         not_before: String,
         /// Its notAfter.
         not_after: String,
@@ -126,6 +141,7 @@ impl TrustError {
         match self {
             TrustError::SignerUnknown { .. } => "signer_unknown",
             TrustError::CertificateExpired { .. } => "certificate_expired",
+            TrustError::CertificateNotYetValid { .. } => "certificate_not_yet_valid",
             TrustError::CertificateRevoked { .. } => "certificate_revoked",
             TrustError::AgencyMismatch { .. } => "agency_mismatch",
         }
@@ -212,7 +228,7 @@ impl TrustStore {
                 if let Some(&(_, from)) = trust.activation.iter().find(|(f, _)| *f == fingerprint)
                     && at_secs < from
                 {
-                    return Err(TrustError::CertificateExpired {
+                    return Err(TrustError::CertificateNotYetValid {
                         subject,
                         not_before: format!("{} (registered start)", asn1(from)),
                         not_after: signer.not_after().to_string(),
@@ -330,7 +346,7 @@ fn check_chain_window(
     match result {
         Ok(Err((code, cert))) if code == ERR_CERT_HAS_EXPIRED || code == ERR_CERT_NOT_YET_VALID => {
             let cert = cert.unwrap_or_else(|| signer.to_owned());
-            Err(expired(&cert, at))
+            Err(outside_window(&cert, at))
         }
         // Any other outcome cannot come from time alone (the chain verified without time
         // checks); the caller still checks each chain member's window itself.
@@ -339,22 +355,42 @@ fn check_chain_window(
 }
 
 fn check_window(cert: &X509Ref, at: i64) -> Result<(), TrustError> {
-    let Ok(t) = Asn1Time::from_unix(at) else {
-        return Err(expired(cert, at));
-    };
-    let before: &Asn1TimeRef = cert.not_before();
-    let after: &Asn1TimeRef = cert.not_after();
-    let ok = matches!(before.compare(&t), Ok(o) if o.is_le())
-        && matches!(after.compare(&t), Ok(o) if o.is_ge());
-    if ok { Ok(()) } else { Err(expired(cert, at)) }
+    let ok = Asn1Time::from_unix(at).is_ok_and(|t| {
+        let before: &Asn1TimeRef = cert.not_before();
+        let after: &Asn1TimeRef = cert.not_after();
+        matches!(before.compare(&t), Ok(o) if o.is_le())
+            && matches!(after.compare(&t), Ok(o) if o.is_ge())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(outside_window(cert, at))
+    }
 }
 
-fn expired(cert: &X509Ref, at: i64) -> TrustError {
-    TrustError::CertificateExpired {
-        subject: one_line(cert.subject_name()),
-        not_before: cert.not_before().to_string(),
-        not_after: cert.not_after().to_string(),
-        at: asn1(at),
+/// Expired, or not valid yet: which one decides what the sender should do.
+fn outside_window(cert: &X509Ref, at: i64) -> TrustError {
+    let (subject, not_before, not_after) = (
+        one_line(cert.subject_name()),
+        cert.not_before().to_string(),
+        cert.not_after().to_string(),
+    );
+    let early = Asn1Time::from_unix(at)
+        .is_ok_and(|t| matches!(cert.not_before().compare(&t), Ok(o) if o.is_gt()));
+    if early {
+        TrustError::CertificateNotYetValid {
+            subject,
+            not_before,
+            not_after,
+            at: asn1(at),
+        }
+    } else {
+        TrustError::CertificateExpired {
+            subject,
+            not_before,
+            not_after,
+            at: asn1(at),
+        }
     }
 }
 

@@ -224,7 +224,8 @@ fn trust_verdicts() {
     let before = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
     assert_eq!(
         decide(&store, "agency-a", &blob, before).unwrap_err(),
-        "certificate_expired"
+        "certificate_not_yet_valid",
+        "not yet valid is not \"expired\": renewing would not help"
     );
 
     let revoked = pki.sign("revoked", &data, DER);

@@ -83,8 +83,14 @@ impl Home {
     /// A new home with `gateway.toml` (plus `extra` TOML) and a development key set.
     pub fn new(extra: &str) -> Home {
         let dir = tempfile::tempdir().unwrap();
+        // Servers of tests running at once cannot share the default metrics port.
+        let metrics = if extra.contains("[metrics]") {
+            ""
+        } else {
+            "\n[metrics]\nlisten = \"127.0.0.1:0\"\n"
+        };
         let config = format!(
-            "[paths]\nschemas = {:?}\n{extra}",
+            "[paths]\nschemas = {:?}\n{extra}{metrics}",
             schemas_dir().display().to_string()
         );
         std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
@@ -195,9 +201,31 @@ impl Home {
 pub struct Server {
     pub child: std::process::Child,
     pub port: u16,
+    /// The rest of its standard output (the metrics address comes after the HTTPS one).
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
+    /// `http://127.0.0.1:PORT` of the metrics listener (waits up to 10 s for serve to print it).
+    pub fn metrics_url(&self, path: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = self.stdout.lock().unwrap().clone();
+            if let Some(at) = out
+                .lines()
+                .find_map(|l| l.strip_prefix("metrics on http://"))
+                .and_then(|l| l.strip_suffix("/metrics"))
+            {
+                return format!("http://{at}{path}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve printed no metrics address: {out:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// `https://127.0.0.1:PORT`
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.port)
@@ -265,11 +293,33 @@ impl Home {
     }
 
     fn serve_with(&self, stderr: Stdio) -> Server {
+        let mut cmd = Command::cargo_bin("gateway").unwrap();
+        cmd.args(["serve", "--config"]).arg(self.config());
+        self.spawn_server(cmd, stderr)
+    }
+
+    /// Starts `gateway serve` (logged as [`Home::serve_logged`]) with `env` set and at most
+    /// `nofile` open descriptors (`ulimit -n`, soft and hard), when given.
+    pub fn serve_limited(&self, nofile: Option<u32>, env: &[(&str, &str)]) -> Server {
+        let bin = assert_cmd::cargo::cargo_bin("gateway");
+        let mut cmd = Command::new("bash");
+        let limit = nofile
+            .map(|n| format!("ulimit -n {n} && "))
+            .unwrap_or_default();
+        cmd.arg("-c")
+            .arg(format!("{limit}exec \"$0\" serve --config \"$1\""))
+            .arg(bin)
+            .arg(self.config());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        self.spawn_server(cmd, Stdio::from(log))
+    }
+
+    fn spawn_server(&self, mut cmd: Command, stderr: Stdio) -> Server {
         use std::io::BufRead;
-        let mut child = Command::cargo_bin("gateway")
-            .unwrap()
-            .args(["serve", "--config"])
-            .arg(self.config())
+        let mut child = cmd
             .env_remove("GATEWAY_CONFIG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -277,18 +327,29 @@ impl Home {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
+        stdout.read_line(&mut line).unwrap();
         let port = line
             .trim()
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("serve did not print its address: {line:?}"));
-        Server { child, port }
+        let rest = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = rest.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while stdout.read_line(&mut line).is_ok_and(|n| n > 0) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        Server {
+            child,
+            port,
+            stdout: rest,
+        }
     }
 
     /// A home whose server listens on an ephemeral port, with `extra` TOML appended.
