@@ -369,18 +369,20 @@ impl Gateway {
                 &history,
             )
         })?;
-        let max = self.config.limits.max_payload_bytes;
+        // One keyring for the whole payload, whatever reloads happen meanwhile.
+        let ring = self.keyring.get();
+        // One limit on every channel: HTTPS refuses a larger upload before reading it, the
+        // folders and `import` here, with the same code and sentence.
+        let max = payload_limit(&ring, &self.config, agency);
         if size > max {
             return Err(fail(
                 Rejection::new(
                     "payload_too_large",
-                    format!("the payload is {size} bytes; the limit is {max} bytes"),
+                    format!("the payload is {size} bytes; the limit for {agency} is {max} bytes"),
                 ),
                 &history,
             ));
         }
-        // One keyring for the whole payload, whatever reloads happen meanwhile.
-        let ring = self.keyring.get();
         let opened = Envelope::received(agency, file.take(max))
             .open(&ring.identities)
             .map_err(|r| fail(r, &history))?;
@@ -625,6 +627,17 @@ impl Gateway {
             quarantined,
         }
     }
+}
+
+/// The largest sealed payload `agency` may send: its own `max_payload_bytes` (`agency.toml`)
+/// when it has one, never more than `[limits] max_payload_bytes`.
+pub fn payload_limit(ring: &crate::keyring::Keyring, config: &Config, agency: &str) -> u64 {
+    let global = config.limits.max_payload_bytes;
+    ring.agencies
+        .iter()
+        .find(|a| a.name == agency)
+        .and_then(|a| a.max_payload_bytes)
+        .map_or(global, |own| own.min(global))
 }
 
 fn duplicate(original: &MessageRecord) -> Outcome {

@@ -463,3 +463,51 @@ fn the_polling_watcher_for_network_filesystems_takes_dropped_files_too() {
     assert_eq!(queued_ids(&home).len(), 1);
     assert_eq!(server.stop(), 0);
 }
+
+/// Gives `agency` its own payload limit in `keys/agencies/<agency>/agency.toml`.
+pub(crate) fn set_agency_limit(home: &Home, agency: &str, max: u64) {
+    let file = home
+        .path()
+        .join(format!("keys/agencies/{agency}/agency.toml"));
+    let mut text = fs::read_to_string(&file).unwrap();
+    text.push_str(&format!("max_payload_bytes = {max}\n"));
+    fs::write(file, text).unwrap();
+}
+
+#[test]
+fn a_folder_file_over_the_agencys_own_limit_is_rejected_as_payload_too_large_and_quarantined() {
+    let home = Home::new("[inbox]\nstable_ms = 0\n");
+    let recipient = home.recipient();
+    let inbox = home.path().join("inbox/police");
+    fs::create_dir_all(&inbox).unwrap();
+    seal_fresh(&home, &recipient, &inbox.join("big.sealed"));
+    let size = fs::metadata(inbox.join("big.sealed")).unwrap().len();
+    // Far below the global 4 GiB: only the agency's own limit can refuse it.
+    set_agency_limit(&home, "police", size - 1);
+    let config = gateway::config::Config::load(Some(&home.config())).unwrap();
+    let gw = gateway::pipeline::Gateway::load(config, true).unwrap();
+    let handled = gateway::sources::folder::scan_once(&gw).unwrap();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(inbox.join("rejected/big.sealed.error.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["rejection"]["code"], "payload_too_large", "{json}");
+    let detail = json["rejection"]["detail"].as_str().unwrap();
+    assert_eq!(
+        detail,
+        format!(
+            "the payload is {size} bytes; the limit for police is {} bytes",
+            size - 1
+        )
+    );
+    let txt = fs::read_to_string(inbox.join("rejected/big.sealed.error.txt")).unwrap();
+    assert!(txt.contains("rejected payload_too_large"), "{txt}");
+    assert!(inbox.join("rejected/big.sealed").exists());
+    assert!(queued_ids(&home).is_empty(), "nothing forwarded");
+    let id = json["gateway_message_id"].as_str().unwrap();
+    let record: serde_json::Value = serde_json::from_slice(
+        &fs::read(home.path().join(format!("state/quarantine/police/{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["code"], "payload_too_large");
+}
