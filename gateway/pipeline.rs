@@ -276,11 +276,6 @@ impl Gateway {
                     error,
                 })?
                 .with_hub_recipients(config.hub_recipients.clone());
-            let qdir = config.quarantine_dir();
-            let quarantine = Quarantine::open(&qdir).map_err(|error| StartError::Quarantine {
-                path: qdir.clone(),
-                error,
-            })?;
             let receipts = ReceiptSigner::load(&config.keys)?;
             let audit_dir = config.audit_dir();
             let audit =
@@ -288,6 +283,13 @@ impl Gateway {
                     path: audit_dir.clone(),
                     error: crate::store::StoreError::Io(std::io::Error::other(e.to_string())),
                 })?;
+            let qdir = config.quarantine_dir();
+            let quarantine =
+                Quarantine::open_with(&qdir, config.quarantine.clone(), Some(audit.clone()))
+                    .map_err(|error| StartError::Quarantine {
+                        path: qdir.clone(),
+                        error,
+                    })?;
             let fw = Forwarding {
                 audit,
                 receipts,
@@ -307,6 +309,23 @@ impl Gateway {
             forwarding,
             metrics: crate::metrics::Metrics::new(),
         })
+    }
+
+    /// Applies the quarantine's retention period and quotas (at start-up and periodically
+    /// while serving) and logs what it removed.
+    pub fn sweep_quarantine(&self) {
+        let Some(fw) = &self.forwarding else { return };
+        match fw.quarantine.sweep() {
+            Ok(s) => tracing::info!(
+                expired = s.expired,
+                evicted = s.evicted,
+                orphans = s.orphans,
+                entries = s.entries,
+                bytes = s.bytes,
+                "quarantine swept"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot sweep the quarantine"),
+        }
     }
 
     /// Commits the ledger's deferred writes (the final state of the last messages forwarded);
@@ -616,6 +635,8 @@ impl Gateway {
             .and_then(|(r, _)| fw.quarantine.keep(id, agency, r, &reason));
         let quarantined = match kept {
             Ok(p) => Some(p),
+            // Logged and audited as dropped by the quarantine.
+            Err(quarantine::QuarantineError::TooLarge { .. }) => None,
             Err(e) => {
                 tracing::error!(error = %e, "a rejected payload could not be quarantined");
                 None

@@ -13,6 +13,7 @@ mod forwarding;
 mod https;
 mod import;
 mod rotation;
+mod quarantine;
 mod send;
 mod support;
 mod validate_cli;
