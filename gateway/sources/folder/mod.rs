@@ -191,13 +191,14 @@ fn leftovers(d: &AgencyDir) -> Result<Vec<(PathBuf, String)>, FolderError> {
     for entry in std::fs::read_dir(&dir).map_err(io_err)? {
         let entry = entry.map_err(io_err)?;
         let raw = entry.file_name();
-        let full = names::sanitise(&raw);
-        // `<uuid>.<name>`; anything else in there is shown by its own (sanitised) name.
-        let name = match full.split_once('.') {
+        let lossy = raw.to_string_lossy();
+        // `<uuid>.<name>`; anything else in there is shown by its own (sanitised) name. The
+        // prefix is split off first: sanitising the whole would cut a long name's extension.
+        let name = match lossy.split_once('.') {
             Some((id, rest)) if uuid::Uuid::parse_str(id).is_ok() && !rest.is_empty() => {
-                rest.to_owned()
+                names::sanitise(OsStr::new(rest))
             }
-            _ => full,
+            _ => names::sanitise(&raw),
         };
         out.push((entry.path(), name));
     }
@@ -207,7 +208,12 @@ fn leftovers(d: &AgencyDir) -> Result<Vec<(PathBuf, String)>, FolderError> {
 
 /// Claims `path` (a file in `d`'s inbox), processes it and writes its outcome.
 fn handle_inbox_file(gateway: &Gateway, d: &AgencyDir, path: &Path) -> Handled {
-    let name = names::sanitise(path.file_name().unwrap_or(OsStr::new("")));
+    let raw = path.file_name().unwrap_or(OsStr::new(""));
+    let name = names::sanitise(raw);
+    if raw != OsStr::new(&name) {
+        // The outcome files carry the safe name; this line ties it to the one dropped.
+        tracing::info!(agency = %d.agency, original = ?raw, file = %name, "the file's outcome is recorded under a safe name");
+    }
     let claimed = d
         .processing()
         .join(format!("{}.{name}", uuid::Uuid::now_v7()));
