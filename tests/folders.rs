@@ -604,3 +604,44 @@ fn a_name_too_long_to_keep_is_shortened_in_the_stem_and_keeps_its_sealed_suffix(
     assert_eq!(handled[0].name, name);
     verify_receipt(&home, &inbox.join("accepted"), &name);
 }
+
+#[test]
+fn a_claimed_file_whose_outcome_cannot_be_written_is_retried_until_it_is_settled() {
+    let home = Home::new(FAST);
+    let recipient = home.recipient();
+    let server = Server::start(&home);
+    let inbox = home.path().join("inbox/police");
+    // Break accepted/ by removing it while the gateway runs, so the outcome cannot be written
+    // (a real failure whoever runs the test: root ignores permissions; a file in its place
+    // would itself be taken as a dropped file).
+    let accepted = inbox.join("accepted");
+    fs::remove_dir(&accepted).unwrap();
+    seal_fresh(&home, &recipient, &home.file("stuck.sealed"));
+    fs::rename(home.file("stuck.sealed"), inbox.join("stuck.sealed")).unwrap();
+    wait_for("the outcome to fail", Duration::from_secs(30), || {
+        server.log().contains("cannot write the outcome")
+    });
+    assert_eq!(
+        names_in(&inbox.join(".processing")).len(),
+        1,
+        "claimed, forwarded, not settled"
+    );
+    assert_eq!(queued_ids(&home).len(), 1);
+    // Repaired while the gateway runs: no restart needed.
+    fs::create_dir(&accepted).unwrap();
+    wait_for("the retry", Duration::from_secs(30), || {
+        accepted.join("stuck.sealed").exists() && names_in(&inbox.join(".processing")).is_empty()
+    });
+    let receipt = verify_receipt(&home, &accepted, "stuck.sealed");
+    assert_eq!(
+        queued_ids(&home),
+        [receipt["gateway_message_id"].as_str().unwrap().to_owned()].into(),
+        "queued once; the retry got the original receipt"
+    );
+    assert!(
+        server.log().contains("a claimed file will be settled again"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.stop(), 0);
+}

@@ -270,8 +270,43 @@ impl Scheduler {
         }
     }
 
+    /// Hands claimed files whose outcome could not be written back to the workers once their
+    /// back-off has passed: a claimed file is never left for a restart.
+    fn hand_off_stranded(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(PathBuf, usize, String)> = match self.shared.stranded.lock() {
+            Ok(s) => s
+                .iter()
+                .filter(|(_, s)| s.not_before <= now)
+                .map(|(p, s)| (p.clone(), s.dir, s.name.clone()))
+                .collect(),
+            Err(_) => return,
+        };
+        for (path, dir, name) in due {
+            {
+                let Ok(mut queued) = self.shared.queued.lock() else {
+                    return;
+                };
+                if !queued.insert(path.clone()) {
+                    continue;
+                }
+            }
+            if self
+                .jobs
+                .try_send(Job::Leftover(dir, path.clone(), name))
+                .is_err()
+            {
+                if let Ok(mut queued) = self.shared.queued.lock() {
+                    queued.remove(&path);
+                }
+                return;
+            }
+        }
+    }
+
     /// Hands every complete candidate to the workers, as far as the queue has room.
     fn hand_off(&mut self) {
+        self.hand_off_stranded();
         let now = Instant::now();
         // A file whose close we never saw (lost events) is taken after this long of quiet.
         let writing_timeout = self.config.rescan.max(self.config.stable * 10);
