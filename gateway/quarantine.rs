@@ -336,7 +336,10 @@ impl Quarantine {
             return Err(QuarantineError::AlreadyKept(id.clone()));
         }
         // Written before taking the lock: a large payload does not hold up the others.
-        let limit = self.policy.max_agency_bytes.min(self.policy.max_total_bytes);
+        let limit = self
+            .policy
+            .max_agency_bytes
+            .min(self.policy.max_total_bytes);
         let staged = stage(&dir, original, limit)?;
         let Some((tmp, sha256, size)) = staged else {
             let detail = serde_json::json!({ "code": reason.code, "limit": limit });
@@ -435,8 +438,8 @@ impl Quarantine {
         let mut guard = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let index = guard.insert(self.load_index()?);
         let mut swept = Swept::default();
-        let retention = time::Duration::try_from(self.policy.retention)
-            .unwrap_or(time::Duration::MAX);
+        let retention =
+            time::Duration::try_from(self.policy.retention).unwrap_or(time::Duration::MAX);
         let cutoff = now.checked_sub(retention);
         let expired: Vec<_> = index
             .entries
@@ -489,7 +492,12 @@ impl Quarantine {
 
     /// Removes one entry's record (and its payload when no other record uses it), logs and
     /// audits it. False when the files could not be removed (the entry stays counted).
-    fn drop_entry(&self, index: &mut Index, key: &(OffsetDateTime, String), why: DropReason) -> bool {
+    fn drop_entry(
+        &self,
+        index: &mut Index,
+        key: &(OffsetDateTime, String),
+        why: DropReason,
+    ) -> bool {
         let Some(e) = index.entries.get(key).cloned() else {
             return false;
         };
@@ -518,9 +526,19 @@ impl Quarantine {
     /// Logs and audits one entry leaving the quarantine (or never entering it).
     fn dropped(&self, agency: &str, id: &str, why: DropReason, mut details: serde_json::Value) {
         if why == DropReason::Retention {
-            tracing::info!(id, agency, reason = why.as_str(), "quarantine entry dropped");
+            tracing::info!(
+                id,
+                agency,
+                reason = why.as_str(),
+                "quarantine entry dropped"
+            );
         } else {
-            tracing::warn!(id, agency, reason = why.as_str(), "quarantine entry dropped");
+            tracing::warn!(
+                id,
+                agency,
+                reason = why.as_str(),
+                "quarantine entry dropped"
+            );
         }
         details["reason"] = serde_json::Value::String(why.as_str().to_owned());
         if let Some(audit) = &self.audit
@@ -549,9 +567,7 @@ impl Quarantine {
                 let name = f.file_name().to_string_lossy().into_owned();
                 let candidate = name.starts_with(fsio::TEMP_PREFIX)
                     || (name.ends_with(PAYLOAD_SUFFIX)
-                        && !index
-                            .payloads
-                            .contains_key(&(agency.clone(), name.clone())));
+                        && !index.payloads.contains_key(&(agency.clone(), name.clone())));
                 let old = f
                     .metadata()
                     .and_then(|m| m.modified())
@@ -586,12 +602,12 @@ impl Quarantine {
                 if name.starts_with('.') || !name.ends_with(".json") {
                     continue;
                 }
-                let read = std::fs::read(f.path()).map_err(QuarantineError::from).and_then(
-                    |bytes| {
+                let read = std::fs::read(f.path())
+                    .map_err(QuarantineError::from)
+                    .and_then(|bytes| {
                         let r: QuarantineRecord = serde_json::from_slice(&bytes)?;
                         Ok((r, bytes.len() as u64))
-                    },
-                );
+                    });
                 let (r, record_bytes) = match read {
                     Ok(r) => r,
                     Err(e) => {
@@ -844,11 +860,13 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(err, QuarantineError::InvalidAgency(_)), "{bad:?}");
         }
-        assert!(fs::read_dir(dir.path().join("q")).unwrap().all(|e| e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with('.')));
+        assert!(
+            fs::read_dir(dir.path().join("q")).unwrap().all(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.'))
+        );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
@@ -924,7 +942,10 @@ mod tests {
         }
         let swept = q.sweep().unwrap();
         assert_eq!(swept.entries, 5);
-        assert!(swept.bytes < 2 * 20_000, "the payload is counted once: {swept:?}");
+        assert!(
+            swept.bytes < 2 * 20_000,
+            "the payload is counted once: {swept:?}"
+        );
     }
 
     #[test]
@@ -942,7 +963,8 @@ mod tests {
         let ids: Vec<MessageId> = (0..3u8)
             .map(|n| {
                 let id = MessageId::new();
-                q.keep(&id, "police", &vec![n; 4000][..], &rejection()).unwrap();
+                q.keep(&id, "police", &vec![n; 4000][..], &rejection())
+                    .unwrap();
                 id
             })
             .collect();
@@ -1001,11 +1023,17 @@ mod tests {
         let first = MessageId::new();
         q.keep(&first, "police", &shared[..], &rejection()).unwrap();
         let second = MessageId::new();
-        q.keep(&second, "police", &shared[..], &rejection()).unwrap();
+        q.keep(&second, "police", &shared[..], &rejection())
+            .unwrap();
         // Two more distinct payloads: the first record must go, its payload must stay.
         for n in 0..2u8 {
-            q.keep(&MessageId::new(), "police", &vec![n; 4000][..], &rejection())
-                .unwrap();
+            q.keep(
+                &MessageId::new(),
+                "police",
+                &vec![n; 4000][..],
+                &rejection(),
+            )
+            .unwrap();
         }
         assert!(q.record(&first, "police").is_err());
         let kept = q.record(&second, "police").unwrap();
@@ -1018,22 +1046,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let audit_dir = dir.path().join("audit");
         let audit = AuditLog::open(&audit_dir).unwrap();
-        let q = Quarantine::open_with(dir.path().join("q"), policy(1 << 20, 5000), Some(audit.clone()))
-            .unwrap();
+        let q = Quarantine::open_with(
+            dir.path().join("q"),
+            policy(1 << 20, 5000),
+            Some(audit.clone()),
+        )
+        .unwrap();
         let small = MessageId::new();
-        q.keep(&small, "police", &[1u8; 100][..], &rejection()).unwrap();
+        q.keep(&small, "police", &[1u8; 100][..], &rejection())
+            .unwrap();
         let big = MessageId::new();
         let err = q
             .keep(&big, "police", &vec![0u8; 6000][..], &rejection())
             .unwrap_err();
-        assert!(matches!(err, QuarantineError::TooLarge { limit: 5000 }), "{err}");
+        assert!(
+            matches!(err, QuarantineError::TooLarge { limit: 5000 }),
+            "{err}"
+        );
         assert!(q.record(&small, "police").is_ok(), "nothing evicted for it");
         let police = dir.path().join("q/police");
         assert_eq!(payloads(&police).len(), 1);
         assert!(
-            fs::read_dir(&police)
+            fs::read_dir(&police).unwrap().all(|e| !e
                 .unwrap()
-                .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".tmp")),
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".tmp")),
             "no temporary file left"
         );
         assert_eq!(
@@ -1056,7 +1094,8 @@ mod tests {
         let old = MessageId::new();
         q.keep(&old, "police", &b"old"[..], &rejection()).unwrap();
         let young = MessageId::new();
-        q.keep(&young, "police", &b"young"[..], &rejection()).unwrap();
+        q.keep(&young, "police", &b"young"[..], &rejection())
+            .unwrap();
         // Age the first record by 31 days, as if written then.
         let path = dir.path().join(format!("q/police/{old}.json"));
         let mut r: QuarantineRecord = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -1070,8 +1109,14 @@ mod tests {
         assert_eq!(payloads(&dir.path().join("q/police")).len(), 1);
         // 29 days on, the other is still kept; 31 days on, it goes too.
         let now = timestamp::now();
-        assert_eq!(q.sweep_at(now + time::Duration::days(29)).unwrap().expired, 0);
-        assert_eq!(q.sweep_at(now + time::Duration::days(31)).unwrap().expired, 1);
+        assert_eq!(
+            q.sweep_at(now + time::Duration::days(29)).unwrap().expired,
+            0
+        );
+        assert_eq!(
+            q.sweep_at(now + time::Duration::days(31)).unwrap().expired,
+            1
+        );
         let reasons: Vec<String> = drops(&audit, &audit_dir).into_iter().map(|d| d.2).collect();
         assert_eq!(reasons, ["retention", "retention"]);
     }

@@ -506,7 +506,11 @@ fn a_folder_file_over_the_agencys_own_limit_is_rejected_as_payload_too_large_and
     assert!(queued_ids(&home).is_empty(), "nothing forwarded");
     let id = json["gateway_message_id"].as_str().unwrap();
     let record: serde_json::Value = serde_json::from_slice(
-        &fs::read(home.path().join(format!("state/quarantine/police/{id}.json"))).unwrap(),
+        &fs::read(
+            home.path()
+                .join(format!("state/quarantine/police/{id}.json")),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(record["code"], "payload_too_large");
@@ -537,11 +541,7 @@ fn files_that_change_only_by_chmod_or_hard_link_are_taken_without_waiting_for_th
     )
     .unwrap();
     // A second name for a complete file: no write, no close.
-    fs::hard_link(
-        elsewhere.join("linked.sealed"),
-        inbox.join("linked.sealed"),
-    )
-    .unwrap();
+    fs::hard_link(elsewhere.join("linked.sealed"), inbox.join("linked.sealed")).unwrap();
 
     wait_for("both files", Duration::from_secs(15), || {
         outcomes(&inbox).0.len() == 2
@@ -639,7 +639,9 @@ fn a_claimed_file_whose_outcome_cannot_be_written_is_retried_until_it_is_settled
         "queued once; the retry got the original receipt"
     );
     assert!(
-        server.log().contains("a claimed file will be settled again"),
+        server
+            .log()
+            .contains("a claimed file will be settled again"),
         "{}",
         server.log()
     );

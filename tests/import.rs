@@ -128,7 +128,12 @@ fn import_rejects_a_file_over_the_agencys_own_limit_as_payload_too_large() {
         "--report",
         report.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["accepted"], 1, "{v}");
     assert_eq!(v["summary"]["rejected payload_too_large"], 1, "{v}");

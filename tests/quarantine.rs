@@ -51,7 +51,12 @@ fn five_identical_rejected_payloads_are_kept_as_one_payload_file_with_five_recor
         let c = home.check("police", &[&sealed], &["--forward"]);
         assert_eq!(c.code, 1, "{}", c.stdout);
         assert_eq!(c.code_of_first(), "agency_mismatch");
-        ids.push(c.result()["gateway_message_id"].as_str().unwrap().to_owned());
+        ids.push(
+            c.result()["gateway_message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let dir = home.path().join("state/quarantine/police");
     assert_eq!(counts(&dir), (1, 5), "one payload, a record per rejection");
@@ -80,11 +85,19 @@ fn over_the_configured_agency_quota_the_oldest_rejections_are_dropped_and_audite
         let sealed = home.seal_as("housing", &police(), &format!("wrong-{n}.sealed"));
         let c = home.check("police", &[&sealed], &["--forward"]);
         assert_eq!(c.code_of_first(), "agency_mismatch");
-        ids.push(c.result()["gateway_message_id"].as_str().unwrap().to_owned());
+        ids.push(
+            c.result()["gateway_message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let dir = home.path().join("state/quarantine/police");
     assert_eq!(counts(&dir), (2, 2));
-    assert!(!dir.join(format!("{}.json", ids[0])).exists(), "oldest dropped");
+    assert!(
+        !dir.join(format!("{}.json", ids[0])).exists(),
+        "oldest dropped"
+    );
     assert!(dir.join(format!("{}.json", ids[1])).exists());
     assert!(dir.join(format!("{}.json", ids[2])).exists());
     assert_eq!(
@@ -102,7 +115,12 @@ fn serve_removes_quarantine_entries_older_than_the_retention_period_at_start() {
     for n in 0..2 {
         let sealed = home.seal_as("housing", &police(), &format!("wrong-{n}.sealed"));
         let c = home.check("police", &[&sealed], &["--forward"]);
-        ids.push(c.result()["gateway_message_id"].as_str().unwrap().to_owned());
+        ids.push(
+            c.result()["gateway_message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let dir = home.path().join("state/quarantine/police");
     // The first one was quarantined 31 days ago.

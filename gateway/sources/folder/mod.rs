@@ -475,7 +475,10 @@ fn note_retry(shared: &Shared, from: &Path, disposition: &Disposition) {
     let previous = retry.remove(from).map(|(n, _)| n).unwrap_or(0);
     if let Disposition::Retry { file } = disposition {
         let attempts = previous.saturating_add(1);
-        retry.insert(file.clone(), (attempts, Instant::now() + back_off(attempts)));
+        retry.insert(
+            file.clone(),
+            (attempts, Instant::now() + back_off(attempts)),
+        );
     }
 }
 

@@ -47,9 +47,7 @@ pub fn sanitise(raw: &OsStr) -> String {
         })
         .collect();
     let (stem, extension) = match mapped.rfind('.') {
-        Some(dot)
-            if dot > 0 && mapped.len() - dot > 1 && mapped.len() - dot <= MAX_EXTENSION =>
-        {
+        Some(dot) if dot > 0 && mapped.len() - dot > 1 && mapped.len() - dot <= MAX_EXTENSION => {
             mapped.split_at(dot)
         }
         _ => (mapped.as_str(), ""),
