@@ -301,11 +301,6 @@ impl Gateway {
                     error,
                 })?
                 .with_hub_recipients(config.hub_recipients.clone());
-            let qdir = config.quarantine_dir();
-            let quarantine = Quarantine::open(&qdir).map_err(|error| StartError::Quarantine {
-                path: qdir.clone(),
-                error,
-            })?;
             let receipts = ReceiptSigner::load(&config.keys)?;
             let audit_dir = config.audit_dir();
             let audit =
@@ -313,6 +308,13 @@ impl Gateway {
                     path: audit_dir.clone(),
                     error: crate::store::StoreError::Io(std::io::Error::other(e.to_string())),
                 })?;
+            let qdir = config.quarantine_dir();
+            let quarantine =
+                Quarantine::open_with(&qdir, config.quarantine.clone(), Some(audit.clone()))
+                    .map_err(|error| StartError::Quarantine {
+                        path: qdir.clone(),
+                        error,
+                    })?;
             let fw = Forwarding {
                 audit,
                 receipts,
@@ -385,6 +387,23 @@ impl Gateway {
         }
     }
 
+    /// Applies the quarantine's retention period and quotas (at start-up and periodically
+    /// while serving) and logs what it removed.
+    pub fn sweep_quarantine(&self) {
+        let Some(fw) = &self.forwarding else { return };
+        match fw.quarantine.sweep() {
+            Ok(s) => tracing::info!(
+                expired = s.expired,
+                evicted = s.evicted,
+                orphans = s.orphans,
+                entries = s.entries,
+                bytes = s.bytes,
+                "quarantine swept"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot sweep the quarantine"),
+        }
+    }
+
     /// Commits the ledger's deferred writes (the final state of the last messages forwarded);
     /// the server calls it periodically, so that other processes see them when no further
     /// message carries them.
@@ -447,18 +466,20 @@ impl Gateway {
                 &history,
             )
         })?;
-        let max = self.config.limits.max_payload_bytes;
+        // One keyring for the whole payload, whatever reloads happen meanwhile.
+        let ring = self.keyring.get();
+        // One limit on every channel: HTTPS refuses a larger upload before reading it, the
+        // folders and `import` here, with the same code and sentence.
+        let max = payload_limit(&ring, &self.config, agency);
         if size > max {
             return Err(fail(
                 Rejection::new(
                     "payload_too_large",
-                    format!("the payload is {size} bytes; the limit is {max} bytes"),
+                    format!("the payload is {size} bytes; the limit for {agency} is {max} bytes"),
                 ),
                 &history,
             ));
         }
-        // One keyring for the whole payload, whatever reloads happen meanwhile.
-        let ring = self.keyring.get();
         let opened = Envelope::received(agency, file.take(max))
             .open(&ring.identities)
             .map_err(|r| fail(r, &history))?;
@@ -706,6 +727,8 @@ impl Gateway {
             .and_then(|(r, _)| fw.quarantine.keep(id, agency, r, &reason));
         let quarantined = match kept {
             Ok(p) => Some(p),
+            // Logged and audited as dropped by the quarantine.
+            Err(quarantine::QuarantineError::TooLarge { .. }) => None,
             Err(e) => {
                 tracing::error!(error = %e, "a rejected payload could not be quarantined");
                 None
@@ -717,6 +740,17 @@ impl Gateway {
             quarantined,
         }
     }
+}
+
+/// The largest sealed payload `agency` may send: its own `max_payload_bytes` (`agency.toml`)
+/// when it has one, never more than `[limits] max_payload_bytes`.
+pub fn payload_limit(ring: &crate::keyring::Keyring, config: &Config, agency: &str) -> u64 {
+    let global = config.limits.max_payload_bytes;
+    ring.agencies
+        .iter()
+        .find(|a| a.name == agency)
+        .and_then(|a| a.max_payload_bytes)
+        .map_or(global, |own| own.min(global))
 }
 
 fn duplicate(original: &MessageRecord) -> Outcome {

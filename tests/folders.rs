@@ -463,3 +463,187 @@ fn the_polling_watcher_for_network_filesystems_takes_dropped_files_too() {
     assert_eq!(queued_ids(&home).len(), 1);
     assert_eq!(server.stop(), 0);
 }
+
+/// Gives `agency` its own payload limit in `keys/agencies/<agency>/agency.toml`.
+pub(crate) fn set_agency_limit(home: &Home, agency: &str, max: u64) {
+    let file = home
+        .path()
+        .join(format!("keys/agencies/{agency}/agency.toml"));
+    let mut text = fs::read_to_string(&file).unwrap();
+    text.push_str(&format!("max_payload_bytes = {max}\n"));
+    fs::write(file, text).unwrap();
+}
+
+#[test]
+fn a_folder_file_over_the_agencys_own_limit_is_rejected_as_payload_too_large_and_quarantined() {
+    let home = Home::new("[inbox]\nstable_ms = 0\n");
+    let recipient = home.recipient();
+    let inbox = home.path().join("inbox/police");
+    fs::create_dir_all(&inbox).unwrap();
+    seal_fresh(&home, &recipient, &inbox.join("big.sealed"));
+    let size = fs::metadata(inbox.join("big.sealed")).unwrap().len();
+    // Far below the global 4 GiB: only the agency's own limit can refuse it.
+    set_agency_limit(&home, "police", size - 1);
+    let config = gateway::config::Config::load(Some(&home.config())).unwrap();
+    let gw = gateway::pipeline::Gateway::load(config, true).unwrap();
+    let handled = gateway::sources::folder::scan_once(&gw).unwrap();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(inbox.join("rejected/big.sealed.error.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["rejection"]["code"], "payload_too_large", "{json}");
+    let detail = json["rejection"]["detail"].as_str().unwrap();
+    assert_eq!(
+        detail,
+        format!(
+            "the payload is {size} bytes; the limit for police is {} bytes",
+            size - 1
+        )
+    );
+    let txt = fs::read_to_string(inbox.join("rejected/big.sealed.error.txt")).unwrap();
+    assert!(txt.contains("rejected payload_too_large"), "{txt}");
+    assert!(inbox.join("rejected/big.sealed").exists());
+    assert!(queued_ids(&home).is_empty(), "nothing forwarded");
+    let id = json["gateway_message_id"].as_str().unwrap();
+    let record: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            home.path()
+                .join(format!("state/quarantine/police/{id}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["code"], "payload_too_large");
+}
+
+/// No periodic rescan within a test: only the watcher can find a new file in time.
+const NO_RESCAN: &str =
+    "[http]\nlisten = \"127.0.0.1:0\"\n[inbox]\nstable_ms = 200\nrescan_secs = 3600\n";
+
+#[test]
+fn files_that_change_only_by_chmod_or_hard_link_are_taken_without_waiting_for_the_rescan() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new(NO_RESCAN);
+    let recipient = home.recipient();
+    let inbox = home.path().join("inbox/police");
+    let elsewhere = home.file("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    seal_fresh(&home, &recipient, &elsewhere.join("chmodded.sealed"));
+    seal_fresh(&home, &recipient, &elsewhere.join("linked.sealed"));
+    let server = Server::start(&home);
+
+    // Written and closed, then its mode set (as `install -m` or `cp` + `chmod` do).
+    let bytes = fs::read(elsewhere.join("chmodded.sealed")).unwrap();
+    fs::write(inbox.join("chmodded.sealed"), bytes).unwrap();
+    fs::set_permissions(
+        inbox.join("chmodded.sealed"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    // A second name for a complete file: no write, no close.
+    fs::hard_link(elsewhere.join("linked.sealed"), inbox.join("linked.sealed")).unwrap();
+
+    wait_for("both files", Duration::from_secs(15), || {
+        outcomes(&inbox).0.len() == 2
+    });
+    verify_receipt(&home, &inbox.join("accepted"), "chmodded.sealed");
+    verify_receipt(&home, &inbox.join("accepted"), "linked.sealed");
+    assert!(
+        elsewhere.join("linked.sealed").exists(),
+        "the other name is left alone"
+    );
+    assert_eq!(queued_ids(&home).len(), 2);
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn a_file_named_dot_dot_sealed_is_taken_as_a_sealed_file_and_logged_under_its_safe_name() {
+    let home = Home::new(NO_RESCAN);
+    let recipient = home.recipient();
+    let inbox = home.path().join("inbox/police");
+    let elsewhere = home.file("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    seal_fresh(&home, &recipient, &elsewhere.join("x"));
+    let server = Server::start(&home);
+    fs::rename(elsewhere.join("x"), inbox.join("..sealed")).unwrap();
+    // A writer's hidden temporary name is still never taken.
+    fs::write(inbox.join(".x.sealed"), b"being written").unwrap();
+    wait_for("..sealed", Duration::from_secs(15), || {
+        outcomes(&inbox).0.len() == 1
+    });
+    verify_receipt(&home, &inbox.join("accepted"), "unnamed.sealed");
+    let log = server.log();
+    assert!(
+        log.contains("the file's outcome is recorded under a safe name")
+            && log.contains("original=\"..sealed\"")
+            && log.contains("file=unnamed.sealed"),
+        "{log}"
+    );
+    assert!(log.contains("file accepted"), "{log}");
+    assert!(inbox.join(".x.sealed").exists());
+    assert!(!inbox.join("..sealed").exists());
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn a_name_too_long_to_keep_is_shortened_in_the_stem_and_keeps_its_sealed_suffix() {
+    let home = Home::new("[inbox]\nstable_ms = 0\n");
+    let recipient = home.recipient();
+    let inbox = home.path().join("inbox/police");
+    fs::create_dir_all(&inbox).unwrap();
+    let long = format!("{}.sealed", "x".repeat(200));
+    seal_fresh(&home, &recipient, &inbox.join(&long));
+    let config = gateway::config::Config::load(Some(&home.config())).unwrap();
+    let gw = gateway::pipeline::Gateway::load(config, true).unwrap();
+    let handled = gateway::sources::folder::scan_once(&gw).unwrap();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    let (accepted, _) = outcomes(&inbox);
+    let name = accepted.iter().next().unwrap().clone();
+    assert!(name.ends_with("x.sealed"), "{name}");
+    assert_eq!(name.len(), 150);
+    assert_eq!(handled[0].name, name);
+    verify_receipt(&home, &inbox.join("accepted"), &name);
+}
+
+#[test]
+fn a_claimed_file_whose_outcome_cannot_be_written_is_retried_until_it_is_settled() {
+    let home = Home::new(FAST);
+    let recipient = home.recipient();
+    let server = Server::start(&home);
+    let inbox = home.path().join("inbox/police");
+    // Break accepted/ by removing it while the gateway runs, so the outcome cannot be written
+    // (a real failure whoever runs the test: root ignores permissions; a file in its place
+    // would itself be taken as a dropped file).
+    let accepted = inbox.join("accepted");
+    fs::remove_dir(&accepted).unwrap();
+    seal_fresh(&home, &recipient, &home.file("stuck.sealed"));
+    fs::rename(home.file("stuck.sealed"), inbox.join("stuck.sealed")).unwrap();
+    wait_for("the outcome to fail", Duration::from_secs(30), || {
+        server.log().contains("cannot write the outcome")
+    });
+    assert_eq!(
+        names_in(&inbox.join(".processing")).len(),
+        1,
+        "claimed, forwarded, not settled"
+    );
+    assert_eq!(queued_ids(&home).len(), 1);
+    // Repaired while the gateway runs: no restart needed.
+    fs::create_dir(&accepted).unwrap();
+    wait_for("the retry", Duration::from_secs(30), || {
+        accepted.join("stuck.sealed").exists() && names_in(&inbox.join(".processing")).is_empty()
+    });
+    let receipt = verify_receipt(&home, &accepted, "stuck.sealed");
+    assert_eq!(
+        queued_ids(&home),
+        [receipt["gateway_message_id"].as_str().unwrap().to_owned()].into(),
+        "queued once; the retry got the original receipt"
+    );
+    assert!(
+        server
+            .log()
+            .contains("a claimed file will be settled again"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.stop(), 0);
+}

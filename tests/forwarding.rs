@@ -79,14 +79,14 @@ fn rejected_payload_is_kept_in_quarantine_as_received_with_its_reason() {
     assert_eq!(c.code, 1);
     let id = c.result()["gateway_message_id"].as_str().unwrap();
     let dir = home.path().join("state/quarantine/police");
-    let kept = std::fs::read(dir.join(format!("{id}.sealed"))).unwrap();
+    let reason: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).unwrap()).unwrap();
+    let kept = std::fs::read(dir.join(reason["sealed_file"].as_str().unwrap())).unwrap();
     assert_eq!(
         kept,
         std::fs::read(&sealed).unwrap(),
         "kept still encrypted, byte for byte"
     );
-    let reason: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).unwrap()).unwrap();
     assert_eq!(reason["code"], "agency_mismatch");
     assert_eq!(reason["original_name"], "wrong-agency.sealed");
     let new = home.path().join("outbox/integration/new");

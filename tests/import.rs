@@ -97,3 +97,56 @@ fn import_processes_a_folder_reports_each_file_and_skips_accepted_ones_on_a_seco
         "{text}"
     );
 }
+
+#[test]
+fn import_rejects_a_file_over_the_agencys_own_limit_as_payload_too_large() {
+    let home = Home::new("");
+    let disc = home.file("disc");
+    std::fs::create_dir_all(&disc).unwrap();
+    let small = police_with_id(&home, 1);
+    let sealed = home.seal_as("police", &small, "s1.sealed");
+    let size = std::fs::metadata(&sealed).unwrap().len();
+    std::fs::rename(sealed, disc.join("fits.sealed")).unwrap();
+    // The same document padded with a comment: larger once sealed.
+    let xml = std::fs::read_to_string(police_with_id(&home, 2)).unwrap();
+    let padded = home.file("padded.xml");
+    std::fs::write(&padded, format!("{xml}<!-- {} -->\n", "x".repeat(4096))).unwrap();
+    std::fs::rename(
+        home.seal_as("police", &padded, "s2.sealed"),
+        disc.join("big.sealed"),
+    )
+    .unwrap();
+    crate::folders::set_agency_limit(&home, "police", size + 1024);
+
+    let report = home.file("report");
+    let out = home.gateway(&[
+        "import",
+        "--json",
+        "--agency",
+        "police",
+        disc.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["accepted"], 1, "{v}");
+    assert_eq!(v["summary"]["rejected payload_too_large"], 1, "{v}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(report.join("rejected/big.sealed.error.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["rejection"]["code"], "payload_too_large");
+    assert!(
+        json["rejection"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("the limit for police is {} bytes", size + 1024)),
+        "{json}"
+    );
+}

@@ -14,6 +14,7 @@ mod https;
 mod https_security;
 mod import;
 mod ledger_failure;
+mod quarantine;
 mod rotation;
 mod send;
 mod support;

@@ -14,6 +14,10 @@ use crate::keyring::{self, Identities};
 use crate::pipeline::Gateway;
 use crate::sources::folder::FolderSource;
 
+/// How often the quarantine's retention period is applied while serving: entries live at most
+/// this much longer than `quarantine.retention_days`.
+const QUARANTINE_SWEEP: Duration = Duration::from_secs(3600);
+
 /// Arguments of `gateway serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -43,6 +47,8 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
             .context("installing signal handlers")?;
     }
     let gateway = Arc::new(Gateway::load(config.clone(), true).context("starting the pipeline")?);
+    // Expired entries go before anything new is kept; then every QUARANTINE_SWEEP.
+    gateway.sweep_quarantine();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,21 +94,30 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     let ledger = gateway.clone();
     let stopped = async move {
         let mut ticks = 0u32;
+        let mut next_sweep = tokio::time::Instant::now() + QUARANTINE_SWEEP;
         while !flag.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             ticks = ticks.wrapping_add(1);
             // A forwarded message's final ledger state goes out with the next message; when
             // none comes, here (a lock and a check when there is nothing to do). Every 5 s,
             // records whose final write failed are settled from the queue.
-            let ledger = ledger.clone();
-            let sweep = ticks.is_multiple_of(50);
+            let gateway = ledger.clone();
+            let settle = ticks.is_multiple_of(50);
             let _ = tokio::task::spawn_blocking(move || {
-                ledger.flush_ledger();
-                if sweep {
-                    ledger.settle_stuck();
+                gateway.flush_ledger();
+                if settle {
+                    gateway.settle_stuck();
                 }
             })
             .await;
+            if tokio::time::Instant::now() >= next_sweep {
+                next_sweep += QUARANTINE_SWEEP;
+                let gateway = ledger.clone();
+                // Not awaited: a large quarantine must not hold up the ledger flushes.
+                drop(tokio::task::spawn_blocking(move || {
+                    gateway.sweep_quarantine()
+                }));
+            }
         }
     };
     if let Some(l) = metrics_listener {

@@ -108,6 +108,33 @@ pub struct Inbox {
     pub poll: bool,
 }
 
+/// `[quarantine]`: bounds on what is kept of rejected payloads. Over a bound, the oldest
+/// entries are dropped first (each drop logged and audited).
+#[derive(Debug, Clone)]
+pub struct QuarantinePolicy {
+    /// Bytes kept for all agencies together: payloads once per content, plus their records.
+    pub max_total_bytes: u64,
+    /// Bytes kept for one agency; a payload larger than this is not kept at all.
+    pub max_agency_bytes: u64,
+    /// Entries older than this are removed (at start-up and hourly while serving).
+    pub retention: std::time::Duration,
+}
+
+impl Default for QuarantinePolicy {
+    /// Per agency 4 GiB: the default `limits.max_payload_bytes`, so any payload the size limit
+    /// lets through can still be kept when it is rejected later for its contents. In total
+    /// 16 GiB: four agencies at their quota at once, a bound an operator sizes the state
+    /// volume for. 30 days: a monthly reporting cycle for an agency to notice and resend, the
+    /// same period as `keys.grace_days`.
+    fn default() -> Self {
+        QuarantinePolicy {
+            max_total_bytes: 16 << 30,
+            max_agency_bytes: 4 << 30,
+            retention: std::time::Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -137,6 +164,8 @@ pub struct Config {
     pub key_policy: KeyPolicy,
     /// `[metrics]`
     pub metrics: Metrics,
+    /// `[quarantine]`
+    pub quarantine: QuarantinePolicy,
 }
 
 /// `[keys]`: rotation and secrets at rest.
@@ -476,10 +505,12 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         },
         reload: secs(bounded("keys.reload_secs", k.reload_secs, 60, 1, 86_400)?),
     };
+    let quarantine = check_quarantine(&raw.quarantine)?;
     Ok(Config {
         http,
         metrics,
         key_policy,
+        quarantine,
         watch: inbox,
         file,
         schemas: dir("paths.schemas", raw.paths.schemas, "schemas")?,
@@ -507,6 +538,44 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
                 1 << 50,
             )?,
         },
+    })
+}
+
+fn check_quarantine(q: &raw::RawQuarantine) -> Result<QuarantinePolicy, ConfigError> {
+    let d = QuarantinePolicy::default();
+    let max_total_bytes = bounded(
+        "quarantine.max_total_bytes",
+        q.max_total_bytes,
+        d.max_total_bytes,
+        1024,
+        1 << 50,
+    )?;
+    let max_agency_bytes = bounded(
+        "quarantine.max_agency_bytes",
+        q.max_agency_bytes,
+        d.max_agency_bytes.min(max_total_bytes),
+        1024,
+        1 << 50,
+    )?;
+    if max_agency_bytes > max_total_bytes {
+        return Err(invalid(
+            "quarantine.max_agency_bytes",
+            format!(
+                "{max_agency_bytes} must not exceed quarantine.max_total_bytes ({max_total_bytes})"
+            ),
+        ));
+    }
+    let days = bounded(
+        "quarantine.retention_days",
+        q.retention_days,
+        d.retention.as_secs() / 86_400,
+        1,
+        3650,
+    )?;
+    Ok(QuarantinePolicy {
+        max_total_bytes,
+        max_agency_bytes,
+        retention: std::time::Duration::from_secs(days * 86_400),
     })
 }
 
@@ -559,6 +628,29 @@ mod tests {
         assert_eq!(c.limits.xml.max_depth, 64);
         let e = load("", &[("GATEWAY_LIMITS__MAX_DEPTH", "3")]).unwrap_err();
         assert!(e.starts_with("`limits.max_depth`"), "{e}");
+    }
+
+    #[test]
+    fn quarantine_bounds_have_defaults_and_are_checked_by_key_name() {
+        let q = load("", &[]).unwrap().quarantine;
+        assert_eq!(q.max_total_bytes, 16 << 30);
+        assert_eq!(q.max_agency_bytes, 4 << 30);
+        assert_eq!(q.retention, std::time::Duration::from_secs(30 * 86_400));
+        // A small total lowers the default per-agency bound with it.
+        let q = load("[quarantine]\nmax_total_bytes = 1048576\n", &[])
+            .unwrap()
+            .quarantine;
+        assert_eq!(q.max_agency_bytes, 1 << 20);
+        let e = load(
+            "[quarantine]\nmax_total_bytes = 4096\nmax_agency_bytes = 8192\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.starts_with("`quarantine.max_agency_bytes`"), "{e}");
+        let e = load("[quarantine]\nretention_days = 0\n", &[]).unwrap_err();
+        assert!(e.starts_with("`quarantine.retention_days`"), "{e}");
+        let e = load("[quarantine]\nkeep = 1\n", &[]).unwrap_err();
+        assert!(e.contains("keep"), "{e}");
     }
 
     #[test]

@@ -27,6 +27,21 @@ pub struct RawConfig {
     /// `[metrics]`
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// `[quarantine]`
+    #[serde(default)]
+    pub quarantine: RawQuarantine,
+}
+
+/// `[quarantine]`: how much of the rejected payloads is kept, and for how long.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuarantine {
+    /// Bytes kept for all agencies together (payloads and their records).
+    pub max_total_bytes: Option<u64>,
+    /// Bytes kept for one agency.
+    pub max_agency_bytes: Option<u64>,
+    /// Days an entry is kept.
+    pub retention_days: Option<u64>,
 }
 
 /// `[keys]`: rotation and secrets.

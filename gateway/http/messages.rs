@@ -150,15 +150,7 @@ pub async fn post(
         Err(e) => return refuse(body.into_data_stream(), e.into_response()).await,
     };
     let cfg = &st.gateway.config;
-    let max = st
-        .gateway
-        .keyring
-        .snapshot()
-        .agencies
-        .iter()
-        .find(|a| a.name == agency)
-        .and_then(|a| a.max_payload_bytes)
-        .unwrap_or(cfg.limits.max_payload_bytes);
+    let max = crate::pipeline::payload_limit(&st.gateway.keyring.snapshot(), cfg, &agency);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

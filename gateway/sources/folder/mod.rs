@@ -22,6 +22,12 @@
 //! - **Crash recovery.** Files left in `.processing/` are processed again first; the ledger's
 //!   dedupe answers a message that was already forwarded as a duplicate with its original
 //!   receipt, so nothing is queued twice.
+//! - **Every claim is finished.** A claimed file whose outcome cannot be written (the move out
+//!   of `.processing/` or a directory fsync fails) is [`Disposition::Stranded`]: the running
+//!   gateway keeps it on a list of its own and hands it to the workers again with back-off
+//!   (2 s, doubling, at most 5 minutes) until it is settled, as the crash recovery would. A
+//!   claim whose rename took effect but whose fsync failed is processed at once: after a crash
+//!   the file is found either in the inbox or in `.processing/`, and both are processed.
 //! - **Safety net.** A full scan at start-up, every `inbox.rescan_secs`, and whenever the
 //!   watcher reports it lost events.
 
@@ -191,13 +197,14 @@ fn leftovers(d: &AgencyDir) -> Result<Vec<(PathBuf, String)>, FolderError> {
     for entry in std::fs::read_dir(&dir).map_err(io_err)? {
         let entry = entry.map_err(io_err)?;
         let raw = entry.file_name();
-        let full = names::sanitise(&raw);
-        // `<uuid>.<name>`; anything else in there is shown by its own (sanitised) name.
-        let name = match full.split_once('.') {
+        let lossy = raw.to_string_lossy();
+        // `<uuid>.<name>`; anything else in there is shown by its own (sanitised) name. The
+        // prefix is split off first: sanitising the whole would cut a long name's extension.
+        let name = match lossy.split_once('.') {
             Some((id, rest)) if uuid::Uuid::parse_str(id).is_ok() && !rest.is_empty() => {
-                rest.to_owned()
+                names::sanitise(OsStr::new(rest))
             }
-            _ => full,
+            _ => names::sanitise(&raw),
         };
         out.push((entry.path(), name));
     }
@@ -207,12 +214,23 @@ fn leftovers(d: &AgencyDir) -> Result<Vec<(PathBuf, String)>, FolderError> {
 
 /// Claims `path` (a file in `d`'s inbox), processes it and writes its outcome.
 fn handle_inbox_file(gateway: &Gateway, d: &AgencyDir, path: &Path) -> Handled {
-    let name = names::sanitise(path.file_name().unwrap_or(OsStr::new("")));
+    let raw = path.file_name().unwrap_or(OsStr::new(""));
+    let name = names::sanitise(raw);
+    if raw != OsStr::new(&name) {
+        // The outcome files carry the safe name; this line ties it to the one dropped.
+        tracing::info!(agency = %d.agency, original = ?raw, file = %name, "the file's outcome is recorded under a safe name");
+    }
     let claimed = d
         .processing()
         .join(format!("{}.{name}", uuid::Uuid::now_v7()));
     match crate::fsio::rename_durable(path, &claimed) {
         Ok(()) => handle_claimed(gateway, d, &claimed, &name),
+        // The rename happened, only a directory fsync failed: the file is ours in
+        // `.processing/` and is finished now, not left for a restart.
+        Err(e) if std::fs::symlink_metadata(&claimed).is_ok() => {
+            tracing::warn!(agency = %d.agency, file = %name, error = %e, "the claim could not be made durable; processing the file anyway");
+            handle_claimed(gateway, d, &claimed, &name)
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Handled {
             agency: d.agency.clone(),
             name,
@@ -256,13 +274,11 @@ fn handle_claimed(gateway: &Gateway, d: &AgencyDir, claimed: &Path, name: &str) 
         Ok(disp) => disp,
         Err(e) => {
             // The pipeline's own record (ledger, queue, quarantine) is complete; only the file
-            // could not be moved. It stays in .processing/ and is settled at the next start.
-            tracing::error!(agency = %d.agency, file = %name, error = %e, "cannot write the outcome; the file stays in .processing/");
-            return Handled {
-                agency: d.agency.clone(),
-                name: name.to_owned(),
-                disposition: Disposition::Gone,
-            };
+            // could not be moved. It stays in .processing/ and is tried again (`note_stranded`).
+            tracing::error!(agency = %d.agency, file = %name, error = %e, "cannot write the outcome; the file stays in .processing/ and is tried again");
+            Disposition::Stranded {
+                file: claimed.to_path_buf(),
+            }
         }
     };
     log(&d.agency, name, &disposition);
@@ -288,7 +304,8 @@ fn log(agency: &str, name: &str, disposition: &Disposition) {
         Disposition::Retry { .. } => {
             tracing::warn!(agency, file = %name, "the queue could not take the file; it will be retried")
         }
-        Disposition::Gone => {}
+        // Logged where the failure is known, with its error.
+        Disposition::Stranded { .. } | Disposition::Gone => {}
     }
 }
 
@@ -306,6 +323,17 @@ struct Shared {
     queued: Mutex<HashSet<PathBuf>>,
     /// Back-off for files handed back after a retryable failure: (attempts, not before).
     retry: Mutex<HashMap<PathBuf, (u32, Instant)>>,
+    /// Files this process claimed and could not settle, by their path in `.processing/`.
+    stranded: Mutex<HashMap<PathBuf, Stranded>>,
+}
+
+/// A claimed file waiting to be settled again.
+#[derive(Debug, Clone)]
+struct Stranded {
+    dir: usize,
+    name: String,
+    attempts: u32,
+    not_before: Instant,
 }
 
 /// Work for a worker.
@@ -406,11 +434,14 @@ fn worker(
         };
         match job {
             Job::Leftover(i, path, name) => {
-                if shutdown.load(Ordering::SeqCst) {
-                    continue;
+                if !shutdown.load(Ordering::SeqCst)
+                    && let Some(d) = dirs.get(i)
+                {
+                    let handled = handle_claimed(gateway, d, &path, &name);
+                    note_stranded(shared, i, &path, &handled);
                 }
-                if let Some(d) = dirs.get(i) {
-                    handle_claimed(gateway, d, &path, &name);
+                if let Ok(mut q) = shared.queued.lock() {
+                    q.remove(&path);
                 }
             }
             Job::Inbox(i, path) => {
@@ -419,6 +450,9 @@ fn worker(
                 {
                     let handled = handle_inbox_file(gateway, d, &path);
                     note_retry(shared, &path, &handled.disposition);
+                    if let Disposition::Stranded { file } = &handled.disposition {
+                        note_stranded(shared, i, file, &handled);
+                    }
                 }
                 if let Ok(mut q) = shared.queued.lock() {
                     q.remove(&path);
@@ -428,7 +462,12 @@ fn worker(
     }
 }
 
-/// Records the back-off of a file handed back to the inbox: 2 s, doubling, at most 5 minutes.
+/// The wait before attempt `attempts + 1`: 2 s, doubling, at most 5 minutes.
+fn back_off(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.min(9)).min(Duration::from_secs(300))
+}
+
+/// Records the back-off of a file handed back to the inbox.
 fn note_retry(shared: &Shared, from: &Path, disposition: &Disposition) {
     let Ok(mut retry) = shared.retry.lock() else {
         return;
@@ -436,7 +475,32 @@ fn note_retry(shared: &Shared, from: &Path, disposition: &Disposition) {
     let previous = retry.remove(from).map(|(n, _)| n).unwrap_or(0);
     if let Disposition::Retry { file } = disposition {
         let attempts = previous.saturating_add(1);
-        let delay = Duration::from_secs(1u64 << attempts.min(9)).min(Duration::from_secs(300));
-        retry.insert(file.clone(), (attempts, Instant::now() + delay));
+        retry.insert(
+            file.clone(),
+            (attempts, Instant::now() + back_off(attempts)),
+        );
+    }
+}
+
+/// Keeps a claimed file that is still in `.processing/` (at `claimed`) on the stranded list
+/// with the time of its next attempt, or takes it off once it was settled.
+fn note_stranded(shared: &Shared, dir: usize, claimed: &Path, handled: &Handled) {
+    let Ok(mut stranded) = shared.stranded.lock() else {
+        return;
+    };
+    let previous = stranded.remove(claimed).map(|s| s.attempts).unwrap_or(0);
+    if let Disposition::Stranded { file } = &handled.disposition {
+        let attempts = previous.saturating_add(1);
+        let delay = back_off(attempts);
+        tracing::info!(agency = %handled.agency, file = %handled.name, attempts, retry_in_secs = delay.as_secs(), "a claimed file will be settled again");
+        stranded.insert(
+            file.clone(),
+            Stranded {
+                dir,
+                name: handled.name.clone(),
+                attempts,
+                not_before: Instant::now() + delay,
+            },
+        );
     }
 }

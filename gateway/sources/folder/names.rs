@@ -11,15 +11,29 @@ use std::ffi::OsStr;
 /// `-NNN` plus `.receipt.json` behind within the usual 255-byte limit.
 const MAX_NAME: usize = 150;
 
+/// Longest extension kept whole when a name is shortened (`.sealed`, `.xml.age` ends in `.age`).
+const MAX_EXTENSION: usize = 16;
+
 /// Whether a file in the inbox may be picked up at all. Writers use hidden names and `.part` /
 /// `.tmp` suffixes while writing and rename the file in when done; those are never touched.
+///
+/// A name starting with `..` (such as `..sealed`) is not hidden in that sense: removing the
+/// writer's leading dot would still leave a hidden name, so no writer renames it into anything
+/// we would take, and ignoring it would leave it in the inbox for ever without a word. It is
+/// taken like any other file (its outcome files are named by [`sanitise`], `unnamed.sealed`).
 pub fn is_candidate(name: &OsStr) -> bool {
     let b = name.as_encoded_bytes();
-    !b.is_empty() && !b.starts_with(b".") && !b.ends_with(b".part") && !b.ends_with(b".tmp")
+    let hidden = b.starts_with(b".") && !(b.starts_with(b"..") && b.len() > 2);
+    !b.is_empty() && !hidden && !b.ends_with(b".part") && !b.ends_with(b".tmp")
 }
 
 /// A plain, printable file name derived from `raw`: control characters, separators and
 /// invalid UTF-8 become `_`, leading dots are dropped, the length is capped.
+///
+/// The extension (up to [`MAX_EXTENSION`] bytes, e.g. `.sealed`) survives both the capping and
+/// the dropping of leading dots: it is what tells operators and their tools what the file in
+/// `accepted/` or `rejected/` is. What is cut is the end of the stem; a stem that is nothing
+/// but dots becomes `unnamed` (`..sealed` gives `unnamed.sealed`).
 pub fn sanitise(raw: &OsStr) -> String {
     let lossy = raw.to_string_lossy();
     let mapped: String = lossy
@@ -32,19 +46,25 @@ pub fn sanitise(raw: &OsStr) -> String {
             }
         })
         .collect();
-    let mut s = mapped.trim_start_matches('.').to_owned();
-    if s.len() > MAX_NAME {
-        let mut end = MAX_NAME;
-        while !s.is_char_boundary(end) {
+    let (stem, extension) = match mapped.rfind('.') {
+        Some(dot) if dot > 0 && mapped.len() - dot > 1 && mapped.len() - dot <= MAX_EXTENSION => {
+            mapped.split_at(dot)
+        }
+        _ => (mapped.as_str(), ""),
+    };
+    let mut stem = stem.trim_start_matches('.').to_owned();
+    if stem.is_empty() {
+        stem = "unnamed".to_owned();
+    }
+    let room = MAX_NAME - extension.len();
+    if stem.len() > room {
+        let mut end = room;
+        while !stem.is_char_boundary(end) {
             end -= 1;
         }
-        s.truncate(end);
+        stem.truncate(end);
     }
-    if s.is_empty() {
-        "unnamed".to_owned()
-    } else {
-        s
-    }
+    stem + extension
 }
 
 /// `name` for attempt 0, then `stem-N.ext` (`report-2.sealed`), for outcome names that must
@@ -65,10 +85,19 @@ mod tests {
 
     #[test]
     fn writers_temporary_names_are_not_candidates() {
-        for n in [".x.sealed", "x.part", "x.sealed.tmp", "", ".processing"] {
+        for n in [
+            ".x.sealed",
+            "x.part",
+            "x.sealed.tmp",
+            "",
+            ".processing",
+            ".",
+            "..",
+            "..x.part",
+        ] {
             assert!(!is_candidate(OsStr::new(n)), "{n:?}");
         }
-        for n in ["x.sealed", "x", "partial", "a..b"] {
+        for n in ["x.sealed", "x", "partial", "a..b", "..sealed", "...", "..x"] {
             assert!(is_candidate(OsStr::new(n)), "{n:?}");
         }
     }
@@ -85,6 +114,31 @@ mod tests {
         for n in ["a\nb", "../x", "..", "x\u{7f}"] {
             assert!(crate::fsio::check_file_name(&sanitise(OsStr::new(n))).is_ok());
         }
+    }
+
+    #[test]
+    fn long_names_are_cut_in_the_stem_and_keep_their_extension() {
+        let long = format!("{}.sealed", "r".repeat(300));
+        let s = sanitise(OsStr::new(&long));
+        assert_eq!(s.len(), MAX_NAME);
+        assert!(s.ends_with("r.sealed"), "{s}");
+        let wide = format!("{}.sealed", "é".repeat(200));
+        let s = sanitise(OsStr::new(&wide));
+        assert!(s.len() <= MAX_NAME && s.ends_with("é.sealed"), "{s}");
+        // A very long "extension" is no extension: the end is cut as before.
+        let odd = format!("a.{}", "x".repeat(300));
+        assert_eq!(sanitise(OsStr::new(&odd)).len(), MAX_NAME);
+        // Suffixed outcome names still fit the filesystem's 255 bytes with our sidecars.
+        let suffixed = with_suffix(&sanitise(OsStr::new(&long)), 999);
+        assert!(format!("{suffixed}.receipt.json").len() <= 255);
+    }
+
+    #[test]
+    fn a_name_that_is_only_dots_and_an_extension_keeps_the_extension() {
+        assert_eq!(sanitise(OsStr::new("..sealed")), "unnamed.sealed");
+        assert_eq!(sanitise(OsStr::new(".x.sealed")), "x.sealed");
+        assert_eq!(sanitise(OsStr::new(".sealed")), "sealed");
+        assert_eq!(sanitise(OsStr::new("...")), "unnamed");
     }
 
     #[cfg(unix)]

@@ -51,6 +51,14 @@ pub enum Disposition {
         /// Where the file now is.
         file: PathBuf,
     },
+    /// Claimed, but its outcome could not be written (a full or failing disk, a broken
+    /// `accepted/` or `rejected/`): it stays in `.processing/` and the running gateway tries
+    /// it again with back-off (the ledger answers the second try as a resend, so nothing is
+    /// queued twice).
+    Stranded {
+        /// Where the file is, in `.processing/`.
+        file: PathBuf,
+    },
     /// Gone before we could claim it (another process took it, or the writer removed it).
     Gone,
 }

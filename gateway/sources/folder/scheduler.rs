@@ -55,6 +55,20 @@ pub(super) fn watch(
     Ok(watcher)
 }
 
+/// Whether `path` is a regular file with more than one name (just made by `link`).
+fn is_hard_link(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.nlink() > 1)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 /// A file that may be taken once it is complete.
 struct Pending {
     dir: usize,
@@ -183,8 +197,25 @@ impl Scheduler {
                     self.candidate(p, false);
                 }
             }
+            // A chmod, chown, touch or a new hard link says nothing about the contents being
+            // written: a file waiting for its close stays so, any other becomes a candidate
+            // now (`cp` then `chmod` must not wait for the rescan).
+            EventKind::Modify(ModifyKind::Metadata(_)) => {
+                for p in &ev.paths {
+                    let writing = self.pending.get(p).is_some_and(|p| p.writing);
+                    self.candidate(p, writing);
+                }
+            }
+            // A hard link (`ln elsewhere/x inbox/`) is reported as a create, but its contents
+            // are complete and no close follows: with more than one link the name is a link,
+            // and stability alone decides.
+            EventKind::Create(_) => {
+                for p in &ev.paths {
+                    self.candidate(p, !poll && !is_hard_link(p));
+                }
+            }
             // Without kernel notifications there is no close event: stability alone decides.
-            EventKind::Create(_) | EventKind::Modify(_) => {
+            EventKind::Modify(_) => {
                 for p in &ev.paths {
                     self.candidate(p, !poll);
                 }
@@ -239,8 +270,43 @@ impl Scheduler {
         }
     }
 
+    /// Hands claimed files whose outcome could not be written back to the workers once their
+    /// back-off has passed: a claimed file is never left for a restart.
+    fn hand_off_stranded(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(PathBuf, usize, String)> = match self.shared.stranded.lock() {
+            Ok(s) => s
+                .iter()
+                .filter(|(_, s)| s.not_before <= now)
+                .map(|(p, s)| (p.clone(), s.dir, s.name.clone()))
+                .collect(),
+            Err(_) => return,
+        };
+        for (path, dir, name) in due {
+            {
+                let Ok(mut queued) = self.shared.queued.lock() else {
+                    return;
+                };
+                if !queued.insert(path.clone()) {
+                    continue;
+                }
+            }
+            if self
+                .jobs
+                .try_send(Job::Leftover(dir, path.clone(), name))
+                .is_err()
+            {
+                if let Ok(mut queued) = self.shared.queued.lock() {
+                    queued.remove(&path);
+                }
+                return;
+            }
+        }
+    }
+
     /// Hands every complete candidate to the workers, as far as the queue has room.
     fn hand_off(&mut self) {
+        self.hand_off_stranded();
         let now = Instant::now();
         // A file whose close we never saw (lost events) is taken after this long of quiet.
         let writing_timeout = self.config.rescan.max(self.config.stable * 10);
