@@ -2,7 +2,6 @@
 //! its ledger record, a duplicate answered with the original outcome, or a rejection kept in
 //! quarantine with its reason. Channels (CLI, folders, HTTPS) all call [`Gateway::process_file`].
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -364,8 +363,13 @@ impl Gateway {
         let mut history = Vec::new();
         let fail = |r: Rejection, h: &Vec<PendingStep>| (r, h.clone());
         let (file, size) = payload.open().map_err(|e| {
+            let code = if e.is_not_regular() {
+                "not_a_regular_file"
+            } else {
+                "queue_unavailable"
+            };
             fail(
-                Rejection::new("queue_unavailable", format!("cannot read the payload: {e}")),
+                Rejection::new(code, format!("cannot read the payload: {e}")),
                 &history,
             )
         })?;
@@ -571,6 +575,7 @@ impl Gateway {
         }
         let (sha256, size) = payload
             .open()
+            .map_err(io::Error::other)
             .and_then(|(r, _)| hash_reader(r))
             .unwrap_or_default();
         let new = NewMessage {
@@ -610,7 +615,7 @@ impl Gateway {
         };
         let kept = payload
             .open()
-            .map_err(quarantine::QuarantineError::from)
+            .map_err(|e| quarantine::QuarantineError::from(io::Error::other(e)))
             .and_then(|(r, _)| fw.quarantine.keep(id, agency, r, &reason));
         let quarantined = match kept {
             Ok(p) => Some(p),
@@ -654,12 +659,12 @@ pub enum Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
-    /// A reader from its start, and its size.
-    fn open(&self) -> io::Result<(Box<dyn Read + Send + 'a>, u64)> {
+    /// A reader from its start, and its size. Only regular files are opened: a FIFO would
+    /// block and a device (`/dev/zero`) never end, whatever the channel passed in.
+    fn open(&self) -> Result<(Box<dyn Read + Send + 'a>, u64), crate::fsio::InputError> {
         match *self {
             Payload::File(path) => {
-                let f = File::open(path)?;
-                let size = f.metadata()?.len();
+                let (f, size) = crate::fsio::open_regular(path)?;
                 Ok((Box::new(f), size))
             }
             Payload::Bytes { bytes, .. } => Ok((Box::new(bytes), bytes.len() as u64)),

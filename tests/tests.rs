@@ -5,6 +5,7 @@ mod agency_pipeline;
 mod agency_samples;
 mod audit;
 mod check_codes;
+mod cli_inputs;
 mod cms;
 mod crash;
 mod envelope_roundtrip;

@@ -492,6 +492,61 @@ fn validate_does_not_fetch_an_http_include() {
     }
 }
 
+#[test]
+fn validate_explains_that_an_http_import_is_not_fetched_before_the_undefined_type_it_causes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = dir.path().join("remote.xsd");
+    std::fs::write(
+        &schema,
+        r#"<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:r="urn:remote">
+  <xs:import namespace="urn:remote" schemaLocation="http://schemas.example.invalid/remote.xsd"/>
+  <xs:element name="Doc" type="r:Remote"/>
+</xs:schema>
+"#,
+    )
+    .expect("write schema");
+    let out = validate(["--schema".as_ref(), schema.as_os_str()])
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = stderr
+        .find("schemaLocation 'http://schemas.example.invalid/remote.xsd' is a URL: remote and file: URLs are never fetched")
+        .unwrap_or_else(|| panic!("no warning about the URL: {stderr}"));
+    assert!(stderr.contains("schema_warning"), "{stderr}");
+    assert!(stderr.contains("bundle that schema under"), "{stderr}");
+    let undefined = stderr.find("r:Remote").or_else(|| stderr.find("Remote")).expect("the undefined type");
+    assert!(warning < undefined, "the cause comes first: {stderr}");
+}
+
+#[test]
+fn validate_warns_about_an_unused_file_url_include_and_still_compiles() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = dir.path().join("fileurl.xsd");
+    std::fs::write(
+        &schema,
+        r#"<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <xs:include schemaLocation="file:///etc/common.xsd"/>
+  <xs:element name="Doc" type="xs:string"/>
+</xs:schema>
+"#,
+    )
+    .expect("write schema");
+    validate(["--schema".as_ref(), schema.as_os_str()])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("schema is valid"))
+        .stderr(predicate::str::contains(
+            "warning: ",
+        ))
+        .stderr(predicate::str::contains(
+            "schemaLocation 'file:///etc/common.xsd' is a URL: remote and file: URLs are never fetched",
+        ));
+}
+
 // ---------------------------------------------------------------------------------------------
 // --max-errors
 // ---------------------------------------------------------------------------------------------

@@ -158,6 +158,9 @@ impl Catalog {
                         error,
                     }
                 })?;
+            for w in schema.warnings() {
+                tracing::warn!(schema = %r.id, warning = %w, "schema compiled with a warning");
+            }
             entries.push(Entry {
                 id: r.id,
                 root,
