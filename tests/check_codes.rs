@@ -513,3 +513,38 @@ fn resend_returns_the_original_outcome_and_reused_message_id_is_a_duplicate() {
     assert_eq!(r.code_of_first(), "duplicate");
     assert_eq!(queued(), 2);
 }
+
+#[test]
+fn a_duplicate_attribute_is_reported_at_the_element_that_has_it() {
+    let home = Home::new("");
+    let xml = std::fs::read_to_string(police_sample()).unwrap();
+    // A child element deep in the document (line 30, column 5), and the root itself.
+    let cases = [
+        (
+            xml.replace(
+                r#"<ChildInvolved childRef="C003" role="victim"/>"#,
+                r#"<ChildInvolved childRef="C003" role="victim" role="witness"/>"#,
+            ),
+            "/IncidentBatch/Incident/ChildInvolved",
+            (30, 5),
+        ),
+        (
+            xml.replace(
+                r#"xmlns:c="urn:hub:common:1">"#,
+                r#"xmlns:c="urn:hub:common:1" x="1" x="2">"#,
+            ),
+            "/IncidentBatch",
+            (2, 1),
+        ),
+    ];
+    for (i, (doc, path, (line, column))) in cases.iter().enumerate() {
+        let src = home.file(&format!("dup{i}.xml"));
+        std::fs::write(&src, doc).unwrap();
+        let sealed = home.seal_as("police", &src, &format!("dup{i}.sealed"));
+        let r = expect_rejected(&home, "police", &sealed, "xml_malformed");
+        let v = &r["rejection"]["violations"][0];
+        assert_eq!(v["path"], *path, "{r}");
+        assert_eq!((v["line"].as_u64(), v["column"].as_u64()), (Some(*line), Some(*column)), "{r}");
+        assert!(v["message"].as_str().unwrap().contains("appears twice"), "{r}");
+    }
+}

@@ -113,12 +113,17 @@ fn cms_rejection(e: &cms::CmsError) -> Rejection {
 
 fn xml_rejection(e: &xsd::xml::XmlError) -> Rejection {
     let mut r = Rejection::new(e.kind.code(), e.message.clone());
+    // Before the root opened: a problem in the root's start tag is placed at the root.
+    let (line, column, path) = match &e.element {
+        Some(el) => (el.line, el.column, format!("/{}", el.name)),
+        None => (e.line, e.column, "/".to_owned()),
+    };
     r.violations.push(Located {
         code: e.kind.code().to_owned(),
         message: e.message.clone(),
-        line: e.line,
-        column: e.column,
-        path: "/".into(),
+        line,
+        column,
+        path,
     });
     r
 }

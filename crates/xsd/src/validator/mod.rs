@@ -242,12 +242,18 @@ impl Schema {
             let ev = match reader.advance() {
                 Ok(()) => reader.current(),
                 Err(e) => {
+                    // A problem in a start tag belongs to that element, which was never
+                    // opened: place it there, not at the parent.
+                    let (line, column, path) = match &e.element {
+                        Some(el) => (el.line, el.column, run.unopened_child_path(&el.name)),
+                        None => (e.line, e.column, run.path()),
+                    };
                     run.report.violations.push(Violation {
                         code: e.kind.code(),
                         message: e.message.clone(),
-                        line: e.line,
-                        column: e.column,
-                        path: run.path(),
+                        line,
+                        column,
+                        path,
                     });
                     break;
                 }
@@ -340,6 +346,27 @@ impl<'s> Run<'s> {
             }
             p.push('@');
             p.push_str(&self.cur_attr);
+        }
+        p
+    }
+
+    /// The path a child named `display` of the innermost open element would get.
+    fn unopened_child_path(&self, display: &str) -> String {
+        let siblings = self
+            .stack
+            .last()
+            .map_or(&self.root_children, |f| &f.children);
+        let index = siblings
+            .iter()
+            .find(|(n, _)| **n == *display)
+            .map_or(1, |(_, c)| c + 1);
+        let mut p = self.path();
+        if !p.ends_with('/') {
+            p.push('/');
+        }
+        p.push_str(display);
+        if index > 1 {
+            p.push_str(&format!("[{index}]"));
         }
         p
     }
