@@ -223,8 +223,10 @@ pub struct Facts {
     pub sha256: String,
     /// Size of the XML.
     pub size: u64,
-    /// The signer.
+    /// The (first) signer.
     pub signer: SignerFacts,
+    /// Every signer, in signing order (the first is `signer`).
+    pub signers: Vec<SignerFacts>,
 }
 
 /// Who signed.
@@ -238,6 +240,14 @@ pub struct SignerFacts {
 
 fn facts(id: &MessageId, env: &Envelope<Validated>) -> Facts {
     let v = &env.state;
+    let signers: Vec<SignerFacts> = v
+        .signers
+        .iter()
+        .map(|s| SignerFacts {
+            subject: s.subject.clone(),
+            fingerprint_sha256: s.fingerprint_sha256.clone(),
+        })
+        .collect();
     Facts {
         gateway_message_id: id.to_string(),
         agency: env.agency.clone(),
@@ -246,11 +256,20 @@ fn facts(id: &MessageId, env: &Envelope<Validated>) -> Facts {
         root: v.root.clone(),
         sha256: v.sha256.clone(),
         size: v.size,
-        signer: SignerFacts {
-            subject: v.signer.subject.clone(),
-            fingerprint_sha256: v.signer.fingerprint_sha256.clone(),
-        },
+        signer: signers.first().cloned().unwrap_or(SignerFacts {
+            subject: String::new(),
+            fingerprint_sha256: String::new(),
+        }),
+        signers,
     }
+}
+
+/// Every signer's certificate fingerprint, in signing order.
+fn fingerprints(v: &Validated) -> Vec<String> {
+    v.signers
+        .iter()
+        .map(|s| s.fingerprint_sha256.clone())
+        .collect()
 }
 
 impl Gateway {
@@ -434,7 +453,7 @@ impl Gateway {
         };
         history.push(PendingStep::now(
             Step::Verified,
-            Some(&env.state.signer.fingerprint_sha256),
+            Some(&fingerprints(&env.state).join(", ")),
         ));
         history.push(PendingStep::now(
             Step::Validated,
@@ -505,7 +524,8 @@ impl Gateway {
                     agency: agency.to_owned(),
                     agency_message_id: v.agency_message_id.clone(),
                     schema_id: v.schema_id.clone(),
-                    signer_fingerprint_sha256: v.signer.fingerprint_sha256.clone(),
+                    signer_fingerprint_sha256: fingerprints(v).into_iter().next().unwrap_or_default(),
+                    signer_fingerprints_sha256: fingerprints(v),
                     sha256: v.sha256.clone(),
                     size: v.size,
                     channel,
@@ -713,6 +733,7 @@ fn audit_outcome(
                 "sha256": facts.sha256,
                 "size": facts.size,
                 "signer_fingerprint_sha256": facts.signer.fingerprint_sha256,
+                "signer_fingerprints_sha256": facts.signers.iter().map(|s| s.fingerprint_sha256.as_str()).collect::<Vec<_>>(),
             }),
         ),
         Outcome::Duplicate {

@@ -93,14 +93,18 @@ fn print_human(file: &std::path::Path, outcome: &Outcome) {
             } else {
                 "accepted"
             };
+            let signed_by: Vec<String> = facts
+                .signers
+                .iter()
+                .map(|s| format!("{} ({})", s.subject, s.fingerprint_sha256))
+                .collect();
             println!(
-                "{name}: {verb} as {} — schema {}, message {}, {} bytes, signed by {} ({})",
+                "{name}: {verb} as {} — schema {}, message {}, {} bytes, signed by {}",
                 facts.gateway_message_id,
                 facts.schema_id,
                 facts.agency_message_id.as_deref().unwrap_or("(no id)"),
                 facts.size,
-                facts.signer.subject,
-                &facts.signer.fingerprint_sha256,
+                signed_by.join(" and "),
             );
         }
         Outcome::Duplicate {
