@@ -17,3 +17,4 @@ mod rotation;
 mod send;
 mod support;
 mod validate_cli;
+mod violation_values;

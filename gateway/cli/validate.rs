@@ -25,6 +25,15 @@ pub struct Args {
     /// Stop reporting after this many violations per document.
     #[arg(long, default_value_t = 100)]
     pub max_errors: usize,
+    /// A field whose values violation messages must not quote (personal data), as in the
+    /// catalog's `sensitive`: `Name`, `@attr`, `/Root/Path/Name` or `/Root/Path/@attr`.
+    /// Repeat for several.
+    #[arg(long = "sensitive", value_name = "FIELD", value_parser = parse_sensitive)]
+    pub sensitive: Vec<xsd::SensitiveField>,
+}
+
+fn parse_sensitive(s: &str) -> Result<xsd::SensitiveField, String> {
+    xsd::SensitiveField::parse(s)
 }
 
 #[derive(Serialize)]
@@ -98,6 +107,7 @@ pub fn run(args: &Args) -> u8 {
     // document cannot keep this command busy for ever.
     let opts = xsd::Options {
         max_errors: args.max_errors,
+        sensitive: args.sensitive.clone(),
         limits: xsd::Limits {
             max_document_bytes: crate::config::DEFAULT_MAX_PAYLOAD_BYTES,
             ..xsd::Limits::default()

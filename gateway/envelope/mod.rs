@@ -314,6 +314,7 @@ fn validate_content(
         limits: limits.xml.clone(),
         max_errors: limits.max_errors,
         capture: entry.message_id.clone().into_iter().collect(),
+        sensitive: entry.sensitive.clone(),
         ..xsd::Options::default()
     };
     let input = BufReader::with_capacity(64 * 1024, io::Cursor::new(prefix).chain(chunks));
