@@ -524,7 +524,10 @@ impl Gateway {
                     agency: agency.to_owned(),
                     agency_message_id: v.agency_message_id.clone(),
                     schema_id: v.schema_id.clone(),
-                    signer_fingerprint_sha256: fingerprints(v).into_iter().next().unwrap_or_default(),
+                    signer_fingerprint_sha256: fingerprints(v)
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default(),
                     signer_fingerprints_sha256: fingerprints(v),
                     sha256: v.sha256.clone(),
                     size: v.size,

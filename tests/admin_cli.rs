@@ -158,8 +158,10 @@ fn cert_valid_between(home: &Home, name: &str, from: i64, until: i64) -> std::pa
     b.set_subject_name(&subject).unwrap();
     b.set_issuer_name(&subject).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::from_unix(from).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::from_unix(until).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(from).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(until).unwrap())
+        .unwrap();
     b.sign(&key, MessageDigest::sha256()).unwrap();
     let path = home.file(&format!("{name}.crt"));
     std::fs::write(&path, b.build().to_pem().unwrap()).unwrap();
@@ -193,7 +195,10 @@ fn agency_cert_add_refuses_an_expired_or_not_yet_valid_certificate_without_force
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(needle), "{err}");
-        assert!(err.contains("Not pinned") && err.contains("--force"), "{err}");
+        assert!(
+            err.contains("Not pinned") && err.contains("--force"),
+            "{err}"
+        );
     }
     assert_eq!(pinned_count(&home, "police"), before, "nothing was pinned");
     // Registered ahead of its switch-over, from a time it is valid at: fine.
@@ -210,7 +215,11 @@ fn agency_cert_add_refuses_an_expired_or_not_yet_valid_certificate_without_force
         "--not-before",
         &from,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
 }
 
@@ -230,7 +239,10 @@ fn agency_cert_add_with_force_pins_an_expired_certificate_with_a_warning() {
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("warning:") && err.contains("the certificate expired on"), "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("the certificate expired on"),
+        "{err}"
+    );
     assert!(err.contains("pinned anyway (--force)"), "{err}");
     assert_eq!(pinned_count(&home, "police"), before + 1);
 }

@@ -544,14 +544,26 @@ fn a_duplicate_attribute_is_reported_at_the_element_that_has_it() {
         let r = expect_rejected(&home, "police", &sealed, "xml_malformed");
         let v = &r["rejection"]["violations"][0];
         assert_eq!(v["path"], *path, "{r}");
-        assert_eq!((v["line"].as_u64(), v["column"].as_u64()), (Some(*line), Some(*column)), "{r}");
-        assert!(v["message"].as_str().unwrap().contains("appears twice"), "{r}");
+        assert_eq!(
+            (v["line"].as_u64(), v["column"].as_u64()),
+            (Some(*line), Some(*column)),
+            "{r}"
+        );
+        assert!(
+            v["message"].as_str().unwrap().contains("appears twice"),
+            "{r}"
+        );
     }
 }
 
 /// Signs `xml` with every (key, cert) in `signers` in one SignedData (`openssl cms -sign`
 /// with several `-signer`), then encrypts it to the home's recipient.
-fn seal_multi(home: &Home, xml: &Path, signers: &[(std::path::PathBuf, std::path::PathBuf)], out: &str) -> std::path::PathBuf {
+fn seal_multi(
+    home: &Home,
+    xml: &Path,
+    signers: &[(std::path::PathBuf, std::path::PathBuf)],
+    out: &str,
+) -> std::path::PathBuf {
     let out = home.file(out);
     let flags: String = signers
         .iter()
@@ -594,16 +606,35 @@ fn a_second_signer_registered_to_another_agency_or_to_none_is_rejected() {
     tool(
         "openssl",
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-subj", "/CN=Stranger", "-days", "30",
-            "-keyout", stranger_key.to_str().unwrap(),
-            "-out", stranger_crt.to_str().unwrap(),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=Stranger",
+            "-days",
+            "30",
+            "-keyout",
+            stranger_key.to_str().unwrap(),
+            "-out",
+            stranger_crt.to_str().unwrap(),
         ],
     );
-    let sealed = seal_multi(&home, &police_sample(), &[police, (stranger_key, stranger_crt)], "stranger.sealed");
+    let sealed = seal_multi(
+        &home,
+        &police_sample(),
+        &[police, (stranger_key, stranger_crt)],
+        "stranger.sealed",
+    );
     let r = expect_rejected(&home, "police", &sealed, "signer_unknown");
     let detail = r["rejection"]["detail"].as_str().unwrap();
-    assert!(detail.contains(" of 2: ") && detail.contains("CN=Stranger"), "{r}");
+    assert!(
+        detail.contains(" of 2: ") && detail.contains("CN=Stranger"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -614,14 +645,35 @@ fn two_signers_of_the_agency_are_accepted_and_both_recorded() {
     tool(
         "openssl",
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-subj", "/CN=Second police signer", "-days", "30",
-            "-keyout", second.0.to_str().unwrap(),
-            "-out", second.1.to_str().unwrap(),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=Second police signer",
+            "-days",
+            "30",
+            "-keyout",
+            second.0.to_str().unwrap(),
+            "-out",
+            second.1.to_str().unwrap(),
         ],
     );
-    let out = home.gateway(&["agency", "cert", "add", "police", second.1.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = home.gateway(&[
+        "agency",
+        "cert",
+        "add",
+        "police",
+        second.1.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sealed = seal_multi(&home, &police_sample(), &[first, second], "both.sealed");
     let c = home.check("police", &[&sealed], &["--forward"]);
     assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
@@ -635,7 +687,10 @@ fn two_signers_of_the_agency_are_accepted_and_both_recorded() {
     subjects.sort();
     assert_eq!(
         subjects,
-        ["CN=Police (development signer), O=police", "CN=Second police signer"],
+        [
+            "CN=Police (development signer), O=police",
+            "CN=Second police signer"
+        ],
         "{r}"
     );
     let fps: Vec<&str> = signers
@@ -646,13 +701,20 @@ fn two_signers_of_the_agency_are_accepted_and_both_recorded() {
     // The queue's metadata and the audit trail name both.
     let id = r["gateway_message_id"].as_str().unwrap();
     let meta: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(home.path().join("outbox/integration/new").join(format!("{id}.json")))
-            .unwrap(),
+        &std::fs::read(
+            home.path()
+                .join("outbox/integration/new")
+                .join(format!("{id}.json")),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(meta["signer_fingerprints_sha256"], serde_json::json!(fps));
     assert_eq!(meta["signer_fingerprint_sha256"], fps[0]);
     let audit = std::fs::read_to_string(home.path().join("state/audit/audit.log")).unwrap();
-    let line = audit.lines().find(|l| l.contains(id) && l.contains("forwarded")).unwrap();
+    let line = audit
+        .lines()
+        .find(|l| l.contains(id) && l.contains("forwarded"))
+        .unwrap();
     assert!(line.contains(fps[0]) && line.contains(fps[1]), "{line}");
 }

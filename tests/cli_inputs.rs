@@ -63,7 +63,8 @@ fn run(args: &[&std::ffi::OsStr], config: Option<&Path>) -> (i32, String, String
 }
 
 fn check(home: &Home, extra: &[&str], file: &Path) -> (i32, String, String) {
-    let mut args: Vec<&std::ffi::OsStr> = vec!["check".as_ref(), "--agency".as_ref(), "police".as_ref()];
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec!["check".as_ref(), "--agency".as_ref(), "police".as_ref()];
     args.extend(extra.iter().map(std::ffi::OsStr::new));
     args.push(file.as_os_str());
     run(&args, Some(&home.config()))
@@ -220,7 +221,8 @@ fn validate_refuses_a_schema_document_over_the_size_limit_with_exit_2() {
     let big = dir.path().join("big.xsd");
     let f = std::fs::File::create(&big).unwrap();
     // Sparse: the size is what counts, nothing is written.
-    f.set_len(xsd::schema::MAX_SCHEMA_DOCUMENT_BYTES + 1).unwrap();
+    f.set_len(xsd::schema::MAX_SCHEMA_DOCUMENT_BYTES + 1)
+        .unwrap();
     let (code, _, stderr) = validate(&big, &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(

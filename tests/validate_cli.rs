@@ -517,7 +517,10 @@ fn validate_explains_that_an_http_import_is_not_fetched_before_the_undefined_typ
         .unwrap_or_else(|| panic!("no warning about the URL: {stderr}"));
     assert!(stderr.contains("schema_warning"), "{stderr}");
     assert!(stderr.contains("bundle that schema under"), "{stderr}");
-    let undefined = stderr.find("r:Remote").or_else(|| stderr.find("Remote")).expect("the undefined type");
+    let undefined = stderr
+        .find("r:Remote")
+        .or_else(|| stderr.find("Remote"))
+        .expect("the undefined type");
     assert!(warning < undefined, "the cause comes first: {stderr}");
 }
 
@@ -568,9 +571,24 @@ fn validate_places_start_tag_errors_at_the_offending_element_not_its_parent() {
     let many: String = (0..300).map(|i| format!(" a{i}='x'")).collect();
     let long_name = "n".repeat(2000);
     let cases = [
-        ("duplicate", "<Item a='1' a='2'/>".to_owned(), "xml_malformed", "appears twice"),
-        ("too-many", format!("<Item{many}/>"), "xml_limit_exceeded", "more than 256 attributes"),
-        ("long-attribute-name", format!("<Item {long_name}='x'/>"), "xml_limit_exceeded", "name length"),
+        (
+            "duplicate",
+            "<Item a='1' a='2'/>".to_owned(),
+            "xml_malformed",
+            "appears twice",
+        ),
+        (
+            "too-many",
+            format!("<Item{many}/>"),
+            "xml_limit_exceeded",
+            "more than 256 attributes",
+        ),
+        (
+            "long-attribute-name",
+            format!("<Item {long_name}='x'/>"),
+            "xml_limit_exceeded",
+            "name length",
+        ),
     ];
     for (name, bad, code, needle) in cases {
         let doc = dir.path().join(format!("{name}.xml"));
@@ -590,7 +608,11 @@ fn validate_places_start_tag_errors_at_the_offending_element_not_its_parent() {
     let (stdout, v) = check(&schema, &doc, 1);
     assert_eq!(v.len(), 1, "{stdout}");
     assert_eq!(v[0].code, "xml_limit_exceeded");
-    assert!(v[0].path.starts_with("/Doc/nnnn") && v[0].path.len() < 200, "{}", v[0].path);
+    assert!(
+        v[0].path.starts_with("/Doc/nnnn") && v[0].path.len() < 200,
+        "{}",
+        v[0].path
+    );
     assert_eq!((v[0].line, v[0].column), (2, 3), "{stdout}");
 }
 

@@ -30,7 +30,11 @@ fn a_one_megabyte_value_gives_a_small_report_that_says_its_size() {
         let sealed = home.seal_as("police", &src, &format!("huge{i}.sealed"));
         let c = home.check("police", &[&sealed], &["--forward"]);
         assert_eq!(c.code, 1, "{}", c.stderr);
-        assert!(c.stdout.len() < 8 * 1024, "case {i}: {} bytes of output", c.stdout.len());
+        assert!(
+            c.stdout.len() < 8 * 1024,
+            "case {i}: {} bytes of output",
+            c.stdout.len()
+        );
         let v = &c.result()["rejection"]["violations"][0];
         let message = v["message"].as_str().unwrap();
         assert!(
@@ -73,7 +77,10 @@ fn a_sensitive_field_value_is_withheld_from_the_answer_and_the_quarantine_record
             .join(format!("{id}.json")),
     )
     .unwrap();
-    assert!(record.contains("value withheld (sensitive field, 7 bytes)"), "{record}");
+    assert!(
+        record.contains("value withheld (sensitive field, 7 bytes)"),
+        "{record}"
+    );
     assert!(!record.contains("ex4 7qt"), "{record}");
     let audit = std::fs::read_to_string(home.path().join("state/audit/audit.log")).unwrap();
     assert!(!audit.contains("ex4 7qt"));

@@ -76,10 +76,7 @@ fn without_sensitive_fields_every_value_is_quoted() {
 
 #[test]
 fn a_bare_name_withholds_elements_and_attributes_of_that_name_anywhere_ignoring_case() {
-    assert_eq!(
-        quoted(&["name", "REF"]),
-        ["plain-note", "other-note"],
-    );
+    assert_eq!(quoted(&["name", "REF"]), ["plain-note", "other-note"],);
     let all = messages(&["Name"]);
     let (_, m) = all.iter().find(|(p, _)| p == "/Msg/Person/Name").unwrap();
     assert!(
@@ -111,7 +108,16 @@ fn a_path_withholds_that_element_only_and_everything_inside_it() {
 
 #[test]
 fn malformed_forms_are_refused_with_the_accepted_ones() {
-    for bad in ["", "c:Name", "{urn:t}Name", "/", "/Msg//Name", "/Msg/@", "a b", "/Msg/@a/b"] {
+    for bad in [
+        "",
+        "c:Name",
+        "{urn:t}Name",
+        "/",
+        "/Msg//Name",
+        "/Msg/@",
+        "a b",
+        "/Msg/@a/b",
+    ] {
         let e = SensitiveField::parse(bad).unwrap_err();
         assert!(e.contains("/Root/Child/@name"), "{bad:?}: {e}");
     }

@@ -236,30 +236,31 @@ pub fn load(
         }
         let display = path.display().to_string();
         if !text_cache.contains_key(&path) {
-                let budget = MAX_SCHEMA_DOCUMENT_BYTES.min(MAX_SCHEMA_TOTAL_BYTES.saturating_sub(total_read));
-                let parsed = match read_document(&path, budget) {
-                    Ok(text) => {
-                        total_read = total_read.saturating_add(text.len() as u64);
-                        match document::parse(&display, &text) {
-                            Ok(n) => Some(Rc::new(n)),
-                            Err(e) => {
-                                diags.push(Diagnostic::new(
-                                    DiagnosticKind::Invalid,
-                                    &display,
-                                    0,
-                                    0,
-                                    e.to_string(),
-                                ));
-                                None
-                            }
+            let budget =
+                MAX_SCHEMA_DOCUMENT_BYTES.min(MAX_SCHEMA_TOTAL_BYTES.saturating_sub(total_read));
+            let parsed = match read_document(&path, budget) {
+                Ok(text) => {
+                    total_read = total_read.saturating_add(text.len() as u64);
+                    match document::parse(&display, &text) {
+                        Ok(n) => Some(Rc::new(n)),
+                        Err(e) => {
+                            diags.push(Diagnostic::new(
+                                DiagnosticKind::Invalid,
+                                &display,
+                                0,
+                                0,
+                                e.to_string(),
+                            ));
+                            None
                         }
                     }
-                    Err(e) => {
-                        diags.push(Diagnostic::new(DiagnosticKind::Io, &display, 0, 0, e));
-                        None
-                    }
-                };
-                text_cache.insert(path.clone(), parsed);
+                }
+                Err(e) => {
+                    diags.push(Diagnostic::new(DiagnosticKind::Io, &display, 0, 0, e));
+                    None
+                }
+            };
+            text_cache.insert(path.clone(), parsed);
         }
         let node = text_cache.get(&path).and_then(Option::as_ref);
         let Some(node) = node.cloned() else { continue };
