@@ -155,6 +155,121 @@ pub fn write_atomic_from(
     result
 }
 
+/// Why a file named on the command line (or handed to the pipeline) was not opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// Nothing at that path.
+    #[error("{}: no such file", path.display())]
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// A directory: name the files in it instead.
+    #[error("{}: is a directory, not a file; name the files in it", path.display())]
+    Directory {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// A device, FIFO or socket: reading one could block or never end.
+    #[error("{}: is {kind}, not a regular file; only regular files are read", path.display())]
+    NotRegular {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is, e.g. "a FIFO (named pipe)".
+        kind: &'static str,
+    },
+    /// Any other failure (permissions...).
+    #[error("{}: cannot open: {error}", path.display())]
+    Io {
+        /// The path as given.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+}
+
+impl InputError {
+    /// True when the path exists but is not a regular file.
+    pub fn is_not_regular(&self) -> bool {
+        matches!(
+            self,
+            InputError::Directory { .. } | InputError::NotRegular { .. }
+        )
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file; returns it with its size.
+///
+/// The file is opened with `O_NONBLOCK` and then checked with `fstat` on the open descriptor:
+/// opening a FIFO without it blocks until a writer appears, and checking the path before
+/// opening it would leave a window in which it could be swapped for a FIFO or a device
+/// (`/dev/zero` never ends). `O_NONBLOCK` has no effect on reads of regular files.
+pub fn open_regular(path: &Path) -> Result<(File, u64), InputError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(error) => {
+            return Err(match error.kind() {
+                io::ErrorKind::NotFound => InputError::NotFound {
+                    path: path.to_owned(),
+                },
+                // A socket cannot be opened at all (ENXIO): say what it is.
+                _ => match fs::metadata(path) {
+                    Ok(m) if !m.is_file() => not_regular(path, &m.file_type()),
+                    _ => InputError::Io {
+                        path: path.to_owned(),
+                        error,
+                    },
+                },
+            });
+        }
+    };
+    let meta = file.metadata().map_err(|error| InputError::Io {
+        path: path.to_owned(),
+        error,
+    })?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta.file_type()));
+    }
+    Ok((file, meta.len()))
+}
+
+fn not_regular(path: &Path, t: &fs::FileType) -> InputError {
+    if t.is_dir() {
+        return InputError::Directory {
+            path: path.to_owned(),
+        };
+    }
+    #[cfg(unix)]
+    let kind = {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        }
+    };
+    #[cfg(not(unix))]
+    let kind = "a special file";
+    InputError::NotRegular {
+        path: path.to_owned(),
+        kind,
+    }
+}
+
 /// Rejects anything but a plain, non-empty file name.
 pub fn check_file_name(name: &str) -> io::Result<()> {
     let ok = !name.is_empty()
@@ -257,6 +372,29 @@ mod tests {
         assert_eq!(mode, 0o600);
         let err = create_private(&path).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn open_regular_refuses_directories_devices_and_fifos_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let e = open_regular(&fifo).unwrap_err();
+        assert!(e.to_string().contains("is a FIFO (named pipe)"), "{e}");
+        let e = open_regular(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("is a character device"), "{e}");
+        let e = open_regular(dir.path()).unwrap_err();
+        assert!(matches!(e, InputError::Directory { .. }), "{e}");
+        let e = open_regular(&dir.path().join("missing")).unwrap_err();
+        assert!(e.to_string().ends_with("missing: no such file"), "{e}");
+        fs::write(dir.path().join("f"), b"abc").unwrap();
+        let (_, size) = open_regular(&dir.path().join("f")).unwrap();
+        assert_eq!(size, 3);
     }
 
     #[test]

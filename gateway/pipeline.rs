@@ -2,7 +2,6 @@
 //! its ledger record, a duplicate answered with the original outcome, or a rejection kept in
 //! quarantine with its reason. Channels (CLI, folders, HTTPS) all call [`Gateway::process_file`].
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -249,8 +248,10 @@ pub struct Facts {
     pub sha256: String,
     /// Size of the XML.
     pub size: u64,
-    /// The signer.
+    /// The (first) signer.
     pub signer: SignerFacts,
+    /// Every signer, in signing order (the first is `signer`).
+    pub signers: Vec<SignerFacts>,
 }
 
 /// Who signed.
@@ -264,6 +265,14 @@ pub struct SignerFacts {
 
 fn facts(id: &MessageId, env: &Envelope<Validated>) -> Facts {
     let v = &env.state;
+    let signers: Vec<SignerFacts> = v
+        .signers
+        .iter()
+        .map(|s| SignerFacts {
+            subject: s.subject.clone(),
+            fingerprint_sha256: s.fingerprint_sha256.clone(),
+        })
+        .collect();
     Facts {
         gateway_message_id: id.to_string(),
         agency: env.agency.clone(),
@@ -272,11 +281,20 @@ fn facts(id: &MessageId, env: &Envelope<Validated>) -> Facts {
         root: v.root.clone(),
         sha256: v.sha256.clone(),
         size: v.size,
-        signer: SignerFacts {
-            subject: v.signer.subject.clone(),
-            fingerprint_sha256: v.signer.fingerprint_sha256.clone(),
-        },
+        signer: signers.first().cloned().unwrap_or(SignerFacts {
+            subject: String::new(),
+            fingerprint_sha256: String::new(),
+        }),
+        signers,
     }
+}
+
+/// Every signer's certificate fingerprint, in signing order.
+fn fingerprints(v: &Validated) -> Vec<String> {
+    v.signers
+        .iter()
+        .map(|s| s.fingerprint_sha256.clone())
+        .collect()
 }
 
 impl Gateway {
@@ -461,8 +479,13 @@ impl Gateway {
         let mut history = Vec::new();
         let fail = |r: Rejection, h: &Vec<PendingStep>| (r, h.clone());
         let (file, size) = payload.open().map_err(|e| {
+            let code = if e.is_not_regular() {
+                "not_a_regular_file"
+            } else {
+                "queue_unavailable"
+            };
             fail(
-                Rejection::new("queue_unavailable", format!("cannot read the payload: {e}")),
+                Rejection::new(code, format!("cannot read the payload: {e}")),
                 &history,
             )
         })?;
@@ -529,7 +552,7 @@ impl Gateway {
         };
         history.push(PendingStep::now(
             Step::Verified,
-            Some(&env.state.signer.fingerprint_sha256),
+            Some(&fingerprints(&env.state).join(", ")),
         ));
         history.push(PendingStep::now(
             Step::Validated,
@@ -599,7 +622,11 @@ impl Gateway {
                     agency: agency.to_owned(),
                     agency_message_id: v.agency_message_id.clone(),
                     schema_id: v.schema_id.clone(),
-                    signer_fingerprint_sha256: v.signer.fingerprint_sha256.clone(),
+                    signer_fingerprint_sha256: fingerprints(v)
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default(),
+                    signer_fingerprints_sha256: fingerprints(v),
                     sha256: v.sha256.clone(),
                     size: v.size,
                     channel,
@@ -684,6 +711,7 @@ impl Gateway {
         }
         let (sha256, size) = payload
             .open()
+            .map_err(io::Error::other)
             .and_then(|(r, _)| hash_reader(r))
             .unwrap_or_default();
         let new = NewMessage {
@@ -723,7 +751,7 @@ impl Gateway {
         };
         let kept = payload
             .open()
-            .map_err(quarantine::QuarantineError::from)
+            .map_err(|e| quarantine::QuarantineError::from(io::Error::other(e)))
             .and_then(|(r, _)| fw.quarantine.keep(id, agency, r, &reason));
         let quarantined = match kept {
             Ok(p) => Some(p),
@@ -780,12 +808,12 @@ pub enum Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
-    /// A reader from its start, and its size.
-    fn open(&self) -> io::Result<(Box<dyn Read + Send + 'a>, u64)> {
+    /// A reader from its start, and its size. Only regular files are opened: a FIFO would
+    /// block and a device (`/dev/zero`) never end, whatever the channel passed in.
+    fn open(&self) -> Result<(Box<dyn Read + Send + 'a>, u64), crate::fsio::InputError> {
         match *self {
             Payload::File(path) => {
-                let f = File::open(path)?;
-                let size = f.metadata()?.len();
+                let (f, size) = crate::fsio::open_regular(path)?;
                 Ok((Box::new(f), size))
             }
             Payload::Bytes { bytes, .. } => Ok((Box::new(bytes), bytes.len() as u64)),
@@ -834,6 +862,7 @@ fn audit_outcome(
                 "sha256": facts.sha256,
                 "size": facts.size,
                 "signer_fingerprint_sha256": facts.signer.fingerprint_sha256,
+                "signer_fingerprints_sha256": facts.signers.iter().map(|s| s.fingerprint_sha256.as_str()).collect::<Vec<_>>(),
             }),
         ),
         Outcome::Duplicate {

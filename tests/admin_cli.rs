@@ -139,3 +139,110 @@ fn check_of_an_unregistered_agency_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not registered"));
 }
+
+/// A self-signed certificate valid from `from` to `until` (Unix seconds), written as PEM.
+fn cert_valid_between(home: &Home, name: &str, from: i64, until: i64) -> std::path::PathBuf {
+    use openssl::asn1::Asn1Time;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509, X509NameBuilder};
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut subject = X509NameBuilder::new().unwrap();
+    subject.append_entry_by_text("CN", name).unwrap();
+    let subject = subject.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&subject).unwrap();
+    b.set_issuer_name(&subject).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(from).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(until).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let path = home.file(&format!("{name}.crt"));
+    std::fs::write(&path, b.build().to_pem().unwrap()).unwrap();
+    path
+}
+
+fn pinned_count(home: &Home, agency: &str) -> usize {
+    let dir = home.path().join("keys/agencies").join(agency).join("certs");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pem"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn agency_cert_add_refuses_an_expired_or_not_yet_valid_certificate_without_force() {
+    let home = Home::new("");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let day = 86_400;
+    let before = pinned_count(&home, "police");
+    let expired = cert_valid_between(&home, "expired", now - 30 * day, now - day);
+    let future = cert_valid_between(&home, "future", now + 10 * day, now + 400 * day);
+    for (cert, needle) in [
+        (&expired, "the certificate expired on"),
+        (&future, "the certificate is not valid yet"),
+    ] {
+        let out = home.gateway(&["agency", "cert", "add", "police", cert.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert!(
+            err.contains("Not pinned") && err.contains("--force"),
+            "{err}"
+        );
+    }
+    assert_eq!(pinned_count(&home, "police"), before, "nothing was pinned");
+    // Registered ahead of its switch-over, from a time it is valid at: fine.
+    let from = time::OffsetDateTime::from_unix_timestamp(now + 20 * day).unwrap();
+    let from = from
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let out = home.gateway(&[
+        "agency",
+        "cert",
+        "add",
+        "police",
+        future.to_str().unwrap(),
+        "--not-before",
+        &from,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}
+
+#[test]
+fn agency_cert_add_with_force_pins_an_expired_certificate_with_a_warning() {
+    let home = Home::new("");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let before = pinned_count(&home, "police");
+    let expired = cert_valid_between(&home, "expired", now - 30 * 86_400, now - 86_400);
+    let out = home.gateway(&[
+        "agency",
+        "cert",
+        "add",
+        "police",
+        expired.to_str().unwrap(),
+        "--force",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("the certificate expired on"),
+        "{err}"
+    );
+    assert!(err.contains("pinned anyway (--force)"), "{err}");
+    assert_eq!(pinned_count(&home, "police"), before + 1);
+}

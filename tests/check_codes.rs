@@ -513,3 +513,208 @@ fn resend_returns_the_original_outcome_and_reused_message_id_is_a_duplicate() {
     assert_eq!(r.code_of_first(), "duplicate");
     assert_eq!(queued(), 2);
 }
+
+#[test]
+fn a_duplicate_attribute_is_reported_at_the_element_that_has_it() {
+    let home = Home::new("");
+    let xml = std::fs::read_to_string(police_sample()).unwrap();
+    // A child element deep in the document (line 30, column 5), and the root itself.
+    let cases = [
+        (
+            xml.replace(
+                r#"<ChildInvolved childRef="C003" role="victim"/>"#,
+                r#"<ChildInvolved childRef="C003" role="victim" role="witness"/>"#,
+            ),
+            "/IncidentBatch/Incident/ChildInvolved",
+            (30, 5),
+        ),
+        (
+            xml.replace(
+                r#"xmlns:c="urn:hub:common:1">"#,
+                r#"xmlns:c="urn:hub:common:1" x="1" x="2">"#,
+            ),
+            "/IncidentBatch",
+            (2, 1),
+        ),
+    ];
+    for (i, (doc, path, (line, column))) in cases.iter().enumerate() {
+        let src = home.file(&format!("dup{i}.xml"));
+        std::fs::write(&src, doc).unwrap();
+        let sealed = home.seal_as("police", &src, &format!("dup{i}.sealed"));
+        let r = expect_rejected(&home, "police", &sealed, "xml_malformed");
+        let v = &r["rejection"]["violations"][0];
+        assert_eq!(v["path"], *path, "{r}");
+        assert_eq!(
+            (v["line"].as_u64(), v["column"].as_u64()),
+            (Some(*line), Some(*column)),
+            "{r}"
+        );
+        assert!(
+            v["message"].as_str().unwrap().contains("appears twice"),
+            "{r}"
+        );
+    }
+}
+
+/// Signs `xml` with every (key, cert) in `signers` in one SignedData (`openssl cms -sign`
+/// with several `-signer`), then encrypts it to the home's recipient.
+fn seal_multi(
+    home: &Home,
+    xml: &Path,
+    signers: &[(std::path::PathBuf, std::path::PathBuf)],
+    out: &str,
+) -> std::path::PathBuf {
+    let out = home.file(out);
+    let flags: String = signers
+        .iter()
+        .map(|(key, cert)| format!(" -signer '{}' -inkey '{}'", cert.display(), key.display()))
+        .collect();
+    sh(&format!(
+        "openssl cms -sign -binary -nodetach -outform DER -md sha256 -in '{}'{flags} | age -r '{}' > '{}'",
+        xml.display(),
+        home.recipient(),
+        out.display()
+    ));
+    out
+}
+
+#[test]
+fn a_second_signer_registered_to_another_agency_or_to_none_is_rejected() {
+    let home = Home::new("");
+    let police = home.signer("police");
+    let housing = home.signer("housing");
+    for (i, signers) in [
+        vec![police.clone(), housing.clone()],
+        vec![housing.clone(), police.clone()],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let sealed = seal_multi(&home, &police_sample(), signers, &format!("two{i}.sealed"));
+        let r = expect_rejected(&home, "police", &sealed, "agency_mismatch");
+        let detail = r["rejection"]["detail"].as_str().unwrap();
+        // SignerInfos are a DER SET, sorted by encoding: the position is not the command's.
+        assert!(
+            detail.starts_with("signer 1 of 2: ") || detail.starts_with("signer 2 of 2: "),
+            "{i}: {detail}"
+        );
+        assert!(detail.contains("registered for agency housing"), "{detail}");
+    }
+    // A second signer registered for nobody: signer_unknown.
+    let stranger_key = home.file("stranger.key");
+    let stranger_crt = home.file("stranger.crt");
+    tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=Stranger",
+            "-days",
+            "30",
+            "-keyout",
+            stranger_key.to_str().unwrap(),
+            "-out",
+            stranger_crt.to_str().unwrap(),
+        ],
+    );
+    let sealed = seal_multi(
+        &home,
+        &police_sample(),
+        &[police, (stranger_key, stranger_crt)],
+        "stranger.sealed",
+    );
+    let r = expect_rejected(&home, "police", &sealed, "signer_unknown");
+    let detail = r["rejection"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(" of 2: ") && detail.contains("CN=Stranger"),
+        "{r}"
+    );
+}
+
+#[test]
+fn two_signers_of_the_agency_are_accepted_and_both_recorded() {
+    let home = Home::new("");
+    let first = home.signer("police");
+    let second = (home.file("second.key"), home.file("second.crt"));
+    tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=Second police signer",
+            "-days",
+            "30",
+            "-keyout",
+            second.0.to_str().unwrap(),
+            "-out",
+            second.1.to_str().unwrap(),
+        ],
+    );
+    let out = home.gateway(&[
+        "agency",
+        "cert",
+        "add",
+        "police",
+        second.1.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sealed = seal_multi(&home, &police_sample(), &[first, second], "both.sealed");
+    let c = home.check("police", &[&sealed], &["--forward"]);
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    let r = c.result();
+    let signers = r["signers"].as_array().unwrap();
+    assert_eq!(signers.len(), 2, "{r}");
+    let mut subjects: Vec<&str> = signers
+        .iter()
+        .map(|s| s["subject"].as_str().unwrap())
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "CN=Police (development signer), O=police",
+            "CN=Second police signer"
+        ],
+        "{r}"
+    );
+    let fps: Vec<&str> = signers
+        .iter()
+        .map(|s| s["fingerprint_sha256"].as_str().unwrap())
+        .collect();
+    assert_ne!(fps[0], fps[1]);
+    // The queue's metadata and the audit trail name both.
+    let id = r["gateway_message_id"].as_str().unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            home.path()
+                .join("outbox/integration/new")
+                .join(format!("{id}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["signer_fingerprints_sha256"], serde_json::json!(fps));
+    assert_eq!(meta["signer_fingerprint_sha256"], fps[0]);
+    let audit = std::fs::read_to_string(home.path().join("state/audit/audit.log")).unwrap();
+    let line = audit
+        .lines()
+        .find(|l| l.contains(id) && l.contains("forwarded"))
+        .unwrap();
+    assert!(line.contains(fps[0]) && line.contains(fps[1]), "{line}");
+}

@@ -492,6 +492,130 @@ fn validate_does_not_fetch_an_http_include() {
     }
 }
 
+#[test]
+fn validate_explains_that_an_http_import_is_not_fetched_before_the_undefined_type_it_causes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = dir.path().join("remote.xsd");
+    std::fs::write(
+        &schema,
+        r#"<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:r="urn:remote">
+  <xs:import namespace="urn:remote" schemaLocation="http://schemas.example.invalid/remote.xsd"/>
+  <xs:element name="Doc" type="r:Remote"/>
+</xs:schema>
+"#,
+    )
+    .expect("write schema");
+    let out = validate(["--schema".as_ref(), schema.as_os_str()])
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = stderr
+        .find("schemaLocation 'http://schemas.example.invalid/remote.xsd' is a URL: remote and file: URLs are never fetched")
+        .unwrap_or_else(|| panic!("no warning about the URL: {stderr}"));
+    assert!(stderr.contains("schema_warning"), "{stderr}");
+    assert!(stderr.contains("bundle that schema under"), "{stderr}");
+    let undefined = stderr
+        .find("r:Remote")
+        .or_else(|| stderr.find("Remote"))
+        .expect("the undefined type");
+    assert!(warning < undefined, "the cause comes first: {stderr}");
+}
+
+#[test]
+fn validate_warns_about_an_unused_file_url_include_and_still_compiles() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = dir.path().join("fileurl.xsd");
+    std::fs::write(
+        &schema,
+        r#"<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <xs:include schemaLocation="file:///etc/common.xsd"/>
+  <xs:element name="Doc" type="xs:string"/>
+</xs:schema>
+"#,
+    )
+    .expect("write schema");
+    validate(["--schema".as_ref(), schema.as_os_str()])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("schema is valid"))
+        .stderr(predicate::str::contains(
+            "warning: ",
+        ))
+        .stderr(predicate::str::contains(
+            "schemaLocation 'file:///etc/common.xsd' is a URL: remote and file: URLs are never fetched",
+        ));
+}
+
+/// A schema with `<Doc>` holding any number of `<Item>`s that take any attributes.
+const ITEMS_XSD: &str = r#"<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <xs:element name="Doc">
+    <xs:complexType>
+      <xs:sequence>
+        <xs:any processContents="lax" minOccurs="0" maxOccurs="unbounded"/>
+      </xs:sequence>
+    </xs:complexType>
+  </xs:element>
+</xs:schema>
+"#;
+
+#[test]
+fn validate_places_start_tag_errors_at_the_offending_element_not_its_parent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = dir.path().join("items.xsd");
+    std::fs::write(&schema, ITEMS_XSD).expect("write schema");
+    let many: String = (0..300).map(|i| format!(" a{i}='x'")).collect();
+    let long_name = "n".repeat(2000);
+    let cases = [
+        (
+            "duplicate",
+            "<Item a='1' a='2'/>".to_owned(),
+            "xml_malformed",
+            "appears twice",
+        ),
+        (
+            "too-many",
+            format!("<Item{many}/>"),
+            "xml_limit_exceeded",
+            "more than 256 attributes",
+        ),
+        (
+            "long-attribute-name",
+            format!("<Item {long_name}='x'/>"),
+            "xml_limit_exceeded",
+            "name length",
+        ),
+    ];
+    for (name, bad, code, needle) in cases {
+        let doc = dir.path().join(format!("{name}.xml"));
+        // The bad tag is the second <Item> (line 3, column 3): path /Doc/Item[2].
+        std::fs::write(&doc, format!("<Doc>\n  <Item/>\n  {bad}\n</Doc>\n")).expect("write doc");
+        let (stdout, v) = check(&schema, &doc, 1);
+        assert_eq!(v.len(), 1, "{name}: {stdout}");
+        let l = &v[0];
+        assert_eq!(l.code, code, "{name}: {stdout}");
+        assert!(l.message.contains(needle), "{name}: {}", l.message);
+        assert_eq!(l.path, "/Doc/Item[2]", "{name}: {stdout}");
+        assert_eq!((l.line, l.column), (3, 3), "{name}: {stdout}");
+    }
+    // An over-long element name: the path names it, clipped.
+    let doc = dir.path().join("long-element-name.xml");
+    std::fs::write(&doc, format!("<Doc>\n  <{long_name}/>\n</Doc>\n")).expect("write doc");
+    let (stdout, v) = check(&schema, &doc, 1);
+    assert_eq!(v.len(), 1, "{stdout}");
+    assert_eq!(v[0].code, "xml_limit_exceeded");
+    assert!(
+        v[0].path.starts_with("/Doc/nnnn") && v[0].path.len() < 200,
+        "{}",
+        v[0].path
+    );
+    assert_eq!((v[0].line, v[0].column), (2, 3), "{stdout}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // --max-errors
 // ---------------------------------------------------------------------------------------------

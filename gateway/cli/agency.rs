@@ -68,6 +68,10 @@ pub enum CertCommand {
         /// the next certificate ahead of the switch-over.
         #[arg(long, value_parser = parse_time)]
         not_before: Option<time::OffsetDateTime>,
+        /// Pin it even if it is expired or not valid yet (with a warning): without this, such a
+        /// certificate is refused, as every payload it signs would be.
+        #[arg(long)]
+        force: bool,
     },
     /// Revoke a certificate of an agency: from the next payload on (a running gateway too),
     /// anything it signed is refused with `certificate_revoked`.
@@ -77,6 +81,44 @@ pub enum CertCommand {
         /// SHA-256 fingerprint (`gateway keys list`), or the certificate file.
         cert: String,
     },
+}
+
+/// Why a certificate pinned now (to be accepted from `from`, if given) would not verify
+/// anything: expired, not valid yet, or expiring before it is accepted.
+fn validity_problem(
+    cert: &openssl::x509::X509Ref,
+    now: time::OffsetDateTime,
+    from: Option<time::OffsetDateTime>,
+) -> Option<String> {
+    let at = |t: time::OffsetDateTime| openssl::asn1::Asn1Time::from_unix(t.unix_timestamp()).ok();
+    let (not_before, not_after) = (cert.not_before(), cert.not_after());
+    let now_asn1 = at(now)?;
+    if not_after < now_asn1.as_ref() {
+        return Some(format!("the certificate expired on {not_after}"));
+    }
+    match from {
+        // Registered ahead of its switch-over: what matters is the time it is accepted from.
+        Some(from) => {
+            let from_asn1 = at(from.max(now))?;
+            if not_after <= from_asn1.as_ref() {
+                Some(format!(
+                    "the certificate expires on {not_after}, before it would be accepted (from {})",
+                    from_asn1.as_ref()
+                ))
+            } else if not_before > from_asn1.as_ref() {
+                Some(format!(
+                    "the certificate is not valid until {not_before}, after it would be accepted (from {}); use --not-before at or after its start",
+                    from_asn1.as_ref()
+                ))
+            } else {
+                None
+            }
+        }
+        None if not_before > now_asn1.as_ref() => Some(format!(
+            "the certificate is not valid yet (valid from {not_before}); register it with --not-before to accept it from then"
+        )),
+        None => None,
+    }
 }
 
 fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
@@ -177,8 +219,26 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
             name,
             cert,
             not_before,
+            force,
         }) => {
             let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+            // A certificate that cannot be parsed is refused below, by the keyring.
+            let problem = openssl::x509::X509::from_pem(&pem)
+                .ok()
+                .and_then(|x| validity_problem(&x, time::OffsetDateTime::now_utc(), *not_before));
+            if let Some(problem) = &problem {
+                if !*force {
+                    eprintln!(
+                        "error: {}: {problem}; every payload it signs would be refused with certificate_expired. Not pinned: sign with a current certificate, or add --force to pin it anyway",
+                        cert.display()
+                    );
+                    return Ok(exit::INVALID);
+                }
+                eprintln!(
+                    "warning: {}: {problem}; pinned anyway (--force): payloads it signs are refused with certificate_expired while it is outside its validity window",
+                    cert.display()
+                );
+            }
             let fp = agencies::add_cert_from(keys, name, &pem, *not_before)?;
             let from = not_before.and_then(|t| {
                 t.format(&time::format_description::well_known::Rfc3339)
@@ -188,7 +248,7 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
                 config,
                 "agency cert add",
                 name,
-                json!({ "fingerprint_sha256": fp, "file": cert, "not_before": from }),
+                json!({ "fingerprint_sha256": fp, "file": cert, "not_before": from, "forced_despite": problem }),
             )?;
             match from {
                 Some(f) => println!("pinned {fp} for {name}, accepted from {f}"),

@@ -28,7 +28,8 @@ pub struct Args {
     pub files: Vec<PathBuf>,
 }
 
-/// Runs the subcommand: exit 0 when every file was accepted, 1 when any was rejected.
+/// Runs the subcommand: exit 0 when every file was accepted, 1 when any was rejected, 2 when
+/// any could not be read (missing, a folder, a device, a FIFO...).
 pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
     let gateway = Gateway::load(config.clone(), args.forward).context("starting the pipeline")?;
     if !gateway
@@ -44,8 +45,20 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
         );
     }
     let mut all_ok = true;
+    let mut unreadable = false;
     let mut results = Vec::new();
     for file in &args.files {
+        // Said here, before the pipeline, so that a mistyped name or a folder gets its own
+        // message and exit code 2 instead of a rejection code meant for senders. The pipeline
+        // opens the file again the same safe way, so a swap in between cannot make it block.
+        if let Err(e) = crate::fsio::open_regular(file) {
+            eprintln!("error: {e}");
+            unreadable = true;
+            if args.json {
+                results.push(json!({ "file": file, "outcome": "error", "error": e.to_string() }));
+            }
+            continue;
+        }
         let outcome = gateway.process_file(&args.agency, Channel::Cli, file);
         all_ok &= outcome.is_success();
         if args.json {
@@ -62,7 +75,13 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
             serde_json::to_string_pretty(&json!({ "results": results }))?
         );
     }
-    Ok(if all_ok { exit::OK } else { exit::INVALID })
+    Ok(if unreadable {
+        exit::USAGE
+    } else if all_ok {
+        exit::OK
+    } else {
+        exit::INVALID
+    })
 }
 
 fn print_human(file: &std::path::Path, outcome: &Outcome) {
@@ -74,14 +93,18 @@ fn print_human(file: &std::path::Path, outcome: &Outcome) {
             } else {
                 "accepted"
             };
+            let signed_by: Vec<String> = facts
+                .signers
+                .iter()
+                .map(|s| format!("{} ({})", s.subject, s.fingerprint_sha256))
+                .collect();
             println!(
-                "{name}: {verb} as {} — schema {}, message {}, {} bytes, signed by {} ({})",
+                "{name}: {verb} as {} — schema {}, message {}, {} bytes, signed by {}",
                 facts.gateway_message_id,
                 facts.schema_id,
                 facts.agency_message_id.as_deref().unwrap_or("(no id)"),
                 facts.size,
-                facts.signer.subject,
-                &facts.signer.fingerprint_sha256,
+                signed_by.join(" and "),
             );
         }
         Outcome::Duplicate {

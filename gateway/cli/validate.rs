@@ -25,6 +25,15 @@ pub struct Args {
     /// Stop reporting after this many violations per document.
     #[arg(long, default_value_t = 100)]
     pub max_errors: usize,
+    /// A field whose values violation messages must not quote (personal data), as in the
+    /// catalog's `sensitive`: `Name`, `@attr`, `/Root/Path/Name` or `/Root/Path/@attr`.
+    /// Repeat for several.
+    #[arg(long = "sensitive", value_name = "FIELD", value_parser = parse_sensitive)]
+    pub sensitive: Vec<xsd::SensitiveField>,
+}
+
+fn parse_sensitive(s: &str) -> Result<xsd::SensitiveField, String> {
+    xsd::SensitiveField::parse(s)
 }
 
 #[derive(Serialize)]
@@ -69,7 +78,10 @@ pub fn run(args: &Args) -> u8 {
                     serde_json::json!({"schema_valid": false, "diagnostics": diags})
                 );
             } else {
-                eprintln!("the schema cannot be compiled:");
+                eprintln!(
+                    "the schema cannot be {}:",
+                    if e.is_io() { "read" } else { "compiled" }
+                );
                 for d in &e.diagnostics {
                     eprintln!("  {d}");
                 }
@@ -77,6 +89,9 @@ pub fn run(args: &Args) -> u8 {
             return code;
         }
     };
+    for w in schema.warnings() {
+        eprintln!("warning: {w}");
+    }
     if args.files.is_empty() {
         if args.json {
             println!(
@@ -88,17 +103,26 @@ pub fn run(args: &Args) -> u8 {
         }
         return exit::OK;
     }
+    // The server's default limits: what passes here passes there, and a huge or endless
+    // document cannot keep this command busy for ever.
     let opts = xsd::Options {
         max_errors: args.max_errors,
+        sensitive: args.sensitive.clone(),
+        limits: xsd::Limits {
+            max_document_bytes: crate::config::DEFAULT_MAX_PAYLOAD_BYTES,
+            ..xsd::Limits::default()
+        },
         ..Default::default()
     };
     let mut worst = exit::OK;
     let mut reports = Vec::new();
     for f in &args.files {
-        let file = match std::fs::File::open(f) {
-            Ok(file) => file,
+        // Regular files only: a folder, a FIFO (which would block) or a device (which never
+        // ends) is an input error, exit 2.
+        let file = match crate::fsio::open_regular(f) {
+            Ok((file, _)) => file,
             Err(e) => {
-                eprintln!("{}: cannot open: {e}", f.display());
+                eprintln!("error: {e}");
                 worst = exit::USAGE;
                 continue;
             }

@@ -15,6 +15,10 @@ use raw::RawConfig;
 /// Default configuration file, looked up in the current folder.
 pub const DEFAULT_FILE: &str = "gateway.toml";
 
+/// Default of `limits.max_payload_bytes` (4 GiB); `gateway validate`, which runs without a
+/// configuration, bounds each document by it too.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 4 << 30;
+
 /// A configuration mistake, named by its key.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -524,7 +528,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             max_payload_bytes: bounded(
                 "limits.max_payload_bytes",
                 l.max_payload_bytes,
-                4 * GIB,
+                DEFAULT_MAX_PAYLOAD_BYTES,
                 1024,
                 1 << 40,
             )?,

@@ -38,8 +38,9 @@ pub struct Opened<R: Read> {
 /// Signature, certificate and schema all passed; the content is in the spool.
 #[derive(Debug, Clone)]
 pub struct Validated {
-    /// Who signed it.
-    pub signer: TrustedSigner,
+    /// Who signed it: every signer, in the order of the SignerInfos (never empty), each
+    /// trusted for the sending agency.
+    pub signers: Vec<TrustedSigner>,
     /// Catalog id of the schema it is valid against.
     pub schema_id: String,
     /// The root element, `{namespace}local`.
@@ -113,12 +114,17 @@ fn cms_rejection(e: &cms::CmsError) -> Rejection {
 
 fn xml_rejection(e: &xsd::xml::XmlError) -> Rejection {
     let mut r = Rejection::new(e.kind.code(), e.message.clone());
+    // Before the root opened: a problem in the root's start tag is placed at the root.
+    let (line, column, path) = match &e.element {
+        Some(el) => (el.line, el.column, format!("/{}", el.name)),
+        None => (e.line, e.column, "/".to_owned()),
+    };
     r.violations.push(Located {
         code: e.kind.code().to_owned(),
         message: e.message.clone(),
-        line: e.line,
-        column: e.column,
-        path: "/".into(),
+        line,
+        column,
+        path,
     });
     r
 }
@@ -225,11 +231,7 @@ impl<R: Read + Send> Envelope<Opened<R>> {
             Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
             Err(e) => return Err(cms_rejection(&e)),
         };
-        let sig = trailer.verify_signature().map_err(|e| cms_rejection(&e))?;
-        let signer = checks
-            .trust
-            .check(&agency, &sig.signer, &sig.intermediates, checks.now)
-            .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
+        let signers = verify_signers(&trailer, checks, &agency)?;
         let (schema_id, root, report) = content?;
         if let Some(r) = report_rejection(&report, &schema_id) {
             return Err(r);
@@ -237,7 +239,7 @@ impl<R: Read + Send> Envelope<Opened<R>> {
         Ok(Envelope {
             agency,
             state: Validated {
-                signer,
+                signers,
                 schema_id,
                 root,
                 agency_message_id: report.captured.into_iter().next().flatten(),
@@ -246,6 +248,37 @@ impl<R: Read + Send> Envelope<Opened<R>> {
             },
         })
     }
+}
+
+/// Verifies every signature and checks every signer against the agency's trust: a message
+/// signed by several must not be accepted on the strength of one of them, with the others
+/// belonging to another agency (or to nobody), nor recorded under the first alone.
+fn verify_signers(
+    trailer: &cms::SignedTrailer,
+    checks: &Checks<'_>,
+    agency: &str,
+) -> Result<Vec<TrustedSigner>, Rejection> {
+    let n = trailer.signer_count();
+    // Which signer is at fault, when there are several.
+    let which = |i: usize, detail: String| {
+        if n > 1 {
+            format!("signer {i} of {n}: {detail}")
+        } else {
+            detail
+        }
+    };
+    let sigs = trailer
+        .verify_signatures()
+        .map_err(|(i, e)| Rejection::new(e.code(), which(i, e.to_string())))?;
+    sigs.iter()
+        .enumerate()
+        .map(|(i, sig)| {
+            checks
+                .trust
+                .check(agency, &sig.signer, &sig.intermediates, checks.now)
+                .map_err(|e| Rejection::new(e.code(), which(i + 1, e.to_string())))
+        })
+        .collect()
 }
 
 /// Finds the root, picks the schema the agency may send, and validates.
@@ -281,6 +314,7 @@ fn validate_content(
         limits: limits.xml.clone(),
         max_errors: limits.max_errors,
         capture: entry.message_id.clone().into_iter().collect(),
+        sensitive: entry.sensitive.clone(),
         ..xsd::Options::default()
     };
     let input = BufReader::with_capacity(64 * 1024, io::Cursor::new(prefix).chain(chunks));

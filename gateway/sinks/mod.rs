@@ -32,8 +32,10 @@ pub struct MessageInfo {
     pub agency_message_id: Option<String>,
     /// The schema the XML was validated against.
     pub schema_id: String,
-    /// SHA-256 (lowercase hex) of the signer's certificate or key.
+    /// SHA-256 (lowercase hex) of the (first) signer's certificate or key.
     pub signer_fingerprint_sha256: String,
+    /// SHA-256 (lowercase hex) of every signer's certificate, in signing order.
+    pub signer_fingerprints_sha256: Vec<String>,
     /// SHA-256 (lowercase hex) of the XML.
     pub sha256: String,
     /// Size of the XML in bytes (must equal the bytes written to the stage).
@@ -55,8 +57,13 @@ pub struct Metadata {
     pub agency_message_id: Option<String>,
     /// The schema the XML was validated against.
     pub schema_id: String,
-    /// SHA-256 (lowercase hex) of the signer's certificate or key.
+    /// SHA-256 (lowercase hex) of the (first) signer's certificate or key.
     pub signer_fingerprint_sha256: String,
+    /// SHA-256 (lowercase hex) of every signer's certificate, in signing order (a message
+    /// may carry several signatures, all from the sending agency). Absent in metadata written
+    /// before it existed.
+    #[serde(default)]
+    pub signer_fingerprints_sha256: Vec<String>,
     /// SHA-256 (lowercase hex) of the XML (the plaintext, also when encrypted).
     pub sha256: String,
     /// Size of the XML in bytes.

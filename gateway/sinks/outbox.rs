@@ -376,6 +376,7 @@ impl Staged {
             agency_message_id: info.agency_message_id.clone(),
             schema_id: info.schema_id.clone(),
             signer_fingerprint_sha256: info.signer_fingerprint_sha256.clone(),
+            signer_fingerprints_sha256: info.signer_fingerprints_sha256.clone(),
             sha256: info.sha256.clone(),
             size: info.size,
             channel: info.channel,

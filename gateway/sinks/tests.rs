@@ -15,6 +15,7 @@ fn info(id: &MessageId, size: u64) -> MessageInfo {
         agency_message_id: Some("M-1".into()),
         schema_id: "tax-v1".into(),
         signer_fingerprint_sha256: "ab".repeat(32),
+        signer_fingerprints_sha256: vec!["ab".repeat(32)],
         sha256: "cd".repeat(32),
         size,
         channel: Channel::Folder,
@@ -93,6 +94,10 @@ fn staged_then_published_payload_appears_in_new_with_its_metadata_and_tmp_is_emp
     assert_eq!(json["agency_message_id"], "M-1");
     assert_eq!(json["schema_id"], "tax-v1");
     assert_eq!(json["signer_fingerprint_sha256"], "ab".repeat(32));
+    assert_eq!(
+        json["signer_fingerprints_sha256"],
+        serde_json::json!(["ab".repeat(32)])
+    );
     assert_eq!(json["sha256"], "cd".repeat(32));
     assert_eq!(json["size"], XML.len() as u64);
     assert_eq!(json["channel"], "folder");
@@ -100,7 +105,7 @@ fn staged_then_published_payload_appears_in_new_with_its_metadata_and_tmp_is_emp
     assert!(json["forwarded_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(json["payload_file"], format!("{id}.xml"));
     assert_eq!(json["encrypted_to_hub"], false);
-    assert_eq!(json.as_object().unwrap().len(), 12);
+    assert_eq!(json.as_object().unwrap().len(), 13);
 
     let meta: Metadata = serde_json::from_value(json).unwrap();
     assert_eq!(meta, published.metadata);

@@ -57,6 +57,8 @@ struct RawEntry {
     agencies: Vec<String>,
     #[serde(default)]
     message_id: Option<String>,
+    #[serde(default)]
+    sensitive: Vec<String>,
 }
 
 /// One message type.
@@ -74,6 +76,9 @@ pub struct Entry {
     pub agencies: Vec<String>,
     /// Path from the root to the element holding the agency's message id, if any.
     pub message_id: Option<Vec<QName>>,
+    /// Fields whose values violation messages withhold (`sensitive = [...]` in the catalog;
+    /// see [`xsd::SensitiveField`] for the forms).
+    pub sensitive: Vec<xsd::SensitiveField>,
     /// The compiled schema.
     pub schema: Arc<xsd::Schema>,
 }
@@ -149,6 +154,12 @@ impl Catalog {
                     Some(steps)
                 }
             };
+            let sensitive = r
+                .sensitive
+                .iter()
+                .map(|f| xsd::SensitiveField::parse(f))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(format!("schema {:?}: sensitive: {e}", r.id)))?;
             let entry = schemas.join(&r.entry);
             let schema =
                 xsd::Schema::compile(std::slice::from_ref(&entry), schemas).map_err(|error| {
@@ -158,6 +169,9 @@ impl Catalog {
                         error,
                     }
                 })?;
+            for w in schema.warnings() {
+                tracing::warn!(schema = %r.id, warning = %w, "schema compiled with a warning");
+            }
             entries.push(Entry {
                 id: r.id,
                 root,
@@ -165,6 +179,7 @@ impl Catalog {
                 entry,
                 agencies: r.agencies,
                 message_id,
+                sensitive,
                 schema: Arc::new(schema),
             });
         }
@@ -185,6 +200,23 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_sensitive_field_is_refused_naming_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.xsd"),
+            r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element name="A"/></xs:schema>"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("catalog.toml"),
+            "[[schema]]\nid = \"a\"\nroot = \"A\"\nversion = \"1\"\nentry = \"a.xsd\"\nagencies = [\"x\"]\nsensitive = [\"c:Postcode\"]\n",
+        )
+        .unwrap();
+        let e = Catalog::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("schema \"a\": sensitive: \"c:Postcode\""), "{e}");
+    }
 
     #[test]
     fn qnames_parse_with_braces_or_default_namespace() {

@@ -47,6 +47,7 @@ pub fn peek_root<R: Read>(
                     } else {
                         format!("the root element must start within the first {PEEK_LIMIT} bytes")
                     },
+                    element: None,
                 }));
             }
             Ok(None) => {}

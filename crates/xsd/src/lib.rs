@@ -37,5 +37,5 @@ pub mod xsdregex;
 
 pub use names::QName;
 pub use schema::{Diagnostic, DiagnosticKind, Schema, SchemaError};
-pub use validator::{Options, Report, Violation};
+pub use validator::{Options, Report, SensitiveField, Violation};
 pub use xml::Limits;

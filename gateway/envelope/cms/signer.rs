@@ -301,6 +301,21 @@ impl SignedTrailer {
         Err(first_err.unwrap_or(CmsError::NoSigners))
     }
 
+    /// Verifies every SignerInfo, in order; fails on the first that does not verify, with its
+    /// position (1-based). For the gateway every signer speaks for the message, so each must
+    /// verify (and then be trusted): one that cannot be checked cannot be shown to belong to
+    /// the sending agency.
+    pub fn verify_signatures(&self) -> Result<Vec<VerifiedSignature>, (usize, CmsError)> {
+        if self.signers.is_empty() {
+            return Err((0, CmsError::NoSigners));
+        }
+        self.signers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.verify_one(s).map_err(|e| (i + 1, e)))
+            .collect()
+    }
+
     fn verify_one(&self, s: &SignerInfo) -> Result<VerifiedSignature, CmsError> {
         let digest_alg = DigestAlgorithm::from_oid("digest", &s.digest_alg)?;
         if !s.digest_params_ok {

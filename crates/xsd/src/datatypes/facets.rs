@@ -149,8 +149,8 @@ impl Facets {
                 return Err(DatatypeError::new(
                     "cvc-pattern-valid",
                     format!(
-                        "'{}' does not match pattern {}",
-                        shorten(normalized),
+                        "{} does not match pattern {}",
+                        super::quote_value(normalized),
                         shorten(&pats.join(" | "))
                     ),
                 ));
@@ -166,8 +166,8 @@ impl Facets {
             return Err(DatatypeError::new(
                 "cvc-enumeration-valid",
                 format!(
-                    "'{}' is not one of the allowed values {}",
-                    shorten(normalized),
+                    "{} is not one of the allowed values {}",
+                    super::quote_value(normalized),
                     quote_list(&self.enumeration_lexical)
                 ),
             ));
@@ -250,7 +250,8 @@ impl Facets {
                 return Err(DatatypeError::new(
                     "cvc-totalDigits-valid",
                     format!(
-                        "value {d} has {} total digits, more than totalDigits {t}",
+                        "value {} has {} total digits, more than totalDigits {t}",
+                        super::clip_value(&d.to_string()),
                         d.total_digits()
                     ),
                 ));
@@ -261,7 +262,8 @@ impl Facets {
                 return Err(DatatypeError::new(
                     "cvc-fractionDigits-valid",
                     format!(
-                        "value {d} has {} fraction digits, more than fractionDigits {fd}",
+                        "value {} has {} fraction digits, more than fractionDigits {fd}",
+                        super::clip_value(&d.to_string()),
                         d.fraction_digits()
                     ),
                 ));
@@ -277,7 +279,7 @@ fn bound_err(code: &'static str, v: &Value, what: &str, b: &Option<Value>) -> Da
         code,
         format!(
             "value {} is {what} {}",
-            shorten(&v.to_string()),
+            super::clip_value(&v.to_string()),
             shorten(&bs)
         ),
     )

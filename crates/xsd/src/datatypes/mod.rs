@@ -19,6 +19,27 @@ pub use facets::{FacetKind, Facets, RawFacet, WhiteSpace};
 pub use simple_type::{SimpleType, Variety};
 pub use value::Value;
 
+/// Most characters of a document's value quoted in a message.
+pub const QUOTE_MAX_CHARS: usize = 64;
+
+/// A value from a document as messages quote it: whole when short (`'abc'`), else its first
+/// [`QUOTE_MAX_CHARS`] characters and its size (`'abc…' (1048576 bytes)`), so that a huge
+/// value does not make a huge report (nor copy much of a document into logs and quarantine).
+pub fn quote_value(v: &str) -> String {
+    match v.char_indices().nth(QUOTE_MAX_CHARS) {
+        None => format!("'{v}'"),
+        Some((end, _)) => format!("'{}…' ({} bytes)", v.get(..end).unwrap_or(""), v.len()),
+    }
+}
+
+/// Like [`quote_value`] without the quotes, for numbers: `150`, or `1234…(N bytes)`.
+pub fn clip_value(v: &str) -> String {
+    match v.char_indices().nth(QUOTE_MAX_CHARS) {
+        None => v.to_owned(),
+        Some((end, _)) => format!("{}… ({} bytes)", v.get(..end).unwrap_or(""), v.len()),
+    }
+}
+
 /// Resolves namespace prefixes in scope ("" = default namespace; None = unbound).
 pub trait NamespaceContext {
     fn lookup(&self, prefix: &str) -> Option<&str>;

@@ -236,10 +236,14 @@ impl SimpleType {
     }
 
     fn lexical_err(&self, s: &str, why: &str) -> DatatypeError {
-        let shown = super::facets::shorten(s);
         DatatypeError::new(
             LEXICAL,
-            format!("'{}' is not a valid {} ({})", shown, type_label(self), why),
+            format!(
+                "{} is not a valid {} ({})",
+                super::quote_value(s),
+                type_label(self),
+                why
+            ),
         )
     }
 

@@ -8,6 +8,83 @@ use std::rc::Rc;
 use super::document::{self, Node};
 use super::{Diagnostic, DiagnosticKind};
 
+/// Largest schema document read, in bytes. Real schemas are far smaller (the largest
+/// published standards' files are a few MB); the bound keeps a wrong path from filling memory.
+pub const MAX_SCHEMA_DOCUMENT_BYTES: u64 = 32 << 20;
+/// Largest total of all schema documents read for one compilation, in bytes.
+pub const MAX_SCHEMA_TOTAL_BYTES: u64 = 256 << 20;
+
+/// Reads one schema document: regular files only, at most `limit` bytes.
+///
+/// Opened with `O_NONBLOCK` and checked with `fstat` on the open descriptor, so that a FIFO
+/// does not block the open and a device such as `/dev/zero` is never read; checking the path
+/// first would leave a window for a swap.
+fn read_document(path: &Path, limit: u64) -> Result<String, String> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "is {}, not a regular file; schema documents are read from regular files only",
+            file_kind(&meta.file_type())
+        ));
+    }
+    if meta.len() > limit {
+        return Err(too_large(meta.len(), limit));
+    }
+    let mut text = String::new();
+    file.take(limit.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > limit {
+        // It grew while being read.
+        return Err(too_large(text.len() as u64, limit));
+    }
+    Ok(text)
+}
+
+fn too_large(size: u64, limit: u64) -> String {
+    if limit < MAX_SCHEMA_DOCUMENT_BYTES {
+        format!(
+            "not read: the schema documents together would exceed the limit of {MAX_SCHEMA_TOTAL_BYTES} bytes"
+        )
+    } else {
+        format!("is {size} bytes; a schema document may be at most {limit} bytes")
+    }
+}
+
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    if t.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "a special file"
+}
+
 /// Where schema documents may be read from.
 #[derive(Debug, Clone)]
 pub struct Resolver {
@@ -27,11 +104,15 @@ impl Resolver {
         let loc = location.trim();
         if loc.contains("://") || loc.starts_with("file:") || loc.starts_with("urn:") {
             // Never fetched. XSD treats a location as a hint that may fail to resolve, so this
-            // is not reported by itself; references into the namespace fail with their own error.
+            // is not an error by itself (the namespace may not even be used); it is a warning,
+            // listed first when the schema then fails to compile, so that "type ... is not
+            // defined" comes with its cause.
             return Err(Unresolved {
                 refused: false,
+                url: true,
                 message: format!(
-                    "'{loc}' is a URL; schemas are only read from files under {}",
+                    "schemaLocation '{}' is a URL: remote and file: URLs are never fetched, so nothing from it is available; bundle that schema under {} and point schemaLocation at its relative path",
+                    clip(loc),
                     self.root.display()
                 ),
             });
@@ -42,6 +123,7 @@ impl Resolver {
         };
         let canon = joined.canonicalize().map_err(|e| Unresolved {
             refused: false,
+            url: false,
             message: format!("cannot open '{loc}': {e}"),
         })?;
         if !canon.starts_with(&self.root) {
@@ -57,8 +139,10 @@ impl Resolver {
 /// Why a schema location was not read.
 #[derive(Debug, Clone)]
 pub struct Unresolved {
-    /// True when reading was refused by policy (URL, outside the root), not merely missing.
+    /// True when reading was refused by policy (outside the root), not merely missing.
     pub refused: bool,
+    /// True when the location is a URL, which is never fetched.
+    pub url: bool,
     pub message: String,
 }
 
@@ -66,9 +150,23 @@ impl Unresolved {
     fn refused(message: String) -> Self {
         Unresolved {
             refused: true,
+            url: false,
             message,
         }
     }
+}
+
+/// A location as quoted in messages: at most 200 bytes of it.
+fn clip(s: &str) -> String {
+    const MAX: usize = 200;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", s.get(..end).unwrap_or(""), s.len())
 }
 
 /// Per-document settings that components inherit.
@@ -100,8 +198,14 @@ enum Via {
     Import(Option<String>),
 }
 
-/// Reads the entry documents and everything they include, import or redefine.
-pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic>) -> Vec<Doc> {
+/// Reads the entry documents and everything they include, import or redefine; problems go to
+/// `diags`, remarks that do not make the schema invalid by themselves to `warnings`.
+pub fn load(
+    entries: &[PathBuf],
+    resolver: &Resolver,
+    diags: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Vec<Doc> {
     let mut docs: Vec<Doc> = Vec::new();
     let mut seen: HashMap<(PathBuf, Option<String>), usize> = HashMap::new();
     let mut queue: VecDeque<(PathBuf, Via, String, u32, u32)> = VecDeque::new();
@@ -118,6 +222,7 @@ pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic
         }
     }
     let mut text_cache: HashMap<PathBuf, Option<Rc<Node>>> = HashMap::new();
+    let mut total_read = 0u64;
     while let Some((path, via, from, line, col)) = queue.pop_front() {
         if docs.len() > 10_000 {
             diags.push(Diagnostic::new(
@@ -130,34 +235,35 @@ pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic
             break;
         }
         let display = path.display().to_string();
-        let node = text_cache
-            .entry(path.clone())
-            .or_insert_with(|| match std::fs::read_to_string(&path) {
-                Ok(text) => match document::parse(&display, &text) {
-                    Ok(n) => Some(Rc::new(n)),
-                    Err(e) => {
-                        diags.push(Diagnostic::new(
-                            DiagnosticKind::Invalid,
-                            &display,
-                            0,
-                            0,
-                            e.to_string(),
-                        ));
-                        None
+        if !text_cache.contains_key(&path) {
+            let budget =
+                MAX_SCHEMA_DOCUMENT_BYTES.min(MAX_SCHEMA_TOTAL_BYTES.saturating_sub(total_read));
+            let parsed = match read_document(&path, budget) {
+                Ok(text) => {
+                    total_read = total_read.saturating_add(text.len() as u64);
+                    match document::parse(&display, &text) {
+                        Ok(n) => Some(Rc::new(n)),
+                        Err(e) => {
+                            diags.push(Diagnostic::new(
+                                DiagnosticKind::Invalid,
+                                &display,
+                                0,
+                                0,
+                                e.to_string(),
+                            ));
+                            None
+                        }
                     }
-                },
+                }
                 Err(e) => {
-                    diags.push(Diagnostic::new(
-                        DiagnosticKind::Io,
-                        &display,
-                        0,
-                        0,
-                        format!("cannot read: {e}"),
-                    ));
+                    diags.push(Diagnostic::new(DiagnosticKind::Io, &display, 0, 0, e));
                     None
                 }
-            });
-        let Some(node) = node else { continue };
+            };
+            text_cache.insert(path.clone(), parsed);
+        }
+        let node = text_cache.get(&path).and_then(Option::as_ref);
+        let Some(node) = node.cloned() else { continue };
         if !node.is_xs("schema") {
             diags.push(Diagnostic::new(
                 DiagnosticKind::Invalid,
@@ -220,7 +326,7 @@ pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic
         if seen.contains_key(&key) {
             continue;
         }
-        let root = Rc::clone(node);
+        let root = Rc::clone(&node);
         let ctx = DocCtx {
             path: display.clone(),
             tns: tns.clone(),
@@ -281,7 +387,15 @@ pub fn load(entries: &[PathBuf], resolver: &Resolver, diags: &mut Vec<Diagnostic
                     // for include/import/redefine; references into the missing document fail later
                     // with their own message. A path that leaves the schema directory is refused by
                     // policy and reported, as it is most likely a configuration mistake.
-                    if why.refused {
+                    if why.url {
+                        warnings.push(Diagnostic::new(
+                            DiagnosticKind::Warning,
+                            &display,
+                            child.line,
+                            child.column,
+                            why.message,
+                        ));
+                    } else if why.refused {
                         diags.push(Diagnostic::new(
                             DiagnosticKind::Invalid,
                             &display,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 pub use components::{Components, TypeId};
 pub use content::{Arena, LeafTerm, Model};
-pub use loader::Resolver;
+pub use loader::{MAX_SCHEMA_DOCUMENT_BYTES, MAX_SCHEMA_TOTAL_BYTES, Resolver};
 
 use components::{Content, TypeDef};
 
@@ -27,6 +27,10 @@ pub enum DiagnosticKind {
     Unsupported,
     /// A schema document could not be read.
     Io,
+    /// Not an error by itself, e.g. an import from a URL, which is never fetched. Listed with
+    /// the errors when compilation fails (it often explains them), else in
+    /// [`Schema::warnings`].
+    Warning,
 }
 
 /// One problem found while compiling schemas.
@@ -62,6 +66,7 @@ impl Diagnostic {
             DiagnosticKind::Invalid => "schema_invalid",
             DiagnosticKind::Unsupported => "schema_unsupported",
             DiagnosticKind::Io => "schema_io",
+            DiagnosticKind::Warning => "schema_warning",
         }
     }
 }
@@ -94,13 +99,14 @@ pub struct SchemaError {
 }
 
 impl SchemaError {
-    /// True when only I/O problems prevented compilation.
+    /// True when only I/O problems prevented compilation (warnings aside).
     pub fn is_io(&self) -> bool {
-        !self.diagnostics.is_empty()
-            && self
-                .diagnostics
-                .iter()
-                .all(|d| d.kind == DiagnosticKind::Io)
+        let mut errors = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.kind != DiagnosticKind::Warning)
+            .peekable();
+        errors.peek().is_some() && errors.all(|d| d.kind == DiagnosticKind::Io)
     }
 }
 
@@ -114,6 +120,8 @@ pub struct Schema {
     /// the schema, and a small document would otherwise spend most of its time rebuilding
     /// the same few states.
     pub(crate) arenas: std::sync::Mutex<Vec<Arena>>,
+    /// Remarks from compiling that did not prevent it (e.g. a URL import, not fetched).
+    pub(crate) warnings: Vec<Diagnostic>,
 }
 
 impl Schema {
@@ -130,9 +138,14 @@ impl Schema {
             )],
         })?;
         let mut diags = Vec::new();
-        let docs = loader::load(entries, &resolver, &mut diags);
+        let mut warnings = Vec::new();
+        let docs = loader::load(entries, &resolver, &mut diags, &mut warnings);
+        // Warnings come first when compilation fails: they often explain the errors.
+        let failed = |warnings: Vec<Diagnostic>, diags: Vec<Diagnostic>| SchemaError {
+            diagnostics: warnings.into_iter().chain(diags).collect(),
+        };
         if !diags.is_empty() && docs.is_empty() {
-            return Err(SchemaError { diagnostics: diags });
+            return Err(failed(warnings, diags));
         }
         let mut b = builder::Builder::new(&docs);
         b.collect();
@@ -169,13 +182,20 @@ impl Schema {
             models.push(m);
         }
         if !diags.is_empty() {
-            return Err(SchemaError { diagnostics: diags });
+            return Err(failed(warnings, diags));
         }
         Ok(Schema {
             comps,
             models,
             arenas: std::sync::Mutex::new(Vec::new()),
+            warnings,
         })
+    }
+
+    /// Remarks from compiling that did not prevent it, e.g. an import or include from a URL
+    /// (never fetched) whose namespace turned out not to be needed.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 
     /// The compiled components (declarations and type definitions).

@@ -7,7 +7,7 @@ use std::hash::{Hash, Hasher};
 use std::io::BufRead;
 use std::sync::Arc;
 
-use crate::datatypes::{IdKind, NamespaceContext, Primitive, SimpleType, Value};
+use crate::datatypes::{IdKind, NamespaceContext, Primitive, SimpleType, Value, quote_value};
 use crate::identity::IdcTracker;
 use crate::names::{QName, XSI};
 use crate::schema::components::*;
@@ -27,6 +27,10 @@ pub struct Options {
     /// report hands back, first occurrence only, so callers read a header field without a
     /// second parse.
     pub capture: Vec<Vec<QName>>,
+    /// Fields whose values violation messages never quote (personal data): they say
+    /// "value withheld (sensitive field, N bytes)" instead. Other values are quoted clipped
+    /// (see [`crate::datatypes::quote_value`]).
+    pub sensitive: Vec<SensitiveField>,
 }
 
 impl Default for Options {
@@ -36,8 +40,111 @@ impl Default for Options {
             max_errors: 100,
             max_table_entries: 1_000_000,
             capture: Vec::new(),
+            sensitive: Vec::new(),
         }
     }
+}
+
+/// A field whose values must not appear in violation messages.
+///
+/// Written as:
+/// - `Name`: every element *and* attribute whose local name is `Name`, anywhere;
+/// - `@name`: every attribute whose local name is `name`, on any element;
+/// - `/Root/Child/Name`: the element at that path of local names from the root;
+/// - `/Root/Child/@name`: that attribute of the element at that path.
+///
+/// Names are local names (prefixes and namespaces are not compared) matched without regard to
+/// ASCII case: a mistake in either then withholds more, never less. Everything inside a
+/// sensitive element (its descendants' content and attributes) is withheld too, so `Person`
+/// covers a whole record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SensitiveField {
+    /// Elements and attributes with this local name.
+    Named(String),
+    /// Attributes with this local name.
+    Attribute(String),
+    /// The element at this path from the root, or (with `attribute`) its attribute.
+    Path {
+        elements: Vec<String>,
+        attribute: Option<String>,
+    },
+}
+
+impl SensitiveField {
+    /// Parses the forms above; the error says what is wrong with `s`.
+    pub fn parse(s: &str) -> Result<SensitiveField, String> {
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && !n.contains([':', '{', '}', '/', '@', '[', ']'])
+                && !n.chars().any(char::is_whitespace)
+        };
+        let bad = |why: &str| {
+            Err(format!(
+                "{s:?} {why}; write `Name`, `@name`, `/Root/Child/Name` or `/Root/Child/@name` with local names"
+            ))
+        };
+        if let Some(path) = s.strip_prefix('/') {
+            let mut steps: Vec<&str> = path.split('/').collect();
+            let attribute = match steps.last().and_then(|l| l.strip_prefix('@')) {
+                Some(a) => {
+                    steps.pop();
+                    Some(a)
+                }
+                None => None,
+            };
+            if steps.is_empty() || !steps.iter().all(|n| name_ok(n)) {
+                return bad("is not a path of element names");
+            }
+            if attribute.is_some_and(|a| !name_ok(a)) {
+                return bad("does not end in a valid attribute name");
+            }
+            Ok(SensitiveField::Path {
+                elements: steps.into_iter().map(str::to_owned).collect(),
+                attribute: attribute.map(str::to_owned),
+            })
+        } else if let Some(a) = s.strip_prefix('@') {
+            if name_ok(a) {
+                Ok(SensitiveField::Attribute(a.to_owned()))
+            } else {
+                bad("is not a valid attribute name")
+            }
+        } else if name_ok(s) {
+            Ok(SensitiveField::Named(s.to_owned()))
+        } else {
+            bad("is not a valid name")
+        }
+    }
+}
+
+impl fmt::Display for SensitiveField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SensitiveField::Named(n) => f.write_str(n),
+            SensitiveField::Attribute(a) => write!(f, "@{a}"),
+            SensitiveField::Path {
+                elements,
+                attribute,
+            } => {
+                for e in elements {
+                    write!(f, "/{e}")?;
+                }
+                match attribute {
+                    Some(a) => write!(f, "/@{a}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// What a violation message says instead of a sensitive value.
+fn withheld(v: &str) -> String {
+    format!("value withheld (sensitive field, {} bytes)", v.len())
+}
+
+/// The local part of a display name `prefix:local`.
+fn local_of(display: &str) -> &str {
+    display.rsplit(':').next().unwrap_or(display)
 }
 
 /// One way in which the document is not valid.
@@ -109,7 +216,8 @@ impl Hash for KeyValue {
 }
 impl fmt::Display for KeyValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.lexical)
+        // Already as messages show it: quoted and clipped, or withheld.
+        f.write_str(&self.lexical)
     }
 }
 
@@ -159,6 +267,8 @@ struct Frame {
     has_children: bool,
     line: u64,
     column: u64,
+    /// Its values (and everything inside it) are withheld from messages.
+    sensitive: bool,
 }
 
 struct Ns<'a, R: BufRead>(&'a XmlReader<R>);
@@ -176,7 +286,8 @@ struct Run<'s> {
     root_children: Vec<(Arc<str>, u32)>,
     arena: Arena,
     ids: HashSet<String>,
-    idrefs: Vec<(String, u64, u64, String)>,
+    /// IDREF, line, column, path, and whether its value is withheld from messages.
+    idrefs: Vec<(String, u64, u64, String, bool)>,
     idc: IdcTracker<KeyValue>,
     /// Popped frames kept for reuse: no allocation per element once warm.
     spare: Vec<Frame>,
@@ -242,12 +353,18 @@ impl Schema {
             let ev = match reader.advance() {
                 Ok(()) => reader.current(),
                 Err(e) => {
+                    // A problem in a start tag belongs to that element, which was never
+                    // opened: place it there, not at the parent.
+                    let (line, column, path) = match &e.element {
+                        Some(el) => (el.line, el.column, run.unopened_child_path(&el.name)),
+                        None => (e.line, e.column, run.path()),
+                    };
                     run.report.violations.push(Violation {
                         code: e.kind.code(),
                         message: e.message.clone(),
-                        line: e.line,
-                        column: e.column,
-                        path: run.path(),
+                        line,
+                        column,
+                        path,
                     });
                     break;
                 }
@@ -340,6 +457,95 @@ impl<'s> Run<'s> {
             }
             p.push('@');
             p.push_str(&self.cur_attr);
+        }
+        p
+    }
+
+    /// Whether an element named `display`, about to be pushed as a child of the innermost open
+    /// element, is sensitive (itself, or inside a sensitive element).
+    fn element_is_sensitive(&self, display: &str) -> bool {
+        let fields = &self.opts.sensitive;
+        if fields.is_empty() {
+            return false;
+        }
+        if self.stack.last().is_some_and(|f| f.sensitive) {
+            return true;
+        }
+        let local = local_of(display);
+        fields.iter().any(|f| match f {
+            SensitiveField::Named(n) => n.eq_ignore_ascii_case(local),
+            SensitiveField::Attribute(_) => false,
+            SensitiveField::Path {
+                elements,
+                attribute: None,
+            } => self.path_is(elements, Some(local)),
+            SensitiveField::Path { .. } => false,
+        })
+    }
+
+    /// Whether attribute `local` of the innermost open element is sensitive.
+    fn attribute_is_sensitive(&self, local: &str) -> bool {
+        let fields = &self.opts.sensitive;
+        if fields.is_empty() {
+            return false;
+        }
+        if self.stack.last().is_some_and(|f| f.sensitive) {
+            return true;
+        }
+        fields.iter().any(|f| match f {
+            SensitiveField::Named(n) | SensitiveField::Attribute(n) => {
+                n.eq_ignore_ascii_case(local)
+            }
+            SensitiveField::Path {
+                elements,
+                attribute: Some(a),
+            } => a.eq_ignore_ascii_case(local) && self.path_is(elements, None),
+            SensitiveField::Path { .. } => false,
+        })
+    }
+
+    /// Whether the open elements (then `next`, if given) are exactly `elements`.
+    fn path_is(&self, elements: &[String], next: Option<&str>) -> bool {
+        let open = self.stack.iter().map(|f| local_of(&f.name));
+        let names: Vec<&str> = open.chain(next).collect();
+        names.len() == elements.len()
+            && names
+                .iter()
+                .zip(elements)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+    }
+
+    /// How a message shows a value of the innermost open element (or, with `attribute`, of
+    /// that attribute of it).
+    fn shown(&self, value: &str, attribute: Option<&str>) -> String {
+        let sensitive = match attribute {
+            Some(a) => self.attribute_is_sensitive(a),
+            None => self.stack.last().is_some_and(|f| f.sensitive),
+        };
+        if sensitive {
+            withheld(value)
+        } else {
+            quote_value(value)
+        }
+    }
+
+    /// The path a child named `display` of the innermost open element would get.
+    fn unopened_child_path(&self, display: &str) -> String {
+        let siblings = self
+            .stack
+            .last()
+            .map_or(&self.root_children, |f| &f.children);
+        let index = siblings
+            .iter()
+            .find(|(n, _)| **n == *display)
+            .map_or(1, |(_, c)| c + 1);
+        let mut p = self.path();
+        if !p.ends_with('/') {
+            p.push('/');
+        }
+        p.push_str(display);
+        if index > 1 {
+            p.push_str(&format!("[{index}]"));
         }
         p
     }
@@ -627,7 +833,10 @@ impl<'s> Run<'s> {
                         }
                         None => problems.push((
                             "xsi_type_invalid",
-                            format!("xsi:type '{xt}' does not name a type in the schema"),
+                            format!(
+                                "xsi:type {} does not name a type in the schema",
+                                quote_value(xt)
+                            ),
                         )),
                     }
                 }
@@ -741,6 +950,7 @@ impl<'s> Run<'s> {
     }
 
     fn push_frame(&mut self, name: Arc<str>, index: u32, mode: Mode, line: u64, column: u64) {
+        let sensitive = self.element_is_sensitive(&name);
         match self.spare.pop() {
             Some(mut f) => {
                 f.name = name;
@@ -751,6 +961,7 @@ impl<'s> Run<'s> {
                 f.has_children = false;
                 f.line = line;
                 f.column = column;
+                f.sensitive = sensitive;
                 self.stack.push(f);
             }
             None => self.stack.push(Frame {
@@ -762,6 +973,7 @@ impl<'s> Run<'s> {
                 has_children: false,
                 line,
                 column,
+                sensitive,
             }),
         }
     }
@@ -801,7 +1013,7 @@ impl<'s> Run<'s> {
             match (b, elem.map(|e| &comps.elements[e])) {
                 (None, _) => errs.push((
                     "attribute_invalid",
-                    format!("xsi:nil='{v}' is not a boolean"),
+                    format!("xsi:nil={} is not a boolean", quote_value(v)),
                 )),
                 (Some(true), Some(d)) if d.nillable => {
                     nil = true;
@@ -982,6 +1194,7 @@ impl<'s> Run<'s> {
                             &|| format!("attribute {shown}"),
                             "attribute_invalid",
                             want,
+                            self.attribute_is_sensitive(&a.local),
                         );
                         if let (Some(kv), Some(c)) = (&kv, constraint.as_ref().filter(|c| c.fixed))
                             && c.value.as_ref() != Some(&kv.value)
@@ -991,8 +1204,9 @@ impl<'s> Run<'s> {
                                 line,
                                 column,
                                 format!(
-                                    "attribute {shown} must be {:?}, found {:?}",
-                                    c.lexical, a.value
+                                    "attribute {shown} must be {}, found {}",
+                                    quote_value(&c.lexical),
+                                    self.shown(&a.value, Some(&a.local))
                                 ),
                             );
                         }
@@ -1127,6 +1341,7 @@ impl<'s> Run<'s> {
                     &|| format!("attribute {}", a.local),
                     "attribute_invalid",
                     self.has_idcs,
+                    self.attribute_is_sensitive(&a.local),
                 );
             }
         }
@@ -1145,12 +1360,28 @@ impl<'s> Run<'s> {
         what: &dyn Fn() -> String,
         code: &'static str,
         want: bool,
+        sensitive: bool,
     ) -> Option<KeyValue> {
+        // The datatype's message quotes the value; a sensitive one gets only the rule broken.
+        let invalid = |e: &crate::datatypes::DatatypeError| {
+            if sensitive {
+                format!("{}: {} ({})", what(), withheld(lexical), e.code)
+            } else {
+                format!("{}: {e}", what())
+            }
+        };
+        let shown = |v: &str| {
+            if sensitive {
+                withheld(v)
+            } else {
+                quote_value(v)
+            }
+        };
         // Without ID/IDREF/NOTATION bookkeeping and when nobody needs the value, a check
         // that builds no value will do.
         if !want && st.id_kind().is_none() && st.primitive() != Some(Primitive::Notation) {
             if let Err(e) = st.check(lexical, ns) {
-                self.error(code, line, column, format!("{}: {e}", what()));
+                self.error(code, line, column, invalid(&e));
             }
             return None;
         }
@@ -1172,14 +1403,20 @@ impl<'s> Run<'s> {
                                     "id_duplicate",
                                     line,
                                     column,
-                                    format!("ID '{norm}' is used twice in the document"),
+                                    format!("ID {} is used twice in the document", shown(&norm)),
                                 );
                             }
                         }
                         IdKind::IdRef | IdKind::IdRefs => {
                             for r in norm.split_ascii_whitespace() {
                                 if self.idrefs.len() < self.opts.max_table_entries {
-                                    self.idrefs.push((r.to_owned(), line, column, self.path()));
+                                    self.idrefs.push((
+                                        r.to_owned(),
+                                        line,
+                                        column,
+                                        self.path(),
+                                        sensitive,
+                                    ));
                                 } else {
                                     // An IDREF that is not kept cannot be checked: say so rather
                                     // than let the document pass unchecked.
@@ -1209,20 +1446,20 @@ impl<'s> Run<'s> {
                             code,
                             line,
                             column,
-                            format!("{}: '{lexical}' is not a declared notation", what()),
+                            format!("{}: {} is not a declared notation", what(), shown(lexical)),
                         );
                     }
                 }
                 // The lexical form is kept only for identity-constraint messages.
                 let lexical = if self.has_idcs {
-                    lexical.trim().to_owned()
+                    shown(lexical.trim())
                 } else {
                     String::new()
                 };
                 Some(KeyValue { value, lexical })
             }
             Err(e) => {
-                self.error(code, line, column, format!("{}: {e}", what()));
+                self.error(code, line, column, invalid(&e));
                 None
             }
         }
@@ -1260,13 +1497,13 @@ impl<'s> Run<'s> {
                             }
                             Content::Elements { mixed: false, .. } | Content::Empty => {
                                 if !ws {
-                                    let shown: String = t.trim().chars().take(40).collect();
+                                    let shown = self.shown(t.trim(), None);
                                     let what = if matches!(ct.content, Content::Empty) {
                                         "empty"
                                     } else {
                                         "element-only"
                                     };
-                                    self.error("text_not_allowed", line, column, format!("text '{shown}' is not allowed: type {} has {what} content", comps.type_name(type_id)));
+                                    self.error("text_not_allowed", line, column, format!("text {shown} is not allowed: type {} has {what} content", comps.type_name(type_id)));
                                 }
                                 false
                             }
@@ -1376,6 +1613,7 @@ impl<'s> Run<'s> {
                         &|| format!("content of <{display}>"),
                         "value_invalid",
                         want,
+                        self.stack.last().is_some_and(|f| f.sensitive),
                     );
                     if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &value)
                         && c.value.as_ref() != Some(&v.value)
@@ -1384,7 +1622,11 @@ impl<'s> Run<'s> {
                             "value_fixed",
                             line,
                             column,
-                            format!("<{display}> must be {:?}, found {:?}", c.lexical, lexical),
+                            format!(
+                                "<{display}> must be {}, found {}",
+                                quote_value(&c.lexical),
+                                self.shown(lexical, None)
+                            ),
                         );
                     }
                 } else if let Some(c) = constraint.as_ref().filter(|c| c.fixed) {
@@ -1400,7 +1642,11 @@ impl<'s> Run<'s> {
                             "value_fixed",
                             line,
                             column,
-                            format!("<{display}> must be {:?}, found {:?}", c.lexical, text),
+                            format!(
+                                "<{display}> must be {}, found {}",
+                                quote_value(&c.lexical),
+                                self.shown(&text, None)
+                            ),
                         );
                     }
                 }
@@ -1455,14 +1701,19 @@ impl<'s> Run<'s> {
     fn finish(mut self) -> Report {
         if !self.done {
             let refs = std::mem::take(&mut self.idrefs);
-            for (r, line, column, path) in refs {
+            for (r, line, column, path, sensitive) in refs {
                 if !self.ids.contains(&r) {
+                    let shown = if sensitive {
+                        withheld(&r)
+                    } else {
+                        quote_value(&r)
+                    };
                     self.error_at(
                         "idref_unresolved",
                         line,
                         column,
                         path,
-                        format!("IDREF '{r}' does not match any ID in the document"),
+                        format!("IDREF {shown} does not match any ID in the document"),
                     );
                 }
             }

@@ -105,6 +105,21 @@ pub struct XmlError {
     pub line: u64,
     pub column: u64,
     pub message: String,
+    /// The element whose start tag has the problem (a duplicate or one too many attributes,
+    /// an over-long name...), when the error is in one: that element was never opened, so
+    /// without it the error would be placed at its parent.
+    pub element: Option<ElementAt>,
+}
+
+/// The start tag an [`XmlError`] is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementAt {
+    /// Its qualified name as written (clipped to 80 bytes).
+    pub name: String,
+    /// Line of its `<`.
+    pub line: u64,
+    /// Column of its `<`.
+    pub column: u64,
 }
 
 /// An attribute of a start tag (namespace declarations are not included).
@@ -768,6 +783,7 @@ impl<R: BufRead> XmlReader<R> {
             line,
             column,
             message: message.into(),
+            element: None,
         }
     }
 
@@ -1646,6 +1662,19 @@ impl<R: BufRead> XmlReader<R> {
             }
             Phase::Root => {}
         }
+        self.element_start(content, pos).map_err(|mut e| {
+            let n = content.bytes().position(is_ws).unwrap_or(content.len());
+            e.element = Some(ElementAt {
+                name: clip(content.get(..n).unwrap_or("")),
+                line: pos.0,
+                column: pos.1,
+            });
+            e
+        })
+    }
+
+    /// The start tag of an element within the root (or the root itself).
+    fn element_start(&mut self, content: &str, pos: (u64, u64)) -> Result<(), XmlError> {
         if self.frames.len() >= self.limits.max_depth {
             return Err(Self::limit(
                 pos,
