@@ -26,7 +26,7 @@ run() {
     trash "$W/outbox"
     trash "$W/state"
     local token; token="$("$bin" agency token issue police --config "$CFG" 2>/dev/null)"
-    "$bin" serve --config "$CFG" > "$W/ab.out" 2> "$W/ab.log" &
+    serve_bin "$bin" "$CFG" > "$W/ab.out" 2> "$W/ab.log" &
     local pid=$!
     for _ in $(seq 100); do grep -q listening "$W/ab.out" 2>/dev/null && break; sleep 0.1; done
     local port; port="$(grep -o '[0-9]*$' "$W/ab.out")"

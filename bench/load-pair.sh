@@ -35,7 +35,7 @@ enabled = false
 TOML
 }
 start() { # BIN DIR -> pid, port in DIR/port
-    "$1" serve --config "$2/gateway.toml" > "$2/serve.out" 2> "$2/serve.log" &
+    serve_bin "$1" "$2/gateway.toml" > "$2/serve.out" 2> "$2/serve.log" &
     echo $! > "$2/pid"
     for _ in $(seq 100); do grep -q listening "$2/serve.out" 2>/dev/null && break; sleep 0.1; done
     grep -o '[0-9]*$' "$2/serve.out" > "$2/port"

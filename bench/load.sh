@@ -85,7 +85,7 @@ PY
 sync
 
 echo "== serve"
-${SERVE_WRAPPER:-} "$GW" serve --config "$CFG" > "$W/serve.out" 2> "$W/serve.log" &
+${SERVE_WRAPPER:-} env GATEWAY_METRICS__LISTEN=127.0.0.1:0 "$GW" serve --config "$CFG" > "$W/serve.out" 2> "$W/serve.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$W/serve.out" 2>/dev/null && break; sleep 0.1; done

@@ -84,11 +84,13 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     tracing::info!(%addr, pid = std::process::id(), "gateway serving");
     // Scripts and tests read the address (the port may have been chosen by the system): the
     // first line ends with the HTTPS port; the metrics line, if any, follows it.
-    println!("listening on https://{addr}");
+    // A reader that stopped reading (closed the pipe) must not stop the server.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "listening on https://{addr}");
     if let Some(l) = &metrics_listener {
         let at = l.local_addr()?;
         tracing::info!(%at, "metrics, /healthz and /readyz over plain HTTP");
-        println!("metrics on http://{at}/metrics");
+        let _ = writeln!(std::io::stdout(), "metrics on http://{at}/metrics");
     }
     let flag = shutdown.clone();
     let ledger = gateway.clone();

@@ -82,7 +82,9 @@ impl Checked {
 impl Home {
     /// A new home with `gateway.toml` (plus `extra` TOML) and a development key set.
     pub fn new(extra: &str) -> Home {
-        let dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::tempdir().unwrap();
+        // KEEP_HOMES=1 keeps every home (logs, ledger, queue) to look at after a failure.
+        dir.disable_cleanup(std::env::var_os("KEEP_HOMES").is_some());
         // Servers of tests running at once cannot share the default metrics port.
         let metrics = if extra.contains("[metrics]") {
             ""
