@@ -7,6 +7,7 @@
 #
 #   bash bench/load.sh                          # once: prepares bench/out/load
 #   bash bench/load-pair.sh A_BINARY B_BINARY [ROUNDS] [SECONDS]
+#   A_SCHEMAS=../old/schemas bash bench/load-pair.sh ...   # a build whose catalog format differs
 #
 # The two share the machine's two cores and its disk, so each gets about half: compare the
 # ratio, not the absolute figures. Rounds swap which server is started first.
@@ -20,11 +21,11 @@ TRASH="$W.trash"
 . "$HERE/load-lib.sh"
 empty_trash
 ROOT="$(pwd)"
-config() { # DIR: a config with its own queue and state, and the shared keys
+config() { # DIR SCHEMAS: a config with its own queue and state, and the shared keys
     mkdir -p "$1"
     cat > "$1/gateway.toml" <<TOML
 [paths]
-schemas = "$ROOT/schemas"
+schemas = "$2"
 keys = "$ROOT/$W/keys"
 outbox = "$1/outbox"
 state = "$1/state"
@@ -41,7 +42,8 @@ start() { # BIN DIR -> pid, port in DIR/port
     grep -o '[0-9]*$' "$2/serve.out" > "$2/port"
 }
 for r in $(seq "$ROUNDS"); do
-    for side in a b; do trash "$W/pair-$side"; config "$ROOT/$W/pair-$side"; done
+    trash "$W/pair-a"; config "$ROOT/$W/pair-a" "${A_SCHEMAS:-$ROOT/schemas}"
+    trash "$W/pair-b"; config "$ROOT/$W/pair-b" "${B_SCHEMAS:-$ROOT/schemas}"
     token="$("$A" agency token issue police --config "$W/pair-a/gateway.toml" 2>/dev/null)"
     if [ $((r % 2)) = 1 ]; then start "$A" "$W/pair-a"; start "$B" "$W/pair-b"; else start "$B" "$W/pair-b"; start "$A" "$W/pair-a"; fi
     warm_pack

@@ -441,11 +441,7 @@ pub async fn serve(
         let open = open.clone();
         let connections = connections.clone();
         let gauge = metrics.metrics.connections.clone();
-        let handshake_timeout = if connections.crowded() {
-            CROWDED_TIMEOUT.min(http.header_timeout)
-        } else {
-            http.header_timeout
-        };
+        let handshake_timeout = http.header_timeout;
         let idle_timeout = http.idle_timeout;
         tokio::spawn(async move {
             let _open = open;
@@ -454,7 +450,9 @@ pub async fn serve(
             let _gauge = scopeguard(move || {
                 gauge.dec();
             });
-            let Some(stream) = handshake(&acceptor, tcp, peer, handshake_timeout).await else {
+            let Some(stream) =
+                handshake(&acceptor, tcp, peer, handshake_timeout, &connections).await
+            else {
                 return;
             };
             let cert = PeerCertificate {
@@ -538,21 +536,44 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
     Guard(Some(f))
 }
 
+/// The TLS handshake, within `timeout`, or within [`CROWDED_TIMEOUT`] while the server is
+/// crowded (checked as it waits, so handshakes begun before the crowd came are cut short too).
 async fn handshake(
     acceptor: &Arc<SslAcceptor>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     timeout: std::time::Duration,
+    connections: &Connections,
 ) -> Option<tokio_openssl::SslStream<tokio::net::TcpStream>> {
     let ssl = Ssl::new(acceptor.context()).ok()?;
     let mut stream = tokio_openssl::SslStream::new(ssl, tcp).ok()?;
-    match tokio::time::timeout(timeout, std::pin::Pin::new(&mut stream).accept()).await {
-        Ok(Ok(())) => Some(stream),
-        Ok(Err(e)) => {
+    let started = tokio::time::Instant::now();
+    let result = {
+        let accept = std::pin::Pin::new(&mut stream).accept();
+        tokio::pin!(accept);
+        loop {
+            let limit = if connections.crowded() {
+                CROWDED_TIMEOUT.min(timeout)
+            } else {
+                timeout
+            };
+            let left = limit.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break None;
+            }
+            let step = left.min(std::time::Duration::from_millis(500));
+            if let Ok(r) = tokio::time::timeout(step, &mut accept).await {
+                break Some(r);
+            }
+        }
+    };
+    match result {
+        Some(Ok(())) => Some(stream),
+        Some(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
             None
         }
-        Err(_) => {
+        None => {
             tracing::debug!(%peer, "TLS handshake timed out");
             None
         }
