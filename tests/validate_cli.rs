@@ -429,20 +429,32 @@ fn validate_rejects_a_mismatched_end_tag_as_xml_malformed_at_its_position() {
 fn validate_refuses_an_include_outside_the_schema_root_and_says_so() {
     let schema = fixture("confinement/root/outside.xsd");
     let doc = fixture("confinement/doc.xml");
-    // The outside file is never read: compiling stops with exit 3 and names the refused location.
-    validate(["--schema".as_ref(), schema.as_os_str(), doc.as_os_str()])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("outside the schema directory"));
+    // Confined on request: the outside file is never read, compiling stops with exit 3 and
+    // names the refused location.
+    validate([
+        "--schema".as_ref(),
+        schema.as_os_str(),
+        "--schema-root".as_ref(),
+        fixture("confinement/root").as_os_str(),
+        doc.as_os_str(),
+    ])
+    .assert()
+    .code(3)
+    .stderr(predicate::str::contains("outside the schema directory"));
 }
 
 #[test]
 fn validate_cannot_use_types_from_an_include_outside_the_schema_root() {
     let schema = fixture("confinement/root/outside-used.xsd");
-    validate(["--schema".as_ref(), schema.as_os_str()])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("Secret"));
+    validate([
+        "--schema".as_ref(),
+        schema.as_os_str(),
+        "--schema-root".as_ref(),
+        fixture("confinement/root").as_os_str(),
+    ])
+    .assert()
+    .code(3)
+    .stderr(predicate::str::contains("Secret"));
 }
 
 #[test]
@@ -457,6 +469,44 @@ fn validate_reads_an_outside_include_when_the_schema_root_allows_it() {
     ])
     .assert()
     .code(0);
+}
+
+#[test]
+fn validate_reads_local_includes_anywhere_by_default_like_other_validators() {
+    // No --schema-root: a sibling folder's schema (a bundle's `../common/`) is read.
+    let schema = fixture("confinement/root/outside-used.xsd");
+    validate(["--schema".as_ref(), schema.as_os_str()])
+        .assert()
+        .code(0);
+}
+
+/// Issue 12: OASIS UBL as shipped (`maindoc/` importing `../common/`) with no other flag.
+#[test]
+fn validate_takes_ubl_bundles_as_oasis_ships_them() {
+    let rw = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realworld");
+    for (version, example) in [
+        ("2.1", "UBL-Invoice-2.1-Example.xml"),
+        ("2.4", "UBL-Invoice-2.1-Example.xml"),
+    ] {
+        let base = rw.join(format!("ubl-{version}"));
+        let main = base.join(format!("xsd/maindoc/UBL-Invoice-{version}.xsd"));
+        let doc = base.join("xml").join(example);
+        validate(["--schema".as_ref(), main.as_os_str(), doc.as_os_str()])
+            .assert()
+            .code(0);
+    }
+    let main = rw.join("ubl-2.1/xsd/maindoc/UBL-Invoice-2.1.xsd");
+    let mut mutants: Vec<PathBuf> = std::fs::read_dir(rw.join("mutants"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    mutants.sort();
+    assert_eq!(mutants.len(), 10);
+    for m in mutants {
+        validate(["--schema".as_ref(), main.as_os_str(), m.as_os_str()])
+            .assert()
+            .code(1);
+    }
 }
 
 #[test]
@@ -516,7 +566,10 @@ fn validate_explains_that_an_http_import_is_not_fetched_before_the_undefined_typ
         .find("schemaLocation 'http://schemas.example.invalid/remote.xsd' is a URL: remote and file: URLs are never fetched")
         .unwrap_or_else(|| panic!("no warning about the URL: {stderr}"));
     assert!(stderr.contains("schema_warning"), "{stderr}");
-    assert!(stderr.contains("bundle that schema under"), "{stderr}");
+    assert!(
+        stderr.contains("bundle that schema beside the others"),
+        "{stderr}"
+    );
     let undefined = stderr
         .find("r:Remote")
         .or_else(|| stderr.find("Remote"))

@@ -1,7 +1,7 @@
 //! `gateway validate`: XML Schema validation only, with the `xsd` engine.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -13,7 +13,8 @@ pub struct Args {
     /// Schema document (entry point); repeat for several.
     #[arg(long = "schema", value_name = "S.xsd", required = true)]
     pub schemas: Vec<PathBuf>,
-    /// Directory that includes and imports may read from (default: the first schema's folder).
+    /// Confine includes and imports to this directory (default: any local file, relative to
+    /// the document that names it, as other validators resolve them; never the network).
     #[arg(long, value_name = "DIR")]
     pub schema_root: Option<PathBuf>,
     /// Documents to validate; with none, only compile the schemas and report whether they are valid.
@@ -55,15 +56,11 @@ struct JsonFile<'a> {
 
 /// Runs the subcommand and returns the exit code.
 pub fn run(args: &Args) -> u8 {
-    let root = match &args.schema_root {
-        Some(r) => r.clone(),
-        None => args.schemas[0]
-            .parent()
-            .map(Path::to_path_buf)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from(".")),
+    let compiled = match &args.schema_root {
+        Some(root) => xsd::Schema::compile(&args.schemas, root),
+        None => xsd::Schema::compile_local(&args.schemas),
     };
-    let schema = match xsd::Schema::compile(&args.schemas, &root) {
+    let schema = match compiled {
         Ok(s) => s,
         Err(e) => {
             let code = if e.is_io() { exit::USAGE } else { exit::SCHEMA };

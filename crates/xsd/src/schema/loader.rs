@@ -88,15 +88,21 @@ fn file_kind(t: &std::fs::FileType) -> &'static str {
 /// Where schema documents may be read from.
 #[derive(Debug, Clone)]
 pub struct Resolver {
-    root: PathBuf,
+    /// `None`: any local file (as other validators resolve), never the network.
+    root: Option<PathBuf>,
 }
 
 impl Resolver {
     /// Documents are read only from `root` and below.
     pub fn new(root: &Path) -> std::io::Result<Self> {
         Ok(Resolver {
-            root: root.canonicalize()?,
+            root: Some(root.canonicalize()?),
         })
+    }
+
+    /// Documents are read from any local file, relative to the including document.
+    pub fn unconfined() -> Self {
+        Resolver { root: None }
     }
 
     /// Resolves `location` relative to the document at `base`; `Err` says why it may not be read.
@@ -111,9 +117,12 @@ impl Resolver {
                 refused: false,
                 url: true,
                 message: format!(
-                    "schemaLocation '{}' is a URL: remote and file: URLs are never fetched, so nothing from it is available; bundle that schema under {} and point schemaLocation at its relative path",
+                    "schemaLocation '{}' is a URL: remote and file: URLs are never fetched, so nothing from it is available; bundle that schema {} and point schemaLocation at its relative path",
                     clip(loc),
-                    self.root.display()
+                    match &self.root {
+                        Some(root) => format!("under {}", root.display()),
+                        None => "beside the others".to_owned(),
+                    }
                 ),
             });
         }
@@ -126,10 +135,12 @@ impl Resolver {
             url: false,
             message: format!("cannot open '{loc}': {e}"),
         })?;
-        if !canon.starts_with(&self.root) {
+        if let Some(root) = &self.root
+            && !canon.starts_with(root)
+        {
             return Err(Unresolved::refused(format!(
                 "'{loc}' is outside the schema directory {}; it was not read (widen the schema root to allow it)",
-                self.root.display()
+                root.display()
             )));
         }
         Ok(canon)

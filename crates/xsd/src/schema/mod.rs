@@ -137,9 +137,21 @@ impl Schema {
                 format!("schema directory: {e}"),
             )],
         })?;
+        Schema::compile_with(entries, &resolver)
+    }
+
+    /// Compiles `entries` reading includes, imports and redefines from any local file, relative
+    /// to the document that names them, as other validators do (a bundle's `maindoc/` importing
+    /// `../common/`); URLs are still never fetched. For a command-line user's own files; the
+    /// server confines schemas with [`Schema::compile`].
+    pub fn compile_local(entries: &[PathBuf]) -> Result<Schema, SchemaError> {
+        Schema::compile_with(entries, &Resolver::unconfined())
+    }
+
+    fn compile_with(entries: &[PathBuf], resolver: &Resolver) -> Result<Schema, SchemaError> {
         let mut diags = Vec::new();
         let mut warnings = Vec::new();
-        let docs = loader::load(entries, &resolver, &mut diags, &mut warnings);
+        let docs = loader::load(entries, resolver, &mut diags, &mut warnings);
         // Warnings come first when compilation fails: they often explain the errors.
         let failed = |warnings: Vec<Diagnostic>, diags: Vec<Diagnostic>| SchemaError {
             diagnostics: warnings.into_iter().chain(diags).collect(),
