@@ -133,6 +133,18 @@ ls -l "$DOC"
 echo "== validate ($ROUNDS rounds, gateway and xmllint alternating)"
 alternate "$DOC" "$ROUNDS"
 
+# Issue 12: the same document in UTF-16 (LE, with a byte order mark), transcoded as it streams.
+DOC16="$OUT/records-${SIZE_MB}mb-utf16.xml"
+python3 - "$DOC" "$DOC16" <<'PY'
+import sys
+text = open(sys.argv[1], encoding="utf-8").read()
+text = text.replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
+open(sys.argv[2], "w", encoding="utf-16").write(text)
+PY
+echo "== validate UTF-16 ($ROUNDS rounds, gateway and xmllint alternating)"
+alternate "$DOC16" "$ROUNDS"
+rm -f "$DOC16"
+
 if [ "$BIG" = 1 ]; then
     BIGDOC="$OUT/records-${BIG_MB}mb.xml"
     trap 'rm -f "$BIGDOC"' EXIT

@@ -8,6 +8,7 @@ mod check_codes;
 mod cli_inputs;
 mod cms;
 mod crash;
+mod encodings;
 mod envelope_roundtrip;
 mod folders;
 mod forwarding;

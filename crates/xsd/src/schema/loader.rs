@@ -41,15 +41,43 @@ fn read_document(path: &Path, limit: u64) -> Result<String, String> {
     if meta.len() > limit {
         return Err(too_large(meta.len(), limit));
     }
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     file.take(limit.saturating_add(1))
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read: {e}"))?;
-    if text.len() as u64 > limit {
+    if bytes.len() as u64 > limit {
         // It grew while being read.
-        return Err(too_large(text.len() as u64, limit));
+        return Err(too_large(bytes.len() as u64, limit));
     }
-    Ok(text)
+    decode(bytes)
+}
+
+/// A schema document's text: UTF-8 as it is, UTF-16 (byte order mark) or the encoding its
+/// declaration names decoded, as instance documents are (`crate::xml::encoding`).
+fn decode(bytes: Vec<u8>) -> Result<String, String> {
+    use crate::xml::encoding::{Detected, detect};
+    match detect(bytes.get(..bytes.len().min(1024)).unwrap_or(&[]))? {
+        Detected::Utf8 => String::from_utf8(bytes).map_err(|e| {
+            format!(
+                "invalid UTF-8 at byte offset {}: the document is read as UTF-8 (its declaration names no other encoding)",
+                e.utf8_error().valid_up_to()
+            )
+        }),
+        Detected::Decode(enc) => {
+            let text = enc
+                .decode_without_bom_handling_and_without_replacement(&bytes)
+                .ok_or_else(|| {
+                    format!(
+                        "bytes that are not valid {}, the document's encoding",
+                        enc.name()
+                    )
+                })?;
+            Ok(text
+                .strip_prefix('\u{FEFF}')
+                .unwrap_or(&text)
+                .to_owned())
+        }
+    }
 }
 
 fn too_large(size: u64, limit: u64) -> String {

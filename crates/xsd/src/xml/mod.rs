@@ -21,6 +21,7 @@
 //! - After the first error the reader keeps returning that error.
 
 mod chars;
+pub mod encoding;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -222,6 +223,8 @@ struct RawAttr {
 /// Streaming XML reader. See the module documentation.
 pub struct XmlReader<R: BufRead> {
     input: Input<R>,
+    /// How the input becomes UTF-8 (decided from its first bytes).
+    detected: encoding::Detected,
     /// Window offset of the first byte not yet tokenised.
     cur: usize,
     /// Line/column at window offset `pos_off` (always at a token start).
@@ -546,7 +549,7 @@ fn set_opt(slot: &mut Option<String>, v: Option<&str>) {
 }
 
 /// Checks the pseudo-attributes of an XML declaration (`rest` follows `xml`).
-fn check_decl(rest: &str) -> Result<(), String> {
+fn check_decl(rest: &str, detected: encoding::Detected) -> Result<(), String> {
     let b = rest.as_bytes();
     let mut i = 0usize;
     let mut seen: Vec<(&str, &str)> = Vec::new();
@@ -643,13 +646,7 @@ fn check_decl(rest: &str) -> Result<(), String> {
                         clip(value)
                     ));
                 }
-                if !(value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("us-ascii"))
-                {
-                    return Err(format!(
-                        "encoding '{}' is not supported: only UTF-8 documents are accepted",
-                        clip(value)
-                    ));
-                }
+                encoding::agrees(value, detected)?;
             }
             _ => {
                 if *value != "yes" && *value != "no" {
@@ -668,6 +665,7 @@ impl<R: BufRead> XmlReader<R> {
     pub fn new(input: R, limits: Limits) -> Self {
         XmlReader {
             input: Input::new(input, limits.max_document_bytes),
+            detected: encoding::Detected::Utf8,
             cur: 0,
             pos: Pos::start(),
             pos_off: 0,
@@ -877,8 +875,9 @@ impl<R: BufRead> XmlReader<R> {
 
     fn begin(&mut self) -> Result<(), XmlError> {
         self.started = true;
-        let head: [Option<u8>; 2] = match self.input.peek_raw() {
-            Ok(b) => [b.first().copied(), b.get(1).copied()],
+        // Enough for a byte order mark and an XML declaration with its encoding.
+        let detected = match self.input.head(1024) {
+            Ok(head) => encoding::detect(head).map_err(|m| Self::malformed((1, 1), m))?,
             Err(e) => {
                 return Err(Self::err(
                     XmlErrorKind::Io,
@@ -887,21 +886,10 @@ impl<R: BufRead> XmlReader<R> {
                 ));
             }
         };
-        match head {
-            [Some(0xFE), Some(0xFF)] | [Some(0xFF), Some(0xFE)] => {
-                return Err(Self::malformed(
-                    (1, 1),
-                    "only UTF-8 documents are accepted (found a UTF-16 byte order mark)",
-                ));
-            }
-            [Some(0), Some(0x3C)] | [Some(0x3C), Some(0)] | [Some(0), Some(0)] => {
-                return Err(Self::malformed(
-                    (1, 1),
-                    "only UTF-8 documents are accepted (input looks like UTF-16/UTF-32)",
-                ));
-            }
-            _ => {}
+        if let encoding::Detected::Decode(enc) = detected {
+            self.input.decode_from(enc);
         }
+        self.detected = detected;
         while self.input.buf.len() < 6 && self.input.read_more() {}
         if self.input.buf.starts_with('\u{FEFF}') {
             // The byte order mark is invisible: it moves neither the column nor the token start.
@@ -976,7 +964,17 @@ impl<R: BufRead> XmlReader<R> {
             InputError::Io(m) => Self::err(XmlErrorKind::Io, pos, format!("I/O error: {m}")),
             InputError::Utf8 => Self::malformed(
                 pos,
-                "invalid UTF-8 byte sequence (only UTF-8 documents are accepted)",
+                "invalid UTF-8 byte sequence: the document is read as UTF-8 (its declaration names no other encoding); declare its real encoding or save it as UTF-8",
+            ),
+            InputError::Decode {
+                offset,
+                bytes,
+                encoding,
+            } => Self::malformed(
+                pos,
+                format!(
+                    "bytes {bytes} at byte offset {offset} are not valid {encoding}, the document's declared encoding: correct the declaration or the data"
+                ),
             ),
         })
     }
@@ -1557,7 +1555,8 @@ impl<R: BufRead> XmlReader<R> {
                         ),
                     ));
                 }
-                check_decl(s.get(3..).unwrap_or("")).map_err(|m| Self::malformed(pos, m))?;
+                check_decl(s.get(3..).unwrap_or(""), self.detected)
+                    .map_err(|m| Self::malformed(pos, m))?;
             }
             Tok::DocType(ds, de) => {
                 if self.phase != Phase::Prolog || self.seen_doctype {

@@ -18,6 +18,12 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum InputError {
     Utf8,
+    /// Bytes (hex) at this offset of the original input are not valid in the encoding.
+    Decode {
+        offset: u64,
+        bytes: String,
+        encoding: &'static str,
+    },
     Io(String),
     Document,
 }
@@ -37,6 +43,11 @@ pub(crate) struct Input<R> {
     pub error: Option<InputError>,
     /// Absolute offset of the first character that is not an XML `Char`.
     pub bad_char: Option<u64>,
+    /// The first bytes, read ahead to decide the encoding; delivered before `inner`'s.
+    head: Vec<u8>,
+    head_at: usize,
+    /// Transcodes to UTF-8 when the document is not UTF-8.
+    decoder: Option<encoding_rs::Decoder>,
 }
 
 /// Length of the UTF-8 sequence that `lead` starts (0 for a continuation or invalid byte).
@@ -81,12 +92,35 @@ impl<R: BufRead> Input<R> {
             eof: false,
             error: None,
             bad_char: None,
+            head: Vec::new(),
+            head_at: 0,
+            decoder: None,
         }
     }
 
-    /// The first raw bytes of the input, not yet validated (for encoding detection).
-    pub(crate) fn peek_raw(&mut self) -> std::io::Result<&[u8]> {
-        self.inner.fill_buf()
+    /// The first `want` raw bytes of the input (fewer at its end), not yet delivered: for
+    /// deciding the encoding.
+    pub(crate) fn head(&mut self, want: usize) -> std::io::Result<&[u8]> {
+        while self.head.len() < want {
+            let avail = match self.inner.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                break;
+            }
+            let n = avail.len().min(want - self.head.len());
+            self.head.extend_from_slice(avail.get(..n).unwrap_or(&[]));
+            self.inner.consume(n);
+        }
+        Ok(&self.head)
+    }
+
+    /// From now on the input is transcoded from `encoding` (before anything was delivered).
+    pub(crate) fn decode_from(&mut self, encoding: &'static encoding_rs::Encoding) {
+        // The byte order mark stays in the text, as for UTF-8, where the reader skips it.
+        self.decoder = Some(encoding.new_decoder_without_bom_handling());
     }
 
     /// Drops `buf[..n]`.
@@ -112,18 +146,37 @@ impl<R: BufRead> Input<R> {
             if self.eof || self.error.is_some() {
                 return false;
             }
-            let avail = match self.inner.fill_buf() {
-                Ok(a) => a,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.error = Some(InputError::Io(e.to_string()));
-                    return false;
+            let from_head = self.head_at < self.head.len();
+            let avail: &[u8] = if from_head {
+                self.head.get(self.head_at..).unwrap_or(&[])
+            } else {
+                match self.inner.fill_buf() {
+                    Ok(a) => a,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.error = Some(InputError::Io(e.to_string()));
+                        return false;
+                    }
                 }
             };
             if avail.is_empty() {
                 self.eof = true;
                 if self.carry_len > 0 {
                     self.error = Some(InputError::Utf8);
+                }
+                if let Some(dec) = self.decoder.as_mut() {
+                    let before = self.buf.len();
+                    self.buf.reserve(16);
+                    let (result, _) =
+                        dec.decode_to_string_without_replacement(&[], &mut self.buf, true);
+                    if let encoding_rs::DecoderResult::Malformed(bad, _) = result {
+                        self.error = Some(InputError::Decode {
+                            offset: self.total.saturating_sub(u64::from(bad)),
+                            bytes: "(the end of the input, inside a character)".into(),
+                            encoding: dec.encoding().name(),
+                        });
+                    }
+                    return self.buf.len() > before;
                 }
                 return false;
             }
@@ -138,6 +191,48 @@ impl<R: BufRead> Input<R> {
                 .min(usize::try_from(room).unwrap_or(usize::MAX));
             let chunk = avail.get(..n).unwrap_or(&[]);
             let before = self.buf.len();
+            if let Some(dec) = self.decoder.as_mut() {
+                let room = dec
+                    .max_utf8_buffer_length_without_replacement(chunk.len())
+                    .unwrap_or(chunk.len().saturating_mul(3));
+                self.buf.reserve(room);
+                let (result, read) =
+                    dec.decode_to_string_without_replacement(chunk, &mut self.buf, false);
+                if let encoding_rs::DecoderResult::Malformed(bad, after) = result {
+                    let end = read.saturating_sub(usize::from(after));
+                    let start = end.saturating_sub(usize::from(bad));
+                    let bytes = chunk
+                        .get(start..end)
+                        .unwrap_or(&[])
+                        .iter()
+                        .map(|b| format!("0x{b:02X}"))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    self.error = Some(InputError::Decode {
+                        offset: self.total + start as u64,
+                        bytes,
+                        encoding: dec.encoding().name(),
+                    });
+                }
+                if from_head {
+                    self.head_at += read;
+                } else {
+                    self.inner.consume(read);
+                }
+                self.total = self.total.saturating_add(read as u64);
+                if self.error.is_none() && self.total > self.max_document {
+                    self.error = Some(InputError::Document);
+                }
+                if self.buf.len() > before {
+                    if self.bad_char.is_none()
+                        && let Some(off) = self.buf.get(before..).and_then(find_invalid_char)
+                    {
+                        self.bad_char = Some(self.base + (before + off) as u64);
+                    }
+                    return true;
+                }
+                continue;
+            }
             let mut i = 0usize;
             let mut bad = false;
             if self.carry_len > 0 {
@@ -179,7 +274,11 @@ impl<R: BufRead> Input<R> {
                     }
                 }
             }
-            self.inner.consume(n);
+            if from_head {
+                self.head_at += n;
+            } else {
+                self.inner.consume(n);
+            }
             self.total = self.total.saturating_add(n as u64);
             if bad {
                 self.error = Some(InputError::Utf8);

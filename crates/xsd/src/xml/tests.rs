@@ -3,6 +3,10 @@ use proptest::prelude::*;
 
 /// Renders events as a compact trace; text runs are concatenated.
 fn trace_with(doc: &[u8], limits: Limits) -> Result<String, XmlError> {
+    trace_reader(doc, limits)
+}
+
+fn trace_reader<R: std::io::BufRead>(doc: R, limits: Limits) -> Result<String, XmlError> {
     let mut r = XmlReader::new(doc, limits);
     let mut out = String::new();
     let mut text = String::new();
@@ -113,9 +117,10 @@ fn xml_declaration() {
     ok("<?xml version='1.0' encoding='US-ASCII'?><a/>");
     ok("\u{FEFF}<?xml version='1.0'?><a/>");
     bad_msg("<?xml version='1.1'?><a/>", "version '1.1'");
+    ok("<?xml version='1.0' encoding='ISO-8859-1'?><a/>");
     bad_msg(
-        "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
-        "only UTF-8",
+        "<?xml version='1.0' encoding='klingon-7'?><a/>",
+        "not an encoding name",
     );
     bad_msg("<?xml encoding='UTF-8' version='1.0'?><a/>", "version");
     bad_msg(
@@ -133,16 +138,40 @@ fn xml_declaration() {
 
 #[test]
 fn encodings() {
-    let e = trace_with(b"\xFF\xFE<\0a\0/\0>\0", Limits::default()).unwrap_err();
+    // UTF-16 with a byte order mark, either order, is read (XML 1.0 §4.3.3).
+    assert_eq!(
+        trace_with(b"\xFF\xFE<\0a\0>\0\xE9\0<\0/\0a\0>\0", Limits::default()).unwrap(),
+        "<a>T(\"é\")</>"
+    );
+    assert_eq!(
+        trace_with(b"\xFE\xFF\0<\0a\0/\0>", Limits::default()).unwrap(),
+        "<a></>"
+    );
+    let e = trace_with(b"<\0a\0/\0>\0", Limits::default()).unwrap_err();
     assert!(
-        e.message.contains("only UTF-8 documents are accepted"),
+        e.message.contains("without a byte order mark"),
         "{}",
         e.message
     );
-    let e = trace_with(b"\xFE\xFF\0<\0a\0/\0>", Limits::default()).unwrap_err();
-    assert!(e.message.contains("only UTF-8 documents are accepted"));
-    let e = trace_with(b"<\0a\0/\0>\0", Limits::default()).unwrap_err();
-    assert!(e.message.contains("only UTF-8"));
+    // A lone surrogate in UTF-16 is named with its offset.
+    let e = trace_with(b"\xFF\xFE<\0a\0>\0\x00\xD8x\0", Limits::default()).unwrap_err();
+    assert!(e.message.contains("byte offset 8"), "{}", e.message);
+    // A legacy encoding, named by the declaration.
+    assert_eq!(
+        trace_with(
+            b"<?xml version='1.0' encoding='windows-1252'?><a>\x80 \x93q\x94</a>",
+            Limits::default()
+        )
+        .unwrap(),
+        "<a>T(\"€ “q”\")</>"
+    );
+    // A declaration that contradicts the byte order mark.
+    let e = trace_with(
+        b"\xFF\xFE<\0?\0x\0m\0l\0 \0v\0e\0r\0s\0i\0o\0n\0=\0'\x001\0.\x000\0'\0 \0e\0n\0c\0o\0d\0i\0n\0g\0=\0'\0U\0T\0F\0-\08\0'\0?\0>\0<\0a\0/\0>\0",
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("byte order mark"), "{}", e.message);
     let e = trace_with(b"<a>\xC3\x28</a>", Limits::default()).unwrap_err();
     assert!(e.message.contains("UTF-8"), "{}", e.message);
     let e = trace_with(b"<a \xFF='1'/>", Limits::default()).unwrap_err();
@@ -818,6 +847,45 @@ proptest! {
             }
         }
         prop_assert_eq!(got, want, "document: {:?}", doc);
+    }
+
+    /// Issue 12: a document re-encoded into UTF-16 (either order) or windows-1252 reads as its
+    /// UTF-8 original does: the same events, or the same error at the same place. Read in
+    /// small chunks, so characters are split between reads.
+    #[test]
+    fn re_encoded_documents_read_as_their_utf8_original(
+        root in arb_root(),
+        extra in proptest::collection::vec(
+            (any::<prop::sample::Index>(), prop_oneof![
+                Just('<'), Just('&'), Just('é'), Just('€'), Just('\u{1F600}'), Just('“'), Just(']')
+            ]), 0..3),
+        cap in 1usize..40,
+    ) {
+        let mut body = String::new();
+        serialize(&root, &mut body, &mut false, &mut Vec::new());
+        for (ix, c) in extra {
+            let mut i = ix.index(body.len() + 1);
+            while !body.is_char_boundary(i) { i -= 1; }
+            body.insert(i, c);
+        }
+        let verdict = |r: Result<String, XmlError>| r.map_err(|e| (e.kind, e.line, e.column));
+        let utf8 = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}");
+        let want = verdict(trace(&utf8));
+        for big in [false, true] {
+            let text = format!("<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n{body}");
+            let mut bytes = if big { vec![0xFE, 0xFF] } else { vec![0xFF, 0xFE] };
+            for u in text.encode_utf16() {
+                bytes.extend_from_slice(&if big { u.to_be_bytes() } else { u.to_le_bytes() });
+            }
+            let got = verdict(trace_reader(std::io::BufReader::with_capacity(cap, &bytes[..]), Limits::default()));
+            prop_assert_eq!(&got, &want, "UTF-16 big-endian {}: {}", big, body);
+        }
+        let text = format!("<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n{body}");
+        let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&text);
+        if !unmappable {
+            let got = verdict(trace_reader(std::io::BufReader::with_capacity(cap, &bytes[..]), Limits::default()));
+            prop_assert_eq!(&got, &want, "windows-1252: {}", body);
+        }
     }
 
     #[test]
