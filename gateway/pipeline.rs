@@ -248,6 +248,8 @@ pub struct Facts {
     pub sha256: String,
     /// Size of the XML.
     pub size: u64,
+    /// The XML's encoding.
+    pub encoding: String,
     /// The (first) signer.
     pub signer: SignerFacts,
     /// Every signer, in signing order (the first is `signer`).
@@ -281,6 +283,7 @@ fn facts(id: &MessageId, env: &Envelope<Validated>) -> Facts {
         root: v.root.clone(),
         sha256: v.sha256.clone(),
         size: v.size,
+        encoding: v.encoding.clone(),
         signer: signers.first().cloned().unwrap_or(SignerFacts {
             subject: String::new(),
             fingerprint_sha256: String::new(),
@@ -627,6 +630,7 @@ impl Gateway {
                         .next()
                         .unwrap_or_default(),
                     signer_fingerprints_sha256: fingerprints(v),
+                    encoding: v.encoding.clone(),
                     sha256: v.sha256.clone(),
                     size: v.size,
                     channel,

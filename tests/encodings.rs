@@ -176,6 +176,7 @@ fn sealed_with_stock_tools_they_are_forwarded_over_https_byte_for_byte() {
     let home = Home::with_server_config("");
     let token = format!("Authorization: Bearer {}", home.token("police"));
     let mut sealed = Vec::new();
+    let expected = ["UTF-16LE", "UTF-16BE", "windows-1252", "windows-1252"];
     for (i, (name, bytes)) in variants().into_iter().enumerate() {
         // A distinct message id each, so none is a resend of another.
         let text_id = format!("3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d00{:02}", 20 + i);
@@ -185,10 +186,11 @@ fn sealed_with_stock_tools_they_are_forwarded_over_https_byte_for_byte() {
         sealed.push((
             home.seal_as("police", &xml, &format!("{name}.sealed")),
             bytes,
+            expected[i],
         ));
     }
     let server = home.serve();
-    for (file, bytes) in sealed {
+    for (file, bytes, encoding) in sealed {
         let r = curl(
             &home,
             &[
@@ -210,6 +212,22 @@ fn sealed_with_stock_tools_they_are_forwarded_over_https_byte_for_byte() {
         )
         .unwrap();
         assert_eq!(queued, bytes, "the signed bytes are forwarded unchanged");
+        let meta: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                home.path()
+                    .join("outbox/integration/new")
+                    .join(format!("{id}.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["encoding"], encoding);
+        assert_eq!(meta["size"], bytes.len() as u64);
+        let status = curl(
+            &home,
+            &["-H", &token, &server.url(&format!("/v1/messages/{id}"))],
+        );
+        assert_eq!(status.json()["encoding"], encoding);
     }
 }
 
@@ -265,4 +283,36 @@ fn schema_documents_in_utf16_or_a_legacy_encoding_compile() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn a_utf16_file_dropped_in_the_inbox_is_forwarded_byte_for_byte() {
+    let home = Home::with_server_config("[inbox]\nstable_ms = 200\nrescan_secs = 1\n");
+    let (name, bytes) = variants().swap_remove(0);
+    let xml = home.file(name);
+    std::fs::write(&xml, &bytes).unwrap();
+    let sealed = home.seal_as("police", &xml, "dropped.sealed");
+    let _server = home.serve();
+    let inbox = home.path().join("inbox/police");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::rename(&sealed, inbox.join("dropped.sealed")).unwrap();
+    let receipt = inbox.join("accepted/dropped.sealed.receipt.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !receipt.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not accepted: {:?}",
+            std::fs::read_dir(inbox.join("rejected")).map(|d| d.count())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();
+    let id = r["gateway_message_id"].as_str().unwrap();
+    let queued = std::fs::read(
+        home.path()
+            .join("outbox/integration/new")
+            .join(format!("{id}.xml")),
+    )
+    .unwrap();
+    assert_eq!(queued, bytes);
 }

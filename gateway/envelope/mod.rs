@@ -51,6 +51,9 @@ pub struct Validated {
     pub sha256: String,
     /// Size of the XML in bytes.
     pub size: u64,
+    /// The XML's encoding as read (`UTF-8`, `UTF-16LE`, `windows-1252`...): the bytes are
+    /// forwarded as signed, in this encoding.
+    pub encoding: String,
 }
 
 /// A payload at stage `S`, from `agency` (as authenticated by its channel).
@@ -245,6 +248,7 @@ impl<R: Read + Send> Envelope<Opened<R>> {
                 agency_message_id: report.captured.into_iter().next().flatten(),
                 sha256,
                 size,
+                encoding: report.encoding.to_owned(),
             },
         })
     }

@@ -304,6 +304,11 @@ pub async fn get(
         }
     };
     let steps = fw.store.steps(&mid).unwrap_or_default();
+    // The queue's metadata says how the forwarded XML is encoded.
+    let encoding = match record.status {
+        Status::Forwarded => fw.sink.published(&mid).ok().flatten().map(|m| m.encoding),
+        _ => None,
+    };
     // What the sender should do now, in the words of the rejection catalog.
     let action = match (record.status, record.rejection_code.as_deref()) {
         (Status::InProgress, _) => Some("the message is being processed: ask again shortly"),
@@ -317,6 +322,7 @@ pub async fn get(
         "status": record.status.as_str(),
         "sha256": record.sha256,
         "size": record.size,
+        "encoding": encoding,
         "channel": record.channel.as_str(),
         "rejection_code": record.rejection_code,
         "rejection_detail": record.rejection_detail,

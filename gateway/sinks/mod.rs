@@ -40,6 +40,8 @@ pub struct MessageInfo {
     pub sha256: String,
     /// Size of the XML in bytes (must equal the bytes written to the stage).
     pub size: u64,
+    /// The XML's encoding (`UTF-8`, `UTF-16LE`, `windows-1252`...).
+    pub encoding: String,
     /// How the message reached the gateway.
     pub channel: Channel,
     /// When the message reached the gateway.
@@ -68,6 +70,10 @@ pub struct Metadata {
     pub sha256: String,
     /// Size of the XML in bytes.
     pub size: u64,
+    /// The XML's encoding as signed and forwarded (`UTF-8`, `UTF-16LE`, `windows-1252`...,
+    /// the WHATWG name). Metadata written before it existed is UTF-8.
+    #[serde(default = "utf8")]
+    pub encoding: String,
     /// How the message reached the gateway.
     pub channel: Channel,
     /// When the message reached the gateway (RFC 3339, UTC).
@@ -80,6 +86,10 @@ pub struct Metadata {
     pub payload_file: String,
     /// Whether the payload is age-encrypted to the hub's recipients.
     pub encrypted_to_hub: bool,
+}
+
+fn utf8() -> String {
+    "UTF-8".to_owned()
 }
 
 /// Proof of forwarding, returned to the agency (signed elsewhere).

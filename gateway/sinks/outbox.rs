@@ -377,6 +377,7 @@ impl Staged {
             schema_id: info.schema_id.clone(),
             signer_fingerprint_sha256: info.signer_fingerprint_sha256.clone(),
             signer_fingerprints_sha256: info.signer_fingerprints_sha256.clone(),
+            encoding: info.encoding.clone(),
             sha256: info.sha256.clone(),
             size: info.size,
             channel: info.channel,

@@ -16,6 +16,7 @@ fn info(id: &MessageId, size: u64) -> MessageInfo {
         schema_id: "tax-v1".into(),
         signer_fingerprint_sha256: "ab".repeat(32),
         signer_fingerprints_sha256: vec!["ab".repeat(32)],
+        encoding: "UTF-8".to_owned(),
         sha256: "cd".repeat(32),
         size,
         channel: Channel::Folder,
@@ -105,7 +106,8 @@ fn staged_then_published_payload_appears_in_new_with_its_metadata_and_tmp_is_emp
     assert!(json["forwarded_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(json["payload_file"], format!("{id}.xml"));
     assert_eq!(json["encrypted_to_hub"], false);
-    assert_eq!(json.as_object().unwrap().len(), 13);
+    assert_eq!(json["encoding"], "UTF-8");
+    assert_eq!(json.as_object().unwrap().len(), 14);
 
     let meta: Metadata = serde_json::from_value(json).unwrap();
     assert_eq!(meta, published.metadata);

@@ -183,6 +183,9 @@ pub struct Report {
     /// Text of the first element at each of [`Options::capture`]'s paths (at most
     /// [`CAPTURE_MAX`] characters, trimmed), in the same order.
     pub captured: Vec<Option<String>>,
+    /// The document's encoding as read (`UTF-8`, `UTF-16LE`, `windows-1252`...; the
+    /// `encoding_rs` name, empty when nothing was read).
+    pub encoding: &'static str,
 }
 
 /// Longest captured text kept (characters).
@@ -397,7 +400,8 @@ impl Schema {
             }
         }
         let arena = std::mem::take(&mut run.arena);
-        let report = run.finish();
+        let mut report = run.finish();
+        report.encoding = reader.encoding();
         self.keep_arena(arena);
         report
     }

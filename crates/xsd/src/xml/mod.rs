@@ -743,6 +743,14 @@ impl<R: BufRead> XmlReader<R> {
         (self.ev_line, self.ev_col)
     }
 
+    /// The document's encoding (`UTF-8` until the first event decides otherwise).
+    pub fn encoding(&self) -> &'static str {
+        match self.detected {
+            encoding::Detected::Utf8 => "UTF-8",
+            encoding::Detected::Decode(enc) => enc.name(),
+        }
+    }
+
     /// Bytes consumed from the input so far.
     pub fn bytes_consumed(&self) -> u64 {
         self.input.base.saturating_add(self.cur as u64)
