@@ -546,11 +546,26 @@ impl Gateway {
             .sink
             .stage(id)
             .map_err(|e| fail(queue_down(&e), &history))?;
-        let env = match opened.verify_and_validate(&checks, &mut staged) {
+        let (validated, transcoded) = if self.config.transcode_to_utf8 {
+            let mut to_utf8 = crate::sinks::transcode::ToUtf8::new(&mut staged);
+            let validated = opened.verify_and_validate(&checks, &mut to_utf8);
+            let finished = to_utf8.finish();
+            (validated, Some(finished))
+        } else {
+            (opened.verify_and_validate(&checks, &mut staged), None)
+        };
+        let env = match validated {
             Ok(env) => env,
             Err(r) => {
                 staged.discard();
                 return Err(fail(r, &history));
+            }
+        };
+        let transcoded = match transcoded.transpose() {
+            Ok(t) => t.flatten(),
+            Err(e) => {
+                staged.discard();
+                return Err(fail(queue_down(&crate::sinks::SinkError::Io(e)), &history));
             }
         };
         history.push(PendingStep::now(
@@ -631,6 +646,7 @@ impl Gateway {
                         .unwrap_or_default(),
                     signer_fingerprints_sha256: fingerprints(v),
                     encoding: v.encoding.clone(),
+                    transcoded: transcoded.clone(),
                     sha256: v.sha256.clone(),
                     size: v.size,
                     channel,

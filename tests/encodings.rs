@@ -316,3 +316,45 @@ fn a_utf16_file_dropped_in_the_inbox_is_forwarded_byte_for_byte() {
     .unwrap();
     assert_eq!(queued, bytes);
 }
+
+#[test]
+fn a_hub_that_wants_utf8_gets_it_with_both_hashes_in_the_metadata() {
+    let home = Home::with_server_config("[outbox]\ntranscode_to_utf8 = true\n");
+    let token = format!("Authorization: Bearer {}", home.token("police"));
+    let text = police_text(Some("UTF-16"), ("Żółwiński-Łukasz", "Nïche “RMS” €"));
+    let signed = utf16(&text, false);
+    let xml = home.file("utf16.xml");
+    std::fs::write(&xml, &signed).unwrap();
+    let sealed = home.seal_as("police", &xml, "utf16.sealed");
+    let server = home.serve();
+    let r = curl(
+        &home,
+        &[
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", sealed.display()),
+            "-H",
+            &token,
+            &server.url("/v1/messages"),
+        ],
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["gateway_message_id"].as_str().unwrap().to_owned();
+    let new = home.path().join("outbox/integration/new");
+    let forwarded = std::fs::read(new.join(format!("{id}.xml"))).unwrap();
+    assert_eq!(
+        String::from_utf8(forwarded.clone()).unwrap(),
+        text.replace("encoding=\"UTF-16\"", "encoding=\"UTF-8\""),
+        "UTF-8, no byte order mark, the declaration rewritten"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(new.join(format!("{id}.json"))).unwrap()).unwrap();
+    let hex = |b: &[u8]| hex::encode(openssl::sha::sha256(b));
+    assert_eq!(meta["encoding"], "UTF-8");
+    assert_eq!(meta["signed_encoding"], "UTF-16LE");
+    assert_eq!(meta["sha256"], hex(&signed), "what the agency signed");
+    assert_eq!(meta["size"], signed.len() as u64);
+    assert_eq!(meta["forwarded_sha256"], hex(&forwarded));
+    assert_eq!(meta["forwarded_size"], forwarded.len() as u64);
+}

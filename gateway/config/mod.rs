@@ -158,6 +158,9 @@ pub struct Config {
     pub queue: String,
     /// age recipients forwarded XML is encrypted to (empty: written as plaintext).
     pub hub_recipients: Vec<age::x25519::Recipient>,
+    /// Forward the XML transcoded to UTF-8 (`[outbox] transcode_to_utf8`); otherwise the
+    /// bytes as the agency signed them, in their own encoding.
+    pub transcode_to_utf8: bool,
     /// Payload bounds.
     pub limits: Limits,
     /// `[http]`
@@ -341,6 +344,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         }
         Ok(base.join(v))
     };
+    let transcode_to_utf8 = raw.outbox.transcode_to_utf8.unwrap_or(false);
     let queue = raw.outbox.queue.unwrap_or_else(|| "integration".to_owned());
     if !is_valid_name(&queue) {
         return Err(invalid(
@@ -524,6 +528,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         state: dir("paths.state", raw.paths.state, "state")?,
         queue,
         hub_recipients,
+        transcode_to_utf8,
         limits: Limits {
             max_payload_bytes: bounded(
                 "limits.max_payload_bytes",

@@ -152,4 +152,6 @@ pub struct RawOutbox {
     pub queue: Option<String>,
     /// age recipients (`age1...`) the forwarded XML is re-encrypted to; empty = plaintext.
     pub hub_recipients: Option<Vec<String>>,
+    /// Forward the XML transcoded to UTF-8 (default false: the bytes as signed).
+    pub transcode_to_utf8: Option<bool>,
 }

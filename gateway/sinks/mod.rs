@@ -7,6 +7,7 @@
 //! [`Sink`] is the object-safe interface; [`OutboxSink`] is the folder queue.
 
 mod outbox;
+pub mod transcode;
 
 #[cfg(test)]
 mod tests;
@@ -40,8 +41,11 @@ pub struct MessageInfo {
     pub sha256: String,
     /// Size of the XML in bytes (must equal the bytes written to the stage).
     pub size: u64,
-    /// The XML's encoding (`UTF-8`, `UTF-16LE`, `windows-1252`...).
+    /// The XML's encoding (`UTF-8`, `UTF-16LE`, `windows-1252`...) as signed.
     pub encoding: String,
+    /// Set when the XML was transcoded to UTF-8 on its way to the queue
+    /// (`[outbox] transcode_to_utf8`): then the staged bytes are these, not `size`.
+    pub transcoded: Option<transcode::Transcoded>,
     /// How the message reached the gateway.
     pub channel: Channel,
     /// When the message reached the gateway.
@@ -74,6 +78,17 @@ pub struct Metadata {
     /// the WHATWG name). Metadata written before it existed is UTF-8.
     #[serde(default = "utf8")]
     pub encoding: String,
+    /// With `[outbox] transcode_to_utf8`, for a document the agency signed in another
+    /// encoding: that encoding (`encoding` is then UTF-8), and the SHA-256 and size of the
+    /// forwarded UTF-8 bytes (`sha256` and `size` stay those of the bytes as signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_encoding: Option<String>,
+    /// SHA-256 (lowercase hex) of the forwarded bytes, when they are not the signed ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_sha256: Option<String>,
+    /// Size of the forwarded bytes, when they are not the signed ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_size: Option<u64>,
     /// How the message reached the gateway.
     pub channel: Channel,
     /// When the message reached the gateway (RFC 3339, UTC).

@@ -358,10 +358,11 @@ impl Staged {
                 self.id, info.gateway_message_id
             )));
         }
-        if info.size != self.written {
+        let expected = info.transcoded.as_ref().map_or(info.size, |t| t.size);
+        if expected != self.written {
             return Err(SinkError::Mismatch(format!(
-                "{} bytes staged, message size is {}",
-                self.written, info.size
+                "{} bytes staged, message size is {expected}",
+                self.written
             )));
         }
         let writer = self
@@ -377,7 +378,14 @@ impl Staged {
             schema_id: info.schema_id.clone(),
             signer_fingerprint_sha256: info.signer_fingerprint_sha256.clone(),
             signer_fingerprints_sha256: info.signer_fingerprints_sha256.clone(),
-            encoding: info.encoding.clone(),
+            encoding: if info.transcoded.is_some() {
+                "UTF-8".to_owned()
+            } else {
+                info.encoding.clone()
+            },
+            signed_encoding: info.transcoded.as_ref().map(|_| info.encoding.clone()),
+            forwarded_sha256: info.transcoded.as_ref().map(|t| t.sha256.clone()),
+            forwarded_size: info.transcoded.as_ref().map(|t| t.size),
             sha256: info.sha256.clone(),
             size: info.size,
             channel: info.channel,

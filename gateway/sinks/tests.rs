@@ -17,6 +17,7 @@ fn info(id: &MessageId, size: u64) -> MessageInfo {
         signer_fingerprint_sha256: "ab".repeat(32),
         signer_fingerprints_sha256: vec!["ab".repeat(32)],
         encoding: "UTF-8".to_owned(),
+        transcoded: None,
         sha256: "cd".repeat(32),
         size,
         channel: Channel::Folder,
