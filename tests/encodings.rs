@@ -286,35 +286,41 @@ fn schema_documents_in_utf16_or_a_legacy_encoding_compile() {
 }
 
 #[test]
-fn a_utf16_file_dropped_in_the_inbox_is_forwarded_byte_for_byte() {
+fn files_in_each_encoding_dropped_in_the_inbox_are_forwarded_byte_for_byte() {
     let home = Home::with_server_config("[inbox]\nstable_ms = 200\nrescan_secs = 1\n");
-    let (name, bytes) = variants().swap_remove(0);
-    let xml = home.file(name);
-    std::fs::write(&xml, &bytes).unwrap();
-    let sealed = home.seal_as("police", &xml, "dropped.sealed");
     let _server = home.serve();
     let inbox = home.path().join("inbox/police");
     std::fs::create_dir_all(&inbox).unwrap();
-    std::fs::rename(&sealed, inbox.join("dropped.sealed")).unwrap();
-    let receipt = inbox.join("accepted/dropped.sealed.receipt.json");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !receipt.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not accepted: {:?}",
-            std::fs::read_dir(inbox.join("rejected")).map(|d| d.count())
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    for (i, (name, bytes)) in variants().into_iter().enumerate() {
+        let text_id = format!("3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d00{:02}", 40 + i);
+        let bytes = replace_bytes(&bytes, crate::support::POLICE_SAMPLE_ID, &text_id, name);
+        let xml = home.file(name);
+        std::fs::write(&xml, &bytes).unwrap();
+        let dropped = format!("{name}.sealed");
+        let sealed = home.seal_as("police", &xml, &dropped);
+        std::fs::rename(&sealed, inbox.join(&dropped)).unwrap();
+        let receipt = inbox.join(format!("accepted/{dropped}.receipt.json"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !receipt.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} not accepted: {:?}",
+                std::fs::read_dir(inbox.join("rejected"))
+                    .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();
+        let id = r["gateway_message_id"].as_str().unwrap();
+        let queued = std::fs::read(
+            home.path()
+                .join("outbox/integration/new")
+                .join(format!("{id}.xml")),
+        )
+        .unwrap();
+        assert_eq!(queued, bytes, "{name}");
     }
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();
-    let id = r["gateway_message_id"].as_str().unwrap();
-    let queued = std::fs::read(
-        home.path()
-            .join("outbox/integration/new")
-            .join(format!("{id}.xml")),
-    )
-    .unwrap();
-    assert_eq!(queued, bytes);
 }
 
 #[test]
