@@ -218,11 +218,12 @@ async fn metrics_https(
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
     let Some(token) = &st.metrics_token else {
-        return problem::ApiError::new(
+        let mut e = problem::ApiError::new(
             "not_found",
             "metrics are served on the metrics listener (metrics.listen), not on this port",
-        )
-        .into_response();
+        );
+        e.rejection.action = "read /metrics from the metrics listener (metrics.listen, loopback by default), or set the metrics token (the variable metrics.token_env names) and present it as a bearer token here";
+        return e.into_response();
     };
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
