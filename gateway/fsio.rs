@@ -294,7 +294,7 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// The soft limit on open descriptors (`RLIMIT_NOFILE`); 1,024 when it cannot be read.
+/// The soft limit on open descriptors (`RLIMIT_NOFILE`), at most 2^20 (also when unlimited).
 pub fn descriptor_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current

@@ -3,15 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Home, curl, sample, tool};
-
-fn post(home: &Home, url: &str, auth: &[&str], file: &Path) -> crate::support::Curl {
-    let data = format!("@{}", file.display());
-    let mut args = vec!["-X", "POST", "--data-binary", data.as_str()];
-    args.extend_from_slice(auth);
-    args.push(url);
-    curl(home, &args)
-}
+use crate::support::{Home, curl, post, sample, tool};
 
 #[test]
 fn upload_with_a_token_is_forwarded_with_a_signed_receipt_and_a_resend_gets_the_same_receipt() {
@@ -94,18 +86,7 @@ fn upload_with_a_token_is_forwarded_with_a_signed_receipt_and_a_resend_gets_the_
     assert_eq!(status.json()["status"], "forwarded");
     assert!(status.json()["action"].is_null());
 
-    let new = home.path().join("outbox/integration/new");
-    let jsons = std::fs::read_dir(new)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
-    assert_eq!(jsons, 1, "exactly the accepted message is queued");
+    assert_eq!(home.queued(), 1, "exactly the accepted message is queued");
 
     let m = curl(&home, &[&server.metrics_url("/metrics")]);
     let text = String::from_utf8_lossy(&m.body);
@@ -286,26 +267,9 @@ fn saturated_gateway_answers_503_with_retry_after() {
     let server = home.serve();
     let url = server.url("/v1/messages");
     // A slow upload holds the only upload slot.
-    let slow_file = home.file("slow.bin");
-    std::fs::write(&slow_file, vec![b'x'; 200_000]).unwrap();
-    let mut slow = std::process::Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "--limit-rate", "20k", "--cacert"])
-        .arg(home.tls_cert())
-        .args(["-H", &police, "--data-binary"])
-        .arg(format!("@{}", slow_file.display()))
-        .arg(&url)
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let sealed = home.seal_as(
-        "police",
-        &sample("police", "valid-single-incident.xml"),
-        "p.sealed",
-    );
-    let r = post(&home, &url, &["-H", &police], &sealed);
-    let _ = slow.kill();
-    let _ = slow.wait();
-    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    let slow = home.slow_upload(&url, &police);
+    let r = crate::support::post_until_busy(&home, &url, &police);
+    drop(slow);
     assert_eq!(
         r.json()["code"],
         "busy",

@@ -1,6 +1,8 @@
 //! `gateway import`: a folder of sealed files, same outcomes as the other channels, a report
 //! folder, and a second run that skips what was accepted.
 
+use std::path::Path;
+
 use crate::support::{Home, sample};
 
 fn police_with_id(home: &Home, n: u32) -> std::path::PathBuf {
@@ -12,6 +14,26 @@ fn police_with_id(home: &Home, n: u32) -> std::path::PathBuf {
     path
 }
 
+/// `gateway import --json --agency police DISC --report REPORT`, which must exit 1 (some
+/// files rejected); its JSON output.
+fn import_with_rejections(home: &Home, disc: &Path, report: &Path) -> serde_json::Value {
+    let out = home.gateway(&[
+        "import",
+        "--json",
+        "--agency",
+        "police",
+        disc.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
 #[test]
 fn import_processes_a_folder_reports_each_file_and_skips_accepted_ones_on_a_second_run() {
     let home = Home::new("");
@@ -37,22 +59,7 @@ fn import_processes_a_folder_reports_each_file_and_skips_accepted_ones_on_a_seco
     std::os::unix::fs::symlink("/etc/passwd", disc.join("link.sealed")).unwrap();
 
     let report = home.file("report");
-    let out = home.gateway(&[
-        "import",
-        "--json",
-        "--agency",
-        "police",
-        disc.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = import_with_rejections(&home, &disc, &report);
     assert_eq!(v["summary"]["accepted"], 4, "{v}");
     assert_eq!(v["summary"]["rejected schema_invalid"], 1, "{v}");
     assert_eq!(v["not_regular_files"].as_array().unwrap().len(), 1);
@@ -65,19 +72,7 @@ fn import_processes_a_folder_reports_each_file_and_skips_accepted_ones_on_a_seco
     );
     assert!(report.join("accepted/1.sealed.receipt.p7s").is_file());
     assert!(report.join("rejected/bad.sealed.error.txt").is_file());
-    let queued = || {
-        std::fs::read_dir(home.path().join("outbox/integration/new"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "json")
-            })
-            .count()
-    };
-    assert_eq!(queued(), 4);
+    assert_eq!(home.queued(), 4);
 
     let again = home.gateway(&[
         "import",
@@ -88,7 +83,7 @@ fn import_processes_a_folder_reports_each_file_and_skips_accepted_ones_on_a_seco
     ]);
     let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(v["summary"]["skipped"], 4, "{v}");
-    assert_eq!(queued(), 4, "nothing queued twice");
+    assert_eq!(home.queued(), 4, "nothing queued twice");
     // Human output: a summary table.
     let human = home.gateway(&["import", "--agency", "police", disc.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&human.stdout);
@@ -119,22 +114,7 @@ fn import_rejects_a_file_over_the_agencys_own_limit_as_payload_too_large() {
     crate::folders::set_agency_limit(&home, "police", size + 1024);
 
     let report = home.file("report");
-    let out = home.gateway(&[
-        "import",
-        "--json",
-        "--agency",
-        "police",
-        disc.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = import_with_rejections(&home, &disc, &report);
     assert_eq!(v["summary"]["accepted"], 1, "{v}");
     assert_eq!(v["summary"]["rejected payload_too_large"], 1, "{v}");
     let json: serde_json::Value = serde_json::from_slice(

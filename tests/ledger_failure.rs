@@ -12,7 +12,7 @@ use gateway::store::{
     StoreError,
 };
 
-use crate::support::{Home, seal_fresh_police};
+use crate::support::Home;
 
 /// The real ledger, whose final writes fail while `full` is set (as on a full disk).
 struct FullDisk {
@@ -103,31 +103,11 @@ fn gateway(home: &Home) -> (Gateway, Arc<AtomicBool>) {
     (gw, full)
 }
 
-fn queued(home: &Home) -> usize {
-    std::fs::read_dir(home.path().join("outbox/integration/new"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count()
-}
-
-fn fresh(home: &Home, name: &str) -> std::path::PathBuf {
-    let (key, cert) = home.signer("police");
-    let out = home.file(name);
-    seal_fresh_police(&key, &cert, &home.recipient(), &out);
-    out
-}
-
 #[test]
 fn a_forwarded_message_the_ledger_cannot_record_is_not_a_success_and_its_resend_gets_the_receipt() {
     let home = Home::new("");
     let (gw, full) = gateway(&home);
-    let sealed = fresh(&home, "a.sealed");
+    let sealed = home.fresh_police("a.sealed");
     full.store(true, Ordering::SeqCst);
     let first = gw.process_file("police", Channel::Cli, &sealed);
     let Outcome::Rejected {
@@ -143,7 +123,7 @@ fn a_forwarded_message_the_ledger_cannot_record_is_not_a_success_and_its_resend_
         rejection.detail.contains("reached the queue"),
         "{rejection:?}"
     );
-    assert_eq!(queued(&home), 1, "the hub has it");
+    assert_eq!(home.queued(), 1, "the hub has it");
 
     // The disk has room again: the resend is answered from the queue, without a restart.
     full.store(false, Ordering::SeqCst);
@@ -160,14 +140,14 @@ fn a_forwarded_message_the_ledger_cannot_record_is_not_a_success_and_its_resend_
         other => panic!("the resend must get the receipt: {other:?}"),
     }
     assert!(again.is_success());
-    assert_eq!(queued(&home), 1, "queued once");
+    assert_eq!(home.queued(), 1, "queued once");
 }
 
 #[test]
 fn the_periodic_sweep_settles_a_record_whose_final_write_failed() {
     let home = Home::new("");
     let (gw, full) = gateway(&home);
-    let sealed = fresh(&home, "b.sealed");
+    let sealed = home.fresh_police("b.sealed");
     full.store(true, Ordering::SeqCst);
     let first = gw.process_file("police", Channel::Cli, &sealed);
     let Outcome::Rejected {

@@ -394,6 +394,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         )
     })?;
     let secs = std::time::Duration::from_secs;
+    let max_uploads = bounded("http.max_uploads", h.max_uploads, 512, 1, 100_000)?;
     let http = Http {
         listen,
         max_in_flight: bounded(
@@ -403,7 +404,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             1,
             100_000,
         )? as usize,
-        max_uploads: bounded("http.max_uploads", h.max_uploads, 512, 1, 100_000)? as usize,
+        max_uploads: max_uploads as usize,
         header_timeout: secs(bounded(
             "http.header_timeout_secs",
             h.header_timeout_secs,
@@ -425,7 +426,14 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             1,
             3600,
         )?),
-        max_uploads_per_agency: 0,
+        // A quarter of the slots by default: one agency cannot starve the others.
+        max_uploads_per_agency: bounded(
+            "http.max_uploads_per_agency",
+            h.max_uploads_per_agency,
+            (max_uploads / 4).max(1),
+            1,
+            max_uploads,
+        )? as usize,
         upload_grace: secs(bounded(
             "http.upload_grace_secs",
             h.upload_grace_secs,
@@ -447,17 +455,6 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             1,
             1_000_000,
         )? as usize,
-    };
-    // A quarter of the slots by default: one agency cannot starve the others.
-    let http = Http {
-        max_uploads_per_agency: bounded(
-            "http.max_uploads_per_agency",
-            h.max_uploads_per_agency,
-            (http.max_uploads as u64 / 4).max(1),
-            1,
-            http.max_uploads as u64,
-        )? as usize,
-        ..http
     };
     let m = raw.metrics;
     let metrics_listen = m.listen.unwrap_or_else(|| "127.0.0.1:9464".to_owned());

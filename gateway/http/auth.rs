@@ -75,7 +75,7 @@ pub fn authenticate(
 
 /// The token of an `Authorization: Bearer` header; `None` without the header. The scheme is
 /// case-insensitive (RFC 9110 §11.1); any other scheme is refused by name.
-fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+pub(super) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

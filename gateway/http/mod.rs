@@ -225,14 +225,10 @@ async fn metrics_https(
         e.rejection.action = "read /metrics from the metrics listener (metrics.listen, loopback by default), or set the metrics token (the variable metrics.token_env names) and present it as a bearer token here";
         return e.into_response();
     };
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().as_bytes());
-    let ok = presented
-        .is_some_and(|p| p.len() == token.len() && openssl::memcmp::eq(p, token.as_bytes()));
+    let presented = auth::bearer_token(&headers).ok().flatten();
+    let ok = presented.is_some_and(|p| {
+        p.len() == token.len() && openssl::memcmp::eq(p.as_bytes(), token.as_bytes())
+    });
     if !ok {
         return problem::ApiError::new(
             "unauthenticated",
@@ -317,6 +313,31 @@ impl Connections {
     }
 }
 
+/// One of the `max_connections` slots, counted in `gateway_connections` while held.
+struct OpenConnection {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl OpenConnection {
+    fn new(
+        slot: tokio::sync::OwnedSemaphorePermit,
+        gauge: &prometheus_client::metrics::gauge::Gauge,
+    ) -> OpenConnection {
+        gauge.inc();
+        OpenConnection {
+            _slot: slot,
+            gauge: gauge.clone(),
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
 /// How long idle connections and handshakes may take while the server is crowded.
 const CROWDED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -377,7 +398,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let http = state.gateway.config.http.clone();
-    let metrics = state.gateway.clone();
+    let gateway = state.gateway.clone();
     let limit = crate::fsio::descriptor_limit();
     if http.max_connections as u64 + 256 > limit {
         tracing::warn!(
@@ -422,7 +443,7 @@ pub async fn serve(
                     x
                 }
                 Err(e) => {
-                    metrics.metrics.accept_errors.inc();
+                    gateway.metrics.accept_errors.inc();
                     let busy = connections.max - connections.slots.available_permits();
                     let pause = errors.failed(&e, busy);
                     drop(slot);
@@ -434,6 +455,7 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
+        let slot = OpenConnection::new(slot, &gateway.metrics.connections);
         // Each connection keeps the certificate it was accepted with, across reloads.
         let acceptor = acceptor.get();
         let app = app.clone();
@@ -441,16 +463,11 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         let open = open.clone();
         let connections = connections.clone();
-        let gauge = metrics.metrics.connections.clone();
         let handshake_timeout = http.header_timeout;
         let idle_timeout = http.idle_timeout;
         tokio::spawn(async move {
             let _open = open;
             let _slot = slot;
-            gauge.inc();
-            let _gauge = scopeguard(move || {
-                gauge.dec();
-            });
             let Some(stream) =
                 handshake(&acceptor, tcp, peer, handshake_timeout, &connections).await
             else {
@@ -522,19 +539,6 @@ pub async fn serve(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     Ok(())
-}
-
-/// Runs `f` when dropped.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
 
 /// The TLS handshake, within `timeout`, or within [`CROWDED_TIMEOUT`] while the server is

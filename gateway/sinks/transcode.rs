@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use xsd::xml::encoding::{Detected, detect};
+use xsd::xml::encoding::{Detected, declared_encoding, detect};
 
 /// Bytes looked at to decide the encoding (as the reader does).
 const HEAD: usize = 1024;
@@ -139,27 +139,14 @@ impl Write for ToUtf8<'_> {
 
 /// `text` with its XML declaration (if any) saying `encoding="UTF-8"`.
 fn utf8_declaration(text: &str) -> String {
-    let Some(rest) = text.strip_prefix("<?xml") else {
-        return text.to_owned();
-    };
-    let Some(end) = rest.find("?>") else {
-        return text.to_owned();
-    };
-    let decl = &rest[..end];
-    let Some(at) = decl.find("encoding") else {
-        return text.to_owned();
-    };
-    let after = &decl[at + "encoding".len()..];
-    let Some(open) = after.find(['"', '\'']) else {
-        return text.to_owned();
-    };
-    let quote = &after[open..open + 1];
-    let Some(close) = after[open + 1..].find(quote) else {
-        return text.to_owned();
-    };
-    let value_start = 5 + at + "encoding".len() + open + 1;
-    let value_end = value_start + close;
-    format!("{}UTF-8{}", &text[..value_start], &text[value_end..])
+    match declared_encoding(text.as_bytes()) {
+        Some(value) => format!(
+            "{}UTF-8{}",
+            text.get(..value.start).unwrap_or(""),
+            text.get(value.end..).unwrap_or("")
+        ),
+        None => text.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -366,6 +366,25 @@ impl Home {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Messages in the outbox queue's `new/` (one metadata file each).
+    pub fn queued(&self) -> usize {
+        std::fs::read_dir(self.path().join("outbox/integration/new"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// A police message with a fresh message id, sealed with the development key to `name`.
+    pub fn fresh_police(&self, name: &str) -> PathBuf {
+        let (key, cert) = self.signer("police");
+        let out = self.file(name);
+        seal_fresh_police(&key, &cert, &self.recipient(), &out);
+        out
+    }
+
     /// The gateway's TLS certificate (trust it with `curl --cacert`).
     pub fn tls_cert(&self) -> PathBuf {
         self.path().join("keys/tls/server.crt")
@@ -420,6 +439,69 @@ pub fn curl(home: &Home, args: &[&str]) -> Curl {
         headers: std::fs::read_to_string(&headers).unwrap_or_default(),
         body: std::fs::read(&body).unwrap_or_default(),
     }
+}
+
+/// `curl -X POST --data-binary @FILE AUTH... URL`.
+pub fn post(home: &Home, url: &str, auth: &[&str], file: &Path) -> Curl {
+    let data = format!("@{}", file.display());
+    let mut args = vec!["-X", "POST", "--data-binary", data.as_str()];
+    args.extend_from_slice(auth);
+    args.push(url);
+    curl(home, &args)
+}
+
+/// A 200 KB upload at 20 KB/s (10 s), holding an upload slot meanwhile (retried while the
+/// slot is taken); stopped on drop.
+pub struct SlowUpload(std::process::Child);
+
+impl Drop for SlowUpload {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Home {
+    /// Starts a [`SlowUpload`] to `url` with the header `auth`.
+    pub fn slow_upload(&self, url: &str, auth: &str) -> SlowUpload {
+        let slow_file = self.file("slow.bin");
+        std::fs::write(&slow_file, vec![b'x'; 200_000]).unwrap();
+        let child = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "--limit-rate", "20k", "--cacert"])
+            .arg(self.tls_cert())
+            // Refused while another upload held the slot: try again (503 is transient).
+            .args(["--retry", "20", "--retry-delay", "1"])
+            .args(["-H", auth, "--data-binary"])
+            .arg(format!("@{}", slow_file.display()))
+            .arg(url)
+            .spawn()
+            .unwrap();
+        SlowUpload(child)
+    }
+}
+
+/// Posts fresh police messages with `auth` until the gateway answers 503 (once a slow upload
+/// holds the slot); every answer before that must be 201. Up to 10 s.
+pub fn post_until_busy(home: &Home, url: &str, auth: &str) -> Curl {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for n in 0.. {
+        let r = post(
+            home,
+            url,
+            &["-H", auth],
+            &home.fresh_police(&format!("b{n}.sealed")),
+        );
+        if r.status == 503 {
+            return r;
+        }
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never answered 503"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    unreachable!()
 }
 
 /// The message id in the police sample `valid-single-incident.xml`.

@@ -146,7 +146,7 @@ impl Resolver {
                 url: true,
                 message: format!(
                     "schemaLocation '{}' is a URL: remote and file: URLs are never fetched, so nothing from it is available; bundle that schema {} and point schemaLocation at its relative path",
-                    clip(loc),
+                    crate::datatypes::clip_value(loc),
                     match &self.root {
                         Some(root) => format!("under {}", root.display()),
                         None => "beside the others".to_owned(),
@@ -161,13 +161,14 @@ impl Resolver {
         let canon = joined.canonicalize().map_err(|e| Unresolved {
             refused: false,
             url: false,
-            message: format!("cannot open '{loc}': {e}"),
+            message: format!("cannot open '{}': {e}", crate::datatypes::clip_value(loc)),
         })?;
         if let Some(root) = &self.root
             && !canon.starts_with(root)
         {
             return Err(Unresolved::refused(format!(
-                "'{loc}' is outside the schema directory {}; it was not read (widen the schema root to allow it)",
+                "'{}' is outside the schema directory {}; it was not read (widen the schema root to allow it)",
+                crate::datatypes::clip_value(loc),
                 root.display()
             )));
         }
@@ -193,19 +194,6 @@ impl Unresolved {
             message,
         }
     }
-}
-
-/// A location as quoted in messages: at most 200 bytes of it.
-fn clip(s: &str) -> String {
-    const MAX: usize = 200;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", s.get(..end).unwrap_or(""), s.len())
 }
 
 /// Per-document settings that components inherit.

@@ -9,6 +9,8 @@
 
 use encoding_rs::Encoding;
 
+use super::clip;
+
 /// How the bytes of a document become UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detected {
@@ -108,39 +110,48 @@ pub fn agrees(label: &str, detected: Detected) -> Result<(), String> {
             enc.name(),
             clip(label)
         ),
-        Detected::Utf8 => format!("encoding '{}' does not match the document", clip(label)),
+        // The first KiB decides; a declaration seen only later cannot change the encoding.
+        Detected::Utf8 => format!(
+            "the declaration says encoding '{}', but the document was read as UTF-8 (no byte order mark, and no such declaration within its first 1024 bytes): start the document with the declaration",
+            clip(label)
+        ),
     })
 }
 
 /// The `encoding` of an XML declaration at the start of `bytes` (ASCII-compatible encodings).
 fn declared(bytes: &[u8]) -> Option<&str> {
-    let rest = bytes.strip_prefix(b"<?xml")?;
+    std::str::from_utf8(bytes.get(declared_encoding(bytes)?)?).ok()
+}
+
+/// Where the `encoding` value of an XML declaration at the start of `bytes` is (within the
+/// first KiB), for reading it, or for rewriting it when the document is transcoded.
+pub fn declared_encoding(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    const PREFIX: &[u8] = b"<?xml";
+    let rest = bytes.strip_prefix(PREFIX)?;
     if !rest
         .first()
         .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
     {
         return None;
     }
-    let end = memchr::memmem::find(rest.get(..rest.len().min(1024))?, b"?>")?;
-    let decl = std::str::from_utf8(rest.get(..end)?).ok()?;
-    let at = decl.find("encoding")?;
-    let after = decl.get(at + "encoding".len()..)?.trim_start();
-    let after = after.strip_prefix('=')?.trim_start();
-    let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let value = after.get(1..)?;
-    let close = value.find(quote)?;
-    value.get(..close)
-}
-
-fn clip(s: &str) -> String {
-    if s.len() <= 64 {
-        return s.to_owned();
+    let decl = rest.get(..memchr::memmem::find(rest.get(..rest.len().min(1024))?, b"?>")?)?;
+    let name = memchr::memmem::find(decl, b"encoding")?;
+    let mut i = name + b"encoding".len();
+    let skip_ws = |i: &mut usize| {
+        while decl.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    if decl.get(i) != Some(&b'=') {
+        return None;
     }
-    let mut end = 64;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", s.get(..end).unwrap_or(""))
+    i += 1;
+    skip_ws(&mut i);
+    let quote = *decl.get(i).filter(|q| matches!(q, b'"' | b'\''))?;
+    let start = i + 1;
+    let len = memchr::memchr(quote, decl.get(start..)?)?;
+    Some(PREFIX.len() + start..PREFIX.len() + start + len)
 }
 
 #[cfg(test)]
