@@ -197,7 +197,7 @@ impl Metrics {
             Outcome::Accepted { facts } => ("accepted", "", Some(facts.size)),
             Outcome::Forwarded { facts, .. } => ("forwarded", "", Some(facts.size)),
             Outcome::Duplicate { .. } => ("duplicate", "", None),
-            Outcome::Rejected { rejection, .. } => ("rejected", rejection.code, None),
+            Outcome::Rejected { rejection, .. } => ("rejected", rejection.code.as_str(), None),
         };
         self.messages
             .get_or_create(&MessageLabels {

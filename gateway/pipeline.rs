@@ -14,7 +14,7 @@ use crate::envelope::{Checks, Envelope, Validated};
 use crate::keyring::{KeyringError, LiveKeyring};
 use crate::quarantine::{self, Quarantine};
 use crate::receipts::ReceiptSigner;
-use crate::rejection::Rejection;
+use crate::rejection::{Code, Rejection};
 use crate::sinks::{MessageInfo, OutboxSink, Receipt};
 use crate::store::{
     Begin, Channel, MessageId, MessageRecord, NewMessage, PendingStep, SqliteStore, Status, Step,
@@ -483,9 +483,9 @@ impl Gateway {
         let fail = |r: Rejection, h: &Vec<PendingStep>| (r, h.clone());
         let (file, size) = payload.open().map_err(|e| {
             let code = if e.is_not_regular() {
-                "not_a_regular_file"
+                Code::NotARegularFile
             } else {
-                "queue_unavailable"
+                Code::QueueUnavailable
             };
             fail(
                 Rejection::new(code, format!("cannot read the payload: {e}")),
@@ -500,7 +500,7 @@ impl Gateway {
         if size > max {
             return Err(fail(
                 Rejection::new(
-                    "payload_too_large",
+                    Code::PayloadTooLarge,
                     format!("the payload is {size} bytes; the limit for {agency} is {max} bytes"),
                 ),
                 &history,
@@ -538,7 +538,7 @@ impl Gateway {
         };
         let queue_down = |e: &dyn std::fmt::Display| {
             Rejection::new(
-                "queue_unavailable",
+                Code::QueueUnavailable,
                 format!("the queue cannot take the message: {e}"),
             )
         };
@@ -611,7 +611,7 @@ impl Gateway {
                 staged.discard();
                 Err(fail(
                     Rejection::new(
-                        "duplicate",
+                        Code::Duplicate,
                         format!(
                             "message id {} was already used by message {} with different content",
                             v.agency_message_id.as_deref().unwrap_or("(none)"),
@@ -625,7 +625,7 @@ impl Gateway {
                 staged.discard();
                 Err(fail(
                     Rejection::new(
-                        "queue_unavailable",
+                        Code::QueueUnavailable,
                         format!(
                             "the same message is being processed now (as {}): try again shortly",
                             original.id
@@ -674,7 +674,7 @@ impl Gateway {
                             return Ok(Outcome::Rejected {
                                 gateway_message_id: Some(id.to_string()),
                                 rejection: Rejection::new(
-                                    "queue_unavailable",
+                                    Code::QueueUnavailable,
                                     format!(
                                         "the message reached the queue but the ledger could not record it ({e}): send it again later; the resend is answered with its receipt"
                                     ),
@@ -713,7 +713,7 @@ impl Gateway {
         rejection: Rejection,
         history: Vec<PendingStep>,
     ) -> Outcome {
-        tracing::info!(code = rejection.code, detail = %rejection.detail, "rejected");
+        tracing::info!(code = %rejection.code, detail = %rejection.detail, "rejected");
         let Some(fw) = &self.forwarding else {
             return Outcome::Rejected {
                 gateway_message_id: None,
@@ -751,7 +751,7 @@ impl Gateway {
             tracing::error!(error = %e, "the ledger could not record a rejection");
         }
         let reason = quarantine::Rejection {
-            code: rejection.code.to_owned(),
+            code: rejection.code.as_str().to_owned(),
             detail: rejection.detail.clone(),
             violations: (!rejection.violations.is_empty()).then(|| {
                 rejection

@@ -21,8 +21,8 @@ pub struct Located {
 /// A refused payload.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Rejection {
-    /// One of the stable codes of the product contract (`signature_invalid`...).
-    pub code: &'static str,
+    /// Which stable code of the product contract.
+    pub code: Code,
     /// What happened, specifically.
     pub detail: String,
     /// What the sender should do about it.
@@ -37,11 +37,11 @@ pub struct Rejection {
 
 impl Rejection {
     /// A rejection with no location.
-    pub fn new(code: &'static str, detail: impl Into<String>) -> Rejection {
+    pub fn new(code: Code, detail: impl Into<String>) -> Rejection {
         Rejection {
             code,
             detail: detail.into(),
-            action: action(code),
+            action: code.action(),
             violations: Vec::new(),
             truncated: false,
         }
@@ -49,7 +49,7 @@ impl Rejection {
 
     /// Whether the sender may simply try again later (our side failed, not the payload).
     pub fn retryable(&self) -> bool {
-        matches!(self.code, "queue_unavailable" | "busy")
+        self.code.retryable()
     }
 }
 
@@ -59,119 +59,175 @@ impl std::fmt::Display for Rejection {
     }
 }
 
-/// The advice that goes with each code.
-pub fn action(code: &str) -> &'static str {
-    match code {
-        "payload_too_large" => {
-            "split the extract into smaller messages, or ask the hub to raise this agency's size limit"
+/// Declares [`Code`] from one table, so that a code's string, HTTP status, retryability and
+/// advice cannot drift apart: adding a code is adding a row.
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $variant:ident => ($name:literal, $status:literal, $retry:literal, $action:literal), )*) => {
+        /// A stable code of the product contract: what a sender sees in every refusal.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Code {
+            $( $(#[$doc])* $variant, )*
         }
-        "not_age_encrypted" => {
-            "encrypt the signed file with age to the gateway's recipient (`gateway recipient`), e.g. `age -r age1... signed.p7m > file.sealed`"
+
+        impl Code {
+            /// Every code, in the order of the table.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The code as senders see it, e.g. `schema_invalid`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $name,)* }
+            }
+
+            /// The code named `s`, if there is one.
+            pub fn parse(s: &str) -> Option<Code> {
+                match s { $($name => Some(Code::$variant),)* _ => None }
+            }
+
+            /// The HTTP status that goes with it on the HTTPS channel.
+            pub fn http_status(self) -> u16 {
+                match self { $(Code::$variant => $status,)* }
+            }
+
+            /// Whether the sender may simply try again later: our side failed, not the payload,
+            /// and nothing was kept.
+            pub fn retryable(self) -> bool {
+                match self { $(Code::$variant => $retry,)* }
+            }
+
+            /// What the sender should do about it.
+            pub fn action(self) -> &'static str {
+                match self { $(Code::$variant => $action,)* }
+            }
         }
-        "no_matching_key" => {
-            "the file was encrypted to a recipient the gateway does not hold (an old or wrong key): fetch the current recipient and seal again"
-        }
-        "decrypt_failed" => "the encrypted file is damaged or truncated: seal and send it again",
-        "not_signed" => {
-            "sign the XML as CMS SignedData with the content attached (`openssl cms -sign -binary -nodetach -outform DER ...`) before encrypting"
-        }
-        "signature_invalid" => {
-            "the signature does not match the content: the file changed after signing or the signature is malformed; sign the final XML again"
-        }
-        "signer_unknown" => {
-            "the signing certificate is not registered for any agency: ask the hub to register it (`gateway agency cert add`)"
-        }
-        "certificate_expired" => {
-            "the signing certificate is outside its validity period: sign with a current certificate"
-        }
-        "certificate_not_yet_valid" => {
-            "the signing certificate is not valid yet (its start is in the future, or the hub registered it to start later): sign with the current certificate until then, and check the signing machine's clock"
-        }
-        "certificate_revoked" => {
-            "the signing certificate has been revoked: sign with a certificate that is still valid"
-        }
-        "agency_mismatch" => {
-            "the payload is signed with another agency's certificate: sign with your own agency's certificate or send it through that agency's channel"
-        }
-        "xml_malformed" => {
-            "the document is not well-formed XML: fix it at the line and column given"
-        }
-        "dtd_forbidden" => "remove the DOCTYPE declaration: DTDs and entities are not accepted",
-        "xml_limit_exceeded" => {
-            "the document exceeds an XML safety limit (depth, attributes, sizes): simplify the structure or split the message"
-        }
-        "schema_unknown_root" => {
-            "no schema in the catalog has this root element: check the namespace and element name, or ask the hub to register the schema"
-        }
-        "schema_not_allowed" => {
-            "this agency may not send this message type: check the root element, or ask the hub to allow it"
-        }
-        "schema_invalid" => {
-            "the document does not match its schema: fix each violation at the line, column and path given"
-        }
-        "duplicate" => {
-            "this message id was already used for different content: give the new message a new id"
-        }
-        "not_a_regular_file" => {
-            "drop the sealed file itself into the folder, not a link to it or a folder"
-        }
-        "queue_unavailable" => {
-            "the gateway could not store the message; nothing was kept: send it again later"
-        }
-        "busy" => {
-            "the gateway (or this agency's share of it) is receiving as many uploads as it may; nothing was kept: send again after the Retry-After seconds"
-        }
-        "unauthenticated" => {
-            "authenticate with your agency's bearer token or its registered client certificate"
-        }
-        "forbidden" => "use one agency's credentials only, and only for that agency's messages",
-        "not_found" => "check the message id; only the agency that sent a message can see it",
-        "request_timeout" => "send the payload again on a faster or steadier connection",
-        "malformed_request" => {
-            "the request is not valid HTTP (a malformed chunk size, oversized trailers...): fix the client or its proxy; sending the same request again will fail the same way"
-        }
-        "interrupted" => "processing was interrupted by a restart: send the message again",
-        _ => "see the detail",
+    };
+}
+
+codes! {
+    /// A folder entry that is a link, a folder or a device, not a file.
+    NotARegularFile => ("not_a_regular_file", 422, false,
+        "drop the sealed file itself into the folder, not a link to it or a folder"),
+    /// Larger than the agency's or the gateway's limit.
+    PayloadTooLarge => ("payload_too_large", 413, false,
+        "split the extract into smaller messages, or ask the hub to raise this agency's size limit"),
+    /// Not an age file.
+    NotAgeEncrypted => ("not_age_encrypted", 422, false,
+        "encrypt the signed file with age to the gateway's recipient (`gateway recipient`), e.g. `age -r age1... signed.p7m > file.sealed`"),
+    /// Sealed to a recipient the gateway does not hold.
+    NoMatchingKey => ("no_matching_key", 422, false,
+        "the file was encrypted to a recipient the gateway does not hold (an old or wrong key): fetch the current recipient and seal again"),
+    /// The age stream is damaged or truncated.
+    DecryptFailed => ("decrypt_failed", 422, false,
+        "the encrypted file is damaged or truncated: seal and send it again"),
+    /// Not CMS SignedData with the content attached.
+    NotSigned => ("not_signed", 422, false,
+        "sign the XML as CMS SignedData with the content attached (`openssl cms -sign -binary -nodetach -outform DER ...`) before encrypting"),
+    /// The signature does not match the content.
+    SignatureInvalid => ("signature_invalid", 422, false,
+        "the signature does not match the content: the file changed after signing or the signature is malformed; sign the final XML again"),
+    /// The signer is not registered.
+    SignerUnknown => ("signer_unknown", 403, false,
+        "the signing certificate is not registered for any agency: ask the hub to register it (`gateway agency cert add`)"),
+    /// The signing certificate has expired.
+    CertificateExpired => ("certificate_expired", 403, false,
+        "the signing certificate is outside its validity period: sign with a current certificate"),
+    /// The signing certificate is not valid yet.
+    CertificateNotYetValid => ("certificate_not_yet_valid", 403, false,
+        "the signing certificate is not valid yet (its start is in the future, or the hub registered it to start later): sign with the current certificate until then, and check the signing machine's clock"),
+    /// The signing certificate is revoked.
+    CertificateRevoked => ("certificate_revoked", 403, false,
+        "the signing certificate has been revoked: sign with a certificate that is still valid"),
+    /// Signed by another agency.
+    AgencyMismatch => ("agency_mismatch", 403, false,
+        "the payload is signed with another agency's certificate: sign with your own agency's certificate or send it through that agency's channel"),
+    /// Not well-formed XML.
+    XmlMalformed => ("xml_malformed", 422, false,
+        "the document is not well-formed XML: fix it at the line and column given"),
+    /// A DOCTYPE.
+    DtdForbidden => ("dtd_forbidden", 422, false,
+        "remove the DOCTYPE declaration: DTDs and entities are not accepted"),
+    /// Beyond an XML safety limit.
+    XmlLimitExceeded => ("xml_limit_exceeded", 422, false,
+        "the document exceeds an XML safety limit (depth, attributes, sizes): simplify the structure or split the message"),
+    /// No schema has this root.
+    SchemaUnknownRoot => ("schema_unknown_root", 422, false,
+        "no schema in the catalog has this root element: check the namespace and element name, or ask the hub to register the schema"),
+    /// The agency may not send this message type.
+    SchemaNotAllowed => ("schema_not_allowed", 403, false,
+        "this agency may not send this message type: check the root element, or ask the hub to allow it"),
+    /// Violates its schema.
+    SchemaInvalid => ("schema_invalid", 422, false,
+        "the document does not match its schema: fix each violation at the line, column and path given"),
+    /// An agency message id reused for other content.
+    Duplicate => ("duplicate", 409, false,
+        "this message id was already used for different content: give the new message a new id"),
+    /// No usable credentials.
+    Unauthenticated => ("unauthenticated", 401, false,
+        "authenticate with your agency's bearer token or its registered client certificate"),
+    /// Credentials that do not allow this.
+    Forbidden => ("forbidden", 403, false,
+        "use one agency's credentials only, and only for that agency's messages"),
+    /// The queue or the ledger could not take the message (retryable).
+    QueueUnavailable => ("queue_unavailable", 503, true,
+        "the gateway could not store the message; nothing was kept: send it again later"),
+    /// Every upload slot (or the agency's share) is taken (retryable).
+    Busy => ("busy", 503, true,
+        "the gateway (or this agency's share of it) is receiving as many uploads as it may; nothing was kept: send again after the Retry-After seconds"),
+    /// The gateway itself failed (a bug, such as a panicked worker); retryable, nothing kept.
+    InternalError => ("internal_error", 500, true,
+        "the gateway failed while handling the message and kept nothing; send it again later, and tell the hub's operators if it keeps failing"),
+    /// No such message for this agency.
+    NotFound => ("not_found", 404, false,
+        "check the message id; only the agency that sent a message can see it"),
+    /// The upload was too slow or stalled.
+    RequestTimeout => ("request_timeout", 408, false,
+        "send the payload again on a faster or steadier connection"),
+    /// Not valid HTTP.
+    MalformedRequest => ("malformed_request", 400, false,
+        "the request is not valid HTTP (a malformed chunk size, oversized trailers...): fix the client or its proxy; sending the same request again will fail the same way"),
+    /// A restart cut processing off.
+    Interrupted => ("interrupted", 422, false,
+        "processing was interrupted by a restart: send the message again"),
+    /// The payload could not be read to its end.
+    IoError => ("io_error", 422, false,
+        "the payload could not be read to its end (a truncated upload, or a read failure on the way in): send it again; if it fails the same way, seal it again"),
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
-/// Every stable code a sender can see.
-pub const CODES: [&str; 28] = [
-    "not_a_regular_file",
-    "payload_too_large",
-    "not_age_encrypted",
-    "no_matching_key",
-    "decrypt_failed",
-    "not_signed",
-    "signature_invalid",
-    "signer_unknown",
-    "certificate_expired",
-    "certificate_not_yet_valid",
-    "certificate_revoked",
-    "agency_mismatch",
-    "xml_malformed",
-    "dtd_forbidden",
-    "xml_limit_exceeded",
-    "schema_unknown_root",
-    "schema_not_allowed",
-    "schema_invalid",
-    "duplicate",
-    "unauthenticated",
-    "forbidden",
-    "queue_unavailable",
-    "busy",
-    "not_found",
-    "request_timeout",
-    "malformed_request",
-    "interrupted",
-    "io_error",
-];
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
-/// The static form of a code read back from the ledger (unknown codes become `queue_unavailable`).
-pub fn stable_code(code: &str) -> &'static str {
-    CODES
-        .iter()
-        .find(|c| **c == code)
-        .copied()
-        .unwrap_or("queue_unavailable")
+impl From<xsd::xml::XmlErrorKind> for Code {
+    fn from(kind: xsd::xml::XmlErrorKind) -> Code {
+        use xsd::xml::XmlErrorKind as K;
+        match kind {
+            K::Malformed => Code::XmlMalformed,
+            K::DoctypeForbidden => Code::DtdForbidden,
+            K::LimitExceeded => Code::XmlLimitExceeded,
+            K::Io => Code::IoError,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn every_code_parses_back_from_its_string_and_retryable_ones_are_5xx() {
+        for &c in Code::ALL {
+            assert_eq!(Code::parse(c.as_str()), Some(c));
+            assert_eq!(c.retryable(), c.http_status() >= 500, "{c}");
+            assert!(!c.action().is_empty());
+        }
+        assert_eq!(Code::parse("no_such_code"), None);
+    }
 }

@@ -87,7 +87,7 @@ fn check(sealed: &[u8]) -> (String, Vec<u8>) {
         .and_then(|e| e.verify_and_validate(&checks, &mut spool));
     match verdict {
         Ok(_) => ("accepted".into(), spool),
-        Err(r) => (r.code.to_owned(), spool),
+        Err(r) => (r.code.as_str().to_owned(), spool),
     }
 }
 

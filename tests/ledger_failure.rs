@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use gateway::pipeline::{Gateway, Outcome};
+use gateway::rejection::Code;
 use gateway::sinks::Receipt;
 use gateway::store::{
     Begin, Channel, MessageId, MessageRecord, NewMessage, Status, Step, StepRecord, Store,
@@ -49,7 +50,7 @@ impl Store for FullDisk {
     fn record_unregistered_rejection(
         &self,
         m: &NewMessage,
-        code: &str,
+        code: Code,
         detail: &str,
     ) -> Result<MessageRecord, StoreError> {
         self.inner.record_unregistered_rejection(m, code, detail)
@@ -69,7 +70,7 @@ impl Store for FullDisk {
         self.check()?;
         self.inner.finish_forwarded_deferred(id, receipt)
     }
-    fn finish_rejected(&self, id: &MessageId, code: &str, detail: &str) -> Result<(), StoreError> {
+    fn finish_rejected(&self, id: &MessageId, code: Code, detail: &str) -> Result<(), StoreError> {
         self.inner.finish_rejected(id, code, detail)
     }
     fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
@@ -118,7 +119,7 @@ fn a_forwarded_message_the_ledger_cannot_record_is_not_a_success_and_its_resend_
     else {
         panic!("no success the ledger cannot back: {first:?}");
     };
-    assert_eq!(rejection.code, "queue_unavailable");
+    assert_eq!(rejection.code, Code::QueueUnavailable);
     assert!(
         rejection.detail.contains("reached the queue"),
         "{rejection:?}"

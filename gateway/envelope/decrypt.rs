@@ -7,7 +7,7 @@ use age::armor::ArmoredReader;
 use time::OffsetDateTime;
 
 use crate::keyring::Identities;
-use crate::rejection::Rejection;
+use crate::rejection::{Code, Rejection};
 
 /// The decrypted stream. Each chunk is authenticated as it is read, but the stream as a whole
 /// only once it has been read to the end: nothing may be released before that.
@@ -101,7 +101,7 @@ pub fn decrypt<R: Read>(
             if kept.lock().map(|k| k.len() >= HEADER_KEEP).unwrap_or(false) =>
         {
             return Err(Rejection::new(
-                "not_age_encrypted",
+                Code::NotAgeEncrypted,
                 format!(
                     "the file is not an age-encrypted file: no complete age header in its first {} KiB",
                     HEADER_KEEP / 1024
@@ -113,7 +113,7 @@ pub fn decrypt<R: Read>(
     header_read.store(true, std::sync::atomic::Ordering::Relaxed);
     if decryptor.is_scrypt() {
         return Err(Rejection::new(
-            "no_matching_key",
+            Code::NoMatchingKey,
             "the file is encrypted with a passphrase, not to the gateway's recipient",
         ));
     }
@@ -160,7 +160,7 @@ fn no_matching_key(header: &[u8], identities: &Identities, now: OffsetDateTime) 
         {
             let when = info.retired_when(now).unwrap_or_default();
             return Rejection::new(
-                "no_matching_key",
+                Code::NoMatchingKey,
                 format!(
                     "the file is sealed to the gateway recipient {} (identity {}), which was retired at {when}: seal to the current recipient {current} (`gateway recipient --url ...` or GET /v1/recipient fetches it)",
                     info.recipient, info.id
@@ -169,7 +169,7 @@ fn no_matching_key(header: &[u8], identities: &Identities, now: OffsetDateTime) 
         }
     }
     Rejection::new(
-        "no_matching_key",
+        Code::NoMatchingKey,
         format!(
             "the file is not encrypted to any of the gateway's current or grace identities: seal to the current recipient {current}"
         ),
@@ -180,19 +180,19 @@ fn header_error(e: age::DecryptError) -> Rejection {
     use age::DecryptError as E;
     match e {
         E::NoMatchingKeys => Rejection::new(
-            "no_matching_key",
+            Code::NoMatchingKey,
             "the file is not encrypted to any of the gateway's current or grace identities",
         ),
         E::InvalidHeader | E::UnknownFormat => Rejection::new(
-            "not_age_encrypted",
+            Code::NotAgeEncrypted,
             format!("the file is not an age-encrypted file ({e})"),
         ),
         E::Io(io) => Rejection::new(
-            "not_age_encrypted",
+            Code::NotAgeEncrypted,
             format!("the file is not an age-encrypted file: its header cannot be read ({io})"),
         ),
         other => Rejection::new(
-            "decrypt_failed",
+            Code::DecryptFailed,
             format!("the age header does not authenticate: {other}"),
         ),
     }

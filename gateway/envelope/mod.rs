@@ -20,6 +20,7 @@ use std::time::SystemTime;
 
 use crate::keyring::trust::TrustedSigner;
 use crate::keyring::{Identities, TrustStore};
+use crate::rejection::Code;
 use crate::rejection::{Located, Rejection};
 use crate::validation::Catalog;
 use crate::validation::root::{PeekError, peek_root};
@@ -104,7 +105,7 @@ fn stream_failure(e: io::Error) -> Rejection {
         // Anything below the CMS layer is the age stream: a chunk failed to authenticate, or
         // the file ended early.
         cms::CmsError::Io(e) => Rejection::new(
-            "decrypt_failed",
+            Code::DecryptFailed,
             format!("the encrypted stream is damaged or truncated ({e})"),
         ),
         c => cms_rejection(&c),
@@ -116,7 +117,7 @@ fn cms_rejection(e: &cms::CmsError) -> Rejection {
 }
 
 fn xml_rejection(e: &xsd::xml::XmlError) -> Rejection {
-    let mut r = Rejection::new(e.kind.code(), e.message.clone());
+    let mut r = Rejection::new(Code::from(e.kind), e.message.clone());
     // Before the root opened: a problem in the root's start tag is placed at the root.
     let (line, column, path) = match &e.element {
         Some(el) => (el.line, el.column, format!("/{}", el.name)),
@@ -142,9 +143,14 @@ fn report_rejection(report: &xsd::Report, schema_id: &str) -> Option<Rejection> 
     let code = report
         .violations
         .iter()
-        .map(|v| v.code)
-        .find(|c| matches!(*c, "xml_malformed" | "dtd_forbidden" | "xml_limit_exceeded"))
-        .unwrap_or("schema_invalid");
+        .filter_map(|v| Code::parse(v.code))
+        .find(|c| {
+            matches!(
+                c,
+                Code::XmlMalformed | Code::DtdForbidden | Code::XmlLimitExceeded
+            )
+        })
+        .unwrap_or(Code::SchemaInvalid);
     let n = report.violations.len();
     let mut r = Rejection::new(
         code,
@@ -214,7 +220,7 @@ impl<R: Read + Send> Envelope<Opened<R>> {
             Ok(p) => p,
             Err(_) => {
                 return Err(Rejection::new(
-                    "queue_unavailable",
+                    Code::InternalError,
                     "internal error while reading the payload",
                 ));
             }
@@ -224,7 +230,7 @@ impl<R: Read + Send> Envelope<Opened<R>> {
         }
         if let Some(e) = produced.spool_error {
             return Err(Rejection::new(
-                "queue_unavailable",
+                Code::QueueUnavailable,
                 format!("the gateway could not stage the message: {e}"),
             ));
         }
@@ -296,17 +302,17 @@ fn validate_content(
         Ok(r) => r,
         Err(PeekError::Xml(e)) => return Err(xml_rejection(&e)),
         // The tap kept the cause; the caller reports it.
-        Err(PeekError::Io(e)) => return Err(Rejection::new("decrypt_failed", e.to_string())),
+        Err(PeekError::Io(e)) => return Err(Rejection::new(Code::DecryptFailed, e.to_string())),
     };
     let Some(entry) = checks.catalog.lookup(&root) else {
         return Err(Rejection::new(
-            "schema_unknown_root",
+            Code::SchemaUnknownRoot,
             format!("no schema in the catalog has the root element {root}"),
         ));
     };
     if !entry.agencies.iter().any(|a| a == agency) {
         return Err(Rejection::new(
-            "schema_not_allowed",
+            Code::SchemaNotAllowed,
             format!(
                 "agency {agency} may not send {root} (schema {}; allowed: {})",
                 entry.id,

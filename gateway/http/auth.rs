@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, header};
 use super::problem::ApiError;
 use super::{AppState, PeerCertificate};
 use crate::keyring::trust::{TrustError, TrustStore};
+use crate::rejection::Code;
 
 /// The agency a request speaks for.
 pub fn authenticate(
@@ -24,7 +25,7 @@ pub fn authenticate(
         None => None,
         Some(token) => Some(st.token_agency(token).ok_or_else(|| {
             ApiError::new(
-                "unauthenticated",
+                Code::Unauthenticated,
                 "the bearer token is not valid (unknown, mistyped or revoked)",
             )
         })?),
@@ -41,7 +42,7 @@ pub fn authenticate(
                 .map(str::to_owned);
             if found.is_none() && by_token.is_none() {
                 return Err(ApiError::new(
-                    "unauthenticated",
+                    Code::Unauthenticated,
                     "the client certificate is not registered for any agency (or is expired or revoked)",
                 ));
             }
@@ -51,14 +52,14 @@ pub fn authenticate(
     let agency = match (by_token, by_cert) {
         (Some(t), Some(c)) if t != c => {
             return Err(ApiError::new(
-                "forbidden",
+                Code::Forbidden,
                 format!("the token is {t}'s but the client certificate is {c}'s"),
             ));
         }
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) => {
             return Err(ApiError::new(
-                "unauthenticated",
+                Code::Unauthenticated,
                 "present a bearer token (Authorization: Bearer gw_...) or a registered client certificate",
             ));
         }
@@ -81,14 +82,14 @@ pub(super) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError
     };
     let value = value.to_str().map_err(|_| {
         ApiError::new(
-            "unauthenticated",
+            Code::Unauthenticated,
             "the Authorization header is not printable ASCII: send `Authorization: Bearer gw_...`",
         )
     })?;
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::new(
-            "unauthenticated",
+            Code::Unauthenticated,
             format!(
                 "the Authorization header uses the {scheme:?} scheme; the gateway accepts only bearer tokens (Authorization: Bearer gw_...)"
             ),
@@ -107,7 +108,7 @@ fn require_certificate(
 ) -> Result<(), ApiError> {
     let Some(cert) = &peer.cert else {
         return Err(ApiError::new(
-            "unauthenticated",
+            Code::Unauthenticated,
             format!(
                 "agency {agency} must present its registered client certificate on every request"
             ),
@@ -115,7 +116,7 @@ fn require_certificate(
     };
     match trust.check(agency, cert, &peer.chain, now) {
         Ok(_) => Ok(()),
-        Err(e) => Err(ApiError::new("forbidden", refusal(agency, &e))),
+        Err(e) => Err(ApiError::new(Code::Forbidden, refusal(agency, &e))),
     }
 }
 

@@ -29,18 +29,18 @@ enum Upload {
 }
 
 fn timed_out() -> Response {
-    ApiError::new("request_timeout", "the upload took longer than allowed").into_response()
+    ApiError::new(Code::RequestTimeout, "the upload took longer than allowed").into_response()
 }
 
 async fn upload_failed(e: UploadError, agency: &str, stream: BodyDataStream) -> Response {
     let too_large = matches!(e, UploadError::TooLarge(_));
     let e = match e {
         UploadError::TooLarge(max) => ApiError::new(
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("the payload exceeds the limit for {agency} of {max} bytes"),
         ),
         UploadError::Idle(idle) => ApiError::new(
-            "request_timeout",
+            Code::RequestTimeout,
             format!(
                 "nothing of the body arrived for {} s: send again on a working connection",
                 idle.as_secs()
@@ -51,24 +51,24 @@ async fn upload_failed(e: UploadError, agency: &str, stream: BodyDataStream) -> 
             elapsed,
             min_rate,
         } => ApiError::new(
-            "request_timeout",
+            Code::RequestTimeout,
             format!(
                 "the body arrived too slowly ({received} bytes in {:.0} s; the minimum is {min_rate} bytes/s on average): send again on a faster connection",
                 elapsed.as_secs_f64()
             ),
         ),
         UploadError::Malformed(why) => ApiError::new(
-            "malformed_request",
+            Code::MalformedRequest,
             format!("the request body is not valid HTTP framing ({why}): fix the client"),
         ),
         UploadError::Interrupted(why) => ApiError::new(
-            "request_timeout",
+            Code::RequestTimeout,
             format!("the upload was interrupted ({why}): send again"),
         ),
         UploadError::Io(e) => {
             tracing::error!(error = %e, "cannot store an upload");
             ApiError::new(
-                "queue_unavailable",
+                Code::QueueUnavailable,
                 "the gateway cannot store uploads right now",
             )
         }
@@ -83,7 +83,8 @@ async fn upload_failed(e: UploadError, agency: &str, stream: BodyDataStream) -> 
 
 fn signed_receipt(st: &AppState, receipt: &Receipt, status: StatusCode) -> Response {
     let Some(fw) = &st.gateway.forwarding else {
-        return ApiError::new("queue_unavailable", "the gateway is not forwarding").into_response();
+        return ApiError::new(Code::QueueUnavailable, "the gateway is not forwarding")
+            .into_response();
     };
     match fw.receipts.sign(receipt) {
         Ok(signed) => {
@@ -113,6 +114,7 @@ fn signed_receipt(st: &AppState, receipt: &Receipt, status: StatusCode) -> Respo
     }
 }
 
+use crate::rejection::Code;
 use axum::Json;
 
 /// Answers a request whose body we will not use. Some of the body is read and discarded
@@ -159,7 +161,7 @@ pub async fn post(
         && len > max
     {
         let e = ApiError::new(
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("the payload is {len} bytes; the limit for {agency} is {max} bytes"),
         );
         return refuse(body.into_data_stream(), e.into_response()).await;
@@ -167,7 +169,7 @@ pub async fn post(
     let upload_slot = match st.uploads.try_acquire(&agency) {
         Ok(slot) => slot,
         Err(busy) => {
-            let e = ApiError::new("busy", busy.to_string());
+            let e = ApiError::new(Code::Busy, busy.to_string());
             return refuse(body.into_data_stream(), e.into_response()).await;
         }
     };
@@ -217,7 +219,7 @@ pub async fn post(
         Ok(Ok(p)) => p,
         _ => {
             return ApiError::new(
-                "busy",
+                Code::Busy,
                 "the gateway is processing as many payloads as it may; retry shortly",
             )
             .into_response();
@@ -240,7 +242,7 @@ pub async fn post(
         Err(e) => {
             tracing::error!(error = %e, "pipeline task failed");
             ApiError::new(
-                "queue_unavailable",
+                Code::InternalError,
                 "internal error; nothing was kept: send again",
             )
             .into_response()
@@ -258,10 +260,25 @@ pub async fn post(
             ..
         }) => {
             let code = original_code.unwrap_or_default();
-            let r = crate::rejection::Rejection::new(
-                crate::rejection::stable_code(&code),
-                format!("this message was sent before and rejected ({code}); nothing changed"),
-            );
+            let r = match Code::parse(&code) {
+                Some(known) => crate::rejection::Rejection::new(
+                    known,
+                    format!("this message was sent before and rejected ({code}); nothing changed"),
+                ),
+                // Written by a newer gateway sharing the ledger: say so rather than guess.
+                None => {
+                    tracing::error!(
+                        code,
+                        "the ledger holds a rejection code this version does not know"
+                    );
+                    crate::rejection::Rejection::new(
+                        Code::InternalError,
+                        format!(
+                            "this message was sent before and rejected with code {code}, which this version of the gateway does not know"
+                        ),
+                    )
+                }
+            };
             ApiError::from_rejection(r, Some(gateway_message_id)).into_response()
         }
         Ok(Outcome::Rejected {
@@ -270,7 +287,7 @@ pub async fn post(
             ..
         }) => ApiError::from_rejection(rejection, gateway_message_id).into_response(),
         Ok(Outcome::Accepted { .. }) => {
-            ApiError::new("queue_unavailable", "the gateway is not forwarding").into_response()
+            ApiError::new(Code::QueueUnavailable, "the gateway is not forwarding").into_response()
         }
     }
 }
@@ -287,7 +304,7 @@ pub async fn get(
         Err(e) => return e.into_response(),
     };
     let not_found =
-        || ApiError::new("not_found", format!("no message {id} from {agency}")).into_response();
+        || ApiError::new(Code::NotFound, format!("no message {id} from {agency}")).into_response();
     let Ok(mid) = id.parse::<MessageId>() else {
         return not_found();
     };
@@ -299,8 +316,11 @@ pub async fn get(
         Ok(_) => return not_found(),
         Err(e) => {
             tracing::error!(error = %e, "ledger read failed");
-            return ApiError::new("queue_unavailable", "the ledger cannot be read right now")
-                .into_response();
+            return ApiError::new(
+                Code::QueueUnavailable,
+                "the ledger cannot be read right now",
+            )
+            .into_response();
         }
     };
     let steps = fw.store.steps(&mid).unwrap_or_default();
@@ -312,7 +332,7 @@ pub async fn get(
     // What the sender should do now, in the words of the rejection catalog.
     let action = match (record.status, record.rejection_code.as_deref()) {
         (Status::InProgress, _) => Some("the message is being processed: ask again shortly"),
-        (Status::Rejected, Some(code)) => Some(crate::rejection::action(code)),
+        (Status::Rejected, Some(code)) => Code::parse(code).map(Code::action),
         _ => None,
     };
     Json(json!({

@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 
 use crate::keyring::tokens::Tokens;
 use crate::pipeline::Gateway;
+use crate::rejection::Code;
 
 /// The client certificate of the connection, if one was presented, with the intermediate
 /// certificates the client sent after it (chain candidates, never trusted by themselves).
@@ -219,7 +220,7 @@ async fn metrics_https(
 ) -> axum::response::Response {
     let Some(token) = &st.metrics_token else {
         let mut e = problem::ApiError::new(
-            "not_found",
+            Code::NotFound,
             "metrics are served on the metrics listener (metrics.listen), not on this port",
         );
         e.rejection.action = "read /metrics from the metrics listener (metrics.listen, loopback by default), or set the metrics token (the variable metrics.token_env names) and present it as a bearer token here";
@@ -231,7 +232,7 @@ async fn metrics_https(
     });
     if !ok {
         return problem::ApiError::new(
-            "unauthenticated",
+            Code::Unauthenticated,
             format!(
                 "/metrics on this port needs the metrics token (Authorization: Bearer, the value of {})",
                 st.gateway.config.metrics.token_env

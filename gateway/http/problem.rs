@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::rejection::Rejection;
+use crate::rejection::{Code, Rejection};
 
 /// A refusal on the HTTPS channel.
 #[derive(Debug)]
@@ -19,37 +19,17 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
 }
 
-/// The HTTP status of each code.
-pub fn status_of(code: &str) -> StatusCode {
-    match code {
-        "unauthenticated" => StatusCode::UNAUTHORIZED,
-        "forbidden"
-        | "signer_unknown"
-        | "certificate_expired"
-        | "certificate_not_yet_valid"
-        | "certificate_revoked"
-        | "agency_mismatch"
-        | "schema_not_allowed" => StatusCode::FORBIDDEN,
-        "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        "duplicate" => StatusCode::CONFLICT,
-        "not_found" => StatusCode::NOT_FOUND,
-        "request_timeout" => StatusCode::REQUEST_TIMEOUT,
-        "malformed_request" => StatusCode::BAD_REQUEST,
-        "queue_unavailable" | "busy" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    }
-}
-
 impl ApiError {
     /// A refusal with the status its code implies.
-    pub fn new(code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn new(code: Code, detail: impl Into<String>) -> ApiError {
         ApiError::from_rejection(Rejection::new(code, detail), None)
     }
 
     /// From a pipeline rejection.
     pub fn from_rejection(rejection: Rejection, message_id: Option<String>) -> ApiError {
-        let status = status_of(rejection.code);
-        let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1);
+        let status = StatusCode::from_u16(rejection.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = rejection.code.retryable().then_some(1);
         ApiError {
             status,
             rejection: Box::new(rejection),
@@ -64,7 +44,7 @@ impl IntoResponse for ApiError {
         let r = &self.rejection;
         let mut body = json!({
             "type": format!("urn:gateway:problem:{}", r.code),
-            "title": r.code.replace('_', " "),
+            "title": r.code.as_str().replace('_', " "),
             "status": self.status.as_u16(),
             "code": r.code,
             "detail": r.detail,

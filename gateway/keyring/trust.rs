@@ -137,13 +137,14 @@ pub enum TrustError {
 
 impl TrustError {
     /// Stable user-facing code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::rejection::Code {
+        use crate::rejection::Code;
         match self {
-            TrustError::SignerUnknown { .. } => "signer_unknown",
-            TrustError::CertificateExpired { .. } => "certificate_expired",
-            TrustError::CertificateNotYetValid { .. } => "certificate_not_yet_valid",
-            TrustError::CertificateRevoked { .. } => "certificate_revoked",
-            TrustError::AgencyMismatch { .. } => "agency_mismatch",
+            TrustError::SignerUnknown { .. } => Code::SignerUnknown,
+            TrustError::CertificateExpired { .. } => Code::CertificateExpired,
+            TrustError::CertificateNotYetValid { .. } => Code::CertificateNotYetValid,
+            TrustError::CertificateRevoked { .. } => Code::CertificateRevoked,
+            TrustError::AgencyMismatch { .. } => Code::AgencyMismatch,
         }
     }
 }

@@ -205,7 +205,7 @@ fn one(
             ..
         } => {
             r.outcome = "rejected".into();
-            r.code = Some(rejection.code.to_owned());
+            r.code = Some(rejection.code.as_str().to_owned());
             r.gateway_message_id = gateway_message_id.clone();
         }
     }

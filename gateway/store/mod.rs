@@ -40,7 +40,7 @@
 //! `in_progress`. A record whose last activity (`begin` or `record_step`) is
 //! older than the store's *stale-after* period (default [`DEFAULT_STALE_AFTER`],
 //! 15 minutes) may be taken over: `begin` for an identical message then closes the
-//! old record as `rejected` with code [`INTERRUPTED_CODE`] (releasing its key) and
+//! old record as `rejected` with code [`Code::Interrupted`] (releasing its key) and
 //! registers the new one, answering [`Begin::New`] with the caller's new id.
 //! Within the period the answer is [`Begin::InProgress`] and the caller should ask
 //! the sender to retry later. The crash window between publishing to the outbox
@@ -68,15 +68,12 @@ use time::OffsetDateTime;
 
 pub use sqlite::SqliteStore;
 
+use crate::rejection::Code;
 use crate::sinks::Receipt;
 
 /// How long an `in_progress` record may be idle before an identical message may
 /// take it over (see the module documentation).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
-
-/// Rejection code given to an `in_progress` record that was taken over because
-/// its processing was interrupted.
-pub const INTERRUPTED_CODE: &str = "interrupted";
 
 /// The gateway's own identifier of a message: a UUID v7 in canonical text form.
 ///
@@ -499,7 +496,7 @@ pub trait Store: Send + Sync {
     fn record_unregistered_rejection(
         &self,
         m: &NewMessage,
-        code: &str,
+        code: Code,
         detail: &str,
     ) -> Result<MessageRecord, StoreError>;
 
@@ -532,7 +529,7 @@ pub trait Store: Send + Sync {
 
     /// Closes an `in_progress` record as rejected, recording a `rejected` step
     /// (detail: the code).
-    fn finish_rejected(&self, id: &MessageId, code: &str, detail: &str) -> Result<(), StoreError>;
+    fn finish_rejected(&self, id: &MessageId, code: Code, detail: &str) -> Result<(), StoreError>;
 
     /// The record with this id.
     fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError>;

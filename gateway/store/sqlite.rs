@@ -10,10 +10,11 @@ use time::OffsetDateTime;
 
 use super::checkpoint::Checkpointer;
 use super::{
-    Begin, Channel, DEFAULT_STALE_AFTER, INTERRUPTED_CODE, MessageId, MessageRecord, NewMessage,
-    Status, Step, StepRecord, Store, StoreError, timestamp,
+    Begin, Channel, DEFAULT_STALE_AFTER, MessageId, MessageRecord, NewMessage, Status, Step,
+    StepRecord, Store, StoreError, timestamp,
 };
 use crate::group::Group;
+use crate::rejection::Code;
 use crate::sinks::Receipt;
 
 /// A per-message write that may share a transaction with other threads' writes.
@@ -400,11 +401,17 @@ impl SqliteStore {
                     )?
                     .execute(params![
                         old.id.as_str(),
-                        INTERRUPTED_CODE,
+                        Code::Interrupted.as_str(),
                         detail,
                         timestamp::format(&now)
                     ])?;
-                    insert_step(tx, &old.id, Step::Rejected, Some(INTERRUPTED_CODE), &now)?;
+                    insert_step(
+                        tx,
+                        &old.id,
+                        Step::Rejected,
+                        Some(Code::Interrupted.as_str()),
+                        &now,
+                    )?;
                     tracing::warn!(old = %old.id, new = %m.id, "taking over stale in-progress message");
                 }
                 Status::Rejected => {
@@ -678,13 +685,13 @@ impl Store for SqliteStore {
     fn record_unregistered_rejection(
         &self,
         m: &NewMessage,
-        code: &str,
+        code: Code,
         detail: &str,
     ) -> Result<MessageRecord, StoreError> {
         let sha256 = normalise_sha256(&m.sha256)?;
         let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        insert_message(&tx, m, &sha256, None, Some((code, detail)))?;
+        insert_message(&tx, m, &sha256, None, Some((code.as_str(), detail)))?;
         let rec = require_record(&tx, &m.id)?;
         tx.commit()?;
         let n = self.committed();
@@ -744,7 +751,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn finish_rejected(&self, id: &MessageId, code: &str, detail: &str) -> Result<(), StoreError> {
+    fn finish_rejected(&self, id: &MessageId, code: Code, detail: &str) -> Result<(), StoreError> {
         let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         require_in_progress(&tx, id, "finish as rejected")?;
@@ -754,8 +761,13 @@ impl Store for SqliteStore {
                  rejection_detail = ?3, updated_at = ?4, finished_at = ?4
              WHERE id = ?1",
         )?
-        .execute(params![id.as_str(), code, detail, timestamp::format(&now)])?;
-        insert_step(&tx, id, Step::Rejected, Some(code), &now)?;
+        .execute(params![
+            id.as_str(),
+            code.as_str(),
+            detail,
+            timestamp::format(&now)
+        ])?;
+        insert_step(&tx, id, Step::Rejected, Some(code.as_str()), &now)?;
         tx.commit()?;
         let n = self.committed();
         drop(conn);
@@ -783,14 +795,20 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 id.as_str(),
-                INTERRUPTED_CODE,
+                Code::Interrupted.as_str(),
                 detail,
                 timestamp::format(&now)
             ])?;
         if n == 0 {
             return Ok(false);
         }
-        insert_step(&tx, id, Step::Rejected, Some(INTERRUPTED_CODE), &now)?;
+        insert_step(
+            &tx,
+            id,
+            Step::Rejected,
+            Some(Code::Interrupted.as_str()),
+            &now,
+        )?;
         tx.commit()?;
         let n = self.committed();
         drop(conn);

@@ -2,6 +2,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use super::*;
+use crate::rejection::Code;
 use crate::sinks::Receipt;
 
 const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -107,7 +108,9 @@ fn begin_accepts_uppercase_hex_as_the_same_digest() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let id = new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
-    store.finish_rejected(&id, "schema", "bad").unwrap();
+    store
+        .finish_rejected(&id, Code::SchemaInvalid, "bad")
+        .unwrap();
     let upper = SHA_A.to_ascii_uppercase();
     assert!(matches!(
         store.begin(&message(Some("M-1"), &upper)).unwrap(),
@@ -143,7 +146,7 @@ fn begin_returns_conflict_for_same_agency_message_id_with_different_content() {
     }
     // The caller logs the conflicting message as an unregistered rejection.
     let rec = store
-        .record_unregistered_rejection(&other, "duplicate", "agency message id M-1 reused")
+        .record_unregistered_rejection(&other, Code::Duplicate, "agency message id M-1 reused")
         .unwrap();
     assert_eq!(rec.status, Status::Rejected);
     assert_eq!(rec.rejection_code.as_deref(), Some("duplicate"));
@@ -189,13 +192,13 @@ fn identical_resend_of_a_rejected_message_returns_the_original_rejection() {
     let store = open(&dir);
     let id = new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
     store
-        .finish_rejected(&id, "schema", "Date is not a date")
+        .finish_rejected(&id, Code::SchemaInvalid, "Date is not a date")
         .unwrap();
     match store.begin(&message(Some("M-1"), SHA_A)).unwrap() {
         Begin::Duplicate(rec) => {
             assert_eq!(rec.id, id);
             assert_eq!(rec.status, Status::Rejected);
-            assert_eq!(rec.rejection_code.as_deref(), Some("schema"));
+            assert_eq!(rec.rejection_code.as_deref(), Some("schema_invalid"));
             assert_eq!(rec.rejection_detail.as_deref(), Some("Date is not a date"));
         }
         other => panic!("expected Duplicate, got {other:?}"),
@@ -207,7 +210,9 @@ fn corrected_resend_of_a_rejected_message_is_accepted_as_new() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let first = new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
-    store.finish_rejected(&first, "schema", "bad").unwrap();
+    store
+        .finish_rejected(&first, Code::SchemaInvalid, "bad")
+        .unwrap();
     let fixed = message(Some("M-1"), SHA_B);
     let second = new_id(store.begin(&fixed).unwrap());
     assert_ne!(first, second);
@@ -249,7 +254,10 @@ fn a_stale_in_progress_record_is_taken_over_by_an_identical_message() {
 
     let old = store.get(&first).unwrap().unwrap();
     assert_eq!(old.status, Status::Rejected);
-    assert_eq!(old.rejection_code.as_deref(), Some(INTERRUPTED_CODE));
+    assert_eq!(
+        old.rejection_code.as_deref(),
+        Some(Code::Interrupted.as_str())
+    );
     assert!(old.rejection_detail.unwrap().contains(second.as_str()));
     assert!(old.finished_at.is_some());
     assert_eq!(
@@ -507,7 +515,9 @@ fn status_moves_from_in_progress_to_forwarded_once() {
         ),
         "{again}"
     );
-    let reject = store.finish_rejected(&id, "x", "y").unwrap_err();
+    let reject = store
+        .finish_rejected(&id, Code::SchemaInvalid, "y")
+        .unwrap_err();
     assert!(
         matches!(reject, StoreError::InvalidTransition { .. }),
         "{reject}"
@@ -522,11 +532,11 @@ fn status_moves_from_in_progress_to_rejected_once() {
     let m = message(Some("M-1"), SHA_A);
     let id = new_id(store.begin(&m).unwrap());
     store
-        .finish_rejected(&id, "signature", "unknown signer")
+        .finish_rejected(&id, Code::SignerUnknown, "unknown signer")
         .unwrap();
     let rec = store.get(&id).unwrap().unwrap();
     assert_eq!(rec.status, Status::Rejected);
-    assert_eq!(rec.rejection_code.as_deref(), Some("signature"));
+    assert_eq!(rec.rejection_code.as_deref(), Some("signer_unknown"));
     assert_eq!(rec.rejection_detail.as_deref(), Some("unknown signer"));
     assert!(rec.finished_at.is_some() && rec.receipt_json.is_none());
     assert!(store.finish_forwarded(&id, &receipt(&id, &m)).is_err());
@@ -547,7 +557,7 @@ fn finish_on_unknown_message_is_not_found() {
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.finish_rejected(&id, "a", "b"),
+        store.finish_rejected(&id, Code::SchemaInvalid, "b"),
         Err(StoreError::NotFound(_))
     ));
 }
@@ -559,7 +569,7 @@ fn unregistered_rejections_are_logged_without_taking_part_in_dedupe() {
     let mut m = message(None, SHA_A);
     m.history = vec![PendingStep::now(Step::Opened, Some("decryption failed"))];
     let rec = store
-        .record_unregistered_rejection(&m, "decrypt", "no matching identity")
+        .record_unregistered_rejection(&m, Code::NoMatchingKey, "no matching identity")
         .unwrap();
     assert_eq!(rec.id, m.id);
     assert_eq!(rec.status, Status::Rejected);
@@ -570,7 +580,7 @@ fn unregistered_rejections_are_logged_without_taking_part_in_dedupe() {
     new_id(store.begin(&message(None, SHA_A)).unwrap());
     // Reusing an id is refused.
     assert!(matches!(
-        store.record_unregistered_rejection(&m, "x", "y"),
+        store.record_unregistered_rejection(&m, Code::SchemaInvalid, "y"),
         Err(StoreError::IdInUse(_))
     ));
 }
@@ -732,7 +742,10 @@ fn in_progress_records_name_their_process_and_abandoning_one_releases_its_key() 
     assert!(store.in_progress().unwrap().is_empty());
     let rec = store.get(&m.id).unwrap().unwrap();
     assert_eq!(rec.status, Status::Rejected);
-    assert_eq!(rec.rejection_code.as_deref(), Some(INTERRUPTED_CODE));
+    assert_eq!(
+        rec.rejection_code.as_deref(),
+        Some(Code::Interrupted.as_str())
+    );
     // The same message again is new, not a duplicate of the interrupted one.
     let again = NewMessage {
         id: MessageId::new(),

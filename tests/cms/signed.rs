@@ -134,7 +134,7 @@ fn tampered_content_is_signature_invalid() {
             let (got, trailer) = read_all(&blob).unwrap();
             assert_ne!(got, data);
             let e = trailer.verify_signature().unwrap_err();
-            assert_eq!(e.code(), "signature_invalid", "{e}");
+            assert_eq!(e.code().as_str(), "signature_invalid", "{e}");
             assert!(e.to_string().contains("changed after signing"), "{e}");
         }
     }
@@ -150,7 +150,11 @@ fn flipped_signature_is_signature_invalid() {
             let n = blob.len();
             blob[n - 5] ^= 0x40;
             let e = verify(&blob).unwrap_err();
-            assert_eq!(e.code(), "signature_invalid", "{signer} {extra:?}: {e}");
+            assert_eq!(
+                e.code().as_str(),
+                "signature_invalid",
+                "{signer} {extra:?}: {e}"
+            );
             assert!(
                 matches!(e, gateway::envelope::cms::CmsError::BadSignature { .. }),
                 "{e:?}"
@@ -164,10 +168,10 @@ fn plain_xml_and_detached_are_not_signed() {
     let pki = Pki::get();
     let xml = content(100);
     let e = SignedDataReader::new(&xml[..]).unwrap_err();
-    assert_eq!(e.code(), "not_signed");
+    assert_eq!(e.code().as_str(), "not_signed");
     let detached = pki.sign("rsa", &xml, &["-binary"]);
     let e = SignedDataReader::new(&detached[..]).unwrap_err();
-    assert_eq!(e.code(), "not_signed", "{e}");
+    assert_eq!(e.code().as_str(), "not_signed", "{e}");
     assert!(e.to_string().contains("detached"));
 }
 
@@ -270,7 +274,7 @@ fn trust_error_details() {
 
     // Without the intermediate, the leaf does not chain: unknown, not a crash.
     let e = store.check("agency-a", &unknown, &[], now).unwrap_err();
-    assert_eq!(e.code(), "signer_unknown");
+    assert_eq!(e.code().as_str(), "signer_unknown");
 }
 
 #[test]
@@ -293,7 +297,7 @@ fn admin_revocation_and_crl_on_pinned() {
     let e = store
         .check("agency-a", &leaf, &[pki.cert("inter")], now)
         .unwrap_err();
-    assert_eq!(e.code(), "certificate_revoked");
+    assert_eq!(e.code().as_str(), "certificate_revoked");
 
     // The revoked leaf pinned directly: the registered CRL of its issuer still applies.
     let revoked = pki.cert("revoked");
@@ -309,7 +313,8 @@ fn admin_revocation_and_crl_on_pinned() {
         store
             .check("agency-d", &revoked, &[], now)
             .unwrap_err()
-            .code(),
+            .code()
+            .as_str(),
         "certificate_revoked"
     );
     store.insert(
@@ -327,7 +332,7 @@ fn signer_certificate_missing_is_signature_invalid() {
     let pki = Pki::get();
     let blob = pki.sign("ec256", b"x", &flags(DER, &["-nocerts"]));
     let e = verify(&blob).unwrap_err();
-    assert_eq!(e.code(), "signature_invalid");
+    assert_eq!(e.code().as_str(), "signature_invalid");
     assert!(
         matches!(
             e,
@@ -345,7 +350,7 @@ fn rsa_pss_key_type_mislabelled_by_openssl_is_rejected() {
     for extra in [&[][..], &["-noattr"][..]] {
         let blob = pki.sign("pss", b"x", &flags(DER, extra));
         let e = verify(&blob).unwrap_err();
-        assert_eq!(e.code(), "signature_invalid", "{e}");
+        assert_eq!(e.code().as_str(), "signature_invalid", "{e}");
     }
 }
 
@@ -354,7 +359,7 @@ fn sha1_is_refused() {
     let pki = Pki::get();
     let blob = pki.sign("rsa", b"x", &flags(DER, &["-md", "sha1"]));
     let e = verify(&blob).unwrap_err();
-    assert_eq!(e.code(), "signature_invalid");
+    assert_eq!(e.code().as_str(), "signature_invalid");
     assert!(e.to_string().contains("SHA-1"), "{e}");
 }
 

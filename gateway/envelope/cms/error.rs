@@ -152,11 +152,12 @@ pub enum CmsError {
 
 impl CmsError {
     /// The stable, user-facing code: `not_signed`, `signature_invalid` or `io_error`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::rejection::Code {
+        use crate::rejection::Code;
         match self {
-            CmsError::Io(_) => "io_error",
-            CmsError::NotSigned { .. } => "not_signed",
-            _ => "signature_invalid",
+            CmsError::Io(_) => Code::IoError,
+            CmsError::NotSigned { .. } => Code::NotSigned,
+            _ => Code::SignatureInvalid,
         }
     }
 

@@ -48,7 +48,7 @@ pub use outcome::{Disposition, Handled};
 
 use crate::keyring::KeyringError;
 use crate::pipeline::{Gateway, Outcome};
-use crate::rejection::Rejection;
+use crate::rejection::{Code, Rejection};
 use crate::store::Channel;
 
 /// Where accepted files go, inside `inbox/<agency>/`.
@@ -256,7 +256,7 @@ fn handle_claimed(gateway: &Gateway, d: &AgencyDir, claimed: &Path, name: &str) 
         Ok(false) => Outcome::Rejected {
             gateway_message_id: None,
             rejection: Rejection::new(
-                "not_a_regular_file",
+                Code::NotARegularFile,
                 "this is a symbolic link, folder or special file, not a sealed file; it was not opened",
             ),
             quarantined: None,

@@ -172,7 +172,7 @@ fn accept(
 
 fn code_of(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Rejected { rejection, .. } => rejection.code.to_owned(),
+        Outcome::Rejected { rejection, .. } => rejection.code.as_str().to_owned(),
         Outcome::Duplicate { original_code, .. } => original_code
             .clone()
             .unwrap_or_else(|| "duplicate".to_owned()),
@@ -314,7 +314,9 @@ pub(crate) fn error_text(name: &str, outcome: &Outcome) -> String {
                 t,
                 "this exact message was sent before as {gateway_message_id} and rejected"
             );
-            let _ = writeln!(t, "what to do: {}", crate::rejection::action(code));
+            let action =
+                crate::rejection::Code::parse(code).map_or("see the detail", |c| c.action());
+            let _ = writeln!(t, "what to do: {action}");
         }
         _ => {}
     }
