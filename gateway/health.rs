@@ -1,10 +1,15 @@
-//! Whether the gateway can take messages now: the queue exists and every volume it writes to
-//! (`state/`, the outbox, the quarantine) has room. `/readyz` says "not ready" while one is
-//! low, so a load balancer moves senders elsewhere *before* writes start failing.
+//! Whether the gateway can take messages now: the queue can (for the outbox, its folder
+//! exists) and every volume it writes to (`state/`, the outbox, the quarantine) has room.
+//! `/readyz` says "not ready" while one is low, so a load balancer moves senders elsewhere
+//! *before* writes start failing. Also the gauges `/metrics` shows that are read from outside
+//! the process (queue depth, free space, key expiry), refreshed on each scrape off the async
+//! threads.
 
 use std::path::PathBuf;
 
 use crate::config::Config;
+use crate::metrics::KeyLabels;
+use crate::pipeline::Gateway;
 
 /// One volume the gateway writes to.
 #[derive(Debug)]
@@ -46,11 +51,13 @@ fn nearest_existing(path: &std::path::Path) -> Option<PathBuf> {
 }
 
 /// Why the gateway is not ready, in a sentence per cause; empty when it is.
-pub fn not_ready(cfg: &Config) -> Vec<String> {
+pub fn not_ready(gw: &Gateway) -> Vec<String> {
+    let cfg = &gw.config;
     let mut why = Vec::new();
-    let queue = cfg.queue_dir().join("new");
-    if !std::fs::metadata(&queue).is_ok_and(|m| m.is_dir()) {
-        why.push(format!("the queue folder {} is missing", queue.display()));
+    if let Some(fw) = &gw.forwarding
+        && let Some(queue) = fw.sink.not_ready()
+    {
+        why.push(queue);
     }
     let min = cfg.limits.min_free_disk_bytes;
     for v in volumes(cfg) {
@@ -70,4 +77,35 @@ pub fn not_ready(cfg: &Config) -> Vec<String> {
         }
     }
     why
+}
+
+/// Reads what the gauges show from outside the process: the queue's depth, each volume's free
+/// space and every key's days to expiry. Blocking (it asks the queue and reads `keys/`): call
+/// it off the async threads.
+pub fn refresh_gauges(gw: &Gateway) {
+    let cfg = &gw.config;
+    for v in volumes(cfg) {
+        gw.metrics
+            .set_volume(v.name, v.free, v.low(cfg.limits.min_free_disk_bytes));
+    }
+    if let Some(fw) = &gw.forwarding {
+        match fw.sink.depth() {
+            Ok(depth) => gw.metrics.set_queue_depth(depth),
+            Err(e) => tracing::warn!(error = %e, "cannot count the messages in the queue"),
+        }
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let keys = crate::keyring::inventory::inventory(&cfg.keys, now)
+        .into_iter()
+        .filter(|e| e.still_in_use())
+        .filter_map(|e| {
+            let days = e.days_left?;
+            let labels = KeyLabels {
+                kind: e.kind.to_owned(),
+                owner: e.owner,
+                fingerprint: e.id,
+            };
+            Some((labels, days))
+        });
+    gw.metrics.set_key_expiries(keys);
 }

@@ -23,6 +23,7 @@ pub mod group;
 pub mod health;
 pub mod http;
 pub mod keyring;
+pub mod message;
 pub mod metrics;
 pub mod pipeline;
 pub mod quarantine;

@@ -14,8 +14,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::pipeline::Outcome;
-
 /// Labels of `gateway_messages_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MessageLabels {
@@ -191,72 +189,54 @@ impl Metrics {
             .inc();
     }
 
-    /// Records one processed payload.
-    pub fn record(&self, agency: &str, channel: &str, outcome: &Outcome, elapsed: Duration) {
-        let (name, code, size) = match outcome {
-            Outcome::Accepted { facts } => ("accepted", "", Some(facts.size)),
-            Outcome::Forwarded { facts, .. } => ("forwarded", "", Some(facts.size)),
-            Outcome::Duplicate { .. } => ("duplicate", "", None),
-            Outcome::Rejected { rejection, .. } => ("rejected", rejection.code.as_str(), None),
-        };
-        self.messages
-            .get_or_create(&MessageLabels {
-                agency: agency.to_owned(),
-                channel: channel.to_owned(),
-                outcome: name.to_owned(),
-                code: code.to_owned(),
-            })
-            .inc();
+    /// Records one processed payload: its labels, the XML's size when it was accepted, and
+    /// how long it took.
+    pub fn record(&self, labels: MessageLabels, size: Option<u64>, elapsed: Duration) {
         self.latency
             .get_or_create(&ChannelLabels {
-                channel: channel.to_owned(),
+                channel: labels.channel.clone(),
             })
             .observe(elapsed.as_secs_f64());
+        self.messages.get_or_create(&labels).inc();
         if let Some(s) = size {
             self.size.observe(s as f64);
         }
     }
 
-    /// Refreshes the gauges read from disk and renders the Prometheus text format.
-    pub fn render(&self, cfg: &crate::config::Config) -> String {
-        for v in crate::health::volumes(cfg) {
-            let labels = vec![("volume".to_owned(), v.name.to_owned())];
-            if let Some(free) = v.free {
-                self.disk_free
-                    .get_or_create(&labels)
-                    .set(i64::try_from(free).unwrap_or(i64::MAX));
-            }
-            self.disk_low
+    /// Sets the number of messages waiting for the hub in the queue.
+    pub fn set_queue_depth(&self, depth: u64) {
+        self.queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the free space of a volume the gateway writes to, and whether it is below the
+    /// minimum.
+    pub fn set_volume(&self, volume: &str, free: Option<u64>, low: bool) {
+        let labels = vec![("volume".to_owned(), volume.to_owned())];
+        if let Some(free) = free {
+            self.disk_free
                 .get_or_create(&labels)
-                .set(i64::from(v.low(cfg.limits.min_free_disk_bytes)));
+                .set(i64::try_from(free).unwrap_or(i64::MAX));
         }
-        let queue_new = &cfg.queue_dir().join("new");
-        let keys = &cfg.keys;
-        let depth = std::fs::read_dir(queue_new)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
-            .unwrap_or(0);
-        self.queue_depth.set(depth as i64);
+        self.disk_low.get_or_create(&labels).set(i64::from(low));
+    }
+
+    /// Replaces the key expiry gauges: one `(labels, days left)` per key still in use.
+    pub fn set_key_expiries(&self, keys: impl IntoIterator<Item = (KeyLabels, i64)>) {
         // Rebuilt each time, so a removed or retired key does not linger.
         self.expiry_days.clear();
         self.expiry_warning.clear();
-        for e in crate::keyring::inventory::inventory(keys, time::OffsetDateTime::now_utc()) {
-            let Some(days) = e.days_left.filter(|_| e.still_in_use()) else {
-                continue;
-            };
-            let labels = KeyLabels {
-                kind: e.kind.to_owned(),
-                owner: e.owner,
-                fingerprint: e.id,
-            };
+        for (labels, days) in keys {
             self.expiry_days.get_or_create(&labels).set(days as f64);
             if let Some(t) = crate::keyring::inventory::warning_threshold(days) {
                 self.expiry_warning.get_or_create(&labels).set(t);
             }
         }
+    }
+
+    /// The Prometheus text format of every metric as it stands (the gauges read from disk
+    /// are refreshed by `health::refresh_gauges` first).
+    pub fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -21,7 +21,7 @@
 //! - **Durable.** Payload and record are written durably (temporary file, fsync, rename,
 //!   fsync directory), the payload first and the record last, so a record always has its
 //!   payload; a payload left without record by a crash is removed by the sweep after an hour.
-//! - **Confined.** Agency names are validated with [`is_valid_agency`] before being used as a
+//! - **Confined.** Agency names are validated with [`is_safe_name`](crate::message::is_safe_name) before being used as a
 //!   path component; file names come from the [`MessageId`] and the hash only. The sender's
 //!   original file name is kept, sanitised, for display only.
 //!
@@ -41,7 +41,7 @@ use time::OffsetDateTime;
 use crate::audit::AuditLog;
 use crate::config::QuarantinePolicy;
 use crate::fsio;
-use crate::store::{MessageId, timestamp};
+use crate::message::{MessageId, is_safe_name, timestamp};
 
 /// Longest original file name kept for display, in characters.
 const MAX_ORIGINAL_NAME: usize = 255;
@@ -50,17 +50,6 @@ const MAX_ORIGINAL_NAME: usize = 255;
 const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Suffix of payload files.
 const PAYLOAD_SUFFIX: &str = ".sealed";
-
-/// Whether `name` is a valid agency name: `^[a-z0-9][a-z0-9-]{0,62}$`.
-pub fn is_valid_agency(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
 
 /// Reduces a sender-supplied file name to something safe to *display*: its last
 /// path component, with every character outside `[A-Za-z0-9._-]` replaced by
@@ -557,7 +546,7 @@ impl Quarantine {
         };
         for a in agencies.flatten() {
             let agency = a.file_name().to_string_lossy().into_owned();
-            if !is_valid_agency(&agency) {
+            if !is_safe_name(&agency) {
                 continue;
             }
             let Ok(files) = std::fs::read_dir(a.path()) else {
@@ -593,7 +582,7 @@ impl Quarantine {
         for a in agencies {
             let a = a?;
             let agency = a.file_name().to_string_lossy().into_owned();
-            if !is_valid_agency(&agency) || !a.file_type().is_ok_and(|t| t.is_dir()) {
+            if !is_safe_name(&agency) || !a.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             for f in std::fs::read_dir(a.path())? {
@@ -661,7 +650,7 @@ impl Drop for FileLock {
 }
 
 fn check_agency(agency: &str) -> Result<(), QuarantineError> {
-    if is_valid_agency(agency) {
+    if is_safe_name(agency) {
         Ok(())
     } else {
         Err(QuarantineError::InvalidAgency(
@@ -1139,7 +1128,7 @@ mod tests {
     #[test]
     fn valid_agency_names_follow_the_pattern() {
         for good in ["a", "0", "tax-office-7", "a-", &"b".repeat(63)] {
-            assert!(is_valid_agency(good), "{good:?}");
+            assert!(is_safe_name(good), "{good:?}");
         }
     }
 

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use gateway::message::Receipt;
+use gateway::message::{Channel, MessageId};
 use gateway::pipeline::{Gateway, Outcome};
 use gateway::rejection::Code;
-use gateway::sinks::Receipt;
 use gateway::store::{
-    Begin, Channel, MessageId, MessageRecord, NewMessage, Status, Step, StepRecord, Store,
-    StoreError,
+    Begin, MessageRecord, NewMessage, Status, Step, StepRecord, Store, StoreError,
 };
 
 use crate::support::Home;
@@ -110,7 +110,7 @@ fn a_forwarded_message_the_ledger_cannot_record_is_not_a_success_and_its_resend_
     let (gw, full) = gateway(&home);
     let sealed = home.fresh_police("a.sealed");
     full.store(true, Ordering::SeqCst);
-    let first = gw.process_file("police", Channel::Cli, &sealed);
+    let first = gw.process_file(&police(), Channel::Cli, &sealed);
     let Outcome::Rejected {
         rejection,
         gateway_message_id: Some(id),
@@ -128,7 +128,7 @@ fn a_forwarded_message_the_ledger_cannot_record_is_not_a_success_and_its_resend_
 
     // The disk has room again: the resend is answered from the queue, without a restart.
     full.store(false, Ordering::SeqCst);
-    let again = gw.process_file("police", Channel::Cli, &sealed);
+    let again = gw.process_file(&police(), Channel::Cli, &sealed);
     match &again {
         Outcome::Duplicate {
             gateway_message_id,
@@ -150,7 +150,7 @@ fn the_periodic_sweep_settles_a_record_whose_final_write_failed() {
     let (gw, full) = gateway(&home);
     let sealed = home.fresh_police("b.sealed");
     full.store(true, Ordering::SeqCst);
-    let first = gw.process_file("police", Channel::Cli, &sealed);
+    let first = gw.process_file(&police(), Channel::Cli, &sealed);
     let Outcome::Rejected {
         gateway_message_id: Some(id),
         ..
@@ -170,4 +170,8 @@ fn the_periodic_sweep_settles_a_record_whose_final_write_failed() {
     let record = fw.store.get(&id).unwrap().unwrap();
     assert_eq!(record.status, Status::Forwarded);
     assert!(record.receipt().unwrap().is_some());
+}
+
+fn police() -> gateway::message::AgencyName {
+    gateway::message::AgencyName::parse("police").unwrap()
 }

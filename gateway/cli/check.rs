@@ -8,15 +8,15 @@ use serde_json::json;
 
 use super::exit;
 use crate::config::Config;
+use crate::message::Channel;
 use crate::pipeline::{Gateway, Outcome};
-use crate::store::Channel;
 
 /// Arguments of `gateway check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The agency the files come from (their signer must be registered for it).
     #[arg(long)]
-    pub agency: String,
+    pub agency: crate::message::AgencyName,
     /// Also forward accepted files to the queue and keep rejected ones in quarantine.
     #[arg(long)]
     pub forward: bool,

@@ -19,7 +19,7 @@ use crate::sources::import;
 pub struct Args {
     /// The agency the files come from.
     #[arg(long)]
-    pub agency: String,
+    pub agency: crate::message::AgencyName,
     /// The folder to import (read only; searched recursively).
     pub dir: PathBuf,
     /// Where to write the per-file outcomes (default: state/imports/<agency>-<time>/).
@@ -41,7 +41,7 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
         .snapshot()
         .trust
         .agencies()
-        .any(|a| a == args.agency)
+        .any(|a| a == args.agency.as_str())
     {
         anyhow::bail!(
             "agency {:?} is not registered (`gateway agency list`; `gateway agency add NAME`)",

@@ -325,16 +325,6 @@ fn bounded(
     Ok(v)
 }
 
-/// A queue or agency name: safe as one path component on every platform.
-pub fn is_valid_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
-
 /// Turns the raw file into a [`Config`]; pure, no I/O (paths are checked where they are used).
 fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, ConfigError> {
     let dir = |key: &str, v: Option<String>, default: &str| -> Result<PathBuf, ConfigError> {
@@ -346,7 +336,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
     };
     let transcode_to_utf8 = raw.outbox.transcode_to_utf8.unwrap_or(false);
     let queue = raw.outbox.queue.unwrap_or_else(|| "integration".to_owned());
-    if !is_valid_name(&queue) {
+    if !crate::message::is_safe_name(&queue) {
         return Err(invalid(
             "outbox.queue",
             format!(

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, header};
 use super::problem::ApiError;
 use super::{AppState, PeerCertificate};
 use crate::keyring::trust::{TrustError, TrustStore};
+use crate::message::AgencyName;
 use crate::rejection::Code;
 
 /// The agency a request speaks for.
@@ -20,7 +21,7 @@ pub fn authenticate(
     st: &AppState,
     peer: &PeerCertificate,
     headers: &HeaderMap,
-) -> Result<String, ApiError> {
+) -> Result<AgencyName, ApiError> {
     let by_token = match bearer_token(headers)? {
         None => None,
         Some(token) => Some(st.token_agency(token).ok_or_else(|| {
@@ -71,7 +72,8 @@ pub fn authenticate(
     if required {
         require_certificate(&ring.trust, &agency, peer, now)?;
     }
-    Ok(agency)
+    // Registered names are valid ones; a hand-edited registry is caught here, not downstream.
+    AgencyName::parse(&agency).map_err(|e| ApiError::new(Code::InternalError, e.to_string()))
 }
 
 /// The token of an `Authorization: Bearer` header; `None` without the header. The scheme is

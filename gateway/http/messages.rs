@@ -14,9 +14,10 @@ use super::auth::authenticate;
 use super::problem::ApiError;
 use super::upload::{Incoming, Pace, UploadError, answer_holding, read_body, write_body};
 use super::{AppState, PeerCertificate};
+use crate::message::Receipt;
+use crate::message::{Channel, MessageId};
 use crate::pipeline::{Outcome, Payload};
-use crate::sinks::Receipt;
-use crate::store::{Channel, MessageId, Status};
+use crate::store::Status;
 
 /// A received upload: in memory (holding its share of the memory budget until dropped) or in
 /// a file.

@@ -244,7 +244,13 @@ async fn metrics_https(
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    let text = st.gateway.metrics.render(&st.gateway.config);
+    let gw = st.gateway.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        crate::health::refresh_gauges(&gw);
+        gw.metrics.render()
+    })
+    .await
+    .unwrap_or_default();
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -255,7 +261,10 @@ async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    let why = crate::health::not_ready(&st.gateway.config);
+    let gw = st.gateway.clone();
+    let why = tokio::task::spawn_blocking(move || crate::health::not_ready(&gw))
+        .await
+        .unwrap_or_else(|e| vec![format!("the readiness check failed: {e}")]);
     if why.is_empty() {
         // Still ready on the previous keys, but an operator should know a reload failed.
         let body = match st.gateway.keyring.last_error() {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::KeyringError;
 use super::trust::{AgencyTrust, TrustStore};
-use crate::config::is_valid_name;
+use crate::message::is_safe_name;
 
 /// `agency.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,7 +52,7 @@ pub fn agency_dir(keys: &Path, name: &str) -> PathBuf {
 
 /// Registers an agency (idempotent: an existing registration is kept as is).
 pub fn add(keys: &Path, name: &str, display_name: &str) -> Result<bool, KeyringError> {
-    if !is_valid_name(name) {
+    if !is_safe_name(name) {
         return Err(KeyringError::BadName(name.to_owned()));
     }
     let dir = agency_dir(keys, name);

@@ -12,7 +12,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use crate::keyring::KeyringError;
-use crate::sinks::Receipt;
+use crate::message::Receipt;
 
 mod signed_data;
 

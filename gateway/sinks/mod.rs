@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 pub use outbox::{OutboxSink, Published, STALE_TMP_AFTER, Staged};
 
-use crate::store::{Channel, MessageId, timestamp};
+use crate::message::{Channel, MessageId, Receipt, timestamp};
 
 /// What the pipeline knows about a validated message; the sink adds the
 /// delivery facts to make the [`Metadata`].
@@ -103,43 +103,23 @@ pub struct Metadata {
     pub encrypted_to_hub: bool,
 }
 
-fn utf8() -> String {
-    "UTF-8".to_owned()
-}
-
-/// Proof of forwarding, returned to the agency (signed elsewhere).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    /// The gateway's id.
-    pub gateway_message_id: MessageId,
-    /// The sending agency.
-    pub agency: String,
-    /// The agency's own message id, if any.
-    pub agency_message_id: Option<String>,
-    /// SHA-256 (lowercase hex) of the XML.
-    pub sha256: String,
-    /// The schema the XML was validated against.
-    pub schema_id: String,
-    /// When it was published (RFC 3339, UTC).
-    #[serde(with = "timestamp::rfc3339")]
-    pub forwarded_at: OffsetDateTime,
-    /// The queue, e.g. `outbox/hub`.
-    pub queue: String,
-}
-
-impl Receipt {
-    /// The receipt for a message published to `queue` with this metadata.
-    pub fn from_metadata(meta: &Metadata, queue: &str) -> Self {
+impl Metadata {
+    /// The receipt for this message, published to `queue`.
+    pub fn receipt(&self, queue: &str) -> Receipt {
         Receipt {
-            gateway_message_id: meta.gateway_message_id.clone(),
-            agency: meta.agency.clone(),
-            agency_message_id: meta.agency_message_id.clone(),
-            sha256: meta.sha256.clone(),
-            schema_id: meta.schema_id.clone(),
-            forwarded_at: meta.forwarded_at,
+            gateway_message_id: self.gateway_message_id.clone(),
+            agency: self.agency.clone(),
+            agency_message_id: self.agency_message_id.clone(),
+            sha256: self.sha256.clone(),
+            schema_id: self.schema_id.clone(),
+            forwarded_at: self.forwarded_at,
             queue: queue.to_owned(),
         }
     }
+}
+
+fn utf8() -> String {
+    "UTF-8".to_owned()
 }
 
 /// Errors of a sink.
@@ -164,13 +144,28 @@ pub enum SinkError {
 
 /// A payload being written to a sink; see [`Sink::begin_staging`].
 pub trait Staging: Write + Send {
+    /// Completes the payload and makes it visible to the hub. `ready` runs once the payload is
+    /// durable but before the hub can see it: what must be on disk before the hub acts on the
+    /// message (the ledger's record of it) is made so there. If `ready` fails, nothing is
+    /// published.
+    fn publish_after(
+        self: Box<Self>,
+        info: &MessageInfo,
+        ready: &mut dyn FnMut() -> Result<(), SinkError>,
+    ) -> Result<Receipt, SinkError>;
+
     /// Completes the payload and makes it visible to the hub.
-    fn publish(self: Box<Self>, info: &MessageInfo) -> Result<Receipt, SinkError>;
+    fn publish(self: Box<Self>, info: &MessageInfo) -> Result<Receipt, SinkError> {
+        self.publish_after(info, &mut || Ok(()))
+    }
+
     /// Throws the payload away (also done when dropped unpublished).
     fn discard(self: Box<Self>);
 }
 
-/// A destination for validated messages.
+/// The hub's integration queue, as the pipeline uses it: stage while checking, publish when
+/// every check passed, and after a crash tell what reached the hub. [`OutboxSink`] is the
+/// folder queue; another queue plugs in by implementing this (see `docs/architecture.md`).
 pub trait Sink: Send + Sync {
     /// The queue's name as it appears in receipts, e.g. `outbox/hub`.
     fn queue(&self) -> &str;
@@ -178,6 +173,19 @@ pub trait Sink: Send + Sync {
     /// Starts a payload for message `id`: write the XML into it while checking,
     /// then publish or discard it.
     fn begin_staging(&self, id: &MessageId) -> Result<Box<dyn Staging>, SinkError>;
+
+    /// The metadata of message `id` if it reached the hub (still waiting, or already taken).
+    /// After a crash between publishing and recording, the queue is the truth.
+    fn published(&self, id: &MessageId) -> Result<Option<Metadata>, SinkError>;
+
+    /// Removes whatever a crash left of message `id` before it was published.
+    fn withdraw_unpublished(&self, id: &MessageId) -> Result<(), SinkError>;
+
+    /// Messages published and not yet taken by the hub.
+    fn depth(&self) -> Result<u64, SinkError>;
+
+    /// Why the queue cannot take messages now, if it cannot.
+    fn not_ready(&self) -> Option<String>;
 
     /// Delivers a complete payload in one go (stage, copy, publish).
     fn deliver(&self, payload: &mut dyn Read, info: &MessageInfo) -> Result<Receipt, SinkError> {

@@ -29,9 +29,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{MessageInfo, Metadata, Receipt, Sink, SinkError, Staging};
+use super::{MessageInfo, Metadata, Sink, SinkError, Staging};
 use crate::fsio;
-use crate::store::{MessageId, timestamp};
+use crate::message::Receipt;
+use crate::message::{MessageId, timestamp};
 
 /// Age after which files left in `tmp/` are removed by [`OutboxSink::open`].
 pub const STALE_TMP_AFTER: Duration = Duration::from_secs(60 * 60);
@@ -250,6 +251,29 @@ impl Sink for OutboxSink {
     fn begin_staging(&self, id: &MessageId) -> Result<Box<dyn Staging>, SinkError> {
         Ok(Box::new(self.stage(id)?))
     }
+
+    fn published(&self, id: &MessageId) -> Result<Option<Metadata>, SinkError> {
+        OutboxSink::published(self, id)
+    }
+
+    fn withdraw_unpublished(&self, id: &MessageId) -> Result<(), SinkError> {
+        OutboxSink::withdraw_unpublished(self, id)
+    }
+
+    fn depth(&self) -> Result<u64, SinkError> {
+        let mut n = 0;
+        for entry in fs::read_dir(&self.new)? {
+            if entry?.path().extension().is_some_and(|x| x == "json") {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        (!fs::metadata(&self.new).is_ok_and(|m| m.is_dir()))
+            .then(|| format!("the queue folder {} is missing", self.new.display()))
+    }
 }
 
 enum PayloadWriter {
@@ -421,7 +445,7 @@ impl Staged {
         // a crash leaves behind in tmp/ is only a leftover name, removed by `cleanup_tmp`.
         // Debug: the pipeline logs the outcome (with the queue) once per message.
         tracing::debug!(id = %self.id, queue = %self.queue, size = self.written, "published");
-        let receipt = Receipt::from_metadata(&metadata, &self.queue);
+        let receipt = metadata.receipt(&self.queue);
         Ok(Published {
             payload_path,
             metadata_path,
@@ -492,8 +516,12 @@ impl Write for Staged {
 }
 
 impl Staging for Staged {
-    fn publish(self: Box<Self>, info: &MessageInfo) -> Result<Receipt, SinkError> {
-        Staged::publish(*self, info).map(|p| p.receipt)
+    fn publish_after(
+        self: Box<Self>,
+        info: &MessageInfo,
+        ready: &mut dyn FnMut() -> Result<(), SinkError>,
+    ) -> Result<Receipt, SinkError> {
+        Staged::publish_after(*self, info, ready).map(|p| p.receipt)
     }
 
     fn discard(self: Box<Self>) {

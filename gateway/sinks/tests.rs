@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::store::{Channel, MessageId, timestamp};
+use crate::message::{Channel, MessageId, timestamp};
 
 const XML: &[u8] = b"<?xml version=\"1.0\"?>\n<Message><Body>hello</Body></Message>\n";
 

@@ -18,8 +18,9 @@ use serde::Serialize;
 use super::folder::names;
 use super::folder::outcome::error_text;
 use crate::fsio;
+use crate::message::AgencyName;
+use crate::message::Channel;
 use crate::pipeline::{Gateway, Outcome};
-use crate::store::Channel;
 
 /// One file's result.
 #[derive(Debug, Clone, Serialize)]
@@ -97,7 +98,7 @@ fn read_manifest(path: &Path) -> HashMap<String, String> {
 /// called after each file with its size. Outcome files go under `report`.
 pub fn import(
     gateway: &Gateway,
-    agency: &str,
+    agency: &AgencyName,
     root: &Path,
     files: &[(PathBuf, u64)],
     report: &Path,
@@ -148,7 +149,7 @@ pub fn import(
 #[allow(clippy::too_many_arguments)]
 fn one(
     gateway: &Gateway,
-    agency: &str,
+    agency: &AgencyName,
     root: &Path,
     path: &Path,
     bytes: u64,

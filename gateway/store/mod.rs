@@ -54,7 +54,6 @@
 mod checkpoint;
 pub mod owner;
 mod sqlite;
-pub mod timestamp;
 
 #[cfg(test)]
 mod tests;
@@ -68,117 +67,12 @@ use time::OffsetDateTime;
 
 pub use sqlite::SqliteStore;
 
+use crate::message::{Channel, MessageId, Receipt, timestamp};
 use crate::rejection::Code;
-use crate::sinks::Receipt;
 
 /// How long an `in_progress` record may be idle before an identical message may
 /// take it over (see the module documentation).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
-
-/// The gateway's own identifier of a message: a UUID v7 in canonical text form.
-///
-/// It is safe to use as a file name component: it can only be created by
-/// [`MessageId::new`] or by parsing a canonical lowercase hyphenated UUID.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct MessageId(String);
-
-impl MessageId {
-    /// A fresh, time-ordered id (UUID v7).
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        MessageId(uuid::Uuid::now_v7().hyphenated().to_string())
-    }
-
-    /// Parses a canonical (lowercase, hyphenated) UUID.
-    pub fn parse(s: &str) -> Result<Self, InvalidMessageId> {
-        match uuid::Uuid::try_parse(s) {
-            Ok(u) if u.hyphenated().to_string() == s => Ok(MessageId(s.to_owned())),
-            _ => Err(InvalidMessageId(s.chars().take(64).collect())),
-        }
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for MessageId {
-    type Err = InvalidMessageId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MessageId::parse(s)
-    }
-}
-
-impl TryFrom<String> for MessageId {
-    type Error = InvalidMessageId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        MessageId::parse(&s)
-    }
-}
-
-impl From<MessageId> for String {
-    fn from(id: MessageId) -> String {
-        id.0
-    }
-}
-
-/// A string that is not a canonical message id.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid message id {0:?}")]
-pub struct InvalidMessageId(pub String);
-
-/// How a message reached the gateway.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// Submitted with the command-line tool.
-    Cli,
-    /// Uploaded over HTTPS.
-    Https,
-    /// Dropped into a watched folder.
-    Folder,
-    /// Imported in bulk.
-    Import,
-}
-
-impl Channel {
-    /// The lowercase name (`"cli"`, `"https"`, `"folder"`, `"import"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Cli => "cli",
-            Channel::Https => "https",
-            Channel::Folder => "folder",
-            Channel::Import => "import",
-        }
-    }
-}
-
-impl FromStr for Channel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "cli" => Channel::Cli,
-            "https" => Channel::Https,
-            "folder" => Channel::Folder,
-            "import" => Channel::Import,
-            other => return Err(format!("unknown channel {other:?}")),
-        })
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A processing step in a message's history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -420,9 +314,9 @@ pub enum Begin {
 /// Errors of the ledger.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed.
+    /// The database failed (SQLite's or another backend's error, kept as the source).
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(Box<dyn std::error::Error + Send + Sync>),
     /// Creating or securing the database file failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -10,12 +10,13 @@ use time::OffsetDateTime;
 
 use super::checkpoint::Checkpointer;
 use super::{
-    Begin, Channel, DEFAULT_STALE_AFTER, MessageId, MessageRecord, NewMessage, Status, Step,
-    StepRecord, Store, StoreError, timestamp,
+    Begin, DEFAULT_STALE_AFTER, MessageRecord, NewMessage, Status, Step, StepRecord, Store,
+    StoreError,
 };
 use crate::group::Group;
+use crate::message::Receipt;
+use crate::message::{Channel, MessageId, timestamp};
 use crate::rejection::Code;
-use crate::sinks::Receipt;
 
 /// A per-message write that may share a transaction with other threads' writes.
 #[derive(Debug)]
@@ -100,6 +101,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
 
 const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
      rejection_code, rejection_detail, receipt_json, received_at, updated_at, finished_at, owner";
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(Box::new(e))
+    }
+}
 
 /// The ledger in an embedded SQLite database.
 ///

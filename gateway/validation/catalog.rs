@@ -135,7 +135,7 @@ impl Catalog {
                 )));
             }
             for a in &r.agencies {
-                if !crate::config::is_valid_name(a) {
+                if !crate::message::is_safe_name(a) {
                     return Err(invalid(format!("schema {:?}: bad agency name {a:?}", r.id)));
                 }
             }

@@ -47,9 +47,10 @@ use std::time::{Duration, Instant, SystemTime};
 pub use outcome::{Disposition, Handled};
 
 use crate::keyring::KeyringError;
+use crate::message::AgencyName;
+use crate::message::Channel;
 use crate::pipeline::{Gateway, Outcome};
 use crate::rejection::{Code, Rejection};
-use crate::store::Channel;
 
 /// Where accepted files go, inside `inbox/<agency>/`.
 pub const ACCEPTED: &str = "accepted";
@@ -98,7 +99,7 @@ pub enum FolderError {
 /// One agency's inbox folder.
 #[derive(Debug, Clone)]
 pub(crate) struct AgencyDir {
-    agency: String,
+    agency: AgencyName,
     dir: PathBuf,
 }
 
@@ -127,10 +128,14 @@ fn prepare(gateway: &Gateway) -> Result<Vec<AgencyDir>, FolderError> {
             path: dir.clone(),
             error,
         })?;
-        let d = AgencyDir {
-            dir,
-            agency: info.name,
+        let agency = match AgencyName::parse(&info.name) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "an agency in the registry has an unusable name; its inbox is not watched");
+                continue;
+            }
         };
+        let d = AgencyDir { dir, agency };
         for sub in [d.accepted(), d.rejected(), d.processing()] {
             crate::fsio::create_private_dir(&sub)
                 .map_err(|error| FolderError::Io { path: sub, error })?;
@@ -232,14 +237,14 @@ fn handle_inbox_file(gateway: &Gateway, d: &AgencyDir, path: &Path) -> Handled {
             handle_claimed(gateway, d, &claimed, &name)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Handled {
-            agency: d.agency.clone(),
+            agency: d.agency.to_string(),
             name,
             disposition: Disposition::Gone,
         },
         Err(e) => {
             tracing::warn!(agency = %d.agency, file = %name, error = %e, "cannot claim the file; will try again");
             Handled {
-                agency: d.agency.clone(),
+                agency: d.agency.to_string(),
                 name,
                 disposition: Disposition::Gone,
             }
@@ -264,7 +269,7 @@ fn handle_claimed(gateway: &Gateway, d: &AgencyDir, claimed: &Path, name: &str) 
         Err(e) => {
             tracing::warn!(agency = %d.agency, file = %name, error = %e, "claimed file vanished");
             return Handled {
-                agency: d.agency.clone(),
+                agency: d.agency.to_string(),
                 name: name.to_owned(),
                 disposition: Disposition::Gone,
             };
@@ -283,7 +288,7 @@ fn handle_claimed(gateway: &Gateway, d: &AgencyDir, claimed: &Path, name: &str) 
     };
     log(&d.agency, name, &disposition);
     Handled {
-        agency: d.agency.clone(),
+        agency: d.agency.to_string(),
         name: name.to_owned(),
         disposition,
     }

@@ -17,8 +17,8 @@ use serde::Serialize;
 use super::AgencyDir;
 use super::names;
 use crate::fsio;
+use crate::message::Receipt;
 use crate::pipeline::{Gateway, Outcome};
-use crate::sinks::Receipt;
 
 /// How many suffixed names are tried before a generated one is used.
 const MAX_SUFFIX: u32 = 1000;

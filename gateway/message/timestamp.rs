@@ -28,7 +28,7 @@ pub fn parse(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
     OffsetDateTime::parse(s, &Rfc3339).map(|t| t.to_offset(UtcOffset::UTC))
 }
 
-/// `#[serde(with = "crate::store::timestamp::rfc3339")]` for `OffsetDateTime` fields.
+/// `#[serde(with = "crate::message::timestamp::rfc3339")]` for `OffsetDateTime` fields.
 pub mod rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer};
     use time::OffsetDateTime;

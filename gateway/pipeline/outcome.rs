@@ -1,0 +1,224 @@
+//! What became of a message, as the sender, the audit log and the metrics see it.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::audit::AuditLog;
+use crate::envelope::{Envelope, Validated};
+use crate::message::{Channel, MessageId, Receipt};
+use crate::metrics::MessageLabels;
+use crate::rejection::Rejection;
+use crate::store::{MessageRecord, Status};
+
+/// The outcome of one payload.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Dry run: everything passed; nothing was forwarded.
+    Accepted {
+        /// What was established.
+        #[serde(flatten)]
+        facts: Facts,
+    },
+    /// In the queue.
+    Forwarded {
+        /// What was established.
+        #[serde(flatten)]
+        facts: Facts,
+        /// The receipt.
+        receipt: Receipt,
+    },
+    /// Sent before: the original outcome, nothing queued again.
+    Duplicate {
+        /// The original message.
+        gateway_message_id: String,
+        /// Its outcome: `forwarded` or `rejected`.
+        original_status: String,
+        /// Its receipt, when it was forwarded.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        receipt: Option<Receipt>,
+        /// Its rejection code, when it was rejected.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        original_code: Option<String>,
+    },
+    /// Refused.
+    Rejected {
+        /// The ledger id, when recorded.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gateway_message_id: Option<String>,
+        /// Why.
+        rejection: Rejection,
+        /// Where the payload was kept, as received.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        quarantined: Option<PathBuf>,
+    },
+}
+
+impl Outcome {
+    /// Whether the sender's message is (or already was) safely accepted.
+    pub fn is_success(&self) -> bool {
+        match self {
+            Outcome::Accepted { .. } | Outcome::Forwarded { .. } => true,
+            Outcome::Duplicate {
+                original_status, ..
+            } => original_status == Status::Forwarded.as_str(),
+            Outcome::Rejected { .. } => false,
+        }
+    }
+}
+
+/// What checking established about a message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    /// The gateway's id for it.
+    pub gateway_message_id: String,
+    /// The sending agency.
+    pub agency: String,
+    /// The agency's own id, from the document.
+    pub agency_message_id: Option<String>,
+    /// The schema it is valid against.
+    pub schema_id: String,
+    /// Its root element.
+    pub root: String,
+    /// SHA-256 of the XML.
+    pub sha256: String,
+    /// Size of the XML.
+    pub size: u64,
+    /// The XML's encoding.
+    pub encoding: String,
+    /// The (first) signer.
+    pub signer: SignerFacts,
+    /// Every signer, in signing order (the first is `signer`).
+    pub signers: Vec<SignerFacts>,
+}
+
+/// Who signed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignerFacts {
+    /// Certificate subject.
+    pub subject: String,
+    /// SHA-256 of the certificate.
+    pub fingerprint_sha256: String,
+}
+
+pub(super) fn facts(id: &MessageId, env: &Envelope<Validated>) -> Facts {
+    let v = &env.state;
+    let signers: Vec<SignerFacts> = v
+        .signers
+        .iter()
+        .map(|s| SignerFacts {
+            subject: s.subject.clone(),
+            fingerprint_sha256: s.fingerprint_sha256.clone(),
+        })
+        .collect();
+    Facts {
+        gateway_message_id: id.to_string(),
+        agency: env.agency.clone(),
+        agency_message_id: v.agency_message_id.clone(),
+        schema_id: v.schema_id.clone(),
+        root: v.root.clone(),
+        sha256: v.sha256.clone(),
+        size: v.size,
+        encoding: v.encoding.clone(),
+        signer: signers.first().cloned().unwrap_or(SignerFacts {
+            subject: String::new(),
+            fingerprint_sha256: String::new(),
+        }),
+        signers,
+    }
+}
+
+/// Every signer's certificate fingerprint, in signing order.
+pub(super) fn fingerprints(v: &Validated) -> Vec<String> {
+    v.signers
+        .iter()
+        .map(|s| s.fingerprint_sha256.clone())
+        .collect()
+}
+
+impl Outcome {
+    /// Its labels in `gateway_messages_total`, and the XML's size when it was accepted.
+    pub(super) fn metric_labels(
+        &self,
+        agency: &str,
+        channel: Channel,
+    ) -> (MessageLabels, Option<u64>) {
+        let (outcome, code, size) = match self {
+            Outcome::Accepted { facts } => ("accepted", "", Some(facts.size)),
+            Outcome::Forwarded { facts, .. } => ("forwarded", "", Some(facts.size)),
+            Outcome::Duplicate { .. } => ("duplicate", "", None),
+            Outcome::Rejected { rejection, .. } => ("rejected", rejection.code.as_str(), None),
+        };
+        let labels = MessageLabels {
+            agency: agency.to_owned(),
+            channel: channel.as_str().to_owned(),
+            outcome: outcome.to_owned(),
+            code: code.to_owned(),
+        };
+        (labels, size)
+    }
+}
+
+pub(super) fn duplicate(original: &MessageRecord) -> Outcome {
+    Outcome::Duplicate {
+        gateway_message_id: original.id.to_string(),
+        original_status: original.status.as_str().to_owned(),
+        receipt: original.receipt().ok().flatten(),
+        original_code: original.rejection_code.clone(),
+    }
+}
+
+/// One audit record per message outcome.
+pub(super) fn audit_outcome(
+    log: &AuditLog,
+    agency: &str,
+    channel: Channel,
+    id: &MessageId,
+    outcome: &Outcome,
+) {
+    let (action, subject, details) = match outcome {
+        Outcome::Accepted { facts } | Outcome::Forwarded { facts, .. } => (
+            "forwarded",
+            facts.gateway_message_id.clone(),
+            serde_json::json!({
+                "channel": channel.as_str(),
+                "agency_message_id": facts.agency_message_id,
+                "schema_id": facts.schema_id,
+                "sha256": facts.sha256,
+                "size": facts.size,
+                "signer_fingerprint_sha256": facts.signer.fingerprint_sha256,
+                "signer_fingerprints_sha256": facts.signers.iter().map(|s| s.fingerprint_sha256.as_str()).collect::<Vec<_>>(),
+            }),
+        ),
+        Outcome::Duplicate {
+            gateway_message_id,
+            original_status,
+            ..
+        } => (
+            "duplicate",
+            id.to_string(),
+            serde_json::json!({
+                "channel": channel.as_str(),
+                "original": gateway_message_id,
+                "original_status": original_status,
+            }),
+        ),
+        Outcome::Rejected {
+            rejection,
+            gateway_message_id,
+            ..
+        } => (
+            "rejected",
+            gateway_message_id.clone().unwrap_or_else(|| id.to_string()),
+            serde_json::json!({
+                "channel": channel.as_str(),
+                "code": rejection.code,
+                "detail": rejection.detail,
+            }),
+        ),
+    };
+    if let Err(e) = log.append("message", agency, action, &subject, details) {
+        tracing::error!(error = %e, "the audit log could not record a message outcome");
+    }
+}
