@@ -6,11 +6,25 @@
 //! See `docs/` and the product contract for the whole picture.
 //!
 //! # Layout
-//! - [`cli`]: one module per subcommand; `main.rs` only parses arguments and dispatches.
-//! - [`pipeline`]: one sealed file in, one outcome out ([`pipeline::Gateway::process_file`]).
-//! - [`sources`]: the channels payloads arrive through (watched folders today).
-//! - XML Schema validation is the workspace crate `xsd` (`crates/xsd`), which the pipeline's
-//!   validation stage and `gateway validate` use.
+//!
+//! A message's way, in module order (`docs/architecture.md` has the picture):
+//! - [`sources`] and [`http`]: the channels (watched folders, batch import, HTTPS); each
+//!   authenticates the agency and hands a [`pipeline::Payload`] to the pipeline.
+//! - [`pipeline`]: one payload in, one [`pipeline::Outcome`] out, in named steps (open, check,
+//!   register, publish) over the parts below.
+//! - [`envelope`]: the type-states of a payload (received, opened, validated): age decryption
+//!   and streaming CMS verification, with [`validation`] (the schema catalog) and the `xsd`
+//!   crate (`crates/xsd`) validating the XML in the same pass.
+//! - [`store`] (the ledger, [`store::Store`]), [`sinks`] (the hub's queue, [`sinks::Sink`]),
+//!   [`quarantine`] (refused payloads), [`receipts`] (signed receipts), [`audit`] (the
+//!   hash-chained log): where an outcome is kept.
+//! - [`message`] and [`rejection`]: the leaf types every stage shares (ids, channels, agency
+//!   names, receipts; the stable codes with their status and advice).
+//!
+//! Around it: [`config`] (one typed `gateway.toml`), [`keyring`] (identities, agencies, trust,
+//! tokens), [`reload`] (keys and TLS reloaded while serving), [`health`] and [`metrics`]
+//! (readiness and Prometheus), [`fsio`] (fsync-careful file operations), [`group`] (group
+//! commit), and [`cli`] (one module per subcommand; `main.rs` only parses and dispatches).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

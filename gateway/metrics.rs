@@ -78,6 +78,8 @@ impl Default for Metrics {
 
 impl Metrics {
     /// An empty set of metrics.
+    // Long by nature: one registration per metric, in the order `/metrics` lists them, so the
+    // catalogue of names and help texts reads in one place.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("gateway");
         let messages = Family::<MessageLabels, Counter>::default();

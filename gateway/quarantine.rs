@@ -21,7 +21,7 @@
 //! - **Durable.** Payload and record are written durably (temporary file, fsync, rename,
 //!   fsync directory), the payload first and the record last, so a record always has its
 //!   payload; a payload left without record by a crash is removed by the sweep after an hour.
-//! - **Confined.** Agency names are validated with [`is_safe_name`](crate::message::is_safe_name) before being used as a
+//! - **Confined.** Agency names are validated with [`is_safe_name`] before being used as a
 //!   path component; file names come from the [`MessageId`] and the hash only. The sender's
 //!   original file name is kept, sanitised, for display only.
 //!
@@ -50,6 +50,22 @@ const MAX_ORIGINAL_NAME: usize = 255;
 const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Suffix of payload files.
 const PAYLOAD_SUFFIX: &str = ".sealed";
+
+/// Moves a staged payload to `<dir>/<sha256>.sealed`, unless the same bytes are kept there
+/// already (then this rejection points to them). Returns the file name, its path and whether
+/// it was placed now.
+fn place_payload(dir: &Path, tmp: &Path, sha256: &str) -> io::Result<(String, PathBuf, bool)> {
+    let sealed_file = format!("{sha256}{PAYLOAD_SUFFIX}");
+    let sealed_path = dir.join(&sealed_file);
+    let fresh = !std::fs::symlink_metadata(&sealed_path).is_ok_and(|m| m.is_file());
+    if fresh {
+        std::fs::rename(tmp, &sealed_path).inspect_err(|_| drop(std::fs::remove_file(tmp)))?;
+        fsio::sync_dir(dir)?;
+    } else {
+        std::fs::remove_file(tmp)?;
+    }
+    Ok((sealed_file, sealed_path, fresh))
+}
 
 /// Reduces a sender-supplied file name to something safe to *display*: its last
 /// path component, with every character outside `[A-Za-z0-9._-]` replaced by
@@ -341,17 +357,7 @@ impl Quarantine {
             Some(i) => i,
             None => guard.insert(self.load_index()?),
         };
-        let sealed_file = format!("{sha256}{PAYLOAD_SUFFIX}");
-        let sealed_path = dir.join(&sealed_file);
-        let fresh = !std::fs::symlink_metadata(&sealed_path).is_ok_and(|m| m.is_file());
-        if fresh {
-            std::fs::rename(&tmp, &sealed_path)
-                .inspect_err(|_| drop(std::fs::remove_file(&tmp)))?;
-            fsio::sync_dir(&dir)?;
-        } else {
-            // The same bytes are kept already: this rejection points to them.
-            std::fs::remove_file(&tmp)?;
-        }
+        let (sealed_file, sealed_path, fresh) = place_payload(&dir, &tmp, &sha256)?;
         let record = QuarantineRecord {
             gateway_message_id: id.clone(),
             agency: agency.to_owned(),

@@ -58,6 +58,7 @@ pub struct Validated {
 }
 
 /// A payload at stage `S`, from `agency` (as authenticated by its channel).
+#[derive(Debug)]
 pub struct Envelope<S> {
     /// The agency the channel authenticated.
     pub agency: String,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::{Body, BodyDataStream};
 use axum::extract::{Extension, Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,9 +15,11 @@ use super::auth::authenticate;
 use super::problem::ApiError;
 use super::upload::{Incoming, Pace, UploadError, answer_holding, read_body, write_body};
 use super::{AppState, PeerCertificate};
+use crate::message::AgencyName;
 use crate::message::Receipt;
 use crate::message::{Channel, MessageId};
 use crate::pipeline::{Outcome, Payload};
+use crate::rejection::{Code, Rejection};
 use crate::store::Status;
 
 /// A received upload: in memory (holding its share of the memory budget until dropped) or in
@@ -115,9 +118,6 @@ fn signed_receipt(st: &AppState, receipt: &Receipt, status: StatusCode) -> Respo
     }
 }
 
-use crate::rejection::Code;
-use axum::Json;
-
 /// Answers a request whose body we will not use. Some of the body is read and discarded
 /// first, a whole body up to [`DRAIN`] (10 s at most): an HTTP/1.1 client still sending
 /// sees a broken pipe instead of the answer, and HTTP/2 clients such as curl before 8.x treat
@@ -141,7 +141,8 @@ async fn refuse(mut stream: BodyDataStream, response: Response) -> Response {
 /// Most of a refused body read to let the client finish sending (bytes).
 const DRAIN: u64 = 16 << 20;
 
-/// `POST /v1/messages`
+/// `POST /v1/messages`: authenticate, receive the body within the agency's limit, run the
+/// pipeline on a blocking thread, answer with the signed receipt or the problem.
 pub async fn post(
     State(st): State<Arc<AppState>>,
     Extension(peer): Extension<PeerCertificate>,
@@ -152,8 +153,27 @@ pub async fn post(
         Ok(a) => a,
         Err(e) => return refuse(body.into_data_stream(), e.into_response()).await,
     };
+    let upload = match receive(&st, &agency, &headers, body).await {
+        Ok(upload) => upload,
+        Err(refused) => return refused,
+    };
+    match process(&st, agency, upload).await {
+        Ok(outcome) => answer(&st, outcome),
+        Err(refused) => refused,
+    }
+}
+
+/// Receives the body: refused at once when its declared size is over the limit or no upload
+/// slot is free; small declared bodies stay in memory, within a byte budget shared by all
+/// uploads; anything else is streamed to a file.
+async fn receive(
+    st: &AppState,
+    agency: &AgencyName,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Upload, Response> {
     let cfg = &st.gateway.config;
-    let max = crate::pipeline::payload_limit(&st.gateway.keyring.snapshot(), cfg, &agency);
+    let max = crate::pipeline::payload_limit(&st.gateway.keyring.snapshot(), cfg, agency);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -165,66 +185,57 @@ pub async fn post(
             Code::PayloadTooLarge,
             format!("the payload is {len} bytes; the limit for {agency} is {max} bytes"),
         );
-        return refuse(body.into_data_stream(), e.into_response()).await;
+        return Err(refuse(body.into_data_stream(), e.into_response()).await);
     }
-    let upload_slot = match st.uploads.try_acquire(&agency) {
+    let _upload_slot = match st.uploads.try_acquire(agency) {
         Ok(slot) => slot,
         Err(busy) => {
             let e = ApiError::new(Code::Busy, busy.to_string());
-            return refuse(body.into_data_stream(), e.into_response()).await;
+            return Err(refuse(body.into_data_stream(), e.into_response()).await);
         }
     };
     let pace = Pace::new(&cfg.http);
     let mut stream = body.into_data_stream();
-    // Small uploads whose size is declared stay in memory, within a byte budget shared by all
-    // uploads; anything else is streamed to a file.
     let in_memory = declared
         .filter(|len| *len <= super::MEMORY_UPLOAD_MAX)
         .and_then(|len| {
             let kib = u32::try_from(len.div_ceil(1024).max(1)).ok()?;
             st.memory.clone().try_acquire_many_owned(kib).ok()
         });
-    let upload = if let Some(budget) = in_memory {
-        let read = tokio::time::timeout(
-            cfg.http.request_timeout,
-            read_body(&mut stream, declared.unwrap_or(0), max, pace),
-        )
-        .await;
-        match read {
-            Err(_) => return answer_holding(timed_out(), stream),
-            Ok(Err(e)) => return upload_failed(e, &agency, stream).await,
-            Ok(Ok(bytes)) => Upload::Memory(bytes, budget),
-        }
+    let received = if let Some(budget) = in_memory {
+        let read = read_body(&mut stream, declared.unwrap_or(0), max, pace);
+        tokio::time::timeout(cfg.http.request_timeout, read)
+            .await
+            .map(|r| r.map(|bytes| Upload::Memory(bytes, budget)))
     } else {
         let file = Incoming(st.incoming.join(format!("{}.sealed", MessageId::new())));
-        let written = tokio::time::timeout(
-            cfg.http.request_timeout,
-            write_body(&mut stream, &file.0, max, pace),
-        )
-        .await;
-        match written {
-            Err(_) => return answer_holding(timed_out(), stream),
-            Ok(Err(e)) => return upload_failed(e, &agency, stream).await,
-            Ok(Ok(_)) => Upload::File(file),
-        }
+        let written = write_body(&mut stream, &file.0, max, pace);
+        tokio::time::timeout(cfg.http.request_timeout, written)
+            .await
+            .map(|r| r.map(|_| Upload::File(file)))
     };
-    drop(upload_slot);
-    // Processing is short (milliseconds for small payloads): wait for a slot rather than
-    // refuse at once, but not forever.
-    let permit = match tokio::time::timeout(
+    match received {
+        Err(_) => Err(answer_holding(timed_out(), stream)),
+        Ok(Err(e)) => Err(upload_failed(e, agency, stream).await),
+        Ok(Ok(upload)) => Ok(upload),
+    }
+}
+
+/// Runs the pipeline on a blocking thread once a processing slot is free. Processing is short
+/// (milliseconds for small payloads): wait for a slot rather than refuse at once, but not
+/// forever.
+async fn process(st: &AppState, agency: AgencyName, upload: Upload) -> Result<Outcome, Response> {
+    let permit = tokio::time::timeout(
         std::time::Duration::from_secs(30),
         st.permits.clone().acquire_owned(),
     )
-    .await
-    {
-        Ok(Ok(p)) => p,
-        _ => {
-            return ApiError::new(
-                Code::Busy,
-                "the gateway is processing as many payloads as it may; retry shortly",
-            )
-            .into_response();
-        }
+    .await;
+    let Ok(Ok(permit)) = permit else {
+        return Err(ApiError::new(
+            Code::Busy,
+            "the gateway is processing as many payloads as it may; retry shortly",
+        )
+        .into_response());
     };
     let gw = st.gateway.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -239,56 +250,63 @@ pub async fn post(
         gw.process(&agency, Channel::Https, payload)
     })
     .await;
+    outcome.map_err(|e| {
+        tracing::error!(error = %e, "pipeline task failed");
+        ApiError::new(
+            Code::InternalError,
+            "internal error; nothing was kept: send again",
+        )
+        .into_response()
+    })
+}
+
+/// The answer to an upload: `201` with the signed receipt, `200` with the original receipt for
+/// a resend, or the problem.
+fn answer(st: &AppState, outcome: Outcome) -> Response {
     match outcome {
-        Err(e) => {
-            tracing::error!(error = %e, "pipeline task failed");
-            ApiError::new(
-                Code::InternalError,
-                "internal error; nothing was kept: send again",
-            )
-            .into_response()
-        }
-        Ok(Outcome::Forwarded { receipt, .. }) => {
-            signed_receipt(&st, &receipt, StatusCode::CREATED)
-        }
-        Ok(Outcome::Duplicate {
+        Outcome::Forwarded { receipt, .. } => signed_receipt(st, &receipt, StatusCode::CREATED),
+        Outcome::Duplicate {
             receipt: Some(receipt),
             ..
-        }) => signed_receipt(&st, &receipt, StatusCode::OK),
-        Ok(Outcome::Duplicate {
+        } => signed_receipt(st, &receipt, StatusCode::OK),
+        Outcome::Duplicate {
             gateway_message_id,
             original_code,
             ..
-        }) => {
-            let code = original_code.unwrap_or_default();
-            let r = match Code::parse(&code) {
-                Some(known) => crate::rejection::Rejection::new(
-                    known,
-                    format!("this message was sent before and rejected ({code}); nothing changed"),
-                ),
-                // Written by a newer gateway sharing the ledger: say so rather than guess.
-                None => {
-                    tracing::error!(
-                        code,
-                        "the ledger holds a rejection code this version does not know"
-                    );
-                    crate::rejection::Rejection::new(
-                        Code::InternalError,
-                        format!(
-                            "this message was sent before and rejected with code {code}, which this version of the gateway does not know"
-                        ),
-                    )
-                }
-            };
+        } => {
+            let r = rejected_before(&original_code.unwrap_or_default());
             ApiError::from_rejection(r, Some(gateway_message_id)).into_response()
         }
-        Ok(Outcome::Rejected {
+        Outcome::Rejected {
             rejection,
             gateway_message_id,
             ..
-        }) => ApiError::from_rejection(rejection, gateway_message_id).into_response(),
-        Ok(Outcome::Accepted { .. }) => {
+        } => ApiError::from_rejection(rejection, gateway_message_id).into_response(),
+        Outcome::Accepted { .. } => {
             ApiError::new(Code::QueueUnavailable, "the gateway is not forwarding").into_response()
+        }
+    }
+}
+
+/// The refusal of a resend of a message that was rejected with `code`.
+fn rejected_before(code: &str) -> Rejection {
+    match Code::parse(code) {
+        Some(known) => Rejection::new(
+            known,
+            format!("this message was sent before and rejected ({code}); nothing changed"),
+        ),
+        // Written by a newer gateway sharing the ledger: say so rather than guess.
+        None => {
+            tracing::error!(
+                code,
+                "the ledger holds a rejection code this version does not know"
+            );
+            Rejection::new(
+                Code::InternalError,
+                format!(
+                    "this message was sent before and rejected with code {code}, which this version of the gateway does not know"
+                ),
+            )
         }
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! `POST /v1/messages` authenticates the agency from the headers alone (bearer token and/or a
 //! client certificate registered for it) before a byte of the body is read, takes one of a
-//! bounded number of processing slots (`503` + `Retry-After` when none is free), streams the
-//! body to a file under `state/incoming/` (still encrypted, never buffered whole), and hands
-//! that file to the same pipeline every channel uses, on a blocking thread.
+//! bounded number of upload slots (`503 busy` + `Retry-After` when none is free), receives the
+//! body (a small one whose size is declared, up to [`MEMORY_UPLOAD_MAX`], in memory within a
+//! byte budget shared by all uploads; anything else streamed to a file under `state/incoming/`,
+//! still encrypted), and hands it to the same pipeline every channel uses, on a blocking
+//! thread, once a processing slot is free.
 
 mod auth;
 mod messages;
@@ -409,32 +411,22 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let http = state.gateway.config.http.clone();
     let gateway = state.gateway.clone();
-    let limit = crate::fsio::descriptor_limit();
-    if http.max_connections as u64 + 256 > limit {
-        tracing::warn!(
-            max_connections = http.max_connections,
-            open_file_limit = limit,
-            "http.max_connections leaves fewer than 256 descriptors for files, the ledger and reloads: lower it or raise the open-file limit (LimitNOFILE=)"
-        );
-    }
+    warn_if_few_descriptors(&http);
     let connections = Arc::new(Connections {
         slots: Arc::new(Semaphore::new(http.max_connections)),
         max: http.max_connections,
     });
-    let app = router(state);
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(http.header_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(http.idle_timeout));
-    let builder = Arc::new(builder);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let open = Arc::new(());
+    let per_connection = PerConnection {
+        app: router(state),
+        builder: hyper_builder(&http),
+        stop: stop_rx,
+        open: open.clone(),
+        connections: connections.clone(),
+        handshake_timeout: http.header_timeout,
+        idle_timeout: http.idle_timeout,
+    };
     let mut errors = AcceptErrors::new();
     tokio::pin!(shutdown);
     loop {
@@ -468,87 +460,146 @@ pub async fn serve(
         let slot = OpenConnection::new(slot, &gateway.metrics.connections);
         // Each connection keeps the certificate it was accepted with, across reloads.
         let acceptor = acceptor.get();
-        let app = app.clone();
-        let builder = builder.clone();
-        let mut stop = stop_rx.clone();
-        let open = open.clone();
-        let connections = connections.clone();
-        let handshake_timeout = http.header_timeout;
-        let idle_timeout = http.idle_timeout;
-        tokio::spawn(async move {
-            let _open = open;
-            let _slot = slot;
-            let Some(stream) =
-                handshake(&acceptor, tcp, peer, handshake_timeout, &connections).await
-            else {
-                return;
-            };
-            let cert = PeerCertificate {
-                cert: stream.ssl().peer_certificate(),
-                // On the server side OpenSSL's peer chain does not include the leaf.
-                chain: stream
-                    .ssl()
-                    .peer_cert_chain()
-                    .map(|s| s.iter().map(|c| c.to_owned()).collect())
-                    .unwrap_or_default(),
-            };
-            let activity = Arc::new(Activity {
-                in_flight: std::sync::atomic::AtomicUsize::new(0),
-                since: std::sync::Mutex::new(std::time::Instant::now()),
-            });
-            let (started, ended) = (activity.clone(), activity.clone());
-            let svc = tower::ServiceExt::map_request(
-                app,
-                move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    started.start();
-                    req.extensions_mut().insert(cert.clone());
-                    req
-                },
-            );
-            let svc = tower::ServiceExt::map_response(svc, move |resp| {
-                ended.end();
-                resp
-            });
-            let svc = hyper_util::service::TowerToHyperService::new(svc);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-            let mut closing = false;
-            loop {
-                tokio::select! {
-                    _ = conn.as_mut() => break,
-                    _ = stop.changed(), if !closing => {
-                        // Finish the request in progress, then close.
-                        conn.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                    _ = tick.tick(), if !closing => {
-                        let allowed = if connections.crowded() {
-                            CROWDED_TIMEOUT.min(idle_timeout)
-                        } else {
-                            idle_timeout
-                        };
-                        if activity.idle_for().is_some_and(|d| d >= allowed) {
-                            conn.as_mut().graceful_shutdown();
-                            closing = true;
-                        }
-                    }
-                }
-            }
-        });
+        tokio::spawn(per_connection.clone().run(acceptor, tcp, peer, slot));
     }
     drop(listener);
+    // Its clone of `open` would count as a connection still open.
+    drop(per_connection);
     let _ = stop_tx.send(true);
-    // Every connection task holds a clone of `open`.
-    let deadline = tokio::time::Instant::now() + http.request_timeout;
-    while Arc::strong_count(&open) > 1 {
+    drain(&open, http.request_timeout).await;
+    Ok(())
+}
+
+fn warn_if_few_descriptors(http: &crate::config::Http) {
+    let limit = crate::fsio::descriptor_limit();
+    if http.max_connections as u64 + 256 > limit {
+        tracing::warn!(
+            max_connections = http.max_connections,
+            open_file_limit = limit,
+            "http.max_connections leaves fewer than 256 descriptors for files, the ledger and reloads: lower it or raise the open-file limit (LimitNOFILE=)"
+        );
+    }
+}
+
+fn hyper_builder(
+    http: &crate::config::Http,
+) -> Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(http.idle_timeout));
+    Arc::new(builder)
+}
+
+/// Waits until every connection task has ended (each holds a clone of `open`), at most
+/// `timeout`.
+async fn drain(open: &Arc<()>, timeout: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while Arc::strong_count(open) > 1 {
         if tokio::time::Instant::now() >= deadline {
             tracing::warn!("connections still open after the request timeout; closing them");
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Ok(())
+}
+
+/// What every connection task shares.
+#[derive(Clone)]
+struct PerConnection {
+    app: axum::Router,
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    open: Arc<()>,
+    connections: Arc<Connections>,
+    handshake_timeout: std::time::Duration,
+    idle_timeout: std::time::Duration,
+}
+
+impl PerConnection {
+    /// One connection: the handshake, then HTTP until the client leaves, the connection
+    /// idles too long, or the server stops (after the request in progress).
+    async fn run(
+        mut self,
+        acceptor: Arc<SslAcceptor>,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        slot: OpenConnection,
+    ) {
+        let _open = self.open.clone();
+        let _slot = slot;
+        let Some(stream) = handshake(
+            &acceptor,
+            tcp,
+            peer,
+            self.handshake_timeout,
+            &self.connections,
+        )
+        .await
+        else {
+            return;
+        };
+        let cert = PeerCertificate {
+            cert: stream.ssl().peer_certificate(),
+            // On the server side OpenSSL's peer chain does not include the leaf.
+            chain: stream
+                .ssl()
+                .peer_cert_chain()
+                .map(|s| s.iter().map(|c| c.to_owned()).collect())
+                .unwrap_or_default(),
+        };
+        let activity = Arc::new(Activity {
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            since: std::sync::Mutex::new(std::time::Instant::now()),
+        });
+        let (started, ended) = (activity.clone(), activity.clone());
+        let svc = tower::ServiceExt::map_request(
+            self.app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                started.start();
+                req.extensions_mut().insert(cert.clone());
+                req
+            },
+        );
+        let svc = tower::ServiceExt::map_response(svc, move |resp| {
+            ended.end();
+            resp
+        });
+        let svc = hyper_util::service::TowerToHyperService::new(svc);
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        tokio::pin!(conn);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => break,
+                _ = self.stop.changed(), if !closing => {
+                    // Finish the request in progress, then close.
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = tick.tick(), if !closing => {
+                    let allowed = if self.connections.crowded() {
+                        CROWDED_TIMEOUT.min(self.idle_timeout)
+                    } else {
+                        self.idle_timeout
+                    };
+                    if activity.idle_for().is_some_and(|d| d >= allowed) {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The TLS handshake, within `timeout`, or within [`CROWDED_TIMEOUT`] while the server is

@@ -191,76 +191,24 @@ impl TrustStore {
     ) -> Result<TrustedSigner, TrustError> {
         let fingerprint = fingerprint(signer);
         let subject = one_line(signer.subject_name());
-        let Some(reg) = self
-            .agencies
-            .get(claimed_agency)
-            .and_then(|t| registration(t, signer, &fingerprint, intermediates))
-        else {
-            let actual = self.agencies.iter().find(|(name, t)| {
-                name.as_str() != claimed_agency
-                    && registration(t, signer, &fingerprint, intermediates).is_some()
-            });
-            return Err(match actual {
-                Some((name, _)) => TrustError::AgencyMismatch {
-                    claimed: claimed_agency.to_string(),
-                    actual: name.clone(),
-                    subject,
-                },
-                None => TrustError::SignerUnknown {
-                    claimed: claimed_agency.to_string(),
-                    fingerprint: hex::encode(fingerprint),
-                    subject,
-                },
-            });
-        };
-        let Some(trust) = self.agencies.get(claimed_agency) else {
-            // `registration` returned Some, so the agency exists; stay total anyway.
-            return Err(TrustError::SignerUnknown {
-                claimed: claimed_agency.to_string(),
-                fingerprint: hex::encode(fingerprint),
-                subject,
-            });
-        };
+        let (trust, reg) = self.registered(
+            claimed_agency,
+            signer,
+            &fingerprint,
+            intermediates,
+            &subject,
+        )?;
         let at_secs = unix_seconds(at);
-
-        match &reg {
-            Registration::Pinned => {
-                check_window(signer, at_secs)?;
-                if let Some(&(_, from)) = trust.activation.iter().find(|(f, _)| *f == fingerprint)
-                    && at_secs < from
-                {
-                    return Err(TrustError::CertificateNotYetValid {
-                        subject,
-                        not_before: format!("{} (registered start)", asn1(from)),
-                        not_after: signer.not_after().to_string(),
-                        at: asn1(at_secs),
-                    });
-                }
-            }
-            Registration::Chain(chain) => {
-                check_chain_window(trust, signer, intermediates, at_secs)?;
-                for c in chain {
-                    check_window(c, at_secs)?;
-                }
-            }
-        }
-
-        let chain: Vec<&X509Ref> = match &reg {
-            Registration::Pinned => vec![signer],
-            Registration::Chain(c) => c.iter().map(|c| c.as_ref()).collect(),
-        };
-        for c in &chain {
-            let fp = fingerprint_of(c);
-            if trust.revoked.contains(&fp) {
-                return Err(TrustError::CertificateRevoked {
-                    subject: one_line(c.subject_name()),
-                    fingerprint: hex::encode(fp),
-                    by: "revoked by an administrator".into(),
-                });
-            }
-        }
-        check_crls(trust, &reg, signer)?;
-
+        check_validity(
+            trust,
+            &reg,
+            signer,
+            &fingerprint,
+            intermediates,
+            at_secs,
+            &subject,
+        )?;
+        check_revocations(trust, &reg, signer)?;
         Ok(TrustedSigner {
             agency: claimed_agency.to_string(),
             fingerprint_sha256: hex::encode(fingerprint),
@@ -268,6 +216,97 @@ impl TrustStore {
             not_after: signer.not_after().to_string(),
         })
     }
+
+    /// The agency's trust and how `signer` is registered there; when it is not, whether it is
+    /// another agency's (`agency_mismatch`) or nobody's (`signer_unknown`).
+    fn registered(
+        &self,
+        claimed_agency: &str,
+        signer: &X509Ref,
+        fingerprint: &[u8; 32],
+        intermediates: &[X509],
+        subject: &str,
+    ) -> Result<(&AgencyTrust, Registration), TrustError> {
+        if let Some(trust) = self.agencies.get(claimed_agency)
+            && let Some(reg) = registration(trust, signer, fingerprint, intermediates)
+        {
+            return Ok((trust, reg));
+        }
+        let actual = self.agencies.iter().find(|(name, t)| {
+            name.as_str() != claimed_agency
+                && registration(t, signer, fingerprint, intermediates).is_some()
+        });
+        Err(match actual {
+            Some((name, _)) => TrustError::AgencyMismatch {
+                claimed: claimed_agency.to_string(),
+                actual: name.clone(),
+                subject: subject.to_owned(),
+            },
+            None => TrustError::SignerUnknown {
+                claimed: claimed_agency.to_string(),
+                fingerprint: hex::encode(fingerprint),
+                subject: subject.to_owned(),
+            },
+        })
+    }
+}
+
+/// The signer (and, for a chain, every certificate in it) is within its validity period at
+/// `at_secs`, and past the start an administrator registered for it.
+fn check_validity(
+    trust: &AgencyTrust,
+    reg: &Registration,
+    signer: &X509Ref,
+    fingerprint: &[u8; 32],
+    intermediates: &[X509],
+    at_secs: i64,
+    subject: &str,
+) -> Result<(), TrustError> {
+    match reg {
+        Registration::Pinned => {
+            check_window(signer, at_secs)?;
+            if let Some(&(_, from)) = trust.activation.iter().find(|(f, _)| f == fingerprint)
+                && at_secs < from
+            {
+                return Err(TrustError::CertificateNotYetValid {
+                    subject: subject.to_owned(),
+                    not_before: format!("{} (registered start)", asn1(from)),
+                    not_after: signer.not_after().to_string(),
+                    at: asn1(at_secs),
+                });
+            }
+        }
+        Registration::Chain(chain) => {
+            check_chain_window(trust, signer, intermediates, at_secs)?;
+            for c in chain {
+                check_window(c, at_secs)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Nothing in the chain is revoked, by an administrator or by a CRL.
+fn check_revocations(
+    trust: &AgencyTrust,
+    reg: &Registration,
+    signer: &X509Ref,
+) -> Result<(), TrustError> {
+    let chain: Vec<&X509Ref> = match reg {
+        Registration::Pinned => vec![signer],
+        Registration::Chain(c) => c.iter().map(|c| c.as_ref()).collect(),
+    };
+    for c in &chain {
+        let fp = fingerprint_of(c);
+        if trust.revoked.contains(&fp) {
+            return Err(TrustError::CertificateRevoked {
+                subject: one_line(c.subject_name()),
+                fingerprint: hex::encode(fp),
+                by: "revoked by an administrator".into(),
+            });
+        }
+    }
+    check_crls(trust, reg, signer)
 }
 
 /// Whether the signer is registered for this agency, ignoring time and revocation.

@@ -233,7 +233,14 @@ impl Gateway {
             staged,
             transcoded,
         } = checked;
-        let info = message_info(m, &envelope.state, transcoded);
+        let facts = facts(&m.id, &envelope);
+        let info = MessageInfo {
+            gateway_message_id: m.id.clone(),
+            validated: envelope,
+            transcoded,
+            channel: m.channel,
+            received_at: m.received_at,
+        };
         let mut ledger_durable = || {
             fw.store
                 .sync()
@@ -273,29 +280,7 @@ impl Gateway {
                 quarantined: None,
             };
         }
-        tracing::info!(schema = %envelope.state.schema_id, size = envelope.state.size, queue = %receipt.queue, "forwarded");
-        Outcome::Forwarded {
-            facts: facts(&m.id, &envelope),
-            receipt,
-        }
-    }
-}
-
-/// What the queue records with the message (its metadata for the hub).
-fn message_info(m: &Message<'_>, v: &Validated, transcoded: Option<Transcoded>) -> MessageInfo {
-    let signers = fingerprints(v);
-    MessageInfo {
-        gateway_message_id: m.id.clone(),
-        agency: m.agency.to_string(),
-        agency_message_id: v.agency_message_id.clone(),
-        schema_id: v.schema_id.clone(),
-        signer_fingerprint_sha256: signers.first().cloned().unwrap_or_default(),
-        signer_fingerprints_sha256: signers,
-        encoding: v.encoding.clone(),
-        transcoded,
-        sha256: v.sha256.clone(),
-        size: v.size,
-        channel: m.channel,
-        received_at: m.received_at,
+        tracing::info!(schema = %facts.schema_id, size = facts.size, queue = %receipt.queue, "forwarded");
+        Outcome::Forwarded { facts, receipt }
     }
 }

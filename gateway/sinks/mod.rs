@@ -19,32 +19,20 @@ use time::OffsetDateTime;
 
 pub use outbox::{OutboxSink, Published, STALE_TMP_AFTER, Staged};
 
+use crate::envelope::{Envelope, Validated};
 use crate::message::{Channel, MessageId, Receipt, timestamp};
 
-/// What the pipeline knows about a validated message; the sink adds the
-/// delivery facts to make the [`Metadata`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A validated message on its way into the queue: the [`Envelope<Validated>`] itself (so only
+/// a message that passed every check can be published, and its facts are stated once), with
+/// what the pipeline adds. The sink adds the delivery facts to make the [`Metadata`].
+#[derive(Debug)]
 pub struct MessageInfo {
     /// The gateway's id (must be the id the payload was staged under).
     pub gateway_message_id: MessageId,
-    /// The sending agency.
-    pub agency: String,
-    /// The agency's own message id, if the message carries one.
-    pub agency_message_id: Option<String>,
-    /// The schema the XML was validated against.
-    pub schema_id: String,
-    /// SHA-256 (lowercase hex) of the (first) signer's certificate or key.
-    pub signer_fingerprint_sha256: String,
-    /// SHA-256 (lowercase hex) of every signer's certificate, in signing order.
-    pub signer_fingerprints_sha256: Vec<String>,
-    /// SHA-256 (lowercase hex) of the XML.
-    pub sha256: String,
-    /// Size of the XML in bytes (must equal the bytes written to the stage).
-    pub size: u64,
-    /// The XML's encoding (`UTF-8`, `UTF-16LE`, `windows-1252`...) as signed.
-    pub encoding: String,
+    /// The message as checking left it: agency, signers, schema, SHA-256, size, encoding.
+    pub validated: Envelope<Validated>,
     /// Set when the XML was transcoded to UTF-8 on its way to the queue
-    /// (`[outbox] transcode_to_utf8`): then the staged bytes are these, not `size`.
+    /// (`[outbox] transcode_to_utf8`): then the staged bytes are these, not the signed size.
     pub transcoded: Option<transcode::Transcoded>,
     /// How the message reached the gateway.
     pub channel: Channel,

@@ -382,7 +382,10 @@ impl Staged {
                 self.id, info.gateway_message_id
             )));
         }
-        let expected = info.transcoded.as_ref().map_or(info.size, |t| t.size);
+        let expected = info
+            .transcoded
+            .as_ref()
+            .map_or(info.validated.state.size, |t| t.size);
         if expected != self.written {
             return Err(SinkError::Mismatch(format!(
                 "{} bytes staged, message size is {expected}",
@@ -394,30 +397,7 @@ impl Staged {
             .take()
             .ok_or_else(|| SinkError::Mismatch("payload already closed".into()))?;
         writer.finish()?;
-
-        let metadata = Metadata {
-            gateway_message_id: self.id.clone(),
-            agency: info.agency.clone(),
-            agency_message_id: info.agency_message_id.clone(),
-            schema_id: info.schema_id.clone(),
-            signer_fingerprint_sha256: info.signer_fingerprint_sha256.clone(),
-            signer_fingerprints_sha256: info.signer_fingerprints_sha256.clone(),
-            encoding: if info.transcoded.is_some() {
-                "UTF-8".to_owned()
-            } else {
-                info.encoding.clone()
-            },
-            signed_encoding: info.transcoded.as_ref().map(|_| info.encoding.clone()),
-            forwarded_sha256: info.transcoded.as_ref().map(|t| t.sha256.clone()),
-            forwarded_size: info.transcoded.as_ref().map(|t| t.size),
-            sha256: info.sha256.clone(),
-            size: info.size,
-            channel: info.channel,
-            received_at: info.received_at,
-            forwarded_at: timestamp::now(),
-            payload_file: self.payload_file.clone(),
-            encrypted_to_hub: self.encrypted,
-        };
+        let metadata = self.metadata(info);
         let mut json = serde_json::to_vec_pretty(&metadata)?;
         json.push(b'\n');
         let mut meta_file = fsio::create_private(&self.tmp_meta())?;
@@ -457,6 +437,40 @@ impl Staged {
     /// Throws the payload away, removing the temporary file.
     pub fn discard(self) {
         // Drop does the work.
+    }
+
+    /// The metadata the hub reads for this message: the facts the pipeline established, and
+    /// how the payload sits in the queue.
+    fn metadata(&self, info: &MessageInfo) -> Metadata {
+        let v = &info.validated.state;
+        let signers: Vec<String> = v
+            .signers
+            .iter()
+            .map(|s| s.fingerprint_sha256.clone())
+            .collect();
+        Metadata {
+            gateway_message_id: self.id.clone(),
+            agency: info.validated.agency.clone(),
+            agency_message_id: v.agency_message_id.clone(),
+            schema_id: v.schema_id.clone(),
+            signer_fingerprint_sha256: signers.first().cloned().unwrap_or_default(),
+            signer_fingerprints_sha256: signers,
+            encoding: if info.transcoded.is_some() {
+                "UTF-8".to_owned()
+            } else {
+                v.encoding.clone()
+            },
+            signed_encoding: info.transcoded.as_ref().map(|_| v.encoding.clone()),
+            forwarded_sha256: info.transcoded.as_ref().map(|t| t.sha256.clone()),
+            forwarded_size: info.transcoded.as_ref().map(|t| t.size),
+            sha256: v.sha256.clone(),
+            size: v.size,
+            channel: info.channel,
+            received_at: info.received_at,
+            forwarded_at: timestamp::now(),
+            payload_file: self.payload_file.clone(),
+            encrypted_to_hub: self.encrypted,
+        }
     }
 
     fn meta_file(&self) -> String {

@@ -9,17 +9,27 @@ use crate::message::{Channel, MessageId, timestamp};
 const XML: &[u8] = b"<?xml version=\"1.0\"?>\n<Message><Body>hello</Body></Message>\n";
 
 fn info(id: &MessageId, size: u64) -> MessageInfo {
+    let signer = crate::keyring::trust::TrustedSigner {
+        agency: "tax-office".into(),
+        fingerprint_sha256: "ab".repeat(32),
+        subject: "CN=Tax office".into(),
+        not_after: "Dec 31 23:59:59 2030 GMT".into(),
+    };
     MessageInfo {
         gateway_message_id: id.clone(),
-        agency: "tax-office".into(),
-        agency_message_id: Some("M-1".into()),
-        schema_id: "tax-v1".into(),
-        signer_fingerprint_sha256: "ab".repeat(32),
-        signer_fingerprints_sha256: vec!["ab".repeat(32)],
-        encoding: "UTF-8".to_owned(),
+        validated: crate::envelope::Envelope {
+            agency: "tax-office".into(),
+            state: crate::envelope::Validated {
+                signers: vec![signer],
+                schema_id: "tax-v1".into(),
+                root: "Message".into(),
+                agency_message_id: Some("M-1".into()),
+                sha256: "cd".repeat(32),
+                size,
+                encoding: "UTF-8".to_owned(),
+            },
+        },
         transcoded: None,
-        sha256: "cd".repeat(32),
-        size,
         channel: Channel::Folder,
         received_at: timestamp::parse("2024-05-01T10:00:00Z").unwrap(),
     }

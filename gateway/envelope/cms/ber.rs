@@ -116,48 +116,9 @@ pub(crate) fn decode_header(
     let constructed = first & 0x20 != 0;
     let mut number = u32::from(first & 0x1f);
     if number == 0x1f {
-        number = 0;
-        for i in 0.. {
-            let b = take(&mut n)?;
-            if i == 0 && b == 0x80 {
-                return Err(CmsError::malformed(offset, "non-minimal tag number"));
-            }
-            if i >= 4 {
-                return Err(CmsError::malformed(offset, "tag number too large"));
-            }
-            number = (number << 7) | u32::from(b & 0x7f);
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
+        number = long_tag_number(offset, || take(&mut n))?;
     }
-    let l = take(&mut n)?;
-    let (len, minimal_len) = if l < 0x80 {
-        (Some(u64::from(l)), true)
-    } else if l == 0x80 {
-        if !constructed {
-            return Err(CmsError::malformed(
-                offset,
-                "indefinite length on a primitive encoding",
-            ));
-        }
-        (None, true)
-    } else {
-        let count = l & 0x7f;
-        if count > 8 {
-            return Err(CmsError::malformed(
-                offset,
-                format!("length of {count} octets is too large"),
-            ));
-        }
-        let mut v: u64 = 0;
-        for _ in 0..count {
-            v = (v << 8) | u64::from(take(&mut n)?);
-        }
-        let needed = (64 - v.leading_zeros()).div_ceil(8);
-        let minimal = v >= 0x80 && needed == u32::from(count);
-        (Some(v), minimal)
-    };
+    let (len, minimal_len) = length(offset, constructed, || take(&mut n))?;
     if class == CLASS_UNIVERSAL && number == 0 && (constructed || len != Some(0)) {
         return Err(CmsError::malformed(
             offset,
@@ -173,6 +134,64 @@ pub(crate) fn decode_header(
         raw,
         raw_len: n as u8,
     }))
+}
+
+/// A tag number in the high-tag-number form (the octets after a first octet of `0x1f`).
+fn long_tag_number(
+    offset: u64,
+    mut take: impl FnMut() -> Result<u8, CmsError>,
+) -> Result<u32, CmsError> {
+    let mut number = 0u32;
+    for i in 0.. {
+        let b = take()?;
+        if i == 0 && b == 0x80 {
+            return Err(CmsError::malformed(offset, "non-minimal tag number"));
+        }
+        if i >= 4 {
+            return Err(CmsError::malformed(offset, "tag number too large"));
+        }
+        number = (number << 7) | u32::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    Ok(number)
+}
+
+/// The length octets: the length (`None` for the indefinite form) and whether it was encoded
+/// minimally (DER requires it of signed attributes).
+fn length(
+    offset: u64,
+    constructed: bool,
+    mut take: impl FnMut() -> Result<u8, CmsError>,
+) -> Result<(Option<u64>, bool), CmsError> {
+    let l = take()?;
+    if l < 0x80 {
+        return Ok((Some(u64::from(l)), true));
+    }
+    if l == 0x80 {
+        if !constructed {
+            return Err(CmsError::malformed(
+                offset,
+                "indefinite length on a primitive encoding",
+            ));
+        }
+        return Ok((None, true));
+    }
+    let count = l & 0x7f;
+    if count > 8 {
+        return Err(CmsError::malformed(
+            offset,
+            format!("length of {count} octets is too large"),
+        ));
+    }
+    let mut v: u64 = 0;
+    for _ in 0..count {
+        v = (v << 8) | u64::from(take()?);
+    }
+    let needed = (64 - v.leading_zeros()).div_ceil(8);
+    let minimal = v >= 0x80 && needed == u32::from(count);
+    Ok((Some(v), minimal))
 }
 
 /// Buffered byte source over the untrusted reader that tracks the absolute offset.

@@ -433,11 +433,21 @@ impl SignedTrailer {
     }
 }
 
+/// The signature scheme a SignerInfo names, checked against its digest algorithm and the
+/// signer's key.
 fn resolve_scheme(
     s: &SignerInfo,
     digest: DigestAlgorithm,
     key: &PKeyRef<Public>,
 ) -> Result<Scheme, CmsError> {
+    let scheme = scheme_of(s, digest)?;
+    check_key_fits(s, &scheme, key)?;
+    Ok(scheme)
+}
+
+/// The scheme named by `signatureAlgorithm` and its parameters: weak ones refused by name,
+/// the hash it names required to be the digest algorithm's.
+fn scheme_of(s: &SignerInfo, digest: DigestAlgorithm) -> Result<Scheme, CmsError> {
     let unsupported = |oid: &[u8]| CmsError::UnsupportedAlgorithm {
         what: "signature",
         oid: oid::dotted(oid),
@@ -517,10 +527,13 @@ fn resolve_scheme(
         }
         other => return Err(unsupported(other)),
     };
+    Ok(scheme)
+}
 
-    // The key must fit the scheme; checked here so a mismatch reads as such, not as a bad
-    // signature.
-    let key_ok = match (&scheme, key.id()) {
+/// The key must fit the scheme (checked before the signature, so that a mismatch reads as
+/// such, not as a bad signature), on a supported curve, and RSA keys at least 2048 bits.
+fn check_key_fits(s: &SignerInfo, scheme: &Scheme, key: &PKeyRef<Public>) -> Result<(), CmsError> {
+    let key_ok = match (scheme, key.id()) {
         (Scheme::RsaPkcs1, Id::RSA) => true,
         (Scheme::RsaPss { .. }, Id::RSA | Id::RSA_PSS) => true,
         (Scheme::Ecdsa, Id::EC) => {
@@ -550,7 +563,7 @@ fn resolve_scheme(
             name: format!("RSA-{}", key.bits()),
         });
     }
-    Ok(scheme)
+    Ok(())
 }
 
 /// RSASSA-PSS-params (RFC 4055): the SHA-1 defaults are refused, so every field but the
