@@ -1,6 +1,6 @@
 //! `gateway agency`: register agencies and their signing certificates.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::json;
@@ -128,159 +128,184 @@ fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
 
 /// Runs `gateway agency`.
 pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
-    let keys = &config.keys;
     match cmd {
-        Command::Add { name, display_name } => {
-            let made = agencies::add(keys, name, display_name.as_deref().unwrap_or(name))?;
-            if made {
-                super::audit::admin(
-                    config,
-                    "agency add",
-                    name,
-                    json!({ "display_name": display_name }),
-                )?;
-            }
-            println!(
-                "{} {name}",
-                if made {
-                    "registered"
-                } else {
-                    "already registered:"
-                }
-            );
-            Ok(exit::OK)
-        }
-        Command::List { json } => {
-            let list = agencies::list(keys)?;
-            let rows: Vec<_> = list
-                .iter()
-                .map(|a| {
-                    let dir = agencies::agency_dir(keys, &a.name);
-                    let count = |sub: &str| {
-                        std::fs::read_dir(dir.join(sub))
-                            .map(|d| d.flatten().count())
-                            .unwrap_or(0)
-                    };
-                    (a, count("certs"), count("anchors"))
-                })
-                .collect();
-            if *json {
-                let v: Vec<_> = rows
-                    .iter()
-                    .map(|(a, c, t)| {
-                        json!({"name": a.name, "display_name": a.display_name, "pinned_certificates": c, "trust_anchors": t})
-                    })
-                    .collect();
-                println!("{}", json!({ "agencies": v }));
-            } else {
-                for (a, c, t) in rows {
-                    println!(
-                        "{:<16} {:<28} {c} pinned, {t} anchors",
-                        a.name, a.display_name
-                    );
-                }
-            }
-            Ok(exit::OK)
-        }
+        Command::Add { name, display_name } => add(config, name, display_name.as_deref()),
+        Command::List { json } => list(config, *json),
         Command::Token(TokenCommand::Issue {
             name,
             json: as_json,
-        }) => {
-            let (id, token) = crate::keyring::tokens::issue(keys, name)?;
-            super::audit::admin(
-                config,
-                "agency token issue",
-                name,
-                json!({ "token_id": id }),
-            )?;
-            if *as_json {
-                println!("{}", json!({"agency": name, "id": id, "token": token}));
-            } else {
-                eprintln!("token {id} for {name} (shown once; store it safely):");
-                println!("{token}");
-            }
-            Ok(exit::OK)
-        }
+        }) => issue_token(config, name, *as_json),
         Command::Token(TokenCommand::Revoke { name, token_id }) => {
-            if crate::keyring::tokens::revoke(keys, name, token_id)? {
-                super::audit::admin(
-                    config,
-                    "agency token revoke",
-                    name,
-                    json!({ "token_id": token_id }),
-                )?;
-                println!("revoked token {token_id} of {name}");
-                Ok(exit::OK)
-            } else {
-                anyhow::bail!("agency {name} has no token {token_id}")
-            }
+            revoke_token(config, name, token_id)
         }
         Command::Cert(CertCommand::Add {
             name,
             cert,
             not_before,
             force,
-        }) => {
-            let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
-            // A certificate that cannot be parsed is refused below, by the keyring.
-            let problem = openssl::x509::X509::from_pem(&pem)
-                .ok()
-                .and_then(|x| validity_problem(&x, time::OffsetDateTime::now_utc(), *not_before));
-            if let Some(problem) = &problem {
-                if !*force {
-                    eprintln!(
-                        "error: {}: {problem}; every payload it signs would be refused with certificate_expired. Not pinned: sign with a current certificate, or add --force to pin it anyway",
-                        cert.display()
-                    );
-                    return Ok(exit::INVALID);
-                }
-                eprintln!(
-                    "warning: {}: {problem}; pinned anyway (--force): payloads it signs are refused with certificate_expired while it is outside its validity window",
-                    cert.display()
-                );
-            }
-            let fp = agencies::add_cert_from(keys, name, &pem, *not_before)?;
-            let from = not_before.and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            });
-            super::audit::admin(
-                config,
-                "agency cert add",
-                name,
-                json!({ "fingerprint_sha256": fp, "file": cert, "not_before": from, "forced_despite": problem }),
-            )?;
-            match from {
-                Some(f) => println!("pinned {fp} for {name}, accepted from {f}"),
-                None => println!("pinned {fp} for {name}"),
-            }
-            Ok(exit::OK)
+        }) => add_cert(config, name, cert, *not_before, *force),
+        Command::Cert(CertCommand::Revoke { name, cert }) => revoke_cert(config, name, cert),
+    }
+}
+
+/// `gateway agency add`
+fn add(config: &Config, name: &str, display_name: Option<&str>) -> anyhow::Result<u8> {
+    let made = agencies::add(&config.keys, name, display_name.unwrap_or(name))?;
+    if made {
+        super::audit::admin(
+            config,
+            "agency add",
+            name,
+            json!({ "display_name": display_name }),
+        )?;
+    }
+    println!(
+        "{} {name}",
+        if made {
+            "registered"
+        } else {
+            "already registered:"
         }
-        Command::Cert(CertCommand::Revoke { name, cert }) => {
-            let path = std::path::Path::new(cert);
-            let fp = if path.is_file() {
-                let pem =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                let x = openssl::x509::X509::from_pem(&pem)
-                    .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
-                crate::keyring::x509gen::fingerprint(&x)?
-            } else {
-                cert.clone()
+    );
+    Ok(exit::OK)
+}
+
+/// `gateway agency list`
+fn list(config: &Config, json: bool) -> anyhow::Result<u8> {
+    let keys = &config.keys;
+    let list = agencies::list(keys)?;
+    let rows: Vec<_> = list
+        .iter()
+        .map(|a| {
+            let dir = agencies::agency_dir(keys, &a.name);
+            let count = |sub: &str| {
+                std::fs::read_dir(dir.join(sub))
+                    .map(|d| d.flatten().count())
+                    .unwrap_or(0)
             };
-            let fresh = agencies::revoke_cert(keys, name, &fp)?;
-            let fp = fp.to_ascii_lowercase().replace(':', "");
-            if fresh {
-                super::audit::admin(
-                    config,
-                    "agency cert revoke",
-                    name,
-                    json!({ "fingerprint_sha256": fp }),
-                )?;
-                println!("revoked {fp} for {name}");
-            } else {
-                println!("{fp} was already revoked for {name}");
-            }
-            Ok(exit::OK)
+            (a, count("certs"), count("anchors"))
+        })
+        .collect();
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(a, c, t)| {
+                json!({"name": a.name, "display_name": a.display_name, "pinned_certificates": c, "trust_anchors": t})
+            })
+            .collect();
+        println!("{}", json!({ "agencies": v }));
+    } else {
+        for (a, c, t) in rows {
+            println!(
+                "{:<16} {:<28} {c} pinned, {t} anchors",
+                a.name, a.display_name
+            );
         }
     }
+    Ok(exit::OK)
+}
+
+/// `gateway agency token issue`
+fn issue_token(config: &Config, name: &str, as_json: bool) -> anyhow::Result<u8> {
+    let (id, token) = crate::keyring::tokens::issue(&config.keys, name)?;
+    super::audit::admin(
+        config,
+        "agency token issue",
+        name,
+        json!({ "token_id": id }),
+    )?;
+    if as_json {
+        println!("{}", json!({"agency": name, "id": id, "token": token}));
+    } else {
+        eprintln!("token {id} for {name} (shown once; store it safely):");
+        println!("{token}");
+    }
+    Ok(exit::OK)
+}
+
+/// `gateway agency token revoke`
+fn revoke_token(config: &Config, name: &str, token_id: &str) -> anyhow::Result<u8> {
+    if crate::keyring::tokens::revoke(&config.keys, name, token_id)? {
+        super::audit::admin(
+            config,
+            "agency token revoke",
+            name,
+            json!({ "token_id": token_id }),
+        )?;
+        println!("revoked token {token_id} of {name}");
+        Ok(exit::OK)
+    } else {
+        anyhow::bail!("agency {name} has no token {token_id}")
+    }
+}
+
+/// `gateway agency cert add`
+fn add_cert(
+    config: &Config,
+    name: &str,
+    cert: &Path,
+    not_before: Option<time::OffsetDateTime>,
+    force: bool,
+) -> anyhow::Result<u8> {
+    let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+    // A certificate that cannot be parsed is refused below, by the keyring.
+    let problem = openssl::x509::X509::from_pem(&pem)
+        .ok()
+        .and_then(|x| validity_problem(&x, time::OffsetDateTime::now_utc(), not_before));
+    if let Some(problem) = &problem {
+        if !force {
+            eprintln!(
+                "error: {}: {problem}; every payload it signs would be refused with certificate_expired. Not pinned: sign with a current certificate, or add --force to pin it anyway",
+                cert.display()
+            );
+            return Ok(exit::INVALID);
+        }
+        eprintln!(
+            "warning: {}: {problem}; pinned anyway (--force): payloads it signs are refused with certificate_expired while it is outside its validity window",
+            cert.display()
+        );
+    }
+    let fp = agencies::add_cert_from(&config.keys, name, &pem, not_before)?;
+    let from = not_before.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    super::audit::admin(
+        config,
+        "agency cert add",
+        name,
+        json!({ "fingerprint_sha256": fp, "file": cert, "not_before": from, "forced_despite": problem }),
+    )?;
+    match from {
+        Some(f) => println!("pinned {fp} for {name}, accepted from {f}"),
+        None => println!("pinned {fp} for {name}"),
+    }
+    Ok(exit::OK)
+}
+
+/// `gateway agency cert revoke`
+fn revoke_cert(config: &Config, name: &str, cert: &str) -> anyhow::Result<u8> {
+    let path = Path::new(cert);
+    let fp = if path.is_file() {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let x = openssl::x509::X509::from_pem(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+        crate::keyring::x509gen::fingerprint(&x)?
+    } else {
+        cert.to_owned()
+    };
+    let fresh = agencies::revoke_cert(&config.keys, name, &fp)?;
+    let fp = fp.to_ascii_lowercase().replace(':', "");
+    if fresh {
+        super::audit::admin(
+            config,
+            "agency cert revoke",
+            name,
+            json!({ "fingerprint_sha256": fp }),
+        )?;
+        println!("revoked {fp} for {name}");
+    } else {
+        println!("{fp} was already revoked for {name}");
+    }
+    Ok(exit::OK)
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::exit;
 use crate::config::Config;
 use crate::keyring::{Keyring, agencies};
-use crate::validation::Catalog;
+use crate::validation::{Catalog, CatalogError};
 
 /// Arguments of `gateway check-config`.
 #[derive(Debug, clap::Args)]
@@ -15,96 +15,115 @@ pub struct Args {
     pub json: bool,
 }
 
+/// A check's name and its outcome, a message either way.
+type Check = (&'static str, Result<String, String>);
+
 /// Runs every start-up check and prints one line per check.
 pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
-    let mut checks: Vec<(&str, Result<String, String>)> = Vec::new();
     let catalog = Catalog::load(&config.schemas);
-    checks.push((
-        "schemas",
-        match &catalog {
-            Ok(c) => Ok(format!(
-                "{} message types compiled from {}",
-                c.entries().len(),
-                config.schemas.display()
-            )),
-            Err(e) => Err(format!("{e:#}")),
-        },
-    ));
-    let keyring = Keyring::load_with(&config.keys, &config.key_policy.passphrase, None);
-    checks.push((
-        "keys",
-        match &keyring {
-            Ok(k) => Ok(format!(
-                "{} active identit{}; seal to {}",
-                k.identities.active().len(),
-                if k.identities.active().len() == 1 {
-                    "y"
-                } else {
-                    "ies"
-                },
-                k.identities.current_recipient().unwrap_or("?")
-            )),
-            Err(e) => Err(e.to_string()),
-        },
-    ));
-    let registered = agencies::list(&config.keys).unwrap_or_default();
+    let mut checks: Vec<Check> = vec![
+        ("schemas", check_schemas(config, &catalog)),
+        ("keys", check_keys(config)),
+    ];
     if let Ok(c) = &catalog {
-        let missing: Vec<String> = c
-            .entries()
-            .iter()
-            .flat_map(|e| e.agencies.iter())
-            .filter(|a| !registered.iter().any(|r| &&r.name == a))
-            .cloned()
-            .collect();
-        checks.push((
-            "agencies",
-            if missing.is_empty() {
-                Ok(format!("{} registered", registered.len()))
-            } else {
-                Err(format!(
-                    "the catalog names agencies that are not registered: {} (`gateway agency add NAME`)",
-                    missing.join(", ")
-                ))
-            },
-        ));
+        checks.push(("agencies", check_agencies(config, c)));
     }
     for (name, dir) in [
         ("outbox", config.queue_dir()),
         ("state", config.state.clone()),
     ] {
-        checks.push((
-            name,
-            std::fs::create_dir_all(&dir)
-                .and_then(|_| tempfile_probe(&dir))
-                .map(|_| format!("{} is writable", dir.display()))
-                .map_err(|e| format!("{}: {e}", dir.display())),
-        ));
+        checks.push((name, check_writable(&dir)));
     }
     let ok = checks.iter().all(|(_, r)| r.is_ok());
     if args.json {
-        let v: Vec<_> = checks
-            .iter()
-            .map(|(n, r)| match r {
-                Ok(m) => json!({"check": n, "ok": true, "message": m}),
-                Err(m) => json!({"check": n, "ok": false, "message": m}),
-            })
-            .collect();
-        println!("{}", json!({"config": config.file, "ok": ok, "checks": v}));
+        print_json(config, ok, &checks);
     } else {
-        let shown = config
-            .file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(embedded defaults)".into());
-        println!("configuration: {shown}");
-        for (n, r) in &checks {
-            match r {
-                Ok(m) => println!("ok    {n:<9} {m}"),
-                Err(m) => println!("ERROR {n:<9} {m}"),
-            }
-        }
+        print_text(config, &checks);
     }
     Ok(if ok { exit::OK } else { exit::USAGE })
+}
+
+fn check_schemas(
+    config: &Config,
+    catalog: &Result<Catalog, CatalogError>,
+) -> Result<String, String> {
+    match catalog {
+        Ok(c) => Ok(format!(
+            "{} message types compiled from {}",
+            c.entries().len(),
+            config.schemas.display()
+        )),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+fn check_keys(config: &Config) -> Result<String, String> {
+    match Keyring::load_with(&config.keys, &config.key_policy.passphrase, None) {
+        Ok(k) => Ok(format!(
+            "{} active identit{}; seal to {}",
+            k.identities.active().len(),
+            if k.identities.active().len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            k.identities.current_recipient().unwrap_or("?")
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Every agency the catalog names is registered.
+fn check_agencies(config: &Config, catalog: &Catalog) -> Result<String, String> {
+    let registered = agencies::list(&config.keys).unwrap_or_default();
+    let missing: Vec<String> = catalog
+        .entries()
+        .iter()
+        .flat_map(|e| e.agencies.iter())
+        .filter(|a| !registered.iter().any(|r| &&r.name == a))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Ok(format!("{} registered", registered.len()))
+    } else {
+        Err(format!(
+            "the catalog names agencies that are not registered: {} (`gateway agency add NAME`)",
+            missing.join(", ")
+        ))
+    }
+}
+
+fn check_writable(dir: &std::path::Path) -> Result<String, String> {
+    std::fs::create_dir_all(dir)
+        .and_then(|_| tempfile_probe(dir))
+        .map(|_| format!("{} is writable", dir.display()))
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+fn print_json(config: &Config, ok: bool, checks: &[Check]) {
+    let v: Vec<_> = checks
+        .iter()
+        .map(|(n, r)| match r {
+            Ok(m) => json!({"check": n, "ok": true, "message": m}),
+            Err(m) => json!({"check": n, "ok": false, "message": m}),
+        })
+        .collect();
+    println!("{}", json!({"config": config.file, "ok": ok, "checks": v}));
+}
+
+fn print_text(config: &Config, checks: &[Check]) {
+    let shown = config
+        .file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(embedded defaults)".into());
+    println!("configuration: {shown}");
+    for (n, r) in checks {
+        match r {
+            Ok(m) => println!("ok    {n:<9} {m}"),
+            Err(m) => println!("ERROR {n:<9} {m}"),
+        }
+    }
 }
 
 fn tempfile_probe(dir: &std::path::Path) -> std::io::Result<()> {

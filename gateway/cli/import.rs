@@ -2,7 +2,7 @@
 //! and a summary.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::exit;
 use crate::config::Config;
+use crate::message::AgencyName;
 use crate::pipeline::Gateway;
 use crate::sources::import;
 
@@ -36,42 +37,15 @@ pub struct Args {
 /// Runs the import: exit 0 when nothing was rejected, 1 otherwise.
 pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
     let gateway = Gateway::load(config.clone(), true).context("starting the pipeline")?;
-    if !gateway
-        .keyring
-        .snapshot()
-        .trust
-        .agencies()
-        .any(|a| a == args.agency.as_str())
-    {
-        anyhow::bail!(
-            "agency {:?} is not registered (`gateway agency list`; `gateway agency add NAME`)",
-            args.agency
-        );
-    }
+    ensure_registered(&gateway, &args.agency)?;
     let (files, special) =
         import::list_files(&args.dir).with_context(|| format!("reading {}", args.dir.display()))?;
-    let report = args.report.clone().unwrap_or_else(|| {
-        let t = time::OffsetDateTime::now_utc()
-            .format(time::macros::format_description!(
-                "[year][month][day]T[hour][minute][second]Z"
-            ))
-            .unwrap_or_default();
-        config
-            .state
-            .join("imports")
-            .join(format!("{}-{t}", args.agency))
-    });
+    let report = args
+        .report
+        .clone()
+        .unwrap_or_else(|| default_report(config, &args.agency));
     let total: u64 = files.iter().map(|(_, n)| n).sum();
-    let bar = ProgressBar::new(total);
-    if args.json {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(total, args.json);
     let started = Instant::now();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let n = files.len();
@@ -89,58 +63,132 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
         },
     )?;
     bar.finish_and_clear();
-    let elapsed = started.elapsed().as_secs_f64();
+    let summary = Summary {
+        agency: &args.agency,
+        seconds: started.elapsed().as_secs_f64(),
+        counts: tally(&results),
+        results: &results,
+        special: &special,
+        bytes: total,
+        report: &report,
+    };
+    let rejected = results
+        .iter()
+        .any(|r| r.outcome == "rejected" || r.outcome == "failed");
+    if args.json {
+        print_json(&summary)?;
+    } else {
+        print_text(&summary);
+    }
+    Ok(if rejected { exit::INVALID } else { exit::OK })
+}
+
+fn ensure_registered(gateway: &Gateway, agency: &AgencyName) -> anyhow::Result<()> {
+    if !gateway
+        .keyring
+        .snapshot()
+        .trust
+        .agencies()
+        .any(|a| a == agency.as_str())
+    {
+        anyhow::bail!(
+            "agency {:?} is not registered (`gateway agency list`; `gateway agency add NAME`)",
+            agency
+        );
+    }
+    Ok(())
+}
+
+/// `state/imports/<agency>-<time>/`
+fn default_report(config: &Config, agency: &AgencyName) -> PathBuf {
+    let t = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_default();
+    config.state.join("imports").join(format!("{agency}-{t}"))
+}
+
+fn progress_bar(total: u64, hidden: bool) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if hidden {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Files per outcome, rejections per code.
+fn tally(results: &[import::Imported]) -> BTreeMap<String, usize> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &results {
+    for r in results {
         let key = match &r.code {
             Some(c) if r.outcome == "rejected" => format!("rejected {c}"),
             _ => r.outcome.clone(),
         };
         *counts.entry(key).or_default() += 1;
     }
-    let rejected = results
+    counts
+}
+
+/// What an import did, for its closing report.
+struct Summary<'a> {
+    agency: &'a AgencyName,
+    results: &'a [import::Imported],
+    special: &'a [PathBuf],
+    counts: BTreeMap<String, usize>,
+    bytes: u64,
+    seconds: f64,
+    report: &'a Path,
+}
+
+fn print_json(s: &Summary) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "agency": s.agency,
+            "files": s.results,
+            "not_regular_files": s.special,
+            "summary": s.counts,
+            "bytes": s.bytes,
+            "seconds": s.seconds,
+            "report": s.report,
+        }))?
+    );
+    Ok(())
+}
+
+fn print_text(s: &Summary) {
+    for r in s
+        .results
         .iter()
-        .any(|r| r.outcome == "rejected" || r.outcome == "failed");
-    if args.json {
+        .filter(|r| r.outcome == "rejected" || r.outcome == "failed")
+    {
         println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "agency": args.agency,
-                "files": results,
-                "not_regular_files": special,
-                "summary": counts,
-                "bytes": total,
-                "seconds": elapsed,
-                "report": report,
-            }))?
-        );
-    } else {
-        for r in results
-            .iter()
-            .filter(|r| r.outcome == "rejected" || r.outcome == "failed")
-        {
-            println!(
-                "{}: {} {}",
-                r.file.display(),
-                r.outcome,
-                r.code.as_deref().unwrap_or_default()
-            );
-        }
-        for p in &special {
-            println!("{}: skipped (not a regular file)", p.display());
-        }
-        println!("{:<40} {:>8}", "outcome", "files");
-        for (k, v) in &counts {
-            println!("{k:<40} {v:>8}");
-        }
-        println!(
-            "{} files, {:.1} MB in {:.1} s ({:.1} files/s); outcomes in {}",
-            results.len(),
-            total as f64 / 1e6,
-            elapsed,
-            results.len() as f64 / elapsed.max(1e-9),
-            report.display()
+            "{}: {} {}",
+            r.file.display(),
+            r.outcome,
+            r.code.as_deref().unwrap_or_default()
         );
     }
-    Ok(if rejected { exit::INVALID } else { exit::OK })
+    for p in s.special {
+        println!("{}: skipped (not a regular file)", p.display());
+    }
+    println!("{:<40} {:>8}", "outcome", "files");
+    for (k, v) in &s.counts {
+        println!("{k:<40} {v:>8}");
+    }
+    println!(
+        "{} files, {:.1} MB in {:.1} s ({:.1} files/s); outcomes in {}",
+        s.results.len(),
+        s.bytes as f64 / 1e6,
+        s.seconds,
+        s.results.len() as f64 / s.seconds.max(1e-9),
+        s.report.display()
+    );
 }

@@ -49,105 +49,118 @@ pub enum Command {
 
 /// Runs `gateway keys`.
 pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
-    let keys = &config.keys;
     match cmd {
-        Command::Init { json } => {
-            let made = keyring::init(keys, &config.key_policy.passphrase)
-                .with_context(|| format!("creating keys in {}", keys.display()))?;
-            if !made.is_empty() {
-                super::audit::admin(config, "keys init", "keys", json!({ "created": made }))?;
-            }
-            if *json {
-                println!("{}", json!({ "keys": keys, "created": made }));
-            } else if made.is_empty() {
-                println!("{}: complete, nothing to create", keys.display());
-            } else {
-                for m in &made {
-                    println!("created {m}");
-                }
-            }
-            Ok(exit::OK)
-        }
-        Command::Rotate { grace_days, json } => {
-            let grace = grace_days
-                .map(|d| time::Duration::days(i64::from(d)))
-                .unwrap_or(config.key_policy.grace);
-            let r = identities::rotate(keys, &config.key_policy.passphrase, grace)
-                .with_context(|| format!("rotating the identity in {}", keys.display()))?;
-            super::audit::admin(
-                config,
-                "keys rotate",
-                &r.current.id,
-                json!({
-                    "current": { "id": r.current.id, "recipient": r.current.recipient },
-                    "previous": r.previous.as_ref().map(|p| json!({
-                        "id": p.id, "recipient": p.recipient, "grace_until": p.grace_until,
-                    })),
-                }),
-            )?;
-            if *json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                println!("current  {}  {}", r.current.id, r.current.recipient);
-                if let Some(p) = &r.previous {
-                    println!(
-                        "grace    {}  {}  until {}",
-                        p.id,
-                        p.recipient,
-                        p.grace_until.as_deref().unwrap_or("?")
-                    );
-                }
-                println!(
-                    "agencies should seal to {} from now on (`gateway recipient --url ...` fetches it)",
-                    r.current.recipient
-                );
-            }
-            Ok(exit::OK)
-        }
-        Command::Retire { id, json } => {
-            let done = identities::retire(keys, id)?;
-            super::audit::admin(
-                config,
-                "keys retire",
-                id,
-                json!({ "recipient": done.recipient, "retired_at": done.retired_at }),
-            )?;
-            if *json {
-                println!("{}", serde_json::to_string(&done)?);
-            } else {
-                println!(
-                    "retired  {}  {}: payloads sealed to it are refused from now on",
-                    done.id, done.recipient
-                );
-            }
-            Ok(exit::OK)
-        }
-        Command::List { json } => {
-            let entries = inventory::inventory(keys, time::OffsetDateTime::now_utc());
-            if *json {
-                println!("{}", serde_json::to_string(&json!({ "keys": entries }))?);
-                return Ok(exit::OK);
-            }
-            println!(
-                "{:<15} {:<16} {:<14} {:>9}  {:<27} {:<27} ID / SUBJECT",
-                "KIND", "OWNER", "STATE", "DAYS LEFT", "FROM", "UNTIL"
-            );
-            for e in &entries {
-                println!(
-                    "{:<15} {:<16} {:<14} {:>9}  {:<27} {:<27} {} / {}",
-                    e.kind,
-                    e.owner,
-                    e.state,
-                    e.days_left
-                        .map(|d| d.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    e.from.as_deref().unwrap_or("-"),
-                    e.until.as_deref().unwrap_or("-"),
-                    e.id,
-                    e.subject
-                );
-            }
-            Ok(exit::OK)
+        Command::Init { json } => init(config, *json),
+        Command::Rotate { grace_days, json } => rotate(config, *grace_days, *json),
+        Command::Retire { id, json } => retire(config, id, *json),
+        Command::List { json } => list(config, *json),
+    }
+}
+
+/// `gateway keys init`
+fn init(config: &Config, json: bool) -> anyhow::Result<u8> {
+    let keys = &config.keys;
+    let made = keyring::init(keys, &config.key_policy.passphrase)
+        .with_context(|| format!("creating keys in {}", keys.display()))?;
+    if !made.is_empty() {
+        super::audit::admin(config, "keys init", "keys", json!({ "created": made }))?;
+    }
+    if json {
+        println!("{}", json!({ "keys": keys, "created": made }));
+    } else if made.is_empty() {
+        println!("{}: complete, nothing to create", keys.display());
+    } else {
+        for m in &made {
+            println!("created {m}");
         }
     }
+    Ok(exit::OK)
+}
+
+/// `gateway keys rotate`
+fn rotate(config: &Config, grace_days: Option<u32>, json: bool) -> anyhow::Result<u8> {
+    let keys = &config.keys;
+    let grace = grace_days
+        .map(|d| time::Duration::days(i64::from(d)))
+        .unwrap_or(config.key_policy.grace);
+    let r = identities::rotate(keys, &config.key_policy.passphrase, grace)
+        .with_context(|| format!("rotating the identity in {}", keys.display()))?;
+    super::audit::admin(
+        config,
+        "keys rotate",
+        &r.current.id,
+        json!({
+            "current": { "id": r.current.id, "recipient": r.current.recipient },
+            "previous": r.previous.as_ref().map(|p| json!({
+                "id": p.id, "recipient": p.recipient, "grace_until": p.grace_until,
+            })),
+        }),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("current  {}  {}", r.current.id, r.current.recipient);
+        if let Some(p) = &r.previous {
+            println!(
+                "grace    {}  {}  until {}",
+                p.id,
+                p.recipient,
+                p.grace_until.as_deref().unwrap_or("?")
+            );
+        }
+        println!(
+            "agencies should seal to {} from now on (`gateway recipient --url ...` fetches it)",
+            r.current.recipient
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `gateway keys retire`
+fn retire(config: &Config, id: &str, json: bool) -> anyhow::Result<u8> {
+    let done = identities::retire(&config.keys, id)?;
+    super::audit::admin(
+        config,
+        "keys retire",
+        id,
+        json!({ "recipient": done.recipient, "retired_at": done.retired_at }),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string(&done)?);
+    } else {
+        println!(
+            "retired  {}  {}: payloads sealed to it are refused from now on",
+            done.id, done.recipient
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `gateway keys list`
+fn list(config: &Config, json: bool) -> anyhow::Result<u8> {
+    let entries = inventory::inventory(&config.keys, time::OffsetDateTime::now_utc());
+    if json {
+        println!("{}", serde_json::to_string(&json!({ "keys": entries }))?);
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:<15} {:<16} {:<14} {:>9}  {:<27} {:<27} ID / SUBJECT",
+        "KIND", "OWNER", "STATE", "DAYS LEFT", "FROM", "UNTIL"
+    );
+    for e in &entries {
+        println!(
+            "{:<15} {:<16} {:<14} {:>9}  {:<27} {:<27} {} / {}",
+            e.kind,
+            e.owner,
+            e.state,
+            e.days_left
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
+            e.from.as_deref().unwrap_or("-"),
+            e.until.as_deref().unwrap_or("-"),
+            e.id,
+            e.subject
+        );
+    }
+    Ok(exit::OK)
 }

@@ -56,35 +56,9 @@ struct JsonFile<'a> {
 
 /// Runs the subcommand and returns the exit code.
 pub fn run(args: &Args) -> u8 {
-    let compiled = match &args.schema_root {
-        Some(root) => xsd::Schema::compile(&args.schemas, root),
-        None => xsd::Schema::compile_local(&args.schemas),
-    };
-    let schema = match compiled {
+    let schema = match compile(args) {
         Ok(s) => s,
-        Err(e) => {
-            let code = if e.is_io() { exit::USAGE } else { exit::SCHEMA };
-            if args.json {
-                let diags: Vec<_> = e
-                    .diagnostics
-                    .iter()
-                    .map(|d| serde_json::json!({"code": d.code(), "file": d.file, "line": d.line, "column": d.column, "message": d.message}))
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::json!({"schema_valid": false, "diagnostics": diags})
-                );
-            } else {
-                eprintln!(
-                    "the schema cannot be {}:",
-                    if e.is_io() { "read" } else { "compiled" }
-                );
-                for d in &e.diagnostics {
-                    eprintln!("  {d}");
-                }
-            }
-            return code;
-        }
+        Err(code) => return code,
     };
     for w in schema.warnings() {
         eprintln!("warning: {w}");
@@ -100,6 +74,50 @@ pub fn run(args: &Args) -> u8 {
         }
         return exit::OK;
     }
+    let (worst, reports) = validate_files(args, &schema);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        write_json(&mut out, &reports);
+    } else {
+        write_text(&mut out, &reports);
+    }
+    worst
+}
+
+/// Compiles the schemas; when they cannot be, reports why and gives the exit code.
+fn compile(args: &Args) -> Result<xsd::Schema, u8> {
+    let compiled = match &args.schema_root {
+        Some(root) => xsd::Schema::compile(&args.schemas, root),
+        None => xsd::Schema::compile_local(&args.schemas),
+    };
+    compiled.map_err(|e| {
+        let code = if e.is_io() { exit::USAGE } else { exit::SCHEMA };
+        if args.json {
+            let diags: Vec<_> = e
+                .diagnostics
+                .iter()
+                .map(|d| serde_json::json!({"code": d.code(), "file": d.file, "line": d.line, "column": d.column, "message": d.message}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"schema_valid": false, "diagnostics": diags})
+            );
+        } else {
+            eprintln!(
+                "the schema cannot be {}:",
+                if e.is_io() { "read" } else { "compiled" }
+            );
+            for d in &e.diagnostics {
+                eprintln!("  {d}");
+            }
+        }
+        code
+    })
+}
+
+/// Validates every file: the worst exit code, and a report per file that could be opened.
+fn validate_files(args: &Args, schema: &xsd::Schema) -> (u8, Vec<(String, xsd::Report)>) {
     // The server's default limits: what passes here passes there, and a huge or endless
     // document cannot keep this command busy for ever.
     let opts = xsd::Options {
@@ -130,54 +148,55 @@ pub fn run(args: &Args) -> u8 {
         }
         reports.push((f.display().to_string(), report));
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        let files: Vec<JsonFile> = reports
-            .iter()
-            .map(|(name, r)| JsonFile {
-                file: name.clone(),
-                valid: r.is_valid(),
-                truncated: r.truncated,
-                violations: r
-                    .violations
-                    .iter()
-                    .map(|v| JsonViolation {
-                        code: v.code,
-                        message: &v.message,
-                        line: v.line,
-                        column: v.column,
-                        path: &v.path,
-                    })
-                    .collect(),
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::json!({ "schema_valid": true, "files": files })
-        );
-    } else {
-        for (name, r) in &reports {
-            if r.is_valid() {
-                let _ = writeln!(out, "{name}: valid");
-            } else {
+    (worst, reports)
+}
+
+fn write_json(out: &mut impl Write, reports: &[(String, xsd::Report)]) {
+    let files: Vec<JsonFile> = reports
+        .iter()
+        .map(|(name, r)| JsonFile {
+            file: name.clone(),
+            valid: r.is_valid(),
+            truncated: r.truncated,
+            violations: r
+                .violations
+                .iter()
+                .map(|v| JsonViolation {
+                    code: v.code,
+                    message: &v.message,
+                    line: v.line,
+                    column: v.column,
+                    path: &v.path,
+                })
+                .collect(),
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::json!({ "schema_valid": true, "files": files })
+    );
+}
+
+fn write_text(out: &mut impl Write, reports: &[(String, xsd::Report)]) {
+    for (name, r) in reports {
+        if r.is_valid() {
+            let _ = writeln!(out, "{name}: valid");
+        } else {
+            let _ = writeln!(
+                out,
+                "{name}: invalid ({} violation{}{})",
+                r.violations.len(),
+                if r.violations.len() == 1 { "" } else { "s" },
+                if r.truncated { ", more not shown" } else { "" }
+            );
+            for v in &r.violations {
                 let _ = writeln!(
                     out,
-                    "{name}: invalid ({} violation{}{})",
-                    r.violations.len(),
-                    if r.violations.len() == 1 { "" } else { "s" },
-                    if r.truncated { ", more not shown" } else { "" }
+                    "  {name}:{}:{}: {} at {}: {}",
+                    v.line, v.column, v.code, v.path, v.message
                 );
-                for v in &r.violations {
-                    let _ = writeln!(
-                        out,
-                        "  {name}:{}:{}: {} at {}: {}",
-                        v.line, v.column, v.code, v.path, v.message
-                    );
-                }
             }
         }
     }
-    worst
 }

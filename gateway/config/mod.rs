@@ -327,15 +327,46 @@ fn bounded(
 
 /// Turns the raw file into a [`Config`]; pure, no I/O (paths are checked where they are used).
 fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, ConfigError> {
-    let dir = |key: &str, v: Option<String>, default: &str| -> Result<PathBuf, ConfigError> {
-        let v = v.unwrap_or_else(|| default.to_owned());
-        if v.trim().is_empty() {
-            return Err(invalid(key, "must not be empty"));
-        }
-        Ok(base.join(v))
-    };
-    let transcode_to_utf8 = raw.outbox.transcode_to_utf8.unwrap_or(false);
-    let queue = raw.outbox.queue.unwrap_or_else(|| "integration".to_owned());
+    // Only the first mistake found is reported; this order (the XML bounds of `[limits]`
+    // before `[http]`, its other bounds after `[paths]`) decides which one when there are several.
+    let outbox = check_outbox(raw.outbox)?;
+    let xml = check_xml_limits(&raw.limits)?;
+    let http = check_http(raw.http)?;
+    let metrics = check_metrics(raw.metrics)?;
+    let watch = check_inbox(raw.inbox)?;
+    let key_policy = check_keys(raw.keys, base)?;
+    let quarantine = check_quarantine(&raw.quarantine)?;
+    let paths = check_paths(raw.paths, base)?;
+    let limits = check_limits(&raw.limits, xml)?;
+    Ok(Config {
+        http,
+        metrics,
+        key_policy,
+        quarantine,
+        watch,
+        file,
+        schemas: paths.schemas,
+        keys: paths.keys,
+        inbox: paths.inbox,
+        outbox: paths.outbox,
+        state: paths.state,
+        queue: outbox.queue,
+        hub_recipients: outbox.hub_recipients,
+        transcode_to_utf8: outbox.transcode_to_utf8,
+        limits,
+    })
+}
+
+/// `[outbox]`, checked; [`Config`] holds its fields directly.
+struct Outbox {
+    queue: String,
+    hub_recipients: Vec<age::x25519::Recipient>,
+    transcode_to_utf8: bool,
+}
+
+fn check_outbox(o: raw::RawOutbox) -> Result<Outbox, ConfigError> {
+    let transcode_to_utf8 = o.transcode_to_utf8.unwrap_or(false);
+    let queue = o.queue.unwrap_or_else(|| "integration".to_owned());
     if !crate::message::is_safe_name(&queue) {
         return Err(invalid(
             "outbox.queue",
@@ -344,14 +375,17 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             ),
         ));
     }
+    let hub_recipients = check_hub_recipients(o.hub_recipients.unwrap_or_default())?;
+    Ok(Outbox {
+        queue,
+        hub_recipients,
+        transcode_to_utf8,
+    })
+}
+
+fn check_hub_recipients(list: Vec<String>) -> Result<Vec<age::x25519::Recipient>, ConfigError> {
     let mut hub_recipients = Vec::new();
-    for (i, r) in raw
-        .outbox
-        .hub_recipients
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, r) in list.iter().enumerate() {
         let parsed = r.parse::<age::x25519::Recipient>().map_err(|e| {
             invalid(
                 &format!("outbox.hub_recipients[{i}]"),
@@ -360,9 +394,13 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         })?;
         hub_recipients.push(parsed);
     }
-    let l = raw.limits;
+    Ok(hub_recipients)
+}
+
+/// The XML bounds of `[limits]`, handed to the XSD engine.
+fn check_xml_limits(l: &raw::RawLimits) -> Result<xsd::Limits, ConfigError> {
     const GIB: u64 = 1 << 30;
-    let xml = xsd::Limits {
+    Ok(xsd::Limits {
         max_depth: bounded("limits.max_depth", l.max_depth, 256, 8, 10_000)? as usize,
         max_attributes: bounded("limits.max_attributes", l.max_attributes, 256, 1, 100_000)?
             as usize,
@@ -374,8 +412,32 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             GIB,
         )? as usize,
         ..xsd::Limits::default()
-    };
-    let h = raw.http;
+    })
+}
+
+/// The rest of `[limits]`, around the XML bounds already checked.
+fn check_limits(l: &raw::RawLimits, xml: xsd::Limits) -> Result<Limits, ConfigError> {
+    Ok(Limits {
+        max_payload_bytes: bounded(
+            "limits.max_payload_bytes",
+            l.max_payload_bytes,
+            DEFAULT_MAX_PAYLOAD_BYTES,
+            1024,
+            1 << 40,
+        )?,
+        xml,
+        max_errors: bounded("limits.max_errors", l.max_errors, 100, 1, 10_000)? as usize,
+        min_free_disk_bytes: bounded(
+            "limits.min_free_disk_bytes",
+            l.min_free_disk_bytes,
+            256 << 20,
+            0,
+            1 << 50,
+        )?,
+    })
+}
+
+fn check_http(h: raw::RawHttp) -> Result<Http, ConfigError> {
     let listen = h.listen.unwrap_or_else(|| "127.0.0.1:8443".to_owned());
     let listen = listen.parse().map_err(|_| {
         invalid(
@@ -385,7 +447,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
     })?;
     let secs = std::time::Duration::from_secs;
     let max_uploads = bounded("http.max_uploads", h.max_uploads, 512, 1, 100_000)?;
-    let http = Http {
+    Ok(Http {
         listen,
         max_in_flight: bounded(
             "http.max_in_flight",
@@ -445,10 +507,12 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             1,
             1_000_000,
         )? as usize,
-    };
-    let m = raw.metrics;
+    })
+}
+
+fn check_metrics(m: raw::RawMetrics) -> Result<Metrics, ConfigError> {
     let metrics_listen = m.listen.unwrap_or_else(|| "127.0.0.1:9464".to_owned());
-    let metrics = Metrics {
+    Ok(Metrics {
         listen: if metrics_listen.trim().is_empty() {
             None
         } else {
@@ -464,9 +528,11 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         token_env: m
             .token_env
             .unwrap_or_else(|| "GATEWAY_METRICS_TOKEN".to_owned()),
-    };
-    let i = raw.inbox;
-    let inbox = Inbox {
+    })
+}
+
+fn check_inbox(i: raw::RawInbox) -> Result<Inbox, ConfigError> {
+    Ok(Inbox {
         enabled: i.enabled.unwrap_or(true),
         delete_accepted: i.delete_accepted.unwrap_or(false),
         stable: std::time::Duration::from_millis(bounded(
@@ -476,10 +542,18 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
             0,
             600_000,
         )?),
-        rescan: secs(bounded("inbox.rescan_secs", i.rescan_secs, 30, 1, 86_400)?),
+        rescan: std::time::Duration::from_secs(bounded(
+            "inbox.rescan_secs",
+            i.rescan_secs,
+            30,
+            1,
+            86_400,
+        )?),
         poll: i.poll.unwrap_or(false),
-    };
-    let k = raw.keys;
+    })
+}
+
+fn check_keys(k: raw::RawKeys, base: &Path) -> Result<KeyPolicy, ConfigError> {
     let passphrase_file = match k.passphrase_file {
         Some(f) if f.is_empty() => {
             return Err(invalid(
@@ -490,7 +564,7 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         Some(f) => Some(base.join(f)),
         None => None,
     };
-    let key_policy = KeyPolicy {
+    Ok(KeyPolicy {
         grace: time::Duration::days(bounded("keys.grace_days", k.grace_days, 30, 0, 3650)? as i64),
         passphrase: crate::keyring::Passphrase {
             env: k
@@ -498,42 +572,39 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
                 .unwrap_or_else(|| "GATEWAY_IDENTITY_PASSPHRASE".to_owned()),
             file: passphrase_file,
         },
-        reload: secs(bounded("keys.reload_secs", k.reload_secs, 60, 1, 86_400)?),
+        reload: std::time::Duration::from_secs(bounded(
+            "keys.reload_secs",
+            k.reload_secs,
+            60,
+            1,
+            86_400,
+        )?),
+    })
+}
+
+/// `[paths]`, checked and made relative to the configuration file's folder.
+struct Paths {
+    schemas: PathBuf,
+    keys: PathBuf,
+    inbox: PathBuf,
+    outbox: PathBuf,
+    state: PathBuf,
+}
+
+fn check_paths(p: raw::RawPaths, base: &Path) -> Result<Paths, ConfigError> {
+    let dir = |key: &str, v: Option<String>, default: &str| -> Result<PathBuf, ConfigError> {
+        let v = v.unwrap_or_else(|| default.to_owned());
+        if v.trim().is_empty() {
+            return Err(invalid(key, "must not be empty"));
+        }
+        Ok(base.join(v))
     };
-    let quarantine = check_quarantine(&raw.quarantine)?;
-    Ok(Config {
-        http,
-        metrics,
-        key_policy,
-        quarantine,
-        watch: inbox,
-        file,
-        schemas: dir("paths.schemas", raw.paths.schemas, "schemas")?,
-        keys: dir("paths.keys", raw.paths.keys, "keys")?,
-        inbox: dir("paths.inbox", raw.paths.inbox, "inbox")?,
-        outbox: dir("paths.outbox", raw.paths.outbox, "outbox")?,
-        state: dir("paths.state", raw.paths.state, "state")?,
-        queue,
-        hub_recipients,
-        transcode_to_utf8,
-        limits: Limits {
-            max_payload_bytes: bounded(
-                "limits.max_payload_bytes",
-                l.max_payload_bytes,
-                DEFAULT_MAX_PAYLOAD_BYTES,
-                1024,
-                1 << 40,
-            )?,
-            xml,
-            max_errors: bounded("limits.max_errors", l.max_errors, 100, 1, 10_000)? as usize,
-            min_free_disk_bytes: bounded(
-                "limits.min_free_disk_bytes",
-                l.min_free_disk_bytes,
-                256 << 20,
-                0,
-                1 << 50,
-            )?,
-        },
+    Ok(Paths {
+        schemas: dir("paths.schemas", p.schemas, "schemas")?,
+        keys: dir("paths.keys", p.keys, "keys")?,
+        inbox: dir("paths.inbox", p.inbox, "inbox")?,
+        outbox: dir("paths.outbox", p.outbox, "outbox")?,
+        state: dir("paths.state", p.state, "state")?,
     })
 }
 
