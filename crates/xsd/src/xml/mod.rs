@@ -1388,6 +1388,8 @@ impl<R: BufRead> XmlReader<R> {
         })
     }
 
+    /// One token: its well-formedness checks, then what it contributes (text appended to
+    /// the pending text node, or an event). Tokens that only need checking yield `None`.
     #[allow(clippy::too_many_arguments)]
     fn handle(
         &mut self,
@@ -1405,197 +1407,17 @@ impl<R: BufRead> XmlReader<R> {
                 let s = get(ts, te);
                 if s.is_empty() {
                 } else if in_root {
-                    if let Some(off) = bad_char(self.chk, s) {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1, s.as_bytes(), off),
-                            format!(
-                                "character {} is not allowed in XML",
-                                describe_char_at(s, off)
-                            ),
-                        ));
-                    }
-                    if let Some(off) = find_cdata_end(s.as_bytes()) {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1, s.as_bytes(), off),
-                            "']]>' is not allowed in text content (escape '>' as &gt;)",
-                        ));
-                    }
-                    if self.text.is_empty() && !has_cr(s.as_bytes()) {
-                        if s.len() > self.limits.max_text_len {
-                            return Err(Self::limit(
-                                pos,
-                                format!(
-                                    "text node exceeds the limit of {} bytes",
-                                    self.limits.max_text_len
-                                ),
-                            ));
-                        }
-                        text_pos.get_or_insert(pos);
-                        return Ok(Some(Kind::TextRaw(ts, te)));
-                    }
-                    text_pos.get_or_insert(pos);
-                    push_normalized(&mut self.text, s);
-                    self.check_text_len(pos)?;
-                } else if let Some(off) = s.bytes().position(|b| !is_ws(b)) {
-                    let where_ = if self.phase == Phase::Prolog {
-                        "before"
-                    } else {
-                        "after"
-                    };
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1, s.as_bytes(), off),
-                        format!("text is not allowed {where_} the root element"),
-                    ));
+                    return self.root_text((ts, te), s, pos, text_pos);
+                } else {
+                    self.check_text_outside_root(s, pos)?;
                 }
             }
-            Tok::Ref(ns, ne) => {
-                let name = get(ns, ne);
-                if !in_root {
-                    return Err(Self::malformed(
-                        pos,
-                        format!(
-                            "reference '&{};' is not allowed outside the root element",
-                            clip(name)
-                        ),
-                    ));
-                }
-                let c = resolve_ref(name).map_err(|m| Self::malformed(pos, m))?;
-                text_pos.get_or_insert(pos);
-                self.text.push(c);
-                self.check_text_len(pos)?;
-            }
-            Tok::CData(cs, ce) => {
-                let s = get(cs, ce);
-                if !in_root {
-                    return Err(Self::malformed(
-                        pos,
-                        "CDATA sections are not allowed outside the root element",
-                    ));
-                }
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 9, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-                text_pos.get_or_insert(pos);
-                push_normalized(&mut self.text, s);
-                self.check_text_len(pos)?;
-            }
-            Tok::Comment(cs, ce) => {
-                let s = get(cs, ce);
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-                if let Some(off) = memchr::memmem::find(s.as_bytes(), b"--") {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
-                        "'--' is not allowed inside a comment",
-                    ));
-                }
-                if s.ends_with('-') {
-                    return Err(Self::malformed(pos, "a comment must not end with '--->'"));
-                }
-            }
-            Tok::Pi(ps, pe) => {
-                let s = get(ps, pe);
-                let tend = s.bytes().position(is_ws).unwrap_or(s.len());
-                let target = s.get(..tend).unwrap_or("");
-                if target.len() > self.limits.max_name_len {
-                    return Err(Self::limit(
-                        pos,
-                        format!(
-                            "name length exceeds the limit of {} bytes",
-                            self.limits.max_name_len
-                        ),
-                    ));
-                }
-                if !is_ncname(target) {
-                    return Err(Self::malformed(
-                        pos,
-                        format!("invalid processing instruction target '{}'", clip(target)),
-                    ));
-                }
-                if target.eq_ignore_ascii_case("xml") {
-                    return Err(Self::malformed(
-                        pos,
-                        if target == "xml" {
-                            "the XML declaration is only allowed at the very start of the document"
-                                .to_owned()
-                        } else {
-                            format!("processing instruction target '{target}' is reserved")
-                        },
-                    ));
-                }
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 2, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-            }
-            Tok::Decl(ds, de) => {
-                if !first_event || tok_off != self.bom_len {
-                    return Err(Self::malformed(
-                        pos,
-                        "the XML declaration is only allowed at the very start of the document",
-                    ));
-                }
-                let s = get(ds, de);
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 2, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-                check_decl(s.get(3..).unwrap_or(""), self.detected)
-                    .map_err(|m| Self::malformed(pos, m))?;
-            }
-            Tok::DocType(ds, de) => {
-                if self.phase != Phase::Prolog || self.seen_doctype {
-                    return Err(Self::malformed(
-                        pos,
-                        "a DOCTYPE declaration is only allowed once, before the root element",
-                    ));
-                }
-                self.seen_doctype = true;
-                let s = get(ds, de);
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-                let nend = s
-                    .bytes()
-                    .position(|b| is_ws(b) || b == b'[')
-                    .unwrap_or(s.len());
-                if qname_colon(s.get(..nend).unwrap_or("")).is_err() {
-                    return Err(Self::malformed(
-                        pos,
-                        "malformed DOCTYPE declaration: invalid name",
-                    ));
-                }
-                // The internal subset is skipped; nothing is expanded or fetched.
-            }
+            Tok::Ref(ns, ne) => self.reference(get(ns, ne), pos, in_root, text_pos)?,
+            Tok::CData(cs, ce) => self.cdata(get(cs, ce), pos, in_root, text_pos)?,
+            Tok::Comment(cs, ce) => self.check_comment(get(cs, ce), pos)?,
+            Tok::Pi(ps, pe) => self.check_pi(get(ps, pe), pos)?,
+            Tok::Decl(ds, de) => self.check_decl_token(get(ds, de), pos, tok_off, first_event)?,
+            Tok::DocType(ds, de) => self.check_doctype(get(ds, de), pos)?,
             Tok::Start(ss, se) => {
                 self.start_tag(get(ss, se), pos)?;
                 (self.ev_line, self.ev_col) = pos;
@@ -1607,51 +1429,268 @@ impl<R: BufRead> XmlReader<R> {
                 (self.ev_line, self.ev_col) = pos;
                 return Ok(Some(Kind::Start));
             }
-            Tok::End(ns, ne) => {
-                let name = get(ns, ne);
-                let Some(f) = self.frames.last() else {
-                    return Err(Self::malformed(
-                        pos,
-                        format!("unexpected end tag '</{}>': no element is open", clip(name)),
-                    ));
-                };
-                let open = self.names.get(f.start..).unwrap_or("");
-                if open != name {
-                    return Err(Self::malformed(
-                        pos,
-                        format!(
-                            "expected '</{}>' to close <{}> opened at line {}, found '</{}>'",
-                            open,
-                            open,
-                            f.line,
-                            clip(name)
-                        ),
-                    ));
-                }
-                self.pending_pop = true;
-                (self.ev_line, self.ev_col) = pos;
-                return Ok(Some(Kind::End));
-            }
-            Tok::Eof => {
-                if let Some(f) = self.frames.last() {
-                    let open = self.names.get(f.start..).unwrap_or("");
-                    return Err(Self::malformed(
-                        pos,
-                        format!(
-                            "unexpected end of document: <{}> opened at line {}, column {} is not closed",
-                            open, f.line, f.col
-                        ),
-                    ));
-                }
-                if self.phase == Phase::Prolog {
-                    return Err(Self::malformed(pos, "document has no root element"));
-                }
-                self.phase = Phase::Done;
-                (self.ev_line, self.ev_col) = pos;
-                return Ok(Some(Kind::Eof));
-            }
+            Tok::End(ns, ne) => return self.end_tag(get(ns, ne), pos).map(Some),
+            Tok::Eof => return self.eof(pos).map(Some),
         }
         Ok(None)
+    }
+
+    /// `Err` for the first character of token content `s` that XML does not allow (only
+    /// looked for when the window has seen one); `shift` is the width of the token's opening
+    /// delimiter, which `pos` does not count.
+    #[inline]
+    fn check_chars(&self, s: &str, pos: (u64, u64), shift: u64) -> Result<(), XmlError> {
+        match bad_char(self.chk, s) {
+            Some(off) => Err(Self::bad_char_error(s, pos, shift, off)),
+            None => Ok(()),
+        }
+    }
+
+    #[cold]
+    fn bad_char_error(s: &str, pos: (u64, u64), shift: u64, off: usize) -> XmlError {
+        Self::malformed(
+            pos_in(pos.0, pos.1 + shift, s.as_bytes(), off),
+            format!(
+                "character {} is not allowed in XML",
+                describe_char_at(s, off)
+            ),
+        )
+    }
+
+    /// Character data inside the root. A run that starts a text node and needs no
+    /// normalisation is handed out in place (`TextRaw`); otherwise it is appended,
+    /// normalised, to the pending text.
+    #[inline]
+    fn root_text(
+        &mut self,
+        (ts, te): (usize, usize),
+        s: &str,
+        pos: (u64, u64),
+        text_pos: &mut Option<(u64, u64)>,
+    ) -> Result<Option<Kind>, XmlError> {
+        self.check_chars(s, pos, 0)?;
+        if let Some(off) = find_cdata_end(s.as_bytes()) {
+            return Err(Self::malformed(
+                pos_in(pos.0, pos.1, s.as_bytes(), off),
+                "']]>' is not allowed in text content (escape '>' as &gt;)",
+            ));
+        }
+        if self.text.is_empty() && !has_cr(s.as_bytes()) {
+            if s.len() > self.limits.max_text_len {
+                return Err(Self::limit(
+                    pos,
+                    format!(
+                        "text node exceeds the limit of {} bytes",
+                        self.limits.max_text_len
+                    ),
+                ));
+            }
+            text_pos.get_or_insert(pos);
+            return Ok(Some(Kind::TextRaw(ts, te)));
+        }
+        text_pos.get_or_insert(pos);
+        push_normalized(&mut self.text, s);
+        self.check_text_len(pos)?;
+        Ok(None)
+    }
+
+    /// Only white space may stand before or after the root element.
+    fn check_text_outside_root(&self, s: &str, pos: (u64, u64)) -> Result<(), XmlError> {
+        if let Some(off) = s.bytes().position(|b| !is_ws(b)) {
+            let where_ = if self.phase == Phase::Prolog {
+                "before"
+            } else {
+                "after"
+            };
+            return Err(Self::malformed(
+                pos_in(pos.0, pos.1, s.as_bytes(), off),
+                format!("text is not allowed {where_} the root element"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `&name;`: a predefined entity or a character reference, appended to the text.
+    #[inline]
+    fn reference(
+        &mut self,
+        name: &str,
+        pos: (u64, u64),
+        in_root: bool,
+        text_pos: &mut Option<(u64, u64)>,
+    ) -> Result<(), XmlError> {
+        if !in_root {
+            return Err(Self::malformed(
+                pos,
+                format!(
+                    "reference '&{};' is not allowed outside the root element",
+                    clip(name)
+                ),
+            ));
+        }
+        let c = resolve_ref(name).map_err(|m| Self::malformed(pos, m))?;
+        text_pos.get_or_insert(pos);
+        self.text.push(c);
+        self.check_text_len(pos)
+    }
+
+    /// `<![CDATA[…]]>`: appended to the text, line ends normalised.
+    fn cdata(
+        &mut self,
+        s: &str,
+        pos: (u64, u64),
+        in_root: bool,
+        text_pos: &mut Option<(u64, u64)>,
+    ) -> Result<(), XmlError> {
+        if !in_root {
+            return Err(Self::malformed(
+                pos,
+                "CDATA sections are not allowed outside the root element",
+            ));
+        }
+        self.check_chars(s, pos, 9)?;
+        text_pos.get_or_insert(pos);
+        push_normalized(&mut self.text, s);
+        self.check_text_len(pos)
+    }
+
+    /// `<!--…-->`: no `--` inside, no `-` at the end.
+    fn check_comment(&self, s: &str, pos: (u64, u64)) -> Result<(), XmlError> {
+        self.check_chars(s, pos, 4)?;
+        if let Some(off) = memchr::memmem::find(s.as_bytes(), b"--") {
+            return Err(Self::malformed(
+                pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
+                "'--' is not allowed inside a comment",
+            ));
+        }
+        if s.ends_with('-') {
+            return Err(Self::malformed(pos, "a comment must not end with '--->'"));
+        }
+        Ok(())
+    }
+
+    /// `<?target …?>`: the target is an NCName other than `xml` in any case.
+    fn check_pi(&self, s: &str, pos: (u64, u64)) -> Result<(), XmlError> {
+        let tend = s.bytes().position(is_ws).unwrap_or(s.len());
+        let target = s.get(..tend).unwrap_or("");
+        if target.len() > self.limits.max_name_len {
+            return Err(Self::limit(
+                pos,
+                format!(
+                    "name length exceeds the limit of {} bytes",
+                    self.limits.max_name_len
+                ),
+            ));
+        }
+        if !is_ncname(target) {
+            return Err(Self::malformed(
+                pos,
+                format!("invalid processing instruction target '{}'", clip(target)),
+            ));
+        }
+        if target.eq_ignore_ascii_case("xml") {
+            return Err(Self::malformed(
+                pos,
+                if target == "xml" {
+                    "the XML declaration is only allowed at the very start of the document"
+                        .to_owned()
+                } else {
+                    format!("processing instruction target '{target}' is reserved")
+                },
+            ));
+        }
+        self.check_chars(s, pos, 2)
+    }
+
+    /// `<?xml …?>`: only as the very first thing (after a byte order mark), and consistent
+    /// with the encoding detected.
+    fn check_decl_token(
+        &self,
+        s: &str,
+        pos: (u64, u64),
+        tok_off: u64,
+        first_event: bool,
+    ) -> Result<(), XmlError> {
+        if !first_event || tok_off != self.bom_len {
+            return Err(Self::malformed(
+                pos,
+                "the XML declaration is only allowed at the very start of the document",
+            ));
+        }
+        self.check_chars(s, pos, 2)?;
+        check_decl(s.get(3..).unwrap_or(""), self.detected).map_err(|m| Self::malformed(pos, m))
+    }
+
+    /// `<!DOCTYPE …>`: at most once, in the prolog, with a valid name.
+    fn check_doctype(&mut self, s: &str, pos: (u64, u64)) -> Result<(), XmlError> {
+        if self.phase != Phase::Prolog || self.seen_doctype {
+            return Err(Self::malformed(
+                pos,
+                "a DOCTYPE declaration is only allowed once, before the root element",
+            ));
+        }
+        self.seen_doctype = true;
+        self.check_chars(s, pos, 0)?;
+        let nend = s
+            .bytes()
+            .position(|b| is_ws(b) || b == b'[')
+            .unwrap_or(s.len());
+        if qname_colon(s.get(..nend).unwrap_or("")).is_err() {
+            return Err(Self::malformed(
+                pos,
+                "malformed DOCTYPE declaration: invalid name",
+            ));
+        }
+        // The internal subset is skipped; nothing is expanded or fetched.
+        Ok(())
+    }
+
+    /// `</name>`: closes the innermost open element, which must have the same name (the
+    /// frame is popped when the next event is asked for).
+    #[inline]
+    fn end_tag(&mut self, name: &str, pos: (u64, u64)) -> Result<Kind, XmlError> {
+        let Some(f) = self.frames.last() else {
+            return Err(Self::malformed(
+                pos,
+                format!("unexpected end tag '</{}>': no element is open", clip(name)),
+            ));
+        };
+        let open = self.names.get(f.start..).unwrap_or("");
+        if open != name {
+            return Err(Self::malformed(
+                pos,
+                format!(
+                    "expected '</{}>' to close <{}> opened at line {}, found '</{}>'",
+                    open,
+                    open,
+                    f.line,
+                    clip(name)
+                ),
+            ));
+        }
+        self.pending_pop = true;
+        (self.ev_line, self.ev_col) = pos;
+        Ok(Kind::End)
+    }
+
+    /// End of input: every element closed, and there was a root.
+    fn eof(&mut self, pos: (u64, u64)) -> Result<Kind, XmlError> {
+        if let Some(f) = self.frames.last() {
+            let open = self.names.get(f.start..).unwrap_or("");
+            return Err(Self::malformed(
+                pos,
+                format!(
+                    "unexpected end of document: <{}> opened at line {}, column {} is not closed",
+                    open, f.line, f.col
+                ),
+            ));
+        }
+        if self.phase == Phase::Prolog {
+            return Err(Self::malformed(pos, "document has no root element"));
+        }
+        self.phase = Phase::Done;
+        (self.ev_line, self.ev_col) = pos;
+        Ok(Kind::Eof)
     }
 
     fn start_tag(&mut self, content: &str, pos: (u64, u64)) -> Result<(), XmlError> {
