@@ -629,50 +629,7 @@ impl<'s> Run<'s> {
             Ok(value) => {
                 if let Some(kind) = st.id_kind() {
                     let norm = st.normalize(lexical).into_owned();
-                    match kind {
-                        IdKind::Id => {
-                            if self.ids.len() >= self.opts.max_table_entries {
-                                self.error(
-                                    "xml_limit_exceeded",
-                                    line,
-                                    column,
-                                    format!("more than {} IDs", self.opts.max_table_entries),
-                                );
-                            } else if !self.ids.insert(norm.clone()) {
-                                self.error(
-                                    "id_duplicate",
-                                    line,
-                                    column,
-                                    format!("ID {} is used twice in the document", shown(&norm)),
-                                );
-                            }
-                        }
-                        IdKind::IdRef | IdKind::IdRefs => {
-                            for r in norm.split_ascii_whitespace() {
-                                if self.idrefs.len() < self.opts.max_table_entries {
-                                    self.idrefs.push((
-                                        r.to_owned(),
-                                        line,
-                                        column,
-                                        self.path(),
-                                        sensitive,
-                                    ));
-                                } else {
-                                    // An IDREF that is not kept cannot be checked: say so rather
-                                    // than let the document pass unchecked.
-                                    let max = self.opts.max_table_entries;
-                                    self.error(
-                                        "xml_limit_exceeded",
-                                        line,
-                                        column,
-                                        format!("more than {max} IDREF values"),
-                                    );
-                                    break;
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
+                    self.track_id(kind, norm, line, column, sensitive);
                 }
                 if st.primitive() == Some(Primitive::Notation)
                     && let Value::QName { ns, local } = &value
@@ -702,6 +659,56 @@ impl<'s> Run<'s> {
                 self.error(code, line, column, invalid(&e));
                 None
             }
+        }
+    }
+
+    /// An ID must be unique in the document; IDREFs are kept to be resolved at the end. Both
+    /// tables are capped, and a value past the cap is reported, never silently dropped.
+    #[inline(always)]
+    fn track_id(&mut self, kind: IdKind, norm: String, line: u64, column: u64, sensitive: bool) {
+        match kind {
+            IdKind::Id => {
+                if self.ids.len() >= self.opts.max_table_entries {
+                    self.error(
+                        "xml_limit_exceeded",
+                        line,
+                        column,
+                        format!("more than {} IDs", self.opts.max_table_entries),
+                    );
+                } else if !self.ids.insert(norm.clone()) {
+                    let shown = if sensitive {
+                        withheld(&norm)
+                    } else {
+                        quote_value(&norm)
+                    };
+                    self.error(
+                        "id_duplicate",
+                        line,
+                        column,
+                        format!("ID {shown} is used twice in the document"),
+                    );
+                }
+            }
+            IdKind::IdRef | IdKind::IdRefs => {
+                for r in norm.split_ascii_whitespace() {
+                    if self.idrefs.len() < self.opts.max_table_entries {
+                        self.idrefs
+                            .push((r.to_owned(), line, column, self.path(), sensitive));
+                    } else {
+                        // An IDREF that is not kept cannot be checked: say so rather
+                        // than let the document pass unchecked.
+                        let max = self.opts.max_table_entries;
+                        self.error(
+                            "xml_limit_exceeded",
+                            line,
+                            column,
+                            format!("more than {max} IDREF values"),
+                        );
+                        break;
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -771,8 +778,33 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// `end_at`: position of the end tag, where missing content is reported.
+    /// An end tag: capture paths take the element's text; a typed element's content is
+    /// checked (model complete, value valid, fixed value kept); identity constraints see the
+    /// value; the frame is popped and kept for reuse. `end_at`: position of the end tag,
+    /// where missing content is reported.
     fn end<R: BufRead>(&mut self, reader: &XmlReader<R>, end_at: (u64, u64)) {
+        if self.stack.is_empty() {
+            return;
+        }
+        self.record_captures();
+        // Filled in place: the typed value is large, and each function it is returned
+        // through copies it (measured).
+        let mut value: Option<KeyValue> = None;
+        let is_nil = self.end_typed(reader, end_at, &mut value);
+        if self.idc.is_active() {
+            let errs = self.idc.end_element(value, is_nil);
+            for e in errs {
+                self.error(e.code, e.line, e.column, e.message.clone());
+            }
+        }
+        if let Some(f) = self.stack.pop() {
+            self.spare.push(f);
+        }
+    }
+
+    /// Capture paths that end at this element take its text (the first occurrence only).
+    #[inline(always)]
+    fn record_captures(&mut self) {
         let Some(f) = self.stack.last() else { return };
         let depth = self.stack.len();
         for ((m, path), got) in self
@@ -788,124 +820,141 @@ impl<'s> Run<'s> {
                 *m = depth - 1;
             }
         }
-        let (line, column) = (f.line, f.column);
-        let comps = self.comps();
-        let mut value: Option<KeyValue> = None;
-        let mut is_nil = false;
-        if let Mode::Typed {
+    }
+
+    /// The content checks of a typed element that is not nil; its typed value goes to
+    /// `value` when identity constraints or a fixed value need it. Returns whether the
+    /// element is nil.
+    #[inline(always)]
+    fn end_typed<R: BufRead>(
+        &mut self,
+        reader: &XmlReader<R>,
+        end_at: (u64, u64),
+        value: &mut Option<KeyValue>,
+    ) -> bool {
+        let Some(f) = self.stack.last() else {
+            return false;
+        };
+        let Mode::Typed {
             elem,
             type_id,
             state,
             nil,
-        } = &f.mode
-        {
-            let (elem, type_id, state, nil) = (*elem, *type_id, *state, *nil);
-            is_nil = nil;
-            let display = f.name.clone();
-            let has_children = f.has_children;
-            let text = self
-                .stack
-                .last_mut()
-                .map(|f| std::mem::take(&mut f.text))
-                .unwrap_or_default();
-            let decl = elem.map(|e| &comps.elements[e]);
-            if !nil {
-                if let Some(s) = state
-                    && !self.arena.nullable(s)
-                    && let Some(model) = self.schema.models.get(type_id).and_then(|m| m.clone())
+        } = f.mode
+        else {
+            return false;
+        };
+        let (line, column) = (f.line, f.column);
+        let comps = self.comps();
+        let display = f.name.clone();
+        let has_children = f.has_children;
+        let text = self
+            .stack
+            .last_mut()
+            .map(|f| std::mem::take(&mut f.text))
+            .unwrap_or_default();
+        let decl = elem.map(|e| &comps.elements[e]);
+        if !nil {
+            self.check_model_complete(type_id, state, &display, end_at);
+            let constraint = decl.and_then(|d| d.constraint.clone());
+            if let Some(st) = simple_content_type(comps, type_id) {
+                let lexical: &str = if text.is_empty() && !has_children {
+                    constraint.as_ref().map_or("", |c| c.lexical.as_str())
+                } else {
+                    &text
+                };
+                let ns = Ns(reader);
+                // The typed value is built only when a field of an identity constraint
+                // waits for it or a fixed value must be compared.
+                let want = self.idc.value_pending() || constraint.as_ref().is_some_and(|c| c.fixed);
+                *value = self.check_value(
+                    &st,
+                    lexical,
+                    &ns,
+                    line,
+                    column,
+                    &|| format!("content of <{display}>"),
+                    "value_invalid",
+                    want,
+                    self.stack.last().is_some_and(|f| f.sensitive),
+                );
+                if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &*value)
+                    && c.value.as_ref() != Some(&v.value)
                 {
-                    let expected = self.expected(&model, s);
                     self.error(
-                        "element_incomplete",
-                        end_at.0,
-                        end_at.1,
+                        "value_fixed",
+                        line,
+                        column,
                         format!(
-                            "<{display}> is incomplete: expected {expected} before </{display}>"
+                            "<{display}> must be {}, found {}",
+                            quote_value(&c.lexical),
+                            self.shown(lexical, None)
                         ),
                     );
                 }
-                let st = match comps.types.get(type_id) {
-                    Some(TypeDef::Simple(s)) => Some(s.st.clone()),
-                    Some(TypeDef::Complex(ct)) => match &ct.content {
-                        Content::Simple(st) => Some(st.clone()),
-                        _ => None,
-                    },
-                    None => None,
-                };
-                let constraint = decl.and_then(|d| d.constraint.clone());
-                if let Some(st) = st {
-                    let lexical: &str = if text.is_empty() && !has_children {
-                        constraint.as_ref().map_or("", |c| c.lexical.as_str())
-                    } else {
-                        &text
-                    };
-                    let ns = Ns(reader);
-                    // The typed value is built only when a field of an identity constraint
-                    // waits for it or a fixed value must be compared.
-                    let want =
-                        self.idc.value_pending() || constraint.as_ref().is_some_and(|c| c.fixed);
-                    value = self.check_value(
-                        &st,
-                        lexical,
-                        &ns,
-                        line,
-                        column,
-                        &|| format!("content of <{display}>"),
-                        "value_invalid",
-                        want,
-                        self.stack.last().is_some_and(|f| f.sensitive),
-                    );
-                    if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &value)
-                        && c.value.as_ref() != Some(&v.value)
-                    {
-                        self.error(
-                            "value_fixed",
-                            line,
-                            column,
-                            format!(
-                                "<{display}> must be {}, found {}",
-                                quote_value(&c.lexical),
-                                self.shown(lexical, None)
-                            ),
-                        );
-                    }
-                } else if let Some(c) = constraint.as_ref().filter(|c| c.fixed) {
-                    if has_children {
-                        self.error(
-                            "value_fixed",
-                            line,
-                            column,
-                            format!("<{display}> has a fixed value and may not contain elements"),
-                        );
-                    } else if !text.is_empty() && text != c.lexical {
-                        self.error(
-                            "value_fixed",
-                            line,
-                            column,
-                            format!(
-                                "<{display}> must be {}, found {}",
-                                quote_value(&c.lexical),
-                                self.shown(&text, None)
-                            ),
-                        );
-                    }
-                }
-            }
-            // Hand the text buffer back to the frame, which is kept for reuse.
-            if let Some(f) = self.stack.last_mut() {
-                let mut text = text;
-                text.clear();
-                f.text = text;
+            } else if let Some(c) = constraint.as_ref().filter(|c| c.fixed) {
+                self.check_fixed_mixed_content(c, &text, has_children, &display, (line, column));
             }
         }
-        if self.idc.is_active() {
-            let errs = self.idc.end_element(value, is_nil);
-            for e in errs {
-                self.error(e.code, e.line, e.column, e.message.clone());
-            }
+        // Hand the text buffer back to the frame, which is kept for reuse.
+        if let Some(f) = self.stack.last_mut() {
+            let mut text = text;
+            text.clear();
+            f.text = text;
         }
-        if let Some(f) = self.stack.pop() {
-            self.spare.push(f);
+        nil
+    }
+
+    /// The content model has reached a final state (else the missing elements are named).
+    #[inline(always)]
+    fn check_model_complete(
+        &mut self,
+        type_id: TypeId,
+        state: Option<u32>,
+        display: &str,
+        end_at: (u64, u64),
+    ) {
+        if let Some(s) = state
+            && !self.arena.nullable(s)
+            && let Some(model) = self.schema.models.get(type_id).and_then(|m| m.clone())
+        {
+            let expected = self.expected(&model, s);
+            self.error(
+                "element_incomplete",
+                end_at.0,
+                end_at.1,
+                format!("<{display}> is incomplete: expected {expected} before </{display}>"),
+            );
+        }
+    }
+
+    /// A fixed value on mixed content: no child elements, and the text (if any) equal to it.
+    fn check_fixed_mixed_content(
+        &mut self,
+        c: &ValueConstraint,
+        text: &str,
+        has_children: bool,
+        display: &str,
+        (line, column): (u64, u64),
+    ) {
+        if has_children {
+            self.error(
+                "value_fixed",
+                line,
+                column,
+                format!("<{display}> has a fixed value and may not contain elements"),
+            );
+        } else if !text.is_empty() && text != c.lexical {
+            self.error(
+                "value_fixed",
+                line,
+                column,
+                format!(
+                    "<{display}> must be {}, found {}",
+                    quote_value(&c.lexical),
+                    self.shown(text, None)
+                ),
+            );
         }
     }
 
@@ -959,6 +1008,19 @@ impl<'s> Run<'s> {
             }
         }
         self.report
+    }
+}
+
+/// The simple type an element's text is validated against: its simple type, or its complex
+/// type's simple content; `None` for element, mixed or empty content.
+fn simple_content_type(comps: &Components, type_id: TypeId) -> Option<Arc<SimpleType>> {
+    match comps.types.get(type_id) {
+        Some(TypeDef::Simple(s)) => Some(s.st.clone()),
+        Some(TypeDef::Complex(ct)) => match &ct.content {
+            Content::Simple(st) => Some(st.clone()),
+            _ => None,
+        },
+        None => None,
     }
 }
 
