@@ -7,6 +7,7 @@ mod document;
 mod loader;
 mod restriction;
 mod s4s;
+mod wildcard;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

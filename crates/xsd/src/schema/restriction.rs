@@ -2,8 +2,8 @@
 //! complex type derived by restriction must accept a subset of what its base accepts, which the
 //! spec checks structurally.
 
-use super::builder::wildcard_subset;
 use super::components::*;
+use super::wildcard::{process_weaker, wildcard_subset};
 
 type R = Result<(), String>;
 
@@ -151,12 +151,7 @@ fn check(c: &Components, r: &Particle, b: &Particle, depth: u32) -> R {
                     "the wildcard's namespaces are not a subset of the base wildcard's".into(),
                 );
             }
-            let rank = |p: ProcessContents| match p {
-                ProcessContents::Skip => 0,
-                ProcessContents::Lax => 1,
-                ProcessContents::Strict => 2,
-            };
-            if rank(rw.process) < rank(bw.process) {
+            if process_weaker(rw.process, bw.process) {
                 return Err(
                     "the wildcard's processContents is weaker than the base wildcard's".into(),
                 );

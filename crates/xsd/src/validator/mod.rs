@@ -9,10 +9,13 @@ use std::sync::Arc;
 
 use crate::datatypes::{IdKind, NamespaceContext, Primitive, SimpleType, Value, quote_value};
 use crate::identity::IdcTracker;
-use crate::names::{QName, XSI};
+use crate::names::QName;
 use crate::schema::components::*;
 use crate::schema::{Arena, LeafTerm, Schema};
-use crate::xml::{Attribute, Event, Limits, XmlReader};
+use crate::xml::{Event, Limits, XmlReader};
+
+mod attributes;
+mod start;
 
 /// Validation settings.
 #[derive(Debug, Clone)]
@@ -585,773 +588,6 @@ impl<'s> Run<'s> {
         &self.schema.comps
     }
 
-    fn start<R: BufRead>(
-        &mut self,
-        reader: &XmlReader<R>,
-        name: &QName,
-        display: Arc<str>,
-        line: u64,
-        column: u64,
-        attrs: &[Attribute],
-    ) {
-        if self.stack.is_empty() && self.report.root.is_none() {
-            self.report.root = Some(name.clone());
-        }
-        let depth = self.stack.len();
-        for (m, path) in self.cap_match.iter_mut().zip(&self.opts.capture) {
-            if *m == depth && path.get(depth) == Some(name) {
-                *m = depth + 1;
-            }
-        }
-        // Large finite maxOccurs make a new automaton state per repetition; keep only the live
-        // ones so memory stays bounded by depth, not document length.
-        if self.arena.len() > ARENA_COMPACT_AT {
-            let mut live: Vec<&mut u32> = self
-                .stack
-                .iter_mut()
-                .filter_map(|f| match &mut f.mode {
-                    Mode::Typed {
-                        state: Some(st), ..
-                    } => Some(st),
-                    _ => None,
-                })
-                .collect();
-            self.arena.compact(&mut live);
-        }
-        // Position among siblings, for the path.
-        let counts = match self.stack.last_mut() {
-            Some(f) => {
-                f.has_children = true;
-                &mut f.children
-            }
-            None => &mut self.root_children,
-        };
-        let tracked = counts.len();
-        let index = match counts
-            .iter_mut()
-            .find(|(n, _)| Arc::ptr_eq(n, &display) || **n == *display)
-        {
-            Some((_, c)) => {
-                *c += 1;
-                *c
-            }
-            // Distinct child names are tracked up to a bound (a hostile document may use
-            // endless names, e.g. under a skip wildcard); past it, paths omit the `[n]`.
-            None if tracked < MAX_TRACKED_CHILD_NAMES => {
-                counts.push((display.clone(), 1));
-                1
-            }
-            None => 0,
-        };
-        let comps = self.comps();
-        // Decide what governs this element.
-        let gov = match self.stack.last_mut() {
-            None => match comps.global_elements.get(name) {
-                Some(&e) => Gov::Decl(e),
-                None => Gov::Strict,
-            },
-            Some(parent) => match &mut parent.mode {
-                Mode::Skip => Gov::Skip,
-                Mode::Lax => match comps.global_elements.get(name) {
-                    Some(&e) => Gov::Decl(e),
-                    None => Gov::Lax,
-                },
-                Mode::Typed {
-                    type_id,
-                    state,
-                    nil,
-                    ..
-                } => {
-                    let (type_id, nil) = (*type_id, *nil);
-                    match state {
-                        _ if nil => {
-                            let msg = format!(
-                                "element <{display}> is not allowed: the parent is nil (xsi:nil=\"true\")"
-                            );
-                            self.push_frame(display, index, Mode::Lax, line, column);
-                            self.error("nil_content", line, column, msg);
-                            return;
-                        }
-                        Some(s) => {
-                            let s = *s;
-                            let model = self.schema.models.get(type_id).and_then(|m| m.clone());
-                            match model {
-                                Some(model) => {
-                                    let first = self.arena.first(s);
-                                    let hit = self.match_leaf(&model, &first, name);
-                                    match hit {
-                                        Some((leaf, g)) => {
-                                            let next = self.arena.deriv(s, leaf);
-                                            if let Some(Frame {
-                                                mode: Mode::Typed { state, .. },
-                                                ..
-                                            }) = self.stack.last_mut()
-                                            {
-                                                *state = Some(next);
-                                            }
-                                            g
-                                        }
-                                        None => {
-                                            let expected = self.expected(&model, s);
-                                            // The element may belong further on, after missing
-                                            // required ones: resume there, so later siblings are
-                                            // not all reported as unexpected too.
-                                            let resync = self.resync(&model, s, name);
-                                            let msg = if let Some((skipped, ..)) =
-                                                resync.as_ref().filter(|r| !r.0.is_empty())
-                                            {
-                                                format!(
-                                                    "missing {} before <{display}>",
-                                                    skipped.join(", ")
-                                                )
-                                            } else if expected.is_empty() {
-                                                format!(
-                                                    "element <{display}> is not allowed here: no more elements are expected"
-                                                )
-                                            } else {
-                                                format!("expected {expected}, found <{display}>")
-                                            };
-                                            let path_parent = self.path();
-                                            let path = format!(
-                                                "{path_parent}/{display}{}",
-                                                if index > 1 {
-                                                    format!("[{index}]")
-                                                } else {
-                                                    String::new()
-                                                }
-                                            );
-                                            self.error_at(
-                                                "element_unexpected",
-                                                line,
-                                                column,
-                                                path,
-                                                msg,
-                                            );
-                                            match resync {
-                                                Some((_, next, g)) => {
-                                                    if let Some(Frame {
-                                                        mode: Mode::Typed { state, .. },
-                                                        ..
-                                                    }) = self.stack.last_mut()
-                                                    {
-                                                        *state = Some(next);
-                                                    }
-                                                    g
-                                                }
-                                                None => match comps.global_elements.get(name) {
-                                                    Some(&e) => Gov::Decl(e),
-                                                    None => Gov::Lax,
-                                                },
-                                            }
-                                        }
-                                    }
-                                }
-                                None => Gov::Lax,
-                            }
-                        }
-                        None => {
-                            let what = match comps.types.get(type_id) {
-                                Some(TypeDef::Complex(ct))
-                                    if matches!(ct.content, Content::Empty) =>
-                                {
-                                    "empty content"
-                                }
-                                _ => "simple content",
-                            };
-                            let msg = format!(
-                                "element <{display}> is not allowed: type {} has {what}",
-                                comps.type_name(type_id)
-                            );
-                            let path_parent = self.path();
-                            let path = format!("{path_parent}/{display}");
-                            self.error_at("element_not_allowed", line, column, path, msg);
-                            Gov::Lax
-                        }
-                    }
-                }
-            },
-        };
-        let xsi_type = attrs
-            .iter()
-            .find(|a| a.namespace.as_deref() == Some(XSI) && a.local == "type")
-            .map(|a| a.value.clone());
-        let xsi_nil = attrs
-            .iter()
-            .find(|a| a.namespace.as_deref() == Some(XSI) && a.local == "nil")
-            .map(|a| a.value.clone());
-        let mode = match gov {
-            Gov::Skip => Mode::Skip,
-            Gov::Lax | Gov::Strict => {
-                // An xsi:type makes an undeclared element assessable.
-                match xsi_type
-                    .as_deref()
-                    .and_then(|t| self.resolve_type(reader, t))
-                {
-                    Some(t) => self.typed_mode(None, t, xsi_nil.as_deref(), line, column, &display),
-                    None => {
-                        if matches!(gov, Gov::Strict) {
-                            let msg = if self.stack.is_empty() {
-                                format!(
-                                    "no declaration for the root element <{display}> ({name}) in the schema"
-                                )
-                            } else {
-                                format!(
-                                    "no declaration for element <{display}> ({name}), which a strict wildcard requires"
-                                )
-                            };
-                            self.push_frame(display, index, Mode::Lax, line, column);
-                            self.error("element_undeclared", line, column, msg);
-                            self.lax_attributes(reader, attrs);
-                            return;
-                        }
-                        Mode::Lax
-                    }
-                }
-            }
-            Gov::Decl(e) => {
-                let decl = &comps.elements[e];
-                let mut t = decl.type_id;
-                let mut problems: Vec<(&'static str, String)> = Vec::new();
-                if decl.abstract_ {
-                    problems.push((
-                        "element_abstract",
-                        format!(
-                            "element {} is abstract; use a member of its substitution group",
-                            decl.name
-                        ),
-                    ));
-                }
-                if let Some(xt) = xsi_type.as_deref() {
-                    match self.resolve_type(reader, xt) {
-                        Some(x) => {
-                            let mut blocked = decl.block;
-                            if let Some(ct) = comps.complex(t) {
-                                blocked.extension |= ct.block.extension;
-                                blocked.restriction |= ct.block.restriction;
-                            }
-                            if comps.derives_from(x, t, blocked) && !blocked_in_chain(comps, x, t) {
-                                t = x;
-                            } else {
-                                problems.push(("xsi_type_invalid", format!("xsi:type {} is not validly derived from {} (or the derivation is blocked)", comps.type_name(x), comps.type_name(t))));
-                            }
-                        }
-                        None => problems.push((
-                            "xsi_type_invalid",
-                            format!(
-                                "xsi:type {} does not name a type in the schema",
-                                quote_value(xt)
-                            ),
-                        )),
-                    }
-                }
-                let mode = self.typed_mode(Some(e), t, xsi_nil.as_deref(), line, column, &display);
-                self.push_frame(display, index, mode, line, column);
-                for (code, msg) in problems {
-                    self.error(code, line, column, msg);
-                }
-                self.after_push(reader, Some(e), t, line, column, attrs);
-                return;
-            }
-        };
-        let lax = matches!(mode, Mode::Lax);
-        let typed = match &mode {
-            Mode::Typed { type_id, .. } => Some(*type_id),
-            _ => None,
-        };
-        self.push_frame(display, index, mode, line, column);
-        if let Some(t) = typed {
-            self.after_push(reader, None, t, line, column, attrs);
-        } else {
-            if lax {
-                self.lax_attributes(reader, attrs);
-            }
-            self.idc_start(name, &[], line, column);
-        }
-    }
-
-    /// The leaf of `first` that accepts `name` (declarations before wildcards), and what then
-    /// governs the element.
-    fn match_leaf(
-        &self,
-        model: &crate::schema::Model,
-        first: &[u32],
-        name: &QName,
-    ) -> Option<(u32, Gov)> {
-        let comps = self.comps();
-        let mut hit: Option<(u32, Gov)> = None;
-        for &leaf in first {
-            match model.leaves.get(leaf as usize) {
-                Some(LeafTerm::Element(_)) => {
-                    if let Some((_, e)) = model
-                        .names
-                        .get(leaf as usize)
-                        .and_then(|v| v.iter().find(|(n, _)| n == name))
-                    {
-                        return Some((leaf, Gov::Decl(*e)));
-                    }
-                }
-                Some(LeafTerm::Wildcard(w)) if hit.is_none() && w.ns.allows(name.ns.as_deref()) => {
-                    let g = match (w.process, comps.global_elements.get(name)) {
-                        (ProcessContents::Skip, _) => Gov::Skip,
-                        (_, Some(&e)) => Gov::Decl(e),
-                        (ProcessContents::Lax, None) => Gov::Lax,
-                        (ProcessContents::Strict, None) => Gov::Strict,
-                    };
-                    hit = Some((leaf, g));
-                }
-                _ => {}
-            }
-        }
-        hit
-    }
-
-    /// Looks a few elements ahead of state `s` for a place where `name` fits. Returns the names
-    /// of the required elements skipped to get there, the state after `name`, and its governor.
-    /// Bounded: at most 4 skipped elements and 256 states explored.
-    fn resync(
-        &mut self,
-        model: &crate::schema::Model,
-        s: u32,
-        name: &QName,
-    ) -> Option<(Vec<String>, u32, Gov)> {
-        let mut frontier: Vec<(u32, Vec<u32>)> = vec![(s, Vec::new())];
-        let mut seen: HashSet<u32> = HashSet::from([s]);
-        for _depth in 0..4 {
-            let mut next_frontier = Vec::new();
-            for (st, path) in frontier {
-                let first = self.arena.first(st);
-                for &leaf in first.iter() {
-                    let next = self.arena.deriv(st, leaf);
-                    if self.arena.is_null(next) || !seen.insert(next) || seen.len() > 256 {
-                        continue;
-                    }
-                    let mut p = path.clone();
-                    p.push(leaf);
-                    let after = self.arena.first(next);
-                    if let Some((hit_leaf, g)) = self.match_leaf(model, &after, name) {
-                        let state = self.arena.deriv(next, hit_leaf);
-                        let comps = self.comps();
-                        let skipped = p
-                            .iter()
-                            .map(|l| match model.leaves.get(*l as usize) {
-                                Some(LeafTerm::Element(e)) => {
-                                    format!("<{}>", comps.elements[*e].name.local)
-                                }
-                                _ => model.describe(comps, *l),
-                            })
-                            .collect();
-                        return Some((skipped, state, g));
-                    }
-                    next_frontier.push((next, p));
-                }
-            }
-            if next_frontier.is_empty() {
-                break;
-            }
-            frontier = next_frontier;
-        }
-        None
-    }
-
-    fn push_frame(&mut self, name: Arc<str>, index: u32, mode: Mode, line: u64, column: u64) {
-        let sensitive = self.element_is_sensitive(&name);
-        match self.spare.pop() {
-            Some(mut f) => {
-                f.name = name;
-                f.index = index;
-                f.mode = mode;
-                f.children.clear();
-                f.text.clear();
-                f.has_children = false;
-                f.line = line;
-                f.column = column;
-                f.sensitive = sensitive;
-                self.stack.push(f);
-            }
-            None => self.stack.push(Frame {
-                name,
-                index,
-                mode,
-                children: Vec::new(),
-                text: String::new(),
-                has_children: false,
-                line,
-                column,
-                sensitive,
-            }),
-        }
-    }
-
-    fn resolve_type<R: BufRead>(&mut self, reader: &XmlReader<R>, lexical: &str) -> Option<TypeId> {
-        let v = lexical.trim();
-        let (prefix, local) = v.split_once(':').unwrap_or(("", v));
-        let ns = reader.lookup_namespace(prefix);
-        if !prefix.is_empty() && ns.is_none() {
-            return None;
-        }
-        self.comps()
-            .global_types
-            .get(&QName::new(ns.filter(|s| !s.is_empty()), local))
-            .copied()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn typed_mode(
-        &mut self,
-        elem: Option<ElemId>,
-        t: TypeId,
-        xsi_nil: Option<&str>,
-        line: u64,
-        column: u64,
-        display: &str,
-    ) -> Mode {
-        let comps = self.comps();
-        let mut nil = false;
-        let mut errs: Vec<(&'static str, String)> = Vec::new();
-        if let Some(v) = xsi_nil {
-            let b = match v.trim() {
-                "true" | "1" => Some(true),
-                "false" | "0" => Some(false),
-                _ => None,
-            };
-            match (b, elem.map(|e| &comps.elements[e])) {
-                (None, _) => errs.push((
-                    "attribute_invalid",
-                    format!("xsi:nil={} is not a boolean", quote_value(v)),
-                )),
-                (Some(true), Some(d)) if d.nillable => {
-                    nil = true;
-                    if d.constraint.as_ref().is_some_and(|c| c.fixed) {
-                        errs.push((
-                            "nil_not_allowed",
-                            format!("element <{display}> has a fixed value and cannot be nil"),
-                        ));
-                    }
-                }
-                (Some(_), Some(d)) if !d.nillable => errs.push((
-                    "nil_not_allowed",
-                    format!("element <{display}> is not nillable; remove xsi:nil"),
-                )),
-                (Some(_), None) => errs.push((
-                    "nil_not_allowed",
-                    format!("element <{display}> has no declaration that allows xsi:nil"),
-                )),
-                _ => {}
-            }
-        }
-        if let Some(ct) = comps.complex(t)
-            && ct.abstract_
-        {
-            errs.push((
-                "type_abstract",
-                format!(
-                    "type {} is abstract; give a concrete type with xsi:type",
-                    comps.type_name(t)
-                ),
-            ));
-        }
-        for (code, msg) in errs {
-            self.error_at(
-                code,
-                line,
-                column,
-                format!("{}/{display}", self.path()),
-                msg,
-            );
-        }
-        let state = match comps.complex(t).map(|c| &c.content) {
-            Some(Content::Elements { .. }) => self
-                .schema
-                .models
-                .get(t)
-                .and_then(|m| m.clone())
-                .map(|m| self.arena.start(t, &m)),
-            _ => None,
-        };
-        Mode::Typed {
-            elem,
-            type_id: t,
-            state,
-            nil,
-        }
-    }
-
-    /// Attribute checks for a typed element; then identity-constraint bookkeeping.
-    fn after_push<R: BufRead>(
-        &mut self,
-        reader: &XmlReader<R>,
-        elem: Option<ElemId>,
-        t: TypeId,
-        line: u64,
-        column: u64,
-        attrs: &[Attribute],
-    ) {
-        let comps = self.comps();
-        let ns = Ns(reader);
-        let mut idc_attrs: Vec<(Option<String>, String, Option<KeyValue>)> = Vec::new();
-        let elem_name = self
-            .stack
-            .last()
-            .map(|f| f.name.clone())
-            .unwrap_or_default();
-        match comps.types.get(t) {
-            Some(TypeDef::Complex(ct)) => {
-                let mut seen_uses: Vec<usize> = Vec::new();
-                // cvc-complex-type.5.2: at most one attribute of type ID per element.
-                let mut id_attributes = 0;
-                for a in attrs {
-                    let shown: std::borrow::Cow<str> = match &a.prefix {
-                        Some(p) => format!("{p}:{}", a.local).into(),
-                        None => a.local.as_str().into(),
-                    };
-                    // Violations of this attribute point at it, not at its element.
-                    let (line, column) = (a.line, a.column);
-                    set_str(&mut self.cur_attr, &shown);
-                    self.cur_attr_on = true;
-                    if a.namespace.as_deref() == Some(XSI) {
-                        match a.local.as_str() {
-                            "type" | "nil" | "schemaLocation" | "noNamespaceSchemaLocation" => {}
-                            _ => self.error(
-                                "attribute_undeclared",
-                                line,
-                                column,
-                                format!(
-                                    "attribute {shown} is not an XML Schema instance attribute"
-                                ),
-                            ),
-                        }
-                        continue;
-                    }
-                    let found = ct.attributes.iter().enumerate().find(|(_, u)| {
-                        comps.attributes[u.decl]
-                            .name
-                            .is(a.namespace.as_deref(), &a.local)
-                    });
-                    let (st, constraint) = match found {
-                        Some((i, u)) => {
-                            seen_uses.push(i);
-                            let d = &comps.attributes[u.decl];
-                            (
-                                Some(d.st.clone()),
-                                u.constraint.clone().or_else(|| d.constraint.clone()),
-                            )
-                        }
-                        None => {
-                            match &ct.attribute_wildcard {
-                                Some(w) if w.ns.allows(a.namespace.as_deref()) => {
-                                    let q = QName {
-                                        ns: a.namespace.clone(),
-                                        local: a.local.clone(),
-                                    };
-                                    match (w.process, comps.global_attributes.get(&q)) {
-                                        (ProcessContents::Skip, _) => (None, None),
-                                        (_, Some(&d)) => (
-                                            Some(comps.attributes[d].st.clone()),
-                                            comps.attributes[d].constraint.clone(),
-                                        ),
-                                        (ProcessContents::Lax, None) => (None, None),
-                                        (ProcessContents::Strict, None) => {
-                                            self.error("attribute_undeclared", line, column, format!("attribute {shown} matches a strict wildcard but has no declaration"));
-                                            continue;
-                                        }
-                                    }
-                                }
-                                _ => {
-                                    let allowed: Vec<String> = ct
-                                        .attributes
-                                        .iter()
-                                        .map(|u| comps.attributes[u.decl].name.local.clone())
-                                        .collect();
-                                    let hint = if allowed.is_empty() {
-                                        "it allows no attributes".to_owned()
-                                    } else {
-                                        format!("allowed: {}", allowed.join(", "))
-                                    };
-                                    self.error("attribute_undeclared", line, column, format!("attribute {shown} is not allowed on <{elem_name}> ({hint})"));
-                                    continue;
-                                }
-                            }
-                        }
-                    };
-                    if st
-                        .as_ref()
-                        .is_some_and(|st| st.id_kind() == Some(IdKind::Id))
-                    {
-                        id_attributes += 1;
-                        if id_attributes == 2 {
-                            self.error(
-                                "attribute_invalid",
-                                line,
-                                column,
-                                format!("attribute {shown} is a second attribute of type xs:ID on <{elem_name}>; an element may have only one"),
-                            );
-                        }
-                    }
-                    if let Some(st) = st {
-                        let want = self.has_idcs || constraint.as_ref().is_some_and(|c| c.fixed);
-                        let kv = self.check_value(
-                            &st,
-                            &a.value,
-                            &ns,
-                            line,
-                            column,
-                            &|| format!("attribute {shown}"),
-                            "attribute_invalid",
-                            want,
-                            self.attribute_is_sensitive(&a.local),
-                        );
-                        if let (Some(kv), Some(c)) = (&kv, constraint.as_ref().filter(|c| c.fixed))
-                            && c.value.as_ref() != Some(&kv.value)
-                        {
-                            self.error(
-                                "attribute_fixed",
-                                line,
-                                column,
-                                format!(
-                                    "attribute {shown} must be {}, found {}",
-                                    quote_value(&c.lexical),
-                                    self.shown(&a.value, Some(&a.local))
-                                ),
-                            );
-                        }
-                        if self.has_idcs {
-                            idc_attrs.push((a.namespace.clone(), a.local.clone(), kv));
-                        }
-                    } else {
-                        if self.has_idcs {
-                            idc_attrs.push((a.namespace.clone(), a.local.clone(), None));
-                        }
-                    }
-                }
-                self.cur_attr_on = false;
-                for (i, u) in ct.attributes.iter().enumerate() {
-                    if seen_uses.contains(&i) {
-                        continue;
-                    }
-                    let d = &comps.attributes[u.decl];
-                    if u.required {
-                        self.error(
-                            "attribute_missing",
-                            line,
-                            column,
-                            format!(
-                                "required attribute {} is missing from <{elem_name}>",
-                                d.name.local
-                            ),
-                        );
-                    } else if let Some(c) = u.constraint.as_ref().or(d.constraint.as_ref())
-                        && let Some(v) = &c.value
-                    {
-                        idc_attrs.push((
-                            d.name.ns.clone(),
-                            d.name.local.clone(),
-                            Some(KeyValue {
-                                value: v.clone(),
-                                lexical: c.lexical.clone(),
-                            }),
-                        ));
-                    }
-                }
-            }
-            _ => {
-                for a in attrs {
-                    if a.namespace.as_deref() == Some(XSI)
-                        && matches!(
-                            a.local.as_str(),
-                            "type" | "nil" | "schemaLocation" | "noNamespaceSchemaLocation"
-                        )
-                    {
-                        continue;
-                    }
-                    self.error(
-                        "attribute_undeclared",
-                        line,
-                        column,
-                        format!(
-                            "attribute {} is not allowed: <{elem_name}> has a simple type",
-                            a.local
-                        ),
-                    );
-                }
-            }
-        }
-        let idcs: &[Arc<crate::identity::IdcDef>] = match elem {
-            Some(e) => &comps.elements[e].idcs,
-            None => &[],
-        };
-        if idcs.is_empty() && !self.idc.is_active() {
-            return;
-        }
-        // The element's expanded name is needed by selector paths (borrowed: this runs for
-        // every element inside a constraint's scope).
-        let shown: Arc<str> = self
-            .stack
-            .last()
-            .map(|f| f.name.clone())
-            .unwrap_or_else(|| Arc::from(""));
-        let local = shown.rsplit(':').next().unwrap_or("");
-        let prefix = shown.split_once(':').map(|(p, _)| p).unwrap_or("");
-        let ns = reader.lookup_namespace(prefix).filter(|s| !s.is_empty());
-        let borrowed: Vec<(Option<&str>, &str, Option<KeyValue>)> = idc_attrs
-            .iter_mut()
-            .map(|(n, l, v)| (n.as_deref(), l.as_str(), v.take()))
-            .collect();
-        let errs = self
-            .idc
-            .start_element(ns, local, &borrowed, idcs, line, column);
-        for e in errs {
-            self.error(e.code, e.line, e.column, e.message.clone());
-        }
-    }
-
-    fn idc_start(
-        &mut self,
-        name: &QName,
-        attrs: &[(Option<&str>, &str, Option<KeyValue>)],
-        line: u64,
-        column: u64,
-    ) {
-        if !self.idc.is_active() {
-            return;
-        }
-        let errs =
-            self.idc
-                .start_element(name.ns.as_deref(), &name.local, attrs, &[], line, column);
-        for e in errs {
-            self.error(e.code, e.line, e.column, e.message.clone());
-        }
-    }
-
-    fn lax_attributes<R: BufRead>(&mut self, reader: &XmlReader<R>, attrs: &[Attribute]) {
-        // Attributes of an undeclared element are validated only where global declarations exist.
-        let comps = self.comps();
-        let ns = Ns(reader);
-        for a in attrs {
-            set_str(&mut self.cur_attr, &a.local);
-            self.cur_attr_on = true;
-            let (line, column) = (a.line, a.column);
-            let q = QName {
-                ns: a.namespace.clone(),
-                local: a.local.clone(),
-            };
-            if let Some(&d) = comps.global_attributes.get(&q) {
-                let st = comps.attributes[d].st.clone();
-                self.check_value(
-                    &st,
-                    &a.value,
-                    &ns,
-                    line,
-                    column,
-                    &|| format!("attribute {}", a.local),
-                    "attribute_invalid",
-                    self.has_idcs,
-                    self.attribute_is_sensitive(&a.local),
-                );
-            }
-        }
-        self.cur_attr_on = false;
-    }
-
     /// Validates a value, tracks IDs and IDREFs, checks NOTATION names.
     #[allow(clippy::too_many_arguments)]
     fn check_value<N: NamespaceContext>(
@@ -1393,50 +629,7 @@ impl<'s> Run<'s> {
             Ok(value) => {
                 if let Some(kind) = st.id_kind() {
                     let norm = st.normalize(lexical).into_owned();
-                    match kind {
-                        IdKind::Id => {
-                            if self.ids.len() >= self.opts.max_table_entries {
-                                self.error(
-                                    "xml_limit_exceeded",
-                                    line,
-                                    column,
-                                    format!("more than {} IDs", self.opts.max_table_entries),
-                                );
-                            } else if !self.ids.insert(norm.clone()) {
-                                self.error(
-                                    "id_duplicate",
-                                    line,
-                                    column,
-                                    format!("ID {} is used twice in the document", shown(&norm)),
-                                );
-                            }
-                        }
-                        IdKind::IdRef | IdKind::IdRefs => {
-                            for r in norm.split_ascii_whitespace() {
-                                if self.idrefs.len() < self.opts.max_table_entries {
-                                    self.idrefs.push((
-                                        r.to_owned(),
-                                        line,
-                                        column,
-                                        self.path(),
-                                        sensitive,
-                                    ));
-                                } else {
-                                    // An IDREF that is not kept cannot be checked: say so rather
-                                    // than let the document pass unchecked.
-                                    let max = self.opts.max_table_entries;
-                                    self.error(
-                                        "xml_limit_exceeded",
-                                        line,
-                                        column,
-                                        format!("more than {max} IDREF values"),
-                                    );
-                                    break;
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
+                    self.track_id(kind, norm, line, column, sensitive);
                 }
                 if st.primitive() == Some(Primitive::Notation)
                     && let Value::QName { ns, local } = &value
@@ -1466,6 +659,56 @@ impl<'s> Run<'s> {
                 self.error(code, line, column, invalid(&e));
                 None
             }
+        }
+    }
+
+    /// An ID must be unique in the document; IDREFs are kept to be resolved at the end. Both
+    /// tables are capped, and a value past the cap is reported, never silently dropped.
+    #[inline(always)]
+    fn track_id(&mut self, kind: IdKind, norm: String, line: u64, column: u64, sensitive: bool) {
+        match kind {
+            IdKind::Id => {
+                if self.ids.len() >= self.opts.max_table_entries {
+                    self.error(
+                        "xml_limit_exceeded",
+                        line,
+                        column,
+                        format!("more than {} IDs", self.opts.max_table_entries),
+                    );
+                } else if !self.ids.insert(norm.clone()) {
+                    let shown = if sensitive {
+                        withheld(&norm)
+                    } else {
+                        quote_value(&norm)
+                    };
+                    self.error(
+                        "id_duplicate",
+                        line,
+                        column,
+                        format!("ID {shown} is used twice in the document"),
+                    );
+                }
+            }
+            IdKind::IdRef | IdKind::IdRefs => {
+                for r in norm.split_ascii_whitespace() {
+                    if self.idrefs.len() < self.opts.max_table_entries {
+                        self.idrefs
+                            .push((r.to_owned(), line, column, self.path(), sensitive));
+                    } else {
+                        // An IDREF that is not kept cannot be checked: say so rather
+                        // than let the document pass unchecked.
+                        let max = self.opts.max_table_entries;
+                        self.error(
+                            "xml_limit_exceeded",
+                            line,
+                            column,
+                            format!("more than {max} IDREF values"),
+                        );
+                        break;
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1535,8 +778,33 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// `end_at`: position of the end tag, where missing content is reported.
+    /// An end tag: capture paths take the element's text; a typed element's content is
+    /// checked (model complete, value valid, fixed value kept); identity constraints see the
+    /// value; the frame is popped and kept for reuse. `end_at`: position of the end tag,
+    /// where missing content is reported.
     fn end<R: BufRead>(&mut self, reader: &XmlReader<R>, end_at: (u64, u64)) {
+        if self.stack.is_empty() {
+            return;
+        }
+        self.record_captures();
+        // Filled in place: the typed value is large, and each function it is returned
+        // through copies it (measured).
+        let mut value: Option<KeyValue> = None;
+        let is_nil = self.end_typed(reader, end_at, &mut value);
+        if self.idc.is_active() {
+            let errs = self.idc.end_element(value, is_nil);
+            for e in errs {
+                self.error(e.code, e.line, e.column, e.message.clone());
+            }
+        }
+        if let Some(f) = self.stack.pop() {
+            self.spare.push(f);
+        }
+    }
+
+    /// Capture paths that end at this element take its text (the first occurrence only).
+    #[inline(always)]
+    fn record_captures(&mut self) {
         let Some(f) = self.stack.last() else { return };
         let depth = self.stack.len();
         for ((m, path), got) in self
@@ -1552,124 +820,141 @@ impl<'s> Run<'s> {
                 *m = depth - 1;
             }
         }
-        let (line, column) = (f.line, f.column);
-        let comps = self.comps();
-        let mut value: Option<KeyValue> = None;
-        let mut is_nil = false;
-        if let Mode::Typed {
+    }
+
+    /// The content checks of a typed element that is not nil; its typed value goes to
+    /// `value` when identity constraints or a fixed value need it. Returns whether the
+    /// element is nil.
+    #[inline(always)]
+    fn end_typed<R: BufRead>(
+        &mut self,
+        reader: &XmlReader<R>,
+        end_at: (u64, u64),
+        value: &mut Option<KeyValue>,
+    ) -> bool {
+        let Some(f) = self.stack.last() else {
+            return false;
+        };
+        let Mode::Typed {
             elem,
             type_id,
             state,
             nil,
-        } = &f.mode
-        {
-            let (elem, type_id, state, nil) = (*elem, *type_id, *state, *nil);
-            is_nil = nil;
-            let display = f.name.clone();
-            let has_children = f.has_children;
-            let text = self
-                .stack
-                .last_mut()
-                .map(|f| std::mem::take(&mut f.text))
-                .unwrap_or_default();
-            let decl = elem.map(|e| &comps.elements[e]);
-            if !nil {
-                if let Some(s) = state
-                    && !self.arena.nullable(s)
-                    && let Some(model) = self.schema.models.get(type_id).and_then(|m| m.clone())
+        } = f.mode
+        else {
+            return false;
+        };
+        let (line, column) = (f.line, f.column);
+        let comps = self.comps();
+        let display = f.name.clone();
+        let has_children = f.has_children;
+        let text = self
+            .stack
+            .last_mut()
+            .map(|f| std::mem::take(&mut f.text))
+            .unwrap_or_default();
+        let decl = elem.map(|e| &comps.elements[e]);
+        if !nil {
+            self.check_model_complete(type_id, state, &display, end_at);
+            let constraint = decl.and_then(|d| d.constraint.clone());
+            if let Some(st) = simple_content_type(comps, type_id) {
+                let lexical: &str = if text.is_empty() && !has_children {
+                    constraint.as_ref().map_or("", |c| c.lexical.as_str())
+                } else {
+                    &text
+                };
+                let ns = Ns(reader);
+                // The typed value is built only when a field of an identity constraint
+                // waits for it or a fixed value must be compared.
+                let want = self.idc.value_pending() || constraint.as_ref().is_some_and(|c| c.fixed);
+                *value = self.check_value(
+                    &st,
+                    lexical,
+                    &ns,
+                    line,
+                    column,
+                    &|| format!("content of <{display}>"),
+                    "value_invalid",
+                    want,
+                    self.stack.last().is_some_and(|f| f.sensitive),
+                );
+                if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &*value)
+                    && c.value.as_ref() != Some(&v.value)
                 {
-                    let expected = self.expected(&model, s);
                     self.error(
-                        "element_incomplete",
-                        end_at.0,
-                        end_at.1,
+                        "value_fixed",
+                        line,
+                        column,
                         format!(
-                            "<{display}> is incomplete: expected {expected} before </{display}>"
+                            "<{display}> must be {}, found {}",
+                            quote_value(&c.lexical),
+                            self.shown(lexical, None)
                         ),
                     );
                 }
-                let st = match comps.types.get(type_id) {
-                    Some(TypeDef::Simple(s)) => Some(s.st.clone()),
-                    Some(TypeDef::Complex(ct)) => match &ct.content {
-                        Content::Simple(st) => Some(st.clone()),
-                        _ => None,
-                    },
-                    None => None,
-                };
-                let constraint = decl.and_then(|d| d.constraint.clone());
-                if let Some(st) = st {
-                    let lexical: &str = if text.is_empty() && !has_children {
-                        constraint.as_ref().map_or("", |c| c.lexical.as_str())
-                    } else {
-                        &text
-                    };
-                    let ns = Ns(reader);
-                    // The typed value is built only when a field of an identity constraint
-                    // waits for it or a fixed value must be compared.
-                    let want =
-                        self.idc.value_pending() || constraint.as_ref().is_some_and(|c| c.fixed);
-                    value = self.check_value(
-                        &st,
-                        lexical,
-                        &ns,
-                        line,
-                        column,
-                        &|| format!("content of <{display}>"),
-                        "value_invalid",
-                        want,
-                        self.stack.last().is_some_and(|f| f.sensitive),
-                    );
-                    if let (Some(c), Some(v)) = (constraint.as_ref().filter(|c| c.fixed), &value)
-                        && c.value.as_ref() != Some(&v.value)
-                    {
-                        self.error(
-                            "value_fixed",
-                            line,
-                            column,
-                            format!(
-                                "<{display}> must be {}, found {}",
-                                quote_value(&c.lexical),
-                                self.shown(lexical, None)
-                            ),
-                        );
-                    }
-                } else if let Some(c) = constraint.as_ref().filter(|c| c.fixed) {
-                    if has_children {
-                        self.error(
-                            "value_fixed",
-                            line,
-                            column,
-                            format!("<{display}> has a fixed value and may not contain elements"),
-                        );
-                    } else if !text.is_empty() && text != c.lexical {
-                        self.error(
-                            "value_fixed",
-                            line,
-                            column,
-                            format!(
-                                "<{display}> must be {}, found {}",
-                                quote_value(&c.lexical),
-                                self.shown(&text, None)
-                            ),
-                        );
-                    }
-                }
-            }
-            // Hand the text buffer back to the frame, which is kept for reuse.
-            if let Some(f) = self.stack.last_mut() {
-                let mut text = text;
-                text.clear();
-                f.text = text;
+            } else if let Some(c) = constraint.as_ref().filter(|c| c.fixed) {
+                self.check_fixed_mixed_content(c, &text, has_children, &display, (line, column));
             }
         }
-        if self.idc.is_active() {
-            let errs = self.idc.end_element(value, is_nil);
-            for e in errs {
-                self.error(e.code, e.line, e.column, e.message.clone());
-            }
+        // Hand the text buffer back to the frame, which is kept for reuse.
+        if let Some(f) = self.stack.last_mut() {
+            let mut text = text;
+            text.clear();
+            f.text = text;
         }
-        if let Some(f) = self.stack.pop() {
-            self.spare.push(f);
+        nil
+    }
+
+    /// The content model has reached a final state (else the missing elements are named).
+    #[inline(always)]
+    fn check_model_complete(
+        &mut self,
+        type_id: TypeId,
+        state: Option<u32>,
+        display: &str,
+        end_at: (u64, u64),
+    ) {
+        if let Some(s) = state
+            && !self.arena.nullable(s)
+            && let Some(model) = self.schema.models.get(type_id).and_then(|m| m.clone())
+        {
+            let expected = self.expected(&model, s);
+            self.error(
+                "element_incomplete",
+                end_at.0,
+                end_at.1,
+                format!("<{display}> is incomplete: expected {expected} before </{display}>"),
+            );
+        }
+    }
+
+    /// A fixed value on mixed content: no child elements, and the text (if any) equal to it.
+    fn check_fixed_mixed_content(
+        &mut self,
+        c: &ValueConstraint,
+        text: &str,
+        has_children: bool,
+        display: &str,
+        (line, column): (u64, u64),
+    ) {
+        if has_children {
+            self.error(
+                "value_fixed",
+                line,
+                column,
+                format!("<{display}> has a fixed value and may not contain elements"),
+            );
+        } else if !text.is_empty() && text != c.lexical {
+            self.error(
+                "value_fixed",
+                line,
+                column,
+                format!(
+                    "<{display}> must be {}, found {}",
+                    quote_value(&c.lexical),
+                    self.shown(text, None)
+                ),
+            );
         }
     }
 
@@ -1726,33 +1011,17 @@ impl<'s> Run<'s> {
     }
 }
 
-/// `block` on intermediate types between `derived` and `base` also forbids the substitution.
-fn blocked_in_chain(c: &Components, derived: TypeId, base: TypeId) -> bool {
-    let mut t = derived;
-    let mut guard = 0;
-    while t != base && guard < 10_000 {
-        guard += 1;
-        let Some(def) = c.types.get(t) else {
-            return false;
-        };
-        let next = def.base();
-        if let Some(TypeDef::Complex(bct)) = c.types.get(next) {
-            let method = match def {
-                TypeDef::Complex(ct) => ct.derivation,
-                TypeDef::Simple(_) => Derivation::Restriction,
-            };
-            if (method == Derivation::Extension && bct.block.extension)
-                || (method == Derivation::Restriction && bct.block.restriction)
-            {
-                return true;
-            }
-        }
-        if next == t {
-            return false;
-        }
-        t = next;
+/// The simple type an element's text is validated against: its simple type, or its complex
+/// type's simple content; `None` for element, mixed or empty content.
+fn simple_content_type(comps: &Components, type_id: TypeId) -> Option<Arc<SimpleType>> {
+    match comps.types.get(type_id) {
+        Some(TypeDef::Simple(s)) => Some(s.st.clone()),
+        Some(TypeDef::Complex(ct)) => match &ct.content {
+            Content::Simple(st) => Some(st.clone()),
+            _ => None,
+        },
+        None => None,
     }
-    false
 }
 
 #[cfg(test)]

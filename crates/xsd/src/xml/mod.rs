@@ -19,6 +19,11 @@
 //!   no entity is defined, no attribute default applied, nothing fetched.
 //! - Only XML 1.0 is accepted (`version="1.1"` is an error).
 //! - After the first error the reader keeps returning that error.
+//!
+//! The steps of scanning and of reading a start tag run for every token and most have one
+//! caller: they are `#[inline(always)]` because, split out of one function, the compiler
+//! left some out of line and the per-token cost rose (measured with callgrind on
+//! bench/schema/records.xsd). Error paths are `#[cold]`.
 
 mod chars;
 pub mod encoding;
@@ -550,6 +555,16 @@ fn set_opt(slot: &mut Option<String>, v: Option<&str>) {
 
 /// Checks the pseudo-attributes of an XML declaration (`rest` follows `xml`).
 fn check_decl(rest: &str, detected: encoding::Detected) -> Result<(), String> {
+    let seen = decl_pseudo_attributes(rest)?;
+    check_decl_order(&seen)?;
+    for (name, value) in &seen {
+        check_decl_value(name, value, detected)?;
+    }
+    Ok(())
+}
+
+/// The declaration's `name="value"` pairs, in order, with only their syntax checked.
+fn decl_pseudo_attributes(rest: &str) -> Result<Vec<(&str, &str)>, String> {
     let b = rest.as_bytes();
     let mut i = 0usize;
     let mut seen: Vec<(&str, &str)> = Vec::new();
@@ -602,6 +617,11 @@ fn check_decl(rest: &str, detected: encoding::Detected) -> Result<(), String> {
         seen.push((name, rest.get(vs..vs + len).unwrap_or("")));
         i = vs + len + 1;
     }
+    Ok(seen)
+}
+
+/// version (required, first), then encoding, then standalone, each at most once.
+fn check_decl_order(seen: &[(&str, &str)]) -> Result<(), String> {
     let order = ["version", "encoding", "standalone"];
     let mut last: Option<usize> = None;
     for (k, (name, _)) in seen.iter().enumerate() {
@@ -622,39 +642,42 @@ fn check_decl(rest: &str, detected: encoding::Detected) -> Result<(), String> {
     if seen.is_empty() {
         return Err("malformed XML declaration: 'version' is required".into());
     }
-    for (name, value) in &seen {
-        match *name {
-            "version" => {
-                if *value != "1.0" {
-                    return Err(format!(
-                        "XML version '{}' is not supported (only XML 1.0 documents are accepted)",
-                        clip(value)
-                    ));
-                }
+    Ok(())
+}
+
+/// version 1.0 only; an encoding name that agrees with the bytes; standalone yes or no.
+fn check_decl_value(name: &str, value: &str, detected: encoding::Detected) -> Result<(), String> {
+    match name {
+        "version" => {
+            if value != "1.0" {
+                return Err(format!(
+                    "XML version '{}' is not supported (only XML 1.0 documents are accepted)",
+                    clip(value)
+                ));
             }
-            "encoding" => {
-                let ok_syntax = value
-                    .as_bytes()
-                    .first()
-                    .is_some_and(|c| c.is_ascii_alphabetic())
-                    && value
-                        .bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
-                if !ok_syntax {
-                    return Err(format!(
-                        "malformed encoding name '{}' in XML declaration",
-                        clip(value)
-                    ));
-                }
-                encoding::agrees(value, detected)?;
+        }
+        "encoding" => {
+            let ok_syntax = value
+                .as_bytes()
+                .first()
+                .is_some_and(|c| c.is_ascii_alphabetic())
+                && value
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+            if !ok_syntax {
+                return Err(format!(
+                    "malformed encoding name '{}' in XML declaration",
+                    clip(value)
+                ));
             }
-            _ => {
-                if *value != "yes" && *value != "no" {
-                    return Err(format!(
-                        "standalone must be 'yes' or 'no' in the XML declaration, found '{}'",
-                        clip(value)
-                    ));
-                }
+            encoding::agrees(value, detected)?;
+        }
+        _ => {
+            if value != "yes" && value != "no" {
+                return Err(format!(
+                    "standalone must be 'yes' or 'no' in the XML declaration, found '{}'",
+                    clip(value)
+                ));
             }
         }
     }
@@ -1052,163 +1075,189 @@ impl<R: BufRead> XmlReader<R> {
 
     /// Scans the token at `cur`; returns it and the window offset where the next one starts.
     fn scan(&mut self, pos: (u64, u64)) -> Result<(Tok, usize), XmlError> {
-        // Text runs up to '<' or '&'.
+        if let Some(text) = self.scan_text(pos)? {
+            return Ok(text);
+        }
+        let bytes = |me: &Self, i: usize| me.input.buf.as_bytes().get(me.cur + i).copied();
+        if bytes(self, 0) == Some(b'&') {
+            return self.scan_ref(pos);
+        }
+        self.ensure(9, pos)?;
+        match bytes(self, 1) {
+            Some(b'/') => self.scan_end_tag(pos),
+            Some(b'?') => self.scan_pi(pos),
+            Some(b'!') => self.scan_markup_decl(pos),
+            _ => self.scan_start_tag(pos),
+        }
+    }
+
+    /// A text run up to '<' or '&' (or the end of input); `None` when the token is markup or
+    /// a reference.
+    #[inline(always)]
+    fn scan_text(&mut self, pos: (u64, u64)) -> Result<Option<(Tok, usize)>, XmlError> {
         let mut from = 0usize;
         loop {
             let hay = self.token_from(from);
             match find_byte2(b'<', b'&', hay) {
-                Some(0) if from == 0 => break,
+                Some(0) if from == 0 => return Ok(None),
                 Some(i) => {
                     let e = self.cur + from + i;
-                    return Ok((Tok::Text(self.cur, e), e));
+                    return Ok(Some((Tok::Text(self.cur, e), e)));
                 }
                 None => {
                     from = self.input.buf.len() - self.cur;
                     if !self.more(pos)? {
                         if from == 0 {
-                            return Ok((Tok::Eof, self.cur));
+                            return Ok(Some((Tok::Eof, self.cur)));
                         }
                         let e = self.cur + from;
-                        return Ok((Tok::Text(self.cur, e), e));
+                        return Ok(Some((Tok::Text(self.cur, e), e)));
                     }
                 }
             }
         }
+    }
+
+    /// A reference: a short run of name characters then ';' (checked in `resolve_ref`).
+    #[inline(always)]
+    fn scan_ref(&mut self, pos: (u64, u64)) -> Result<(Tok, usize), XmlError> {
         let bytes = |me: &Self, i: usize| me.input.buf.as_bytes().get(me.cur + i).copied();
-        if bytes(self, 0) == Some(b'&') {
-            // A reference: a short run of name characters then ';'.
-            let mut i = 1usize;
-            loop {
-                match bytes(self, i) {
-                    Some(b';') => {
-                        let c = self.cur;
-                        return Ok((Tok::Ref(c + 1, c + i), c + i + 1));
-                    }
-                    Some(b'<' | b'&' | b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'"' | b'\'') => {
+        let mut i = 1usize;
+        loop {
+            match bytes(self, i) {
+                Some(b';') => {
+                    let c = self.cur;
+                    return Ok((Tok::Ref(c + 1, c + i), c + i + 1));
+                }
+                Some(b'<' | b'&' | b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'"' | b'\'') => {
+                    break;
+                }
+                Some(_) => i += 1,
+                None => {
+                    if i > 4096 || !self.more(pos)? {
                         break;
                     }
-                    Some(_) => i += 1,
-                    None => {
-                        if i > 4096 || !self.more(pos)? {
-                            break;
-                        }
-                    }
                 }
             }
-            return Err(Self::malformed(
-                pos,
-                "'&' must start a reference such as '&amp;' terminated by ';'",
-            ));
         }
-        self.ensure(9, pos)?;
-        match bytes(self, 1) {
-            Some(b'/') => {
-                let near = self
-                    .token_from(2)
-                    .iter()
-                    .take(64)
-                    .position(|&b| b == b'>')
-                    .map(|i| i + 2);
-                let found = match near {
-                    Some(i) => Some(i),
-                    None => self.find_rel(2, b">", pos)?,
-                };
-                let Some(gt) = found else {
-                    return Err(Self::unterminated(pos, "an end tag"));
-                };
-                let c = self.cur;
-                let name = self.input.buf.get(c + 2..c + gt).unwrap_or("");
-                let trimmed = name.trim_end_matches([' ', '\t', '\r', '\n']).len();
-                Ok((Tok::End(c + 2, c + 2 + trimmed), c + gt + 1))
+        Err(Self::malformed(
+            pos,
+            "'&' must start a reference such as '&amp;' terminated by ';'",
+        ))
+    }
+
+    /// `</name>`, up to the first '>' (most end tags are short: look near before searching).
+    #[inline(always)]
+    fn scan_end_tag(&mut self, pos: (u64, u64)) -> Result<(Tok, usize), XmlError> {
+        let near = self
+            .token_from(2)
+            .iter()
+            .take(64)
+            .position(|&b| b == b'>')
+            .map(|i| i + 2);
+        let found = match near {
+            Some(i) => Some(i),
+            None => self.find_rel(2, b">", pos)?,
+        };
+        let Some(gt) = found else {
+            return Err(Self::unterminated(pos, "an end tag"));
+        };
+        let c = self.cur;
+        let name = self.input.buf.get(c + 2..c + gt).unwrap_or("");
+        let trimmed = name.trim_end_matches([' ', '\t', '\r', '\n']).len();
+        Ok((Tok::End(c + 2, c + 2 + trimmed), c + gt + 1))
+    }
+
+    /// `<?…?>`: the XML declaration when its target is exactly `xml`, else a processing
+    /// instruction.
+    fn scan_pi(&mut self, pos: (u64, u64)) -> Result<(Tok, usize), XmlError> {
+        let Some(q) = self.find_rel(2, b"?>", pos)? else {
+            return Err(Self::unterminated(pos, "a processing instruction"));
+        };
+        let c = self.cur;
+        let content = self.input.buf.as_bytes().get(c + 2..c + q).unwrap_or(&[]);
+        let is_decl = content.starts_with(b"xml") && content.get(3).is_none_or(|&b| is_ws(b));
+        let t = if is_decl {
+            Tok::Decl(c + 2, c + q)
+        } else {
+            Tok::Pi(c + 2, c + q)
+        };
+        Ok((t, c + q + 2))
+    }
+
+    /// `<!`: a comment, a CDATA section or (when allowed) a DOCTYPE declaration.
+    fn scan_markup_decl(&mut self, pos: (u64, u64)) -> Result<(Tok, usize), XmlError> {
+        let head = self.token_from(0);
+        if head.starts_with(b"<!--") {
+            let Some(e) = self.find_rel(4, b"-->", pos)? else {
+                return Err(Self::unterminated(pos, "a comment"));
+            };
+            let c = self.cur;
+            Ok((Tok::Comment(c + 4, c + e), c + e + 3))
+        } else if head.starts_with(b"<![CDATA[") {
+            let Some(e) = self.find_rel(9, b"]]>", pos)? else {
+                return Err(Self::unterminated(pos, "a CDATA section"));
+            };
+            let c = self.cur;
+            Ok((Tok::CData(c + 9, c + e), c + e + 3))
+        } else if head.len() >= 9
+            && head
+                .get(2..9)
+                .is_some_and(|k| k.eq_ignore_ascii_case(b"DOCTYPE"))
+        {
+            if !self.limits.allow_doctype {
+                return Err(Self::err(
+                    XmlErrorKind::DoctypeForbidden,
+                    pos,
+                    "DOCTYPE declarations are not accepted (no DTDs, no entity definitions)",
+                ));
             }
-            Some(b'?') => {
-                let Some(q) = self.find_rel(2, b"?>", pos)? else {
-                    return Err(Self::unterminated(pos, "a processing instruction"));
-                };
-                let c = self.cur;
-                let content = self.input.buf.as_bytes().get(c + 2..c + q).unwrap_or(&[]);
-                let is_decl =
-                    content.starts_with(b"xml") && content.get(3).is_none_or(|&b| is_ws(b));
-                let t = if is_decl {
-                    Tok::Decl(c + 2, c + q)
-                } else {
-                    Tok::Pi(c + 2, c + q)
-                };
-                Ok((t, c + q + 2))
+            if head.get(2..9) != Some(b"DOCTYPE") {
+                return Err(Self::malformed(
+                    pos,
+                    "the DOCTYPE keyword must be written in upper case",
+                ));
             }
-            Some(b'!') => {
-                let head = self.token_from(0);
-                if head.starts_with(b"<!--") {
-                    let Some(e) = self.find_rel(4, b"-->", pos)? else {
-                        return Err(Self::unterminated(pos, "a comment"));
-                    };
-                    let c = self.cur;
-                    Ok((Tok::Comment(c + 4, c + e), c + e + 3))
-                } else if head.starts_with(b"<![CDATA[") {
-                    let Some(e) = self.find_rel(9, b"]]>", pos)? else {
-                        return Err(Self::unterminated(pos, "a CDATA section"));
-                    };
-                    let c = self.cur;
-                    Ok((Tok::CData(c + 9, c + e), c + e + 3))
-                } else if head.len() >= 9
-                    && head
-                        .get(2..9)
-                        .is_some_and(|k| k.eq_ignore_ascii_case(b"DOCTYPE"))
-                {
-                    if !self.limits.allow_doctype {
-                        return Err(Self::err(
-                            XmlErrorKind::DoctypeForbidden,
-                            pos,
-                            "DOCTYPE declarations are not accepted (no DTDs, no entity definitions)",
-                        ));
+            self.scan_doctype(pos)
+        } else {
+            Err(Self::malformed(
+                pos,
+                "'<!' must start a comment, a CDATA section or a DOCTYPE declaration",
+            ))
+        }
+    }
+
+    /// A start tag: up to '>' outside quoted attribute values; `<…/>` is an empty element.
+    #[inline(always)]
+    fn scan_start_tag(&mut self, pos: (u64, u64)) -> Result<(Tok, usize), XmlError> {
+        let bytes = |me: &Self, i: usize| me.input.buf.as_bytes().get(me.cur + i).copied();
+        let mut i = 1usize;
+        loop {
+            let hay = self.token_from(i);
+            match memchr::memchr3(b'>', b'"', b'\'', hay) {
+                Some(k) => {
+                    let at = i + k;
+                    match hay.get(k) {
+                        Some(&q @ (b'"' | b'\'')) => match self.find_rel(at + 1, &[q], pos)? {
+                            Some(end) => i = end + 1,
+                            None => return Err(Self::unterminated(pos, "a start tag")),
+                        },
+                        _ => {
+                            let c = self.cur;
+                            let empty = at >= 2 && bytes(self, at - 1) == Some(b'/');
+                            let t = if empty {
+                                Tok::Empty(c + 1, c + at - 1)
+                            } else {
+                                Tok::Start(c + 1, c + at)
+                            };
+                            return Ok((t, c + at + 1));
+                        }
                     }
-                    if head.get(2..9) != Some(b"DOCTYPE") {
-                        return Err(Self::malformed(
-                            pos,
-                            "the DOCTYPE keyword must be written in upper case",
-                        ));
-                    }
-                    self.scan_doctype(pos)
-                } else {
-                    Err(Self::malformed(
-                        pos,
-                        "'<!' must start a comment, a CDATA section or a DOCTYPE declaration",
-                    ))
                 }
-            }
-            _ => {
-                // A start tag: find '>' outside quoted attribute values.
-                let mut i = 1usize;
-                loop {
-                    let hay = self.token_from(i);
-                    match memchr::memchr3(b'>', b'"', b'\'', hay) {
-                        Some(k) => {
-                            let at = i + k;
-                            match hay.get(k) {
-                                Some(&q @ (b'"' | b'\'')) => {
-                                    match self.find_rel(at + 1, &[q], pos)? {
-                                        Some(end) => i = end + 1,
-                                        None => return Err(Self::unterminated(pos, "a start tag")),
-                                    }
-                                }
-                                _ => {
-                                    let c = self.cur;
-                                    let empty = at >= 2 && bytes(self, at - 1) == Some(b'/');
-                                    let t = if empty {
-                                        Tok::Empty(c + 1, c + at - 1)
-                                    } else {
-                                        Tok::Start(c + 1, c + at)
-                                    };
-                                    return Ok((t, c + at + 1));
-                                }
-                            }
-                        }
-                        None => {
-                            i = self.input.buf.len() - self.cur;
-                            if !self.more(pos)? {
-                                return Err(Self::unterminated(pos, "a start tag"));
-                            }
-                        }
+                None => {
+                    i = self.input.buf.len() - self.cur;
+                    if !self.more(pos)? {
+                        return Err(Self::unterminated(pos, "a start tag"));
                     }
                 }
             }
@@ -1388,6 +1437,8 @@ impl<R: BufRead> XmlReader<R> {
         })
     }
 
+    /// One token: its well-formedness checks, then what it contributes (text appended to
+    /// the pending text node, or an event). Tokens that only need checking yield `None`.
     #[allow(clippy::too_many_arguments)]
     fn handle(
         &mut self,
@@ -1405,197 +1456,17 @@ impl<R: BufRead> XmlReader<R> {
                 let s = get(ts, te);
                 if s.is_empty() {
                 } else if in_root {
-                    if let Some(off) = bad_char(self.chk, s) {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1, s.as_bytes(), off),
-                            format!(
-                                "character {} is not allowed in XML",
-                                describe_char_at(s, off)
-                            ),
-                        ));
-                    }
-                    if let Some(off) = find_cdata_end(s.as_bytes()) {
-                        return Err(Self::malformed(
-                            pos_in(pos.0, pos.1, s.as_bytes(), off),
-                            "']]>' is not allowed in text content (escape '>' as &gt;)",
-                        ));
-                    }
-                    if self.text.is_empty() && !has_cr(s.as_bytes()) {
-                        if s.len() > self.limits.max_text_len {
-                            return Err(Self::limit(
-                                pos,
-                                format!(
-                                    "text node exceeds the limit of {} bytes",
-                                    self.limits.max_text_len
-                                ),
-                            ));
-                        }
-                        text_pos.get_or_insert(pos);
-                        return Ok(Some(Kind::TextRaw(ts, te)));
-                    }
-                    text_pos.get_or_insert(pos);
-                    push_normalized(&mut self.text, s);
-                    self.check_text_len(pos)?;
-                } else if let Some(off) = s.bytes().position(|b| !is_ws(b)) {
-                    let where_ = if self.phase == Phase::Prolog {
-                        "before"
-                    } else {
-                        "after"
-                    };
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1, s.as_bytes(), off),
-                        format!("text is not allowed {where_} the root element"),
-                    ));
+                    return self.root_text((ts, te), s, pos, text_pos);
+                } else {
+                    self.check_text_outside_root(s, pos)?;
                 }
             }
-            Tok::Ref(ns, ne) => {
-                let name = get(ns, ne);
-                if !in_root {
-                    return Err(Self::malformed(
-                        pos,
-                        format!(
-                            "reference '&{};' is not allowed outside the root element",
-                            clip(name)
-                        ),
-                    ));
-                }
-                let c = resolve_ref(name).map_err(|m| Self::malformed(pos, m))?;
-                text_pos.get_or_insert(pos);
-                self.text.push(c);
-                self.check_text_len(pos)?;
-            }
-            Tok::CData(cs, ce) => {
-                let s = get(cs, ce);
-                if !in_root {
-                    return Err(Self::malformed(
-                        pos,
-                        "CDATA sections are not allowed outside the root element",
-                    ));
-                }
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 9, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-                text_pos.get_or_insert(pos);
-                push_normalized(&mut self.text, s);
-                self.check_text_len(pos)?;
-            }
-            Tok::Comment(cs, ce) => {
-                let s = get(cs, ce);
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-                if let Some(off) = memchr::memmem::find(s.as_bytes(), b"--") {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
-                        "'--' is not allowed inside a comment",
-                    ));
-                }
-                if s.ends_with('-') {
-                    return Err(Self::malformed(pos, "a comment must not end with '--->'"));
-                }
-            }
-            Tok::Pi(ps, pe) => {
-                let s = get(ps, pe);
-                let tend = s.bytes().position(is_ws).unwrap_or(s.len());
-                let target = s.get(..tend).unwrap_or("");
-                if target.len() > self.limits.max_name_len {
-                    return Err(Self::limit(
-                        pos,
-                        format!(
-                            "name length exceeds the limit of {} bytes",
-                            self.limits.max_name_len
-                        ),
-                    ));
-                }
-                if !is_ncname(target) {
-                    return Err(Self::malformed(
-                        pos,
-                        format!("invalid processing instruction target '{}'", clip(target)),
-                    ));
-                }
-                if target.eq_ignore_ascii_case("xml") {
-                    return Err(Self::malformed(
-                        pos,
-                        if target == "xml" {
-                            "the XML declaration is only allowed at the very start of the document"
-                                .to_owned()
-                        } else {
-                            format!("processing instruction target '{target}' is reserved")
-                        },
-                    ));
-                }
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 2, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-            }
-            Tok::Decl(ds, de) => {
-                if !first_event || tok_off != self.bom_len {
-                    return Err(Self::malformed(
-                        pos,
-                        "the XML declaration is only allowed at the very start of the document",
-                    ));
-                }
-                let s = get(ds, de);
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1 + 2, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-                check_decl(s.get(3..).unwrap_or(""), self.detected)
-                    .map_err(|m| Self::malformed(pos, m))?;
-            }
-            Tok::DocType(ds, de) => {
-                if self.phase != Phase::Prolog || self.seen_doctype {
-                    return Err(Self::malformed(
-                        pos,
-                        "a DOCTYPE declaration is only allowed once, before the root element",
-                    ));
-                }
-                self.seen_doctype = true;
-                let s = get(ds, de);
-                if let Some(off) = bad_char(self.chk, s) {
-                    return Err(Self::malformed(
-                        pos_in(pos.0, pos.1, s.as_bytes(), off),
-                        format!(
-                            "character {} is not allowed in XML",
-                            describe_char_at(s, off)
-                        ),
-                    ));
-                }
-                let nend = s
-                    .bytes()
-                    .position(|b| is_ws(b) || b == b'[')
-                    .unwrap_or(s.len());
-                if qname_colon(s.get(..nend).unwrap_or("")).is_err() {
-                    return Err(Self::malformed(
-                        pos,
-                        "malformed DOCTYPE declaration: invalid name",
-                    ));
-                }
-                // The internal subset is skipped; nothing is expanded or fetched.
-            }
+            Tok::Ref(ns, ne) => self.reference(get(ns, ne), pos, in_root, text_pos)?,
+            Tok::CData(cs, ce) => self.cdata(get(cs, ce), pos, in_root, text_pos)?,
+            Tok::Comment(cs, ce) => self.check_comment(get(cs, ce), pos)?,
+            Tok::Pi(ps, pe) => self.check_pi(get(ps, pe), pos)?,
+            Tok::Decl(ds, de) => self.check_decl_token(get(ds, de), pos, tok_off, first_event)?,
+            Tok::DocType(ds, de) => self.check_doctype(get(ds, de), pos)?,
             Tok::Start(ss, se) => {
                 self.start_tag(get(ss, se), pos)?;
                 (self.ev_line, self.ev_col) = pos;
@@ -1607,51 +1478,268 @@ impl<R: BufRead> XmlReader<R> {
                 (self.ev_line, self.ev_col) = pos;
                 return Ok(Some(Kind::Start));
             }
-            Tok::End(ns, ne) => {
-                let name = get(ns, ne);
-                let Some(f) = self.frames.last() else {
-                    return Err(Self::malformed(
-                        pos,
-                        format!("unexpected end tag '</{}>': no element is open", clip(name)),
-                    ));
-                };
-                let open = self.names.get(f.start..).unwrap_or("");
-                if open != name {
-                    return Err(Self::malformed(
-                        pos,
-                        format!(
-                            "expected '</{}>' to close <{}> opened at line {}, found '</{}>'",
-                            open,
-                            open,
-                            f.line,
-                            clip(name)
-                        ),
-                    ));
-                }
-                self.pending_pop = true;
-                (self.ev_line, self.ev_col) = pos;
-                return Ok(Some(Kind::End));
-            }
-            Tok::Eof => {
-                if let Some(f) = self.frames.last() {
-                    let open = self.names.get(f.start..).unwrap_or("");
-                    return Err(Self::malformed(
-                        pos,
-                        format!(
-                            "unexpected end of document: <{}> opened at line {}, column {} is not closed",
-                            open, f.line, f.col
-                        ),
-                    ));
-                }
-                if self.phase == Phase::Prolog {
-                    return Err(Self::malformed(pos, "document has no root element"));
-                }
-                self.phase = Phase::Done;
-                (self.ev_line, self.ev_col) = pos;
-                return Ok(Some(Kind::Eof));
-            }
+            Tok::End(ns, ne) => return self.end_tag(get(ns, ne), pos).map(Some),
+            Tok::Eof => return self.eof(pos).map(Some),
         }
         Ok(None)
+    }
+
+    /// `Err` for the first character of token content `s` that XML does not allow (only
+    /// looked for when the window has seen one); `shift` is the width of the token's opening
+    /// delimiter, which `pos` does not count.
+    #[inline]
+    fn check_chars(&self, s: &str, pos: (u64, u64), shift: u64) -> Result<(), XmlError> {
+        match bad_char(self.chk, s) {
+            Some(off) => Err(Self::bad_char_error(s, pos, shift, off)),
+            None => Ok(()),
+        }
+    }
+
+    #[cold]
+    fn bad_char_error(s: &str, pos: (u64, u64), shift: u64, off: usize) -> XmlError {
+        Self::malformed(
+            pos_in(pos.0, pos.1 + shift, s.as_bytes(), off),
+            format!(
+                "character {} is not allowed in XML",
+                describe_char_at(s, off)
+            ),
+        )
+    }
+
+    /// Character data inside the root. A run that starts a text node and needs no
+    /// normalisation is handed out in place (`TextRaw`); otherwise it is appended,
+    /// normalised, to the pending text.
+    #[inline]
+    fn root_text(
+        &mut self,
+        (ts, te): (usize, usize),
+        s: &str,
+        pos: (u64, u64),
+        text_pos: &mut Option<(u64, u64)>,
+    ) -> Result<Option<Kind>, XmlError> {
+        self.check_chars(s, pos, 0)?;
+        if let Some(off) = find_cdata_end(s.as_bytes()) {
+            return Err(Self::malformed(
+                pos_in(pos.0, pos.1, s.as_bytes(), off),
+                "']]>' is not allowed in text content (escape '>' as &gt;)",
+            ));
+        }
+        if self.text.is_empty() && !has_cr(s.as_bytes()) {
+            if s.len() > self.limits.max_text_len {
+                return Err(Self::limit(
+                    pos,
+                    format!(
+                        "text node exceeds the limit of {} bytes",
+                        self.limits.max_text_len
+                    ),
+                ));
+            }
+            text_pos.get_or_insert(pos);
+            return Ok(Some(Kind::TextRaw(ts, te)));
+        }
+        text_pos.get_or_insert(pos);
+        push_normalized(&mut self.text, s);
+        self.check_text_len(pos)?;
+        Ok(None)
+    }
+
+    /// Only white space may stand before or after the root element.
+    fn check_text_outside_root(&self, s: &str, pos: (u64, u64)) -> Result<(), XmlError> {
+        if let Some(off) = s.bytes().position(|b| !is_ws(b)) {
+            let where_ = if self.phase == Phase::Prolog {
+                "before"
+            } else {
+                "after"
+            };
+            return Err(Self::malformed(
+                pos_in(pos.0, pos.1, s.as_bytes(), off),
+                format!("text is not allowed {where_} the root element"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `&name;`: a predefined entity or a character reference, appended to the text.
+    #[inline]
+    fn reference(
+        &mut self,
+        name: &str,
+        pos: (u64, u64),
+        in_root: bool,
+        text_pos: &mut Option<(u64, u64)>,
+    ) -> Result<(), XmlError> {
+        if !in_root {
+            return Err(Self::malformed(
+                pos,
+                format!(
+                    "reference '&{};' is not allowed outside the root element",
+                    clip(name)
+                ),
+            ));
+        }
+        let c = resolve_ref(name).map_err(|m| Self::malformed(pos, m))?;
+        text_pos.get_or_insert(pos);
+        self.text.push(c);
+        self.check_text_len(pos)
+    }
+
+    /// `<![CDATA[…]]>`: appended to the text, line ends normalised.
+    fn cdata(
+        &mut self,
+        s: &str,
+        pos: (u64, u64),
+        in_root: bool,
+        text_pos: &mut Option<(u64, u64)>,
+    ) -> Result<(), XmlError> {
+        if !in_root {
+            return Err(Self::malformed(
+                pos,
+                "CDATA sections are not allowed outside the root element",
+            ));
+        }
+        self.check_chars(s, pos, 9)?;
+        text_pos.get_or_insert(pos);
+        push_normalized(&mut self.text, s);
+        self.check_text_len(pos)
+    }
+
+    /// `<!--…-->`: no `--` inside, no `-` at the end.
+    fn check_comment(&self, s: &str, pos: (u64, u64)) -> Result<(), XmlError> {
+        self.check_chars(s, pos, 4)?;
+        if let Some(off) = memchr::memmem::find(s.as_bytes(), b"--") {
+            return Err(Self::malformed(
+                pos_in(pos.0, pos.1 + 4, s.as_bytes(), off),
+                "'--' is not allowed inside a comment",
+            ));
+        }
+        if s.ends_with('-') {
+            return Err(Self::malformed(pos, "a comment must not end with '--->'"));
+        }
+        Ok(())
+    }
+
+    /// `<?target …?>`: the target is an NCName other than `xml` in any case.
+    fn check_pi(&self, s: &str, pos: (u64, u64)) -> Result<(), XmlError> {
+        let tend = s.bytes().position(is_ws).unwrap_or(s.len());
+        let target = s.get(..tend).unwrap_or("");
+        if target.len() > self.limits.max_name_len {
+            return Err(Self::limit(
+                pos,
+                format!(
+                    "name length exceeds the limit of {} bytes",
+                    self.limits.max_name_len
+                ),
+            ));
+        }
+        if !is_ncname(target) {
+            return Err(Self::malformed(
+                pos,
+                format!("invalid processing instruction target '{}'", clip(target)),
+            ));
+        }
+        if target.eq_ignore_ascii_case("xml") {
+            return Err(Self::malformed(
+                pos,
+                if target == "xml" {
+                    "the XML declaration is only allowed at the very start of the document"
+                        .to_owned()
+                } else {
+                    format!("processing instruction target '{target}' is reserved")
+                },
+            ));
+        }
+        self.check_chars(s, pos, 2)
+    }
+
+    /// `<?xml …?>`: only as the very first thing (after a byte order mark), and consistent
+    /// with the encoding detected.
+    fn check_decl_token(
+        &self,
+        s: &str,
+        pos: (u64, u64),
+        tok_off: u64,
+        first_event: bool,
+    ) -> Result<(), XmlError> {
+        if !first_event || tok_off != self.bom_len {
+            return Err(Self::malformed(
+                pos,
+                "the XML declaration is only allowed at the very start of the document",
+            ));
+        }
+        self.check_chars(s, pos, 2)?;
+        check_decl(s.get(3..).unwrap_or(""), self.detected).map_err(|m| Self::malformed(pos, m))
+    }
+
+    /// `<!DOCTYPE …>`: at most once, in the prolog, with a valid name.
+    fn check_doctype(&mut self, s: &str, pos: (u64, u64)) -> Result<(), XmlError> {
+        if self.phase != Phase::Prolog || self.seen_doctype {
+            return Err(Self::malformed(
+                pos,
+                "a DOCTYPE declaration is only allowed once, before the root element",
+            ));
+        }
+        self.seen_doctype = true;
+        self.check_chars(s, pos, 0)?;
+        let nend = s
+            .bytes()
+            .position(|b| is_ws(b) || b == b'[')
+            .unwrap_or(s.len());
+        if qname_colon(s.get(..nend).unwrap_or("")).is_err() {
+            return Err(Self::malformed(
+                pos,
+                "malformed DOCTYPE declaration: invalid name",
+            ));
+        }
+        // The internal subset is skipped; nothing is expanded or fetched.
+        Ok(())
+    }
+
+    /// `</name>`: closes the innermost open element, which must have the same name (the
+    /// frame is popped when the next event is asked for).
+    #[inline]
+    fn end_tag(&mut self, name: &str, pos: (u64, u64)) -> Result<Kind, XmlError> {
+        let Some(f) = self.frames.last() else {
+            return Err(Self::malformed(
+                pos,
+                format!("unexpected end tag '</{}>': no element is open", clip(name)),
+            ));
+        };
+        let open = self.names.get(f.start..).unwrap_or("");
+        if open != name {
+            return Err(Self::malformed(
+                pos,
+                format!(
+                    "expected '</{}>' to close <{}> opened at line {}, found '</{}>'",
+                    open,
+                    open,
+                    f.line,
+                    clip(name)
+                ),
+            ));
+        }
+        self.pending_pop = true;
+        (self.ev_line, self.ev_col) = pos;
+        Ok(Kind::End)
+    }
+
+    /// End of input: every element closed, and there was a root.
+    fn eof(&mut self, pos: (u64, u64)) -> Result<Kind, XmlError> {
+        if let Some(f) = self.frames.last() {
+            let open = self.names.get(f.start..).unwrap_or("");
+            return Err(Self::malformed(
+                pos,
+                format!(
+                    "unexpected end of document: <{}> opened at line {}, column {} is not closed",
+                    open, f.line, f.col
+                ),
+            ));
+        }
+        if self.phase == Phase::Prolog {
+            return Err(Self::malformed(pos, "document has no root element"));
+        }
+        self.phase = Phase::Done;
+        (self.ev_line, self.ev_col) = pos;
+        Ok(Kind::Eof)
     }
 
     fn start_tag(&mut self, content: &str, pos: (u64, u64)) -> Result<(), XmlError> {
@@ -1754,7 +1842,9 @@ impl<R: BufRead> XmlReader<R> {
             while bytes.get(i).is_some_and(|&b| is_ws(b)) {
                 i += 1;
             }
-            let Some(&c) = bytes.get(i) else { break };
+            if i >= bytes.len() {
+                break;
+            }
             let here = at(&mut cursor, &mut cursor_off, i);
             if i == ws {
                 return Err(Self::malformed(
@@ -1766,60 +1856,7 @@ impl<R: BufRead> XmlReader<R> {
                     ),
                 ));
             }
-            let ns = i;
-            while bytes.get(i).is_some_and(|&b| !is_ws(b) && b != b'=') {
-                i += 1;
-            }
-            let ne = i;
-            if ns == ne {
-                return Err(Self::malformed(
-                    here,
-                    format!("unexpected character '{}' in <{}>", c as char, clip(qname)),
-                ));
-            }
-            let name = content.get(ns..ne).unwrap_or("");
-            while bytes.get(i).is_some_and(|&b| is_ws(b)) {
-                i += 1;
-            }
-            if bytes.get(i) != Some(&b'=') {
-                return Err(Self::malformed(
-                    here,
-                    format!(
-                        "attribute '{}' on <{}> has no value (expected '=' and a quoted value)",
-                        clip(name),
-                        clip(qname)
-                    ),
-                ));
-            }
-            i += 1;
-            while bytes.get(i).is_some_and(|&b| is_ws(b)) {
-                i += 1;
-            }
-            let q = match bytes.get(i) {
-                Some(&q @ (b'"' | b'\'')) => q,
-                _ => {
-                    return Err(Self::malformed(
-                        here,
-                        format!(
-                            "value of attribute '{}' on <{}> must be quoted",
-                            clip(name),
-                            clip(qname)
-                        ),
-                    ));
-                }
-            };
-            let vs = i + 1;
-            let Some(len) = memchr::memchr(q, bytes.get(vs..).unwrap_or(&[])) else {
-                return Err(Self::malformed(
-                    here,
-                    format!(
-                        "unterminated value of attribute '{}' on <{}>",
-                        clip(name),
-                        clip(qname)
-                    ),
-                ));
-            };
-            let ve = vs + len;
+            let (ns, ne, vs, ve) = Self::raw_attr(content, qname, i, here)?;
             i = ve + 1;
             if raw.len() >= max_total {
                 return Err(Self::limit(
@@ -1843,6 +1880,77 @@ impl<R: BufRead> XmlReader<R> {
         Ok(())
     }
 
+    /// One `name = "value"` starting at `i` (after white space): the offsets of the name and
+    /// of the value between its quotes. `here` is the attribute's position, for messages.
+    #[inline(always)]
+    fn raw_attr(
+        content: &str,
+        qname: &str,
+        mut i: usize,
+        here: (u64, u64),
+    ) -> Result<(usize, usize, usize, usize), XmlError> {
+        let bytes = content.as_bytes();
+        let ns = i;
+        while bytes.get(i).is_some_and(|&b| !is_ws(b) && b != b'=') {
+            i += 1;
+        }
+        let ne = i;
+        if ns == ne {
+            let c = bytes.get(i).copied().unwrap_or(b'=');
+            return Err(Self::malformed(
+                here,
+                format!("unexpected character '{}' in <{}>", c as char, clip(qname)),
+            ));
+        }
+        let name = content.get(ns..ne).unwrap_or("");
+        while bytes.get(i).is_some_and(|&b| is_ws(b)) {
+            i += 1;
+        }
+        if bytes.get(i) != Some(&b'=') {
+            return Err(Self::malformed(
+                here,
+                format!(
+                    "attribute '{}' on <{}> has no value (expected '=' and a quoted value)",
+                    clip(name),
+                    clip(qname)
+                ),
+            ));
+        }
+        i += 1;
+        while bytes.get(i).is_some_and(|&b| is_ws(b)) {
+            i += 1;
+        }
+        let q = match bytes.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => {
+                return Err(Self::malformed(
+                    here,
+                    format!(
+                        "value of attribute '{}' on <{}> must be quoted",
+                        clip(name),
+                        clip(qname)
+                    ),
+                ));
+            }
+        };
+        let vs = i + 1;
+        let Some(len) = memchr::memchr(q, bytes.get(vs..).unwrap_or(&[])) else {
+            return Err(Self::malformed(
+                here,
+                format!(
+                    "unterminated value of attribute '{}' on <{}>",
+                    clip(name),
+                    clip(qname)
+                ),
+            ));
+        };
+        Ok((ns, ne, vs, vs + len))
+    }
+
+    /// The checks of a start tag past its syntax, then its frame: attribute names unique,
+    /// namespace declarations valid (they apply to the element's own name and attributes),
+    /// prefixes bound, limits kept; the attributes are resolved into `self.attrs`.
+    #[inline(always)]
     fn process_tag(
         &mut self,
         content: &str,
@@ -1851,9 +1959,51 @@ impl<R: BufRead> XmlReader<R> {
         pos: (u64, u64),
         raw: &[RawAttr],
     ) -> Result<(), XmlError> {
-        let name_of = |r: &RawAttr| content.get(r.ns..r.ne).unwrap_or("");
-        let value_of = |r: &RawAttr| content.get(r.vs..r.ve).unwrap_or("");
+        self.check_unique_attribute_names(content, qname, pos, raw)?;
+        // Push the frame first so that its declarations are popped with it.
+        let ns_start = self.ns.decls.len();
+        let start = self.names.len();
+        self.names.push_str(qname);
+        self.frames.push(Frame {
+            start,
+            colon,
+            ns_start,
+            line: pos.0,
+            col: pos.1,
+        });
+        let n_attrs = self.declare_namespaces(content, qname, raw)?;
+        if n_attrs > self.limits.max_attributes {
+            return Err(Self::limit(
+                pos,
+                format!(
+                    "element <{}> has more than {} attributes",
+                    clip(qname),
+                    self.limits.max_attributes
+                ),
+            ));
+        }
+        if let Some(c) = colon {
+            self.check_element_prefix(qname, c, pos)?;
+        }
+        let n_prefixed = self.resolve_attributes(content, qname, raw)?;
+        // Uniqueness of expanded names (only prefixed attributes can collide
+        // beyond the qualified-name check).
+        if n_prefixed >= 2 {
+            self.check_unique_expanded_names(qname)?;
+        }
+        Ok(())
+    }
 
+    /// Pass 1: no attribute name twice on one tag (as written, before namespaces).
+    #[inline(always)]
+    fn check_unique_attribute_names(
+        &mut self,
+        content: &str,
+        qname: &str,
+        pos: (u64, u64),
+        raw: &[RawAttr],
+    ) -> Result<(), XmlError> {
+        let name_of = |r: &RawAttr| content.get(r.ns..r.ne).unwrap_or("");
         let mut idx = std::mem::take(&mut self.idx);
         let dup = find_dup(raw.len(), &mut idx, |i| {
             raw.get(i).map(name_of).unwrap_or("")
@@ -1877,25 +2027,23 @@ impl<R: BufRead> XmlReader<R> {
                 ),
             ));
         }
+        Ok(())
+    }
 
-        // Push the frame first so that its declarations are popped with it.
-        let ns_start = self.ns.decls.len();
-        let start = self.names.len();
-        self.names.push_str(qname);
-        self.frames.push(Frame {
-            start,
-            colon,
-            ns_start,
-            line: pos.0,
-            col: pos.1,
-        });
-
-        // Pass 2: namespace declarations.
+    /// Pass 2: the tag's namespace declarations, checked and declared in the element's
+    /// scope. Returns the number of other attributes.
+    #[inline(always)]
+    fn declare_namespaces(
+        &mut self,
+        content: &str,
+        qname: &str,
+        raw: &[RawAttr],
+    ) -> Result<usize, XmlError> {
         let mut n_decls = 0usize;
         let mut n_attrs = 0usize;
         let mut value = String::new();
         for r in raw {
-            let name = name_of(r);
+            let name = content.get(r.ns..r.ne).unwrap_or("");
             let here = (r.line, r.col);
             let prefix = if name == "xmlns" {
                 ""
@@ -1926,7 +2074,7 @@ impl<R: BufRead> XmlReader<R> {
                     ),
                 ));
             }
-            normalize_attr(value_of(r), &mut value, self.chk)
+            normalize_attr(content.get(r.vs..r.ve).unwrap_or(""), &mut value, self.chk)
                 .map_err(|(_, m)| Self::malformed(here, m))?;
             if value.len() > self.limits.max_text_len {
                 return Err(Self::limit(
@@ -1937,82 +2085,53 @@ impl<R: BufRead> XmlReader<R> {
                     ),
                 ));
             }
-            if prefix == "xmlns" {
-                return Err(Self::malformed(
-                    here,
-                    "the 'xmlns' prefix must not be declared",
-                ));
-            }
-            if prefix == "xml" {
-                if value != XML_NS {
-                    return Err(Self::malformed(
-                        here,
-                        format!("the 'xml' prefix can only be bound to '{XML_NS}'"),
-                    ));
-                }
-            } else if value == XML_NS {
-                return Err(Self::malformed(
-                    here,
-                    format!("the namespace '{XML_NS}' can only be bound to the 'xml' prefix"),
-                ));
-            }
-            if value == XMLNS_NS {
-                return Err(Self::malformed(
-                    here,
-                    format!("the namespace '{XMLNS_NS}' must not be declared"),
-                ));
-            }
-            if !prefix.is_empty() && value.is_empty() {
-                return Err(Self::malformed(
-                    here,
-                    format!(
-                        "namespace prefix '{}' cannot be undeclared (xmlns:{}=\"\" is not allowed in XML Namespaces 1.0)",
-                        prefix, prefix
-                    ),
-                ));
-            }
+            Self::check_binding(prefix, &value, here)?;
             self.ns.declare(prefix, &value);
         }
-        if n_attrs > self.limits.max_attributes {
-            return Err(Self::limit(
+        Ok(n_attrs)
+    }
+
+    /// The element's prefix is bound, and is not `xmlns`.
+    #[inline(always)]
+    fn check_element_prefix(&self, qname: &str, c: usize, pos: (u64, u64)) -> Result<(), XmlError> {
+        let prefix = qname.get(..c).unwrap_or("");
+        if prefix == "xmlns" {
+            return Err(Self::malformed(
                 pos,
                 format!(
-                    "element <{}> has more than {} attributes",
-                    clip(qname),
-                    self.limits.max_attributes
+                    "element <{}> must not use the reserved prefix 'xmlns'",
+                    clip(qname)
                 ),
             ));
         }
-
-        // Element name.
-        if let Some(c) = colon {
-            let prefix = qname.get(..c).unwrap_or("");
-            if prefix == "xmlns" {
-                return Err(Self::malformed(
-                    pos,
-                    format!(
-                        "element <{}> must not use the reserved prefix 'xmlns'",
-                        clip(qname)
-                    ),
-                ));
-            }
-            if self.lookup_namespace(prefix).is_none() {
-                return Err(Self::malformed(
-                    pos,
-                    format!(
-                        "prefix '{}' is not bound to a namespace (element <{}>)",
-                        prefix,
-                        clip(qname)
-                    ),
-                ));
-            }
+        if self.lookup_namespace(prefix).is_none() {
+            return Err(Self::malformed(
+                pos,
+                format!(
+                    "prefix '{}' is not bound to a namespace (element <{}>)",
+                    prefix,
+                    clip(qname)
+                ),
+            ));
         }
+        Ok(())
+    }
 
-        // Pass 3: ordinary attributes.
+    /// Pass 3: ordinary attributes, with their namespaces resolved and values normalised,
+    /// into `self.attrs` (slots reused between tags). Returns how many are prefixed.
+    // Long on purpose: with the name checks in a function of their own (returning the split
+    // name) the start-tag path took ~1.4% more instructions (callgrind, records benchmark).
+    #[inline(always)]
+    fn resolve_attributes(
+        &mut self,
+        content: &str,
+        qname: &str,
+        raw: &[RawAttr],
+    ) -> Result<usize, XmlError> {
         self.n_attrs = 0;
         let mut n_prefixed = 0usize;
         for r in raw {
-            let name = name_of(r);
+            let name = content.get(r.ns..r.ne).unwrap_or("");
             if name == "xmlns" || name.starts_with("xmlns:") {
                 continue;
             }
@@ -2067,16 +2186,18 @@ impl<R: BufRead> XmlReader<R> {
             let Some(a) = self.attrs.get_mut(k) else {
                 break;
             };
-            // `namespace` borrows self.ns; copy it before mutably borrowing attrs.
-            let ns_owned: Option<&str> = namespace;
-            set_opt(&mut a.namespace, ns_owned);
+            set_opt(&mut a.namespace, namespace);
             set_opt(&mut a.prefix, prefix);
             a.local.clear();
             a.local.push_str(local);
             a.line = r.line;
             a.column = r.col;
-            normalize_attr(value_of(r), &mut a.value, self.chk)
-                .map_err(|(_, m)| Self::malformed(here, m))?;
+            normalize_attr(
+                content.get(r.vs..r.ve).unwrap_or(""),
+                &mut a.value,
+                self.chk,
+            )
+            .map_err(|(_, m)| Self::malformed(here, m))?;
             if a.value.len() > self.limits.max_text_len {
                 return Err(Self::limit(
                     here,
@@ -2089,36 +2210,79 @@ impl<R: BufRead> XmlReader<R> {
             }
             self.n_attrs += 1;
         }
+        Ok(n_prefixed)
+    }
 
-        // Uniqueness of expanded names (only prefixed attributes can collide
-        // beyond the qualified-name check).
-        if n_prefixed >= 2 {
-            let attrs = self.attrs.get(..self.n_attrs).unwrap_or(&[]);
-            let mut idx = std::mem::take(&mut self.idx);
-            let dup = find_dup(attrs.len(), &mut idx, |i| {
-                attrs
-                    .get(i)
-                    .map(|a| (a.namespace.as_deref(), a.local.as_str()))
-                    .unwrap_or((None, ""))
-            });
-            self.idx = idx;
-            if let Some((i, j)) = dup
-                && let (Some(a), Some(b)) = (attrs.get(i), attrs.get(j))
-            {
+    /// No two attributes with the same namespace and local name (`a:x` and `b:x` with `a`
+    /// and `b` bound to one namespace).
+    fn check_unique_expanded_names(&mut self, qname: &str) -> Result<(), XmlError> {
+        let attrs = self.attrs.get(..self.n_attrs).unwrap_or(&[]);
+        let mut idx = std::mem::take(&mut self.idx);
+        let dup = find_dup(attrs.len(), &mut idx, |i| {
+            attrs
+                .get(i)
+                .map(|a| (a.namespace.as_deref(), a.local.as_str()))
+                .unwrap_or((None, ""))
+        });
+        self.idx = idx;
+        if let Some((i, j)) = dup
+            && let (Some(a), Some(b)) = (attrs.get(i), attrs.get(j))
+        {
+            return Err(Self::malformed(
+                (b.line, b.column),
+                format!(
+                    "attribute '{}' in namespace '{}' appears twice on <{}> (as '{}:{}' and '{}:{}')",
+                    a.local,
+                    a.namespace.as_deref().unwrap_or(""),
+                    clip(qname),
+                    a.prefix.as_deref().unwrap_or(""),
+                    a.local,
+                    b.prefix.as_deref().unwrap_or(""),
+                    b.local
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The binding rules of Namespaces in XML 1.0 for one declaration (`prefix` "" for the
+    /// default namespace): `xml` and `xmlns` keep their reserved namespaces, and a prefix
+    /// cannot be undeclared.
+    #[inline(always)]
+    fn check_binding(prefix: &str, value: &str, here: (u64, u64)) -> Result<(), XmlError> {
+        if prefix == "xmlns" {
+            return Err(Self::malformed(
+                here,
+                "the 'xmlns' prefix must not be declared",
+            ));
+        }
+        if prefix == "xml" {
+            if value != XML_NS {
                 return Err(Self::malformed(
-                    (b.line, b.column),
-                    format!(
-                        "attribute '{}' in namespace '{}' appears twice on <{}> (as '{}:{}' and '{}:{}')",
-                        a.local,
-                        a.namespace.as_deref().unwrap_or(""),
-                        clip(qname),
-                        a.prefix.as_deref().unwrap_or(""),
-                        a.local,
-                        b.prefix.as_deref().unwrap_or(""),
-                        b.local
-                    ),
+                    here,
+                    format!("the 'xml' prefix can only be bound to '{XML_NS}'"),
                 ));
             }
+        } else if value == XML_NS {
+            return Err(Self::malformed(
+                here,
+                format!("the namespace '{XML_NS}' can only be bound to the 'xml' prefix"),
+            ));
+        }
+        if value == XMLNS_NS {
+            return Err(Self::malformed(
+                here,
+                format!("the namespace '{XMLNS_NS}' must not be declared"),
+            ));
+        }
+        if !prefix.is_empty() && value.is_empty() {
+            return Err(Self::malformed(
+                here,
+                format!(
+                    "namespace prefix '{}' cannot be undeclared (xmlns:{}=\"\" is not allowed in XML Namespaces 1.0)",
+                    prefix, prefix
+                ),
+            ));
         }
         Ok(())
     }
