@@ -11,17 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
-
-use crate::support::{Home, curl, sample};
+use crate::support::{Home, Server, names_in};
 
 const CONFIG: &str = "[inbox]\nstable_ms = 100\nrescan_secs = 1\n";
-const SAMPLE_ID: &str = "3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016";
 const AGENCY: &str = "police";
+const MESSAGES: &str = "/v1/messages";
 /// Messages of each kind per iteration.
 const UPLOADS: usize = 30;
 const DROPS: usize = 30;
@@ -48,57 +45,9 @@ impl Rng {
     }
 }
 
-/// `gateway serve` as a child process whose log is kept in the home.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(home: &Home, run: usize) -> Server {
-        use std::io::BufRead;
-        let log = fs::File::create(home.file(&format!("serve-{run}.log"))).unwrap();
-        let mut child = Command::cargo_bin("gateway")
-            .unwrap()
-            .current_dir(home.path())
-            .args(["serve", "--config", "gateway.toml"])
-            .env_remove("GATEWAY_CONFIG")
-            .env("GATEWAY_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let stdout = child.stdout.take().unwrap();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("serve did not print its address: {line:?}"));
-        Server { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}/v1/messages", self.port)
-    }
-
-    /// SIGKILL: no handler runs, nothing is flushed.
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `gateway serve` on the home, its log kept per run in `serve-<run>.log`.
+fn start(home: &Home, run: usize) -> Server {
+    home.serve_from_home(&format!("serve-{run}.log"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,57 +72,14 @@ struct Msg {
     last: String,
 }
 
-/// Seals a copy of the police sample for each (agency message id, output stem) in one call,
-/// in process (a pipeline of stock tools per message would take most of the run); the sealed
-/// files are `<stem>.sealed`.
-fn seal_fresh(home: &Home, recipient: &str, batch: &[(String, PathBuf)]) {
-    let xml = fs::read_to_string(sample(AGENCY, "valid-single-incident.xml")).unwrap();
-    for (id, stem) in batch {
-        fs::write(stem, xml.replace(SAMPLE_ID, id)).unwrap();
-    }
-    let (key, cert) = home.signer(AGENCY);
-    gateway::cli::seal::run(&gateway::cli::seal::Args {
-        key,
-        cert,
-        to: vec![recipient.to_owned()],
-        inputs: batch.iter().map(|(_, stem)| stem.clone()).collect(),
-        output: None,
-        out_dir: None,
-    })
-    .unwrap();
-    for (_, stem) in batch {
-        fs::remove_file(stem).unwrap();
-    }
-}
-
 /// What one upload attempt got: a definite answer (status, receipt id) or why not.
-fn upload(home: &Home, url: &str, bearer: &str, file: &Path) -> Result<(u16, String), String> {
-    let data = format!("@{}", file.display());
-    let r = curl(
-        home,
-        &[
-            "--max-time",
-            "20",
-            "-X",
-            "POST",
-            "--data-binary",
-            &data,
-            "-H",
-            bearer,
-            url,
-        ],
-    );
-    let body = String::from_utf8_lossy(&r.body).into_owned();
-    match r.status {
-        201 | 200 => {
-            let json: serde_json::Value = serde_json::from_slice(&r.body)
-                .map_err(|e| format!("{} with a body that is not JSON ({e}): {body}", r.status))?;
-            match json["gateway_message_id"].as_str() {
-                Some(id) => Ok((r.status, id.to_owned())),
-                None => Err(format!("{} without a receipt: {body}", r.status)),
-            }
-        }
-        s => Err(format!("{s}: {body}")),
+fn upload(home: &Home, url: &str, token: &str, file: &Path) -> Result<(u16, String), String> {
+    match crate::support::upload(&home.tls_cert(), url, token, file) {
+        (status @ (200 | 201), body) => match body["gateway_message_id"].as_str() {
+            Some(id) => Ok((status, id.to_owned())),
+            None => Err(format!("{status} without a receipt: {body}")),
+        },
+        (status, body) => Err(format!("{status}: {body}")),
     }
 }
 
@@ -181,17 +87,6 @@ fn upload(home: &Home, url: &str, bearer: &str, file: &Path) -> Result<(u16, Str
 /// it cannot take the message now.
 fn retryable(outcome: &str) -> bool {
     outcome.starts_with("0:") || outcome.starts_with("503:")
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// The dropped name a file in accepted/ or rejected/ stands for (`d0n3-1.sealed` after a
@@ -304,7 +199,7 @@ fn ledger(home: &Home) -> BTreeMap<String, Vec<(String, String, Option<String>)>
 }
 
 /// Resends every upload without a definite answer until it has one.
-fn resend(home: &Home, server: &Server, bearer: &str, msgs: &mut [Msg], ctx: &str) {
+fn resend(home: &Home, server: &Server, token: &str, msgs: &mut [Msg], ctx: &str) {
     let deadline = Instant::now() + SETTLE;
     loop {
         let mut pending = 0;
@@ -312,7 +207,7 @@ fn resend(home: &Home, server: &Server, bearer: &str, msgs: &mut [Msg], ctx: &st
             .iter_mut()
             .filter(|m| m.kind == Kind::Upload && m.answer.is_none())
         {
-            match upload(home, &server.url(), bearer, &m.sealed) {
+            match upload(home, &server.url(MESSAGES), token, &m.sealed) {
                 Ok(a) => m.answer = Some(a),
                 Err(e) if retryable(&e) => {
                     m.last = e;
@@ -504,7 +399,7 @@ fn crash_kill_9_during_uploads_and_drops_loses_nothing_and_queues_nothing_twice(
 
     let home = Home::with_server_config(CONFIG);
     let recipient = home.recipient();
-    let bearer = format!("Authorization: Bearer {}", home.token(AGENCY));
+    let token = home.token(AGENCY);
     let inbox = home.path().join("inbox").join(AGENCY);
     let work = home.file("work");
     fs::create_dir_all(&work).unwrap();
@@ -512,7 +407,7 @@ fn crash_kill_9_during_uploads_and_drops_loses_nothing_and_queues_nothing_twice(
     let home = Arc::new(home);
 
     let mut runs = 0;
-    let mut server = Server::start(&home, runs);
+    let mut server = start(&home, runs);
     let mut msgs: Vec<Msg> = Vec::new();
     for it in 0..iterations {
         let ctx = format!("CRASH_SEED={seed} iteration {it}");
@@ -523,7 +418,7 @@ fn crash_kill_9_during_uploads_and_drops_loses_nothing_and_queues_nothing_twice(
                 let id = uuid::Uuid::now_v7().to_string();
                 let prefix = if kind == Kind::Upload { 'u' } else { 'd' };
                 let stem = format!("{prefix}{it}n{k}");
-                batch.push((id.clone(), work.join(&stem)));
+                batch.push((id.clone(), work.join(format!("{stem}.sealed"))));
                 msgs.push(Msg {
                     id,
                     kind,
@@ -535,7 +430,7 @@ fn crash_kill_9_during_uploads_and_drops_loses_nothing_and_queues_nothing_twice(
                 });
             }
         }
-        seal_fresh(&home, &recipient, &batch);
+        home.seal_police(&recipient, &batch);
 
         // Clients upload, one after the other each; an operator drops files meanwhile.
         let uploads: Vec<(usize, PathBuf)> = (first..msgs.len())
@@ -547,11 +442,15 @@ fn crash_kill_9_during_uploads_and_drops_loses_nothing_and_queues_nothing_twice(
         for c in 0..CLIENTS {
             let mine: Vec<(usize, PathBuf)> =
                 uploads.iter().skip(c).step_by(CLIENTS).cloned().collect();
-            let (home, url, bearer, answers) =
-                (home.clone(), server.url(), bearer.clone(), answers.clone());
+            let (home, url, token, answers) = (
+                home.clone(),
+                server.url(MESSAGES),
+                token.clone(),
+                answers.clone(),
+            );
             threads.push(std::thread::spawn(move || {
                 for (i, file) in mine {
-                    let a = upload(&home, &url, &bearer, &file);
+                    let a = upload(&home, &url, &token, &file);
                     answers.lock().unwrap().push((i, a));
                 }
             }));
@@ -569,11 +468,13 @@ fn crash_kill_9_during_uploads_and_drops_loses_nothing_and_queues_nothing_twice(
                     let part = inbox.join(format!(".{name}.part"));
                     fs::copy(&sealed, &part).unwrap();
                     fs::rename(&part, inbox.join(&name)).unwrap();
+                    // An operator's pace (part of the scenario, not a wait).
                     std::thread::sleep(Duration::from_millis(pause));
                 }
             })
         };
 
+        // The kill comes at a random moment of the traffic (part of the scenario, not a wait).
         let after = rng.range(20, 1200);
         std::thread::sleep(Duration::from_millis(after));
         server.kill();
@@ -601,8 +502,8 @@ fn crash_kill_9_during_uploads_and_drops_loses_nothing_and_queues_nothing_twice(
         );
 
         runs += 1;
-        server = Server::start(&home, runs);
-        resend(&home, &server, &bearer, &mut msgs, &ctx);
+        server = start(&home, runs);
+        resend(&home, &server, &token, &mut msgs, &ctx);
         drain(&home, &msgs, &ctx);
         check(&home, &msgs, &ctx);
     }

@@ -6,94 +6,19 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use assert_cmd::cargo::CommandCargoExt;
-
-use crate::support::{Home, sample, sh, tool};
+use crate::support::{Home, Server, names_in, sample, sh, tool, wait_for};
 
 const FAST: &str = "[http]\nlisten = \"127.0.0.1:0\"\n[inbox]\nstable_ms = 200\nrescan_secs = 1\n";
 
-/// A `gateway serve` child process, stopped with SIGTERM (and killed if a test fails first).
-struct Server {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(home: &Home) -> Server {
-        let log = home.file("serve.log");
-        let child = Command::cargo_bin("gateway")
-            .unwrap()
-            .arg("serve")
-            // Relative paths, as an operator runs it: the watcher reports absolute ones.
-            .current_dir(home.path())
-            .args(["--config", "gateway.toml"])
-            .env_remove("GATEWAY_CONFIG")
-            .env("GATEWAY_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child: Some(child),
-            log,
-        };
-        wait_for("the server to start", Duration::from_secs(30), || {
-            server.log().contains("watching the inbox folders")
-        });
-        server
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(mut self) -> i32 {
-        let mut child = self.child.take().unwrap();
-        tool("kill", &["-TERM", &child.id().to_string()]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("serve did not stop on SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn names_in(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+/// Starts `gateway serve` as an operator runs it (see [`Home::serve_from_home`]) and waits
+/// until it watches the inbox folders.
+fn start(home: &Home) -> Server {
+    let server = home.serve_from_home("serve.log");
+    server.wait_for_log("watching the inbox folders");
+    server
 }
 
 /// Dropped files (not our sidecars) in accepted/ and rejected/.
@@ -108,13 +33,6 @@ fn outcomes(inbox: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
         plain(&inbox.join("accepted"), &[".receipt.json", ".receipt.p7s"]),
         plain(&inbox.join("rejected"), &[".error.json", ".error.txt"]),
     )
-}
-
-/// Seals a copy of the police sample with a fresh message id, in process (a thousand
-/// `openssl | age` pipelines would take most of a minute).
-fn seal_fresh(home: &Home, recipient: &str, out: &Path) {
-    let (key, cert) = home.signer("police");
-    crate::support::seal_fresh_police(&key, &cert, recipient, out);
 }
 
 fn verify_receipt(home: &Home, accepted: &Path, name: &str) -> serde_json::Value {
@@ -160,11 +78,11 @@ fn files_dropped_the_ways_operators_do_each_end_in_exactly_one_outcome() {
     fs::create_dir_all(&inbox).unwrap();
     fs::create_dir_all(&elsewhere).unwrap();
     // Present before start-up.
-    seal_fresh(&home, &recipient, &inbox.join("before-start.sealed"));
-    let server = Server::start(&home);
+    home.seal_fresh(&recipient, &inbox.join("before-start.sealed"));
+    let mut server = start(&home);
 
     let copied = home.file("copied.sealed");
-    seal_fresh(&home, &recipient, &copied);
+    home.seal_fresh(&recipient, &copied);
     tool("cp", &[copied.to_str().unwrap(), inbox.to_str().unwrap()]);
     // The same bytes again under another name: a resend, answered with the original receipt.
     tool(
@@ -174,7 +92,7 @@ fn files_dropped_the_ways_operators_do_each_end_in_exactly_one_outcome() {
             inbox.join("resent.sealed").to_str().unwrap(),
         ],
     );
-    seal_fresh(&home, &recipient, &elsewhere.join("moved.sealed"));
+    home.seal_fresh(&recipient, &elsewhere.join("moved.sealed"));
     tool(
         "mv",
         &[
@@ -182,7 +100,7 @@ fn files_dropped_the_ways_operators_do_each_end_in_exactly_one_outcome() {
             inbox.to_str().unwrap(),
         ],
     );
-    seal_fresh(&home, &recipient, &elsewhere.join("renamed.sealed"));
+    home.seal_fresh(&recipient, &elsewhere.join("renamed.sealed"));
     fs::copy(
         elsewhere.join("renamed.sealed"),
         inbox.join(".renamed.sealed.part"),
@@ -201,11 +119,11 @@ fn files_dropped_the_ways_operators_do_each_end_in_exactly_one_outcome() {
     fs::copy(&invalid, inbox.join("invalid.sealed")).unwrap();
     std::os::unix::fs::symlink(&copied, inbox.join("link.sealed")).unwrap();
     fs::write(inbox.join("empty.sealed"), b"").unwrap();
-    seal_fresh(&home, &recipient, &elsewhere.join("hostile"));
+    home.seal_fresh(&recipient, &elsewhere.join("hostile"));
     fs::rename(elsewhere.join("hostile"), inbox.join("evil\nname..sealed")).unwrap();
     fs::create_dir(inbox.join("a-folder")).unwrap();
     // A slow writer: pieces with pauses longer than the stability window, closed at the end.
-    seal_fresh(&home, &recipient, &elsewhere.join("slow.sealed"));
+    home.seal_fresh(&recipient, &elsewhere.join("slow.sealed"));
     let bytes = fs::read(elsewhere.join("slow.sealed")).unwrap();
     let mut f = fs::File::create(inbox.join("slow.sealed")).unwrap();
     for piece in bytes.chunks(bytes.len() / 4 + 1) {
@@ -307,7 +225,7 @@ fn files_dropped_the_ways_operators_do_each_end_in_exactly_one_outcome() {
     );
     assert_eq!(queued_ids(&home), receipt_ids);
 
-    assert_eq!(server.stop(), 0);
+    assert_eq!(server.stop(), Some(0));
 }
 
 #[test]
@@ -317,10 +235,14 @@ fn a_thousand_files_dropped_at_once_are_each_forwarded_exactly_once() {
     let recipient = home.recipient();
     let stage = home.file("stage");
     fs::create_dir_all(&stage).unwrap();
-    for i in 0..N {
-        seal_fresh(&home, &recipient, &stage.join(format!("m{i:04}.sealed")));
-    }
-    let server = Server::start(&home);
+    let batch: Vec<_> = (0..N)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7().to_string();
+            (id, stage.join(format!("m{i:04}.sealed")))
+        })
+        .collect();
+    home.seal_police(&recipient, &batch);
+    let mut server = start(&home);
     let inbox = home.path().join("inbox/police");
     sh(&format!(
         "mv '{}'/*.sealed '{}'/",
@@ -339,7 +261,7 @@ fn a_thousand_files_dropped_at_once_are_each_forwarded_exactly_once() {
         "each with its receipt"
     );
     assert_eq!(queued_ids(&home).len(), N);
-    assert_eq!(server.stop(), 0);
+    assert_eq!(server.stop(), Some(0));
 }
 
 #[test]
@@ -350,7 +272,7 @@ fn files_left_in_processing_by_a_crash_are_settled_first_and_never_queued_twice(
     fs::create_dir_all(&processing).unwrap();
     // Forwarded just before the crash: the file was claimed but never moved out.
     let forwarded = home.file("forwarded.sealed");
-    seal_fresh(&home, &recipient, &forwarded);
+    home.seal_fresh(&recipient, &forwarded);
     let c = home.check("police", &[&forwarded], &["--forward"]);
     assert_eq!(c.code, 0, "{}", c.stdout);
     let original_id = c.result()["gateway_message_id"]
@@ -363,13 +285,12 @@ fn files_left_in_processing_by_a_crash_are_settled_first_and_never_queued_twice(
     )
     .unwrap();
     // Claimed but not yet processed.
-    seal_fresh(
-        &home,
+    home.seal_fresh(
         &recipient,
         &processing.join(format!("{}.fresh.sealed", uuid::Uuid::now_v7())),
     );
 
-    let server = Server::start(&home);
+    let mut server = start(&home);
     let inbox = home.path().join("inbox/police");
     // The file appears in accepted/ a moment before it leaves .processing/ (link, then unlink).
     wait_for("the leftovers", Duration::from_secs(30), || {
@@ -384,7 +305,7 @@ fn files_left_in_processing_by_a_crash_are_settled_first_and_never_queued_twice(
         2,
         "the forwarded one is not queued again"
     );
-    assert_eq!(server.stop(), 0);
+    assert_eq!(server.stop(), Some(0));
 }
 
 #[test]
@@ -393,7 +314,7 @@ fn scan_once_takes_settled_files_and_deletes_accepted_ones_when_configured() {
     let recipient = home.recipient();
     let inbox = home.path().join("inbox/police");
     fs::create_dir_all(&inbox).unwrap();
-    seal_fresh(&home, &recipient, &inbox.join("one.sealed"));
+    home.seal_fresh(&recipient, &inbox.join("one.sealed"));
     fs::write(inbox.join("two.sealed.part"), b"still being written").unwrap();
     let config = gateway::config::Config::load(Some(&home.config())).unwrap();
     let gw = gateway::pipeline::Gateway::load(config, true).unwrap();
@@ -416,13 +337,13 @@ fn scan_once_takes_settled_files_and_deletes_accepted_ones_when_configured() {
 fn a_file_the_queue_cannot_take_goes_back_to_the_inbox_and_is_retried_never_rejected() {
     let home = Home::new(FAST);
     let recipient = home.recipient();
-    let server = Server::start(&home);
+    let mut server = start(&home);
     // Break the queue: its tmp/ folder becomes a file, so staging fails.
     let tmp = home.path().join("outbox/integration/tmp");
     fs::remove_dir(&tmp).unwrap();
     fs::write(&tmp, b"").unwrap();
     let inbox = home.path().join("inbox/police");
-    seal_fresh(&home, &recipient, &home.file("later.sealed"));
+    home.seal_fresh(&recipient, &home.file("later.sealed"));
     fs::rename(home.file("later.sealed"), inbox.join("later.sealed")).unwrap();
     wait_for("a retryable failure", Duration::from_secs(30), || {
         server.log().contains("it will be retried")
@@ -436,7 +357,7 @@ fn a_file_the_queue_cannot_take_goes_back_to_the_inbox_and_is_retried_never_reje
     verify_receipt(&home, &inbox.join("accepted"), "later.sealed");
     assert!(names_in(&inbox.join("rejected")).is_empty());
     assert_eq!(queued_ids(&home).len(), 1);
-    assert_eq!(server.stop(), 0);
+    assert_eq!(server.stop(), Some(0));
 }
 
 #[test]
@@ -448,11 +369,11 @@ fn the_polling_watcher_for_network_filesystems_takes_dropped_files_too() {
     let recipient = home.recipient();
     let inbox = home.path().join("inbox/police");
     fs::create_dir_all(&inbox).unwrap();
-    let server = Server::start(&home);
+    let mut server = start(&home);
     assert!(server.log().contains("poll=true"), "{}", server.log());
     let elsewhere = home.file("elsewhere");
     fs::create_dir_all(&elsewhere).unwrap();
-    seal_fresh(&home, &recipient, &elsewhere.join("polled.sealed"));
+    home.seal_fresh(&recipient, &elsewhere.join("polled.sealed"));
     fs::rename(elsewhere.join("polled.sealed"), inbox.join("polled.sealed")).unwrap();
     wait_for(
         "the polled file to be accepted",
@@ -461,7 +382,7 @@ fn the_polling_watcher_for_network_filesystems_takes_dropped_files_too() {
     );
     verify_receipt(&home, &inbox.join("accepted"), "polled.sealed");
     assert_eq!(queued_ids(&home).len(), 1);
-    assert_eq!(server.stop(), 0);
+    assert_eq!(server.stop(), Some(0));
 }
 
 /// Gives `agency` its own payload limit in `keys/agencies/<agency>/agency.toml`.
@@ -480,7 +401,7 @@ fn a_folder_file_over_the_agencys_own_limit_is_rejected_as_payload_too_large_and
     let recipient = home.recipient();
     let inbox = home.path().join("inbox/police");
     fs::create_dir_all(&inbox).unwrap();
-    seal_fresh(&home, &recipient, &inbox.join("big.sealed"));
+    home.seal_fresh(&recipient, &inbox.join("big.sealed"));
     let size = fs::metadata(inbox.join("big.sealed")).unwrap().len();
     // Far below the global 4 GiB: only the agency's own limit can refuse it.
     set_agency_limit(&home, "police", size - 1);
@@ -528,9 +449,9 @@ fn files_that_change_only_by_chmod_or_hard_link_are_taken_without_waiting_for_th
     let inbox = home.path().join("inbox/police");
     let elsewhere = home.file("elsewhere");
     fs::create_dir_all(&elsewhere).unwrap();
-    seal_fresh(&home, &recipient, &elsewhere.join("chmodded.sealed"));
-    seal_fresh(&home, &recipient, &elsewhere.join("linked.sealed"));
-    let server = Server::start(&home);
+    home.seal_fresh(&recipient, &elsewhere.join("chmodded.sealed"));
+    home.seal_fresh(&recipient, &elsewhere.join("linked.sealed"));
+    let mut server = start(&home);
 
     // Written and closed, then its mode set (as `install -m` or `cp` + `chmod` do).
     let bytes = fs::read(elsewhere.join("chmodded.sealed")).unwrap();
@@ -553,7 +474,7 @@ fn files_that_change_only_by_chmod_or_hard_link_are_taken_without_waiting_for_th
         "the other name is left alone"
     );
     assert_eq!(queued_ids(&home).len(), 2);
-    assert_eq!(server.stop(), 0);
+    assert_eq!(server.stop(), Some(0));
 }
 
 #[test]
@@ -563,8 +484,8 @@ fn a_file_named_dot_dot_sealed_is_taken_as_a_sealed_file_and_logged_under_its_sa
     let inbox = home.path().join("inbox/police");
     let elsewhere = home.file("elsewhere");
     fs::create_dir_all(&elsewhere).unwrap();
-    seal_fresh(&home, &recipient, &elsewhere.join("x"));
-    let server = Server::start(&home);
+    home.seal_fresh(&recipient, &elsewhere.join("x"));
+    let mut server = start(&home);
     fs::rename(elsewhere.join("x"), inbox.join("..sealed")).unwrap();
     // A writer's hidden temporary name is still never taken.
     fs::write(inbox.join(".x.sealed"), b"being written").unwrap();
@@ -582,7 +503,7 @@ fn a_file_named_dot_dot_sealed_is_taken_as_a_sealed_file_and_logged_under_its_sa
     assert!(log.contains("file accepted"), "{log}");
     assert!(inbox.join(".x.sealed").exists());
     assert!(!inbox.join("..sealed").exists());
-    assert_eq!(server.stop(), 0);
+    assert_eq!(server.stop(), Some(0));
 }
 
 #[test]
@@ -592,7 +513,7 @@ fn a_name_too_long_to_keep_is_shortened_in_the_stem_and_keeps_its_sealed_suffix(
     let inbox = home.path().join("inbox/police");
     fs::create_dir_all(&inbox).unwrap();
     let long = format!("{}.sealed", "x".repeat(200));
-    seal_fresh(&home, &recipient, &inbox.join(&long));
+    home.seal_fresh(&recipient, &inbox.join(&long));
     let config = gateway::config::Config::load(Some(&home.config())).unwrap();
     let gw = gateway::pipeline::Gateway::load(config, true).unwrap();
     let handled = gateway::sources::folder::scan_once(&gw).unwrap();
@@ -609,14 +530,14 @@ fn a_name_too_long_to_keep_is_shortened_in_the_stem_and_keeps_its_sealed_suffix(
 fn a_claimed_file_whose_outcome_cannot_be_written_is_retried_until_it_is_settled() {
     let home = Home::new(FAST);
     let recipient = home.recipient();
-    let server = Server::start(&home);
+    let mut server = start(&home);
     let inbox = home.path().join("inbox/police");
     // Break accepted/ by removing it while the gateway runs, so the outcome cannot be written
     // (a real failure whoever runs the test: root ignores permissions; a file in its place
     // would itself be taken as a dropped file).
     let accepted = inbox.join("accepted");
     fs::remove_dir(&accepted).unwrap();
-    seal_fresh(&home, &recipient, &home.file("stuck.sealed"));
+    home.seal_fresh(&recipient, &home.file("stuck.sealed"));
     fs::rename(home.file("stuck.sealed"), inbox.join("stuck.sealed")).unwrap();
     wait_for("the outcome to fail", Duration::from_secs(30), || {
         server.log().contains("cannot write the outcome")
@@ -645,5 +566,5 @@ fn a_claimed_file_whose_outcome_cannot_be_written_is_retried_until_it_is_settled
         "{}",
         server.log()
     );
-    assert_eq!(server.stop(), 0);
+    assert_eq!(server.stop(), Some(0));
 }

@@ -323,7 +323,9 @@ fn accept_failures_back_off_with_a_bounded_log_and_the_gateway_recovers() {
         log.contains("max_connections leaves fewer than 256 descriptors"),
         "the misconfiguration is named at start:\n{log}"
     );
-    // The failures go on while the flood lasts: watch the log for 3 s of them.
+    // The failures go on while the flood lasts: watch the log for 3 s of them. (A window the
+    // scenario needs, not a wait for an event: while the descriptors are gone, even the
+    // metrics listener cannot accept a connection to tell how many failures there were.)
     std::thread::sleep(Duration::from_secs(3));
     drop(flood);
     let log = std::fs::read_to_string(home.log_path()).unwrap();
@@ -349,7 +351,8 @@ fn accept_failures_back_off_with_a_bounded_log_and_the_gateway_recovers() {
         .find_map(|l| l.strip_prefix("gateway_accept_errors_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0);
-    assert!(errors >= 1.0, "{text}");
+    // Several failures, one line: the log was bounded, not the failures few.
+    assert!(errors >= 2.0, "{text}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{Home, sample, sh};
+use crate::support::{Home, sample, sh, upload};
 
 #[derive(Clone)]
 struct Signer {
@@ -20,34 +20,6 @@ struct Signer {
 /// Seals the police sample with a fresh message id, signed by `signer`, to `recipient`.
 fn seal(signer: &Signer, recipient: &str, out: &Path) {
     crate::support::seal_fresh_police(&signer.key, &signer.cert, recipient, out);
-}
-
-/// One upload on a new connection (so a replaced TLS certificate is really used), trusting
-/// the certificates in `ca`. Status 0: no HTTP answer at all.
-fn upload(ca: &Path, url: &str, token: &str, file: &Path) -> (u16, serde_json::Value) {
-    let mut b = reqwest::blocking::Client::builder()
-        .tls_built_in_root_certs(false)
-        .timeout(Duration::from_secs(30));
-    for c in reqwest::Certificate::from_pem_bundle(&fs::read(ca).unwrap()).unwrap() {
-        b = b.add_root_certificate(c);
-    }
-    let client = b.build().unwrap();
-    match client
-        .post(url)
-        .bearer_auth(token)
-        .body(fs::read(file).unwrap())
-        .send()
-    {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let body = r.bytes().unwrap_or_default();
-            (
-                status,
-                serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-            )
-        }
-        Err(e) => (0, serde_json::json!({ "error": format!("{e:?}") })),
-    }
 }
 
 fn get(ca: &Path, url: &str) -> String {

@@ -1,7 +1,16 @@
 //! The agency side: `gateway send` (retries, idempotent resend, receipts) and
 //! `gateway recipient --url`, against a real `gateway serve`.
 
-use crate::support::{Home, sample};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+use crate::support::{Home, sample, wait_for};
 
 fn send(
     home: &Home,
@@ -101,78 +110,181 @@ fn send_uploads_saves_verifiable_receipts_and_reports_rejections() {
     );
 }
 
+/// A port the test holds from start to end, so that no other process can take it: it closes
+/// every connection at once (a gateway that is down, as `gateway send` sees it) until
+/// [`Door::open_to`] names a port, then relays each connection to that port. It counts both.
+struct Door {
+    port: u16,
+    /// The port connections are relayed to; 0 while they are closed.
+    upstream: Arc<AtomicU16>,
+    closed: Arc<AtomicUsize>,
+    relayed: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Door {
+    fn new() -> Door {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let door = Door {
+            port: listener.local_addr().unwrap().port(),
+            upstream: Arc::default(),
+            closed: Arc::default(),
+            relayed: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (upstream, closed, relayed, stop) = (
+            door.upstream.clone(),
+            door.closed.clone(),
+            door.relayed.clone(),
+            door.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                match upstream.load(Ordering::SeqCst) {
+                    0 => {
+                        closed.fetch_add(1, Ordering::SeqCst);
+                        drop(client);
+                    }
+                    port => {
+                        relayed.fetch_add(1, Ordering::SeqCst);
+                        relay(client, port);
+                    }
+                }
+            }
+        });
+        door
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// From now on, connections are relayed to `port`.
+    fn open_to(&self, port: u16) {
+        self.upstream.store(port, Ordering::SeqCst);
+    }
+
+    fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn relayed(&self) -> usize {
+        self.relayed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Door {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accepting thread, which then sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies bytes both ways between `client` and `127.0.0.1:port` until each side is done.
+fn relay(client: TcpStream, port: u16) {
+    let server = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for (mut from, mut to) in [
+        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+        (server, client),
+    ] {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+}
+
+/// Starts `gateway send --json --retries RETRIES` (its log at info: one line per retry) of
+/// `file` to `url`.
+fn spawn_send(home: &Home, url: &str, token: &str, retries: u32, file: &Path) -> Child {
+    Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["send", "--json", "--retries", &retries.to_string()])
+        .args(["--url", url, "--token", token, "--cacert"])
+        .arg(home.tls_cert())
+        .arg(file)
+        .arg("--config")
+        .arg(home.config())
+        .env_remove("GATEWAY_CONFIG")
+        .env("GATEWAY_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The retries `gateway send` logged.
+fn retries_logged(stderr: &str) -> usize {
+    stderr.lines().filter(|l| l.contains("retrying")).count()
+}
+
 #[test]
 fn send_retries_until_the_gateway_is_up() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let home = Home::new(&format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let home = Home::with_server_config("");
     let token = home.token("police");
     let good = home.seal_as(
         "police",
         &sample("police", "valid-single-incident.xml"),
         "good.sealed",
     );
-    let url = format!("https://127.0.0.1:{port}");
-    let ca = home.tls_cert();
-    let sender = {
-        let config = home.config();
-        let (url, ca, good, token) = (url.clone(), ca.clone(), good.clone(), token.clone());
-        std::thread::spawn(move || {
-            assert_cmd::Command::cargo_bin("gateway")
-                .unwrap()
-                .args([
-                    "send",
-                    "--json",
-                    "--retries",
-                    "6",
-                    "--url",
-                    &url,
-                    "--token",
-                    &token,
-                    "--cacert",
-                ])
-                .arg(&ca)
-                .arg(&good)
-                .arg("--config")
-                .arg(config)
-                .output()
-                .unwrap()
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(1200));
-    let _server = home.serve();
-    let out = sender.join().unwrap();
+    let door = Door::new();
+    let sender = spawn_send(&home, &door.url(), &token, 6, &good);
+    // The first attempt finds the gateway down; only then does it start.
+    wait_for("the first attempt", Duration::from_secs(30), || {
+        door.closed() >= 1
+    });
+    let server = home.serve();
+    door.open_to(server.port);
+    let out = sender.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "{}",
+        "{}{stderr}",
         String::from_utf8_lossy(&out.stdout)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["results"][0]["outcome"], "accepted");
+    assert_eq!(v["results"][0]["outcome"], "accepted", "{v}");
+    assert_eq!(v["results"][0]["status"], 201, "{v}");
+    // Each attempt that found the door closed was retried; the last one got through.
+    let closed = door.closed();
+    assert!(closed >= 1);
+    assert_eq!(retries_logged(&stderr), closed, "{stderr}");
+    assert!(stderr.contains("attempt=1"), "{stderr}");
+    assert_eq!(door.relayed(), 1, "{stderr}");
+    assert_eq!(home.queued(), 1);
 }
 
 #[test]
 fn send_gives_up_with_exit_2_when_the_gateway_stays_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let home = Home::new("");
     let good = home.seal_as(
         "police",
         &sample("police", "valid-single-incident.xml"),
         "good.sealed",
     );
-    let (code, v) = send(
-        &home,
-        &format!("https://127.0.0.1:{port}"),
-        &["--token", "gw_x_y", "--retries", "1"],
-        &[&good],
+    let door = Door::new();
+    let out = spawn_send(&home, &door.url(), "gw_x_y", 1, &good)
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["results"][0]["outcome"], "failed", "{v}");
+    assert!(
+        v["results"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after 2 attempts"),
+        "{v}"
     );
-    assert_eq!(code, 2);
-    assert_eq!(v["results"][0]["outcome"], "failed");
+    // The first attempt and the one retry, and nothing more.
+    assert_eq!(retries_logged(&stderr), 1, "{stderr}");
+    assert_eq!(door.closed(), 2);
 }

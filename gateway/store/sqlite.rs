@@ -1,7 +1,7 @@
 //! The embedded SQLite implementation of [`Store`].
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::types::Type;
@@ -47,6 +47,26 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the store reads the time it writes into records and judges staleness by: the system
+/// clock ([`timestamp::now`]), or, in tests, one they move by hand.
+struct Clock(Arc<dyn Fn() -> OffsetDateTime + Send + Sync>);
+
+impl Clock {
+    fn system() -> Clock {
+        Clock(Arc::new(timestamp::now))
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
 
 /// Schema migrations; `PRAGMA user_version` holds how many were applied.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -133,6 +153,8 @@ pub struct SqliteStore {
     writes: Group<Write, Result<(Written, u64), StoreError>>,
     path: PathBuf,
     stale_after: Duration,
+    /// The time of every timestamp the store writes, and of staleness decisions.
+    clock: Clock,
     /// Commits made so far (counted under the connection lock, so in commit order).
     committed: std::sync::atomic::AtomicU64,
     /// Commits known to be on disk, and the WAL file to fsync; one syncer at a time.
@@ -181,6 +203,7 @@ impl SqliteStore {
             writes: Group::default(),
             path,
             stale_after: DEFAULT_STALE_AFTER,
+            clock: Clock::system(),
             committed: std::sync::atomic::AtomicU64::new(1),
             durable: Mutex::new((0, None)),
         };
@@ -197,6 +220,17 @@ impl SqliteStore {
     /// After how long an idle `in_progress` record may be taken over.
     pub fn stale_after(&self) -> Duration {
         self.stale_after
+    }
+
+    /// Reads the time from `now` instead of the system clock (tests: staleness without
+    /// waiting).
+    #[cfg(test)]
+    pub(super) fn with_clock(
+        mut self,
+        now: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
+    ) -> Self {
+        self.clock = Clock(Arc::new(now));
+        self
     }
 
     /// WAL frames the background checkpoint has copied into the database so far (a lower
@@ -342,7 +376,8 @@ impl SqliteStore {
                 receipt_json,
                 queue,
                 ..
-            } => finish_forwarded_in(tx, id, receipt_json, queue).map(|()| Written::Finished),
+            } => finish_forwarded_in(tx, id, receipt_json, queue, self.clock.now())
+                .map(|()| Written::Finished),
         }
     }
 
@@ -381,7 +416,7 @@ impl SqliteStore {
             .query_row([&key], record_from_row)
             .optional()?;
         if let Some(old) = existing {
-            let now = timestamp::now();
+            let now = self.clock.now();
             let same = old.sha256 == sha256;
             match old.status {
                 Status::Forwarded | Status::Rejected if same => return Ok(Begin::Duplicate(old)),
@@ -428,7 +463,7 @@ impl SqliteStore {
                 }
             }
         }
-        insert_message(tx, m, &sha256, Some(&key), None)?;
+        insert_message(tx, m, &sha256, Some(&key), None, self.clock.now())?;
         Ok(Begin::New(m.id.clone()))
     }
 
@@ -561,13 +596,14 @@ fn insert_step(
     Ok(())
 }
 
-/// Inserts a record (in progress, or already rejected) with its initial steps.
+/// Inserts a record (in progress, or already rejected) with its initial steps, as of `now`.
 fn insert_message(
     tx: &Transaction<'_>,
     m: &NewMessage,
     sha256: &str,
     dedupe_key: Option<&str>,
     rejection: Option<(&str, &str)>,
+    now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let exists: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE id = ?1)")?
@@ -575,7 +611,6 @@ fn insert_message(
     if exists {
         return Err(StoreError::IdInUse(m.id.clone()));
     }
-    let now = timestamp::now();
     let size = i64::try_from(m.size)
         .map_err(|_| StoreError::InvalidInput(format!("size {} out of range", m.size)))?;
     let (status, code, detail, finished_at) = match rejection {
@@ -638,15 +673,15 @@ impl Drop for SqliteStore {
     }
 }
 
-/// Marks in-progress message `id` forwarded with its receipt.
+/// Marks in-progress message `id` forwarded with its receipt, as of `now`.
 fn finish_forwarded_in(
     tx: &Transaction<'_>,
     id: &MessageId,
     receipt_json: &str,
     queue: &str,
+    now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     require_in_progress(tx, id, "finish as forwarded")?;
-    let now = timestamp::now();
     tx.prepare_cached(
         "UPDATE messages SET status = 'forwarded', receipt_json = ?2,
              updated_at = ?3, finished_at = ?3
@@ -698,7 +733,14 @@ impl Store for SqliteStore {
         let sha256 = normalise_sha256(&m.sha256)?;
         let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        insert_message(&tx, m, &sha256, None, Some((code.as_str(), detail)))?;
+        insert_message(
+            &tx,
+            m,
+            &sha256,
+            None,
+            Some((code.as_str(), detail)),
+            self.clock.now(),
+        )?;
         let rec = require_record(&tx, &m.id)?;
         tx.commit()?;
         let n = self.committed();
@@ -715,7 +757,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = timestamp::now();
+        let now = self.clock.now();
         let n = tx
             .prepare_cached("UPDATE messages SET updated_at = ?2 WHERE id = ?1")?
             .execute(params![id.as_str(), timestamp::format(&now)])?;
@@ -762,7 +804,7 @@ impl Store for SqliteStore {
         let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         require_in_progress(&tx, id, "finish as rejected")?;
-        let now = timestamp::now();
+        let now = self.clock.now();
         tx.prepare_cached(
             "UPDATE messages SET status = 'rejected', rejection_code = ?2,
                  rejection_detail = ?3, updated_at = ?4, finished_at = ?4
@@ -792,7 +834,7 @@ impl Store for SqliteStore {
     fn abandon(&self, id: &MessageId, detail: &str) -> Result<bool, StoreError> {
         let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = timestamp::now();
+        let now = self.clock.now();
         let n = tx
             .prepare_cached(
                 "UPDATE messages SET status = 'rejected', dedupe_key = NULL,

@@ -1,5 +1,7 @@
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
+
+use time::OffsetDateTime;
 
 use super::*;
 use crate::message::Receipt;
@@ -10,6 +12,27 @@ const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(dir.path().join("ledger.db")).unwrap()
+}
+
+/// A clock that moves only when the test moves it.
+#[derive(Clone)]
+struct TestClock(Arc<Mutex<OffsetDateTime>>);
+
+impl TestClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+/// A store (with the default stale-after period) whose time is the returned clock's.
+fn open_with_clock(dir: &tempfile::TempDir) -> (SqliteStore, TestClock) {
+    let clock = TestClock(Arc::new(Mutex::new(timestamp::now())));
+    let read = clock.clone();
+    (open(dir).with_clock(move || read.now()), clock)
 }
 
 fn message(agency_message_id: Option<&str>, sha256: &str) -> NewMessage {
@@ -244,9 +267,17 @@ fn begin_returns_in_progress_while_the_identical_message_is_processed() {
 #[test]
 fn a_stale_in_progress_record_is_taken_over_by_an_identical_message() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).with_stale_after(Duration::from_millis(50));
+    let (store, clock) = open_with_clock(&dir);
+    let stale_after = store.stale_after();
     let first = new_id(store.begin(&message(Some("M-1"), SHA_A)).unwrap());
-    std::thread::sleep(Duration::from_millis(80));
+    // Idle for a microsecond (the ledger's precision) less than the period: still in progress.
+    clock.advance(stale_after - Duration::from_micros(1));
+    assert!(matches!(
+        store.begin(&message(Some("M-1"), SHA_A)).unwrap(),
+        Begin::InProgress(r) if r.id == first
+    ));
+    // Idle for the whole period: stale.
+    clock.advance(Duration::from_micros(1));
     let retry = message(Some("M-1"), SHA_A);
     let second = new_id(store.begin(&retry).unwrap());
     assert_eq!(second, retry.id);
@@ -265,8 +296,12 @@ fn a_stale_in_progress_record_is_taken_over_by_an_identical_message() {
         Step::Rejected
     );
 
-    // A fresh record is not stale: steps keep it alive.
+    // Steps keep a record alive: idle less than the period since its last step, though
+    // begun longer ago than that, it is not stale.
+    let most = stale_after - Duration::from_secs(1);
+    clock.advance(most);
     store.record_step(&second, Step::Forwarded, None).unwrap();
+    clock.advance(most);
     assert!(matches!(
         store.begin(&message(Some("M-1"), SHA_A)).unwrap(),
         Begin::InProgress(r) if r.id == second
@@ -277,10 +312,10 @@ fn a_stale_in_progress_record_is_taken_over_by_an_identical_message() {
 fn a_group_commit_answers_each_write_and_undoes_only_the_writes_that_fail() {
     use super::sqlite::{Write, Written};
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).with_stale_after(Duration::from_millis(50));
+    let (store, clock) = open_with_clock(&dir);
     let stale = new_id(store.begin(&message(Some("K"), SHA_A)).unwrap());
     let other = new_id(store.begin(&message(Some("O"), SHA_B)).unwrap());
-    std::thread::sleep(Duration::from_millis(80));
+    clock.advance(store.stale_after());
     store.record_step(&other, Step::Opened, None).unwrap(); // `other` stays fresh
 
     let first = message(Some("N-1"), SHA_A);
@@ -845,28 +880,47 @@ fn a_version_2_ledger_keeps_its_steps_in_order_after_the_steps_migration() {
     assert_eq!(seq, 13);
 }
 
+/// The WAL's header says how many times the WAL has started over from its first frame (its
+/// checkpoint sequence number, bytes 12..16, big-endian); its length, how many frames
+/// (24-byte header and a 1 KiB page) it has room for.
+fn wal_state(wal: &std::path::Path) -> (u32, u64) {
+    let bytes = std::fs::read(wal).unwrap();
+    let restarts = u32::from_be_bytes(bytes[12..16].try_into().unwrap());
+    let room = (bytes.len() as u64).saturating_sub(32) / (24 + 1024);
+    (restarts, room)
+}
+
 #[test]
-fn checkpoints_run_in_the_background() {
+fn background_checkpoints_let_the_wal_start_over_so_it_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    for i in 0..20 {
-        let m = message(Some(&format!("M-{i}")), SHA_A);
+    let wal = dir.path().join("ledger.db-wal");
+    let (restarts_at_open, _) = wal_state(&wal);
+    // Messages are written until the WAL has started over three times and more frames went
+    // through it than the file has room for. The writer's own automatic checkpoint (at 65,536
+    // frames) is far off: only the background thread can make that happen. Without it the
+    // WAL never starts over and grows with every write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut written = 0;
+    loop {
+        let m = message(Some(&format!("M-{written}")), SHA_A);
         let id = new_id(store.begin(&m).unwrap());
         store.finish_forwarded(&id, &receipt(&id, &m)).unwrap();
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while store.checkpointed_frames() == 0 {
+        written += 1;
+        let (restarts, room) = wal_state(&wal);
+        let restarts = restarts.wrapping_sub(restarts_at_open);
+        let checkpointed = store.checkpointed_frames();
+        if restarts >= 3 && checkpointed > room {
+            break;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "no checkpoint within 10 s"
+            "after {written} messages the WAL started over {restarts} times, has room for \
+             {room} frames and {checkpointed} were checkpointed"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        // Paced, so that a checkpoint (every 500 ms) finds no write in progress, copies the
+        // whole WAL and the next write starts it over.
+        std::thread::sleep(Duration::from_millis(20));
     }
-    // Far below the backstop threshold: only the background thread can have checkpointed.
-    let wal_frames = std::fs::metadata(dir.path().join("ledger.db-wal"))
-        .unwrap()
-        .len()
-        / 1048;
-    assert!(wal_frames < 65_536);
     drop(store); // stops the thread
 }

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 
@@ -199,18 +201,56 @@ impl Home {
     }
 }
 
-/// A running `gateway serve` (stopped with SIGTERM on drop).
+/// Polls `done` every 50 ms until it holds; fails the test after `limit`, naming `what`.
+pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The names in `dir` (none when it does not exist).
+pub fn names_in(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits (up to 30 s) until the log file `log` contains `needle`; returns the log.
+fn wait_for_log_in(log: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server log {} never said {needle:?}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running `gateway serve`: stopped with SIGTERM on drop (and killed if it does not stop).
 pub struct Server {
-    pub child: std::process::Child,
+    child: std::process::Child,
     pub port: u16,
     /// The rest of its standard output (the metrics address comes after the HTTPS one).
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Where its log goes, if to a file.
+    log: Option<PathBuf>,
 }
 
 impl Server {
     /// `http://127.0.0.1:PORT` of the metrics listener (waits up to 10 s for serve to print it).
     pub fn metrics_url(&self, path: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let out = self.stdout.lock().unwrap().clone();
             if let Some(at) = out
@@ -221,16 +261,30 @@ impl Server {
                 return format!("http://{at}{path}");
             }
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "serve printed no metrics address: {out:?}"
             );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// `https://127.0.0.1:PORT`
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The log so far ("" for a server whose log is not kept in a file).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|l| std::fs::read_to_string(l).ok())
+            .unwrap_or_default()
+    }
+
+    /// Waits (up to 30 s) until the log contains `needle`; returns the log.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let log = self.log.as_ref().expect("a server started with a log file");
+        wait_for_log_in(log, needle)
     }
 
     /// Sends a signal (`HUP`, `TERM`, `KILL`...) to the server.
@@ -243,19 +297,51 @@ impl Server {
         assert!(ok, "kill -{name} failed");
     }
 
-    /// Sends SIGTERM and waits; returns the exit code.
+    /// Sends SIGTERM and waits (up to 30 s, then fails the test); returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        self.child.wait().ok().and_then(|s| s.code())
+        match self.wait(Duration::from_secs(30)) {
+            Some(status) => status.code(),
+            None => {
+                self.kill();
+                panic!("serve did not stop on SIGTERM:\n{}", self.log());
+            }
+        }
+    }
+
+    /// SIGKILL: no handler runs, nothing is flushed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        self.child.wait().unwrap();
+    }
+
+    /// The exit status, once the server has exited within `limit`.
+    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.stop();
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            if self.wait(Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
         }
     }
 }
@@ -264,13 +350,25 @@ impl Home {
     /// Starts `gateway serve` on an ephemeral port (the home's config must say
     /// `listen = "127.0.0.1:0"`, which [`Home::with_server_config`] does).
     pub fn serve(&self) -> Server {
-        self.serve_with(Stdio::inherit())
+        self.serve_with(Stdio::inherit(), None)
     }
 
     /// Like [`Home::serve`], with the server's log written to `<home>/serve.log`.
     pub fn serve_logged(&self) -> Server {
-        let log = std::fs::File::create(self.log_path()).unwrap();
-        self.serve_with(Stdio::from(log))
+        let log = self.log_path();
+        self.serve_with(Stdio::from(std::fs::File::create(&log).unwrap()), Some(log))
+    }
+
+    /// Like [`Home::serve_logged`] with the log in `<home>/<log>`, run as an operator runs it:
+    /// in the home, with the relative path `--config gateway.toml` (the watched folders then
+    /// report absolute paths of their own).
+    pub fn serve_from_home(&self, log: &str) -> Server {
+        let log = self.file(log);
+        let mut cmd = Command::cargo_bin("gateway").unwrap();
+        cmd.current_dir(self.path())
+            .args(["serve", "--config", "gateway.toml"]);
+        let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
+        self.spawn_server(cmd, stderr, Some(log))
     }
 
     /// Where [`Home::serve_logged`] writes the log.
@@ -278,26 +376,16 @@ impl Home {
         self.path().join("serve.log")
     }
 
-    /// Waits (up to 20 s) until the server log contains `needle`; returns the log.
+    /// Waits (up to 30 s) until the log of [`Home::serve_logged`] contains `needle`; returns
+    /// the log.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-            if log.contains(needle) {
-                return log;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the server log never said {needle:?}:\n{log}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_log_in(&self.log_path(), needle)
     }
 
-    fn serve_with(&self, stderr: Stdio) -> Server {
+    fn serve_with(&self, stderr: Stdio, log: Option<PathBuf>) -> Server {
         let mut cmd = Command::cargo_bin("gateway").unwrap();
         cmd.args(["serve", "--config"]).arg(self.config());
-        self.spawn_server(cmd, stderr)
+        self.spawn_server(cmd, stderr, log)
     }
 
     /// Starts `gateway serve` (logged as [`Home::serve_logged`]) with `env` set and at most
@@ -315,14 +403,18 @@ impl Home {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let log = std::fs::File::create(self.log_path()).unwrap();
-        self.spawn_server(cmd, Stdio::from(log))
+        let log = self.log_path();
+        let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
+        self.spawn_server(cmd, stderr, Some(log))
     }
 
-    fn spawn_server(&self, mut cmd: Command, stderr: Stdio) -> Server {
+    /// Spawns `cmd` (a `gateway serve`) and reads the HTTPS port from the first line it prints.
+    fn spawn_server(&self, mut cmd: Command, stderr: Stdio, log: Option<PathBuf>) -> Server {
         use std::io::BufRead;
         let mut child = cmd
             .env_remove("GATEWAY_CONFIG")
+            // The tests read the server's info lines.
+            .env("GATEWAY_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -332,12 +424,16 @@ impl Home {
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("serve did not print its address: {line:?}"));
+        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = log.and_then(|l| std::fs::read_to_string(l).ok());
+            panic!(
+                "serve did not print its address: {line:?}\n{}",
+                log.unwrap_or_default()
+            );
+        };
         let rest = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let sink = rest.clone();
         std::thread::spawn(move || {
@@ -351,6 +447,7 @@ impl Home {
             child,
             port,
             stdout: rest,
+            log,
         }
     }
 
@@ -379,10 +476,23 @@ impl Home {
 
     /// A police message with a fresh message id, sealed with the development key to `name`.
     pub fn fresh_police(&self, name: &str) -> PathBuf {
-        let (key, cert) = self.signer("police");
         let out = self.file(name);
-        seal_fresh_police(&key, &cert, &self.recipient(), &out);
+        self.seal_fresh(&self.recipient(), &out);
         out
+    }
+
+    /// A police message with a fresh message id, sealed with the development key to
+    /// `recipient`, to `out`.
+    pub fn seal_fresh(&self, recipient: &str, out: &Path) {
+        let (key, cert) = self.signer("police");
+        seal_fresh_police(&key, &cert, recipient, out);
+    }
+
+    /// Police messages with the given message ids, sealed with the development key to
+    /// `recipient`: see [`seal_police`].
+    pub fn seal_police(&self, recipient: &str, batch: &[(String, PathBuf)]) {
+        let (key, cert) = self.signer("police");
+        seal_police(&key, &cert, recipient, batch);
     }
 
     /// The gateway's TLS certificate (trust it with `curl --cacert`).
@@ -483,7 +593,7 @@ impl Home {
 /// Posts fresh police messages with `auth` until the gateway answers 503 (once a slow upload
 /// holds the slot); every answer before that must be 201. Up to 10 s.
 pub fn post_until_busy(home: &Home, url: &str, auth: &str) -> Curl {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     for n in 0.. {
         let r = post(
             home,
@@ -495,11 +605,8 @@ pub fn post_until_busy(home: &Home, url: &str, auth: &str) -> Curl {
             return r;
         }
         assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the gateway never answered 503"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(Instant::now() < deadline, "the gateway never answered 503");
+        std::thread::sleep(Duration::from_millis(100));
     }
     unreachable!()
 }
@@ -508,22 +615,79 @@ pub fn post_until_busy(home: &Home, url: &str, auth: &str) -> Curl {
 pub const POLICE_SAMPLE_ID: &str = "3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016";
 
 /// Seals a copy of the police sample with a fresh message id, signed with `key`/`cert`, to
-/// `recipient`, in process (many stock-tool pipelines would take most of a minute).
+/// `recipient`, to `out` (see [`seal_police`]).
 pub fn seal_fresh_police(key: &Path, cert: &Path, recipient: &str, out: &Path) {
+    let id = uuid::Uuid::now_v7().to_string();
+    seal_police(key, cert, recipient, &[(id, out.to_owned())]);
+}
+
+/// Seals copies of the police sample, one per (message id, output file), signed with
+/// `key`/`cert`, to `recipient`: in process and in one call (a stock-tool pipeline per message
+/// would take most of a minute for a thousand). Each output appears whole (renamed in).
+pub fn seal_police(key: &Path, cert: &Path, recipient: &str, batch: &[(String, PathBuf)]) {
     let xml = std::fs::read_to_string(sample("police", "valid-single-incident.xml")).unwrap();
-    let xml = xml.replace(POLICE_SAMPLE_ID, &uuid::Uuid::now_v7().to_string());
-    let src = out.with_extension("xml");
-    std::fs::write(&src, xml).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let inputs: Vec<PathBuf> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| {
+            let input = scratch.path().join(format!("m{i}.xml"));
+            std::fs::write(&input, xml.replace(POLICE_SAMPLE_ID, id)).unwrap();
+            input
+        })
+        .collect();
     gateway::cli::seal::run(&gateway::cli::seal::Args {
         key: key.to_owned(),
         cert: cert.to_owned(),
         to: vec![recipient.to_owned()],
-        inputs: vec![src.clone()],
-        output: Some(out.to_owned()),
+        inputs: inputs.clone(),
+        output: None,
         out_dir: None,
     })
     .unwrap();
-    std::fs::remove_file(src).unwrap();
+    for (input, (_, out)) in inputs.iter().zip(batch) {
+        // `gateway seal` wrote `<input>.sealed`.
+        let sealed = input.with_extension("xml.sealed");
+        if std::fs::rename(&sealed, out).is_err() {
+            // Another file system: copied beside `out`, then renamed in.
+            let mut part = std::ffi::OsString::from(".");
+            part.push(out.file_name().unwrap());
+            part.push(".part");
+            let part = out.with_file_name(part);
+            std::fs::copy(&sealed, &part).unwrap();
+            std::fs::rename(&part, out).unwrap();
+        }
+    }
+}
+
+/// One upload with `reqwest` on a new connection (so a replaced TLS certificate is really
+/// used), trusting the certificates in the PEM bundle `ca`, with the bearer `token`. Status 0:
+/// no HTTP answer at all (`body["error"]` says why); a body that is not JSON is returned as a
+/// JSON string.
+pub fn upload(ca: &Path, url: &str, token: &str, file: &Path) -> (u16, serde_json::Value) {
+    let mut b = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .timeout(Duration::from_secs(30));
+    for c in reqwest::Certificate::from_pem_bundle(&std::fs::read(ca).unwrap()).unwrap() {
+        b = b.add_root_certificate(c);
+    }
+    let client = b.build().unwrap();
+    match client
+        .post(url)
+        .bearer_auth(token)
+        .body(std::fs::read(file).unwrap())
+        .send()
+    {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body = r.bytes().unwrap_or_default();
+            let json = serde_json::from_slice(&body).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&body).into_owned())
+            });
+            (status, json)
+        }
+        Err(e) => (0, serde_json::json!({ "error": format!("{e:?}") })),
+    }
 }
 
 /// A raw HTTP/1.1-over-TLS connection to the home's server (for tests that control every
@@ -531,13 +695,49 @@ pub fn seal_fresh_police(key: &Path, cert: &Path, recipient: &str, out: &Path) {
 pub fn raw_tls(
     home: &Home,
     port: u16,
-    read_timeout: std::time::Duration,
-) -> openssl::ssl::SslStream<std::net::TcpStream> {
+    read_timeout: Duration,
+) -> openssl::ssl::SslStream<Uninterrupted> {
     let mut connector =
         openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
     connector.set_ca_file(home.tls_cert()).unwrap();
     connector.set_alpn_protos(b"\x08http/1.1").unwrap();
     let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(read_timeout)).unwrap();
-    connector.build().connect("127.0.0.1", tcp).unwrap()
+    connector
+        .build()
+        .connect("127.0.0.1", Uninterrupted(tcp))
+        .unwrap()
+}
+
+/// A TCP stream whose reads and writes go on when a signal interrupts them. The test process
+/// catches SIGCHLD (assert_cmd's `timeout` installs a handler), so any child that exits can
+/// interrupt a read, and a read on a socket with a timeout is never restarted after a handler
+/// ran (signal(7)): OpenSSL would take the EINTR for a broken connection.
+#[derive(Debug)]
+pub struct Uninterrupted(pub std::net::TcpStream);
+
+impl std::io::Read for Uninterrupted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+}
+
+impl std::io::Write for Uninterrupted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
