@@ -7,8 +7,8 @@ use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::quarantine::Quarantine;
 use crate::receipts::ReceiptSigner;
-use crate::sinks::{OutboxSink, Sink};
-use crate::store::{MessageRecord, SqliteStore, Store, StoreError};
+use crate::sinks::Sink;
+use crate::store::{MessageRecord, Store, StoreError};
 
 /// What the forwarding side needs; absent in a dry run.
 pub struct Forwarding {
@@ -26,25 +26,13 @@ pub struct Forwarding {
 
 impl Forwarding {
     /// Opens the ledger, queue, quarantine, receipt signer and audit log that `config` names,
-    /// and settles what a crash left in progress. The one place that picks the backends: a
-    /// second ledger or queue is chosen here, and nothing downstream changes.
+    /// and settles what a crash left in progress. The backends are chosen by
+    /// [`crate::store::open`] and [`crate::sinks::open`]; nothing here names one.
     pub fn open(config: &Config) -> Result<Forwarding, StartError> {
-        let ledger = config.ledger_path();
-        crate::fsio::create_private_dir(&config.state).map_err(|e| StartError::Store {
-            path: ledger.clone(),
-            error: e.into(),
-        })?;
-        let store = SqliteStore::open(&ledger).map_err(|error| StartError::Store {
-            path: ledger.clone(),
-            error,
-        })?;
-        let queue = config.queue_dir();
-        let sink = OutboxSink::open(&queue)
-            .map_err(|error| StartError::Sink {
-                path: queue.clone(),
-                error,
-            })?
-            .with_hub_recipients(config.hub_recipients.clone());
+        let store = crate::store::open(config)
+            .map_err(|(path, error)| StartError::Store { path, error })?;
+        let sink =
+            crate::sinks::open(config).map_err(|(path, error)| StartError::Sink { path, error })?;
         let receipts = ReceiptSigner::load(&config.keys)?;
         let audit_dir = config.audit_dir();
         let audit = AuditLog::open(&audit_dir).map_err(|e| StartError::Store {
@@ -62,8 +50,8 @@ impl Forwarding {
         let fw = Forwarding {
             audit,
             receipts,
-            store: Box::new(store),
-            sink: Box::new(sink),
+            store,
+            sink,
             quarantine,
         };
         fw.settle_all_abandoned();

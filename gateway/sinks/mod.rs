@@ -130,6 +130,19 @@ pub enum SinkError {
     Json(#[from] serde_json::Error),
 }
 
+/// Opens the queue `config` names (today the outbox folder `outbox/<queue>/`, encrypting to the
+/// hub's recipients when it has any): the one place a queue backend is chosen. On failure,
+/// the path it concerns and why.
+pub fn open(
+    config: &crate::config::Config,
+) -> Result<Box<dyn Sink>, (std::path::PathBuf, SinkError)> {
+    let queue = config.queue_dir();
+    let sink = OutboxSink::open(&queue)
+        .map_err(|e| (queue.clone(), e))?
+        .with_hub_recipients(config.hub_recipients.clone());
+    Ok(Box::new(sink))
+}
+
 /// A payload being written to a sink; see [`Sink::begin_staging`].
 pub trait Staging: Write + Send {
     /// Completes the payload and makes it visible to the hub. `ready` runs once the payload is

@@ -358,6 +358,17 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
+/// Opens the ledger `config` names (today the embedded SQLite file `state/ledger.db`): the one
+/// place a ledger backend is chosen. On failure, the path it concerns and why.
+pub fn open(
+    config: &crate::config::Config,
+) -> Result<Box<dyn Store>, (std::path::PathBuf, StoreError)> {
+    let ledger = config.ledger_path();
+    crate::fsio::create_private_dir(&config.state).map_err(|e| (ledger.clone(), e.into()))?;
+    let store = SqliteStore::open(&ledger).map_err(|e| (ledger.clone(), e))?;
+    Ok(Box::new(store))
+}
+
 /// The message ledger. See the module documentation for the protocol.
 pub trait Store: Send + Sync {
     /// Registers a message whose identity is known; deduplicates on
