@@ -323,8 +323,62 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
+/// A reader that hashes (SHA-256) and counts what is read through it, so that a payload read
+/// for another purpose need not be read again to learn its digest.
+pub struct Hashing<R> {
+    inner: R,
+    sha: openssl::sha::Sha256,
+    size: u64,
+}
+
+impl<R: Read> Hashing<R> {
+    /// Hashes what is read from `inner`.
+    pub fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            sha: openssl::sha::Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// Reads the rest to the end, then gives the lowercase hex SHA-256 and the size of all of it.
+    pub fn finish(mut self) -> io::Result<(String, u64)> {
+        // Large reads: a payload or an imported file may be gigabytes.
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match self.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((hex::encode(self.sha.finish()), self.size))
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(buf.get(..n).unwrap_or_default());
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hashing_covers_what_the_reader_took_and_the_rest() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut hashing = super::Hashing::new(&data[..]);
+        let mut first = [0u8; 1000];
+        std::io::Read::read_exact(&mut hashing, &mut first).unwrap();
+        let (sha, size) = hashing.finish().unwrap();
+        assert_eq!(sha, hex::encode(openssl::sha::sha256(&data)));
+        assert_eq!(size, data.len() as u64);
+    }
+
     use super::*;
 
     #[test]

@@ -205,6 +205,10 @@ fn rejections_carry_their_code_status_and_locations() {
         (s["status"].as_str(), s["rejection_code"].as_str()),
         (Some("rejected"), Some("schema_invalid"))
     );
+    // Rejected before its identity was known: the ledger holds the payload's own digest.
+    let sent = std::fs::read(&invalid).unwrap();
+    assert_eq!(s["sha256"], hex::encode(openssl::sha::sha256(&sent)));
+    assert_eq!(s["size"], sent.len() as u64);
     assert!(
         s["action"].as_str().is_some_and(|a| a.len() > 10),
         "a rejected message says what to do: {s}"

@@ -1,6 +1,6 @@
 //! A sealed payload as a channel hands it over.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 
 /// A sealed payload as received: a file (watched folders, import, large uploads) or, for
@@ -39,19 +39,4 @@ impl<'a> Payload<'a> {
             Payload::Bytes { name, .. } => Some(name.to_owned()),
         }
     }
-}
-
-pub(super) fn hash_reader(mut f: impl Read) -> io::Result<(String, u64)> {
-    let mut h = openssl::sha::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(buf.get(..k).unwrap_or_default());
-        n += k as u64;
-    }
-    Ok((hex::encode(h.finish()), n))
 }

@@ -1,10 +1,10 @@
-//! A refused message: recorded in the ledger and kept, as received, in the quarantine.
+//! A refused message: kept, as received, in the quarantine and recorded in the ledger.
 
 use std::io;
 
-use super::payload::hash_reader;
 use super::steps::Message;
 use super::{Gateway, Outcome};
+use crate::fsio::Hashing;
 use crate::quarantine;
 use crate::rejection::Rejection;
 use crate::store::NewMessage;
@@ -30,27 +30,6 @@ impl Gateway {
                 quarantined: None,
             };
         }
-        let (sha256, size) = payload
-            .open()
-            .map_err(io::Error::other)
-            .and_then(|(r, _)| hash_reader(r))
-            .unwrap_or_default();
-        let new = NewMessage {
-            id: id.clone(),
-            agency: agency.to_string(),
-            agency_message_id: None,
-            sha256,
-            size,
-            channel: m.channel,
-            received_at: m.received_at,
-            history: std::mem::take(&mut m.history),
-        };
-        if let Err(e) =
-            fw.store
-                .record_unregistered_rejection(&new, rejection.code, &rejection.detail)
-        {
-            tracing::error!(error = %e, "the ledger could not record a rejection");
-        }
         let reason = quarantine::Rejection {
             code: rejection.code.as_str().to_owned(),
             detail: rejection.detail.clone(),
@@ -70,10 +49,18 @@ impl Gateway {
             received_at: m.received_at,
             original_name: payload.name(),
         };
-        let kept = payload
-            .open()
-            .map_err(|e| quarantine::QuarantineError::from(io::Error::other(e)))
-            .and_then(|(r, _)| fw.quarantine.keep(id, agency, r, &reason));
+        // One read of the payload: the quarantine keeps it while it is hashed for the ledger.
+        let (kept, (sha256, size)) = match payload.open() {
+            Ok((reader, _)) => {
+                let mut hashing = Hashing::new(reader);
+                let kept = fw.quarantine.keep(id, agency, &mut hashing, &reason);
+                (kept, hashing.finish().unwrap_or_default())
+            }
+            Err(e) => (
+                Err(quarantine::QuarantineError::from(io::Error::other(e))),
+                Default::default(),
+            ),
+        };
         let quarantined = match kept {
             Ok(p) => Some(p),
             // Logged and audited as dropped by the quarantine.
@@ -83,6 +70,22 @@ impl Gateway {
                 None
             }
         };
+        let new = NewMessage {
+            id: id.clone(),
+            agency: agency.to_string(),
+            agency_message_id: None,
+            sha256,
+            size,
+            channel: m.channel,
+            received_at: m.received_at,
+            history: std::mem::take(&mut m.history),
+        };
+        if let Err(e) =
+            fw.store
+                .record_unregistered_rejection(&new, rejection.code, &rejection.detail)
+        {
+            tracing::error!(error = %e, "the ledger could not record a rejection");
+        }
         Outcome::Rejected {
             gateway_message_id: Some(id.to_string()),
             rejection,

@@ -8,7 +8,7 @@
 //! them again.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,17 +69,8 @@ pub fn list_files(dir: &Path) -> io::Result<Listing> {
 }
 
 fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = openssl::sha::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(buf.get(..n).unwrap_or_default());
-    }
-    Ok(hex::encode(h.finish()))
+    let (sha, _) = crate::fsio::Hashing::new(std::fs::File::open(path)?).finish()?;
+    Ok(sha)
 }
 
 /// The manifest of sealed files already accepted for `agency`: SHA-256 → message id.
