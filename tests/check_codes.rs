@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Home, sample, sh, tool};
+use crate::support::{Home, sample, self_signed, sh, tool};
 
 const POLICE_OK: &str = "valid-single-incident.xml";
 
@@ -214,41 +214,10 @@ fn content_changed_after_signing_has_an_invalid_signature() {
     );
 }
 
-fn self_signed(
-    home: &Home,
-    name: &str,
-    extra: &[&str],
-) -> (std::path::PathBuf, std::path::PathBuf) {
-    let key = home.file(&format!("{name}.key"));
-    let cert = home.file(&format!("{name}.crt"));
-    let mut args = vec![
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=unregistered/O=nowhere",
-        "-days",
-        "30",
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-    ]);
-    tool("openssl", &args);
-    (key, cert)
-}
-
 #[test]
 fn signer_not_registered_is_unknown() {
     let home = Home::new("");
-    let (key, cert) = self_signed(&home, "stranger", &[]);
+    let (key, cert) = home.self_signed("stranger", "/CN=unregistered/O=nowhere", 30);
     let sealed = home.seal_stock(&police_sample(), &key, &cert, "", "s.sealed");
     let r = expect_rejected(&home, "police", &sealed, "signer_unknown");
     assert!(
@@ -284,26 +253,11 @@ pub(crate) fn openssl_ca(home: &Home) -> std::path::PathBuf {
         ),
     )
     .unwrap();
-    let d = |f: &str| ca.join(f).display().to_string();
-    tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=Police test CA",
-            "-days",
-            "365",
-            "-keyout",
-            &d("ca.key"),
-            "-out",
-            &d("ca.crt"),
-        ],
+    self_signed(
+        &ca.join("ca.key"),
+        &ca.join("ca.crt"),
+        "/CN=Police test CA",
+        365,
     );
     ca
 }
@@ -601,28 +555,7 @@ fn a_second_signer_registered_to_another_agency_or_to_none_is_rejected() {
         assert!(detail.contains("registered for agency housing"), "{detail}");
     }
     // A second signer registered for nobody: signer_unknown.
-    let stranger_key = home.file("stranger.key");
-    let stranger_crt = home.file("stranger.crt");
-    tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=Stranger",
-            "-days",
-            "30",
-            "-keyout",
-            stranger_key.to_str().unwrap(),
-            "-out",
-            stranger_crt.to_str().unwrap(),
-        ],
-    );
+    let (stranger_key, stranger_crt) = home.self_signed("stranger", "/CN=Stranger", 30);
     let sealed = seal_multi(
         &home,
         &police_sample(),
@@ -641,27 +574,7 @@ fn a_second_signer_registered_to_another_agency_or_to_none_is_rejected() {
 fn two_signers_of_the_agency_are_accepted_and_both_recorded() {
     let home = Home::new("");
     let first = home.signer("police");
-    let second = (home.file("second.key"), home.file("second.crt"));
-    tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=Second police signer",
-            "-days",
-            "30",
-            "-keyout",
-            second.0.to_str().unwrap(),
-            "-out",
-            second.1.to_str().unwrap(),
-        ],
-    );
+    let second = home.self_signed("second", "/CN=Second police signer", 30);
     let out = home.gateway(&[
         "agency",
         "cert",
@@ -700,15 +613,7 @@ fn two_signers_of_the_agency_are_accepted_and_both_recorded() {
     assert_ne!(fps[0], fps[1]);
     // The queue's metadata and the audit trail name both.
     let id = r["gateway_message_id"].as_str().unwrap();
-    let meta: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(
-            home.path()
-                .join("outbox/integration/new")
-                .join(format!("{id}.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let meta: serde_json::Value = home.queue_metadata(id);
     assert_eq!(meta["signer_fingerprints_sha256"], serde_json::json!(fps));
     assert_eq!(meta["signer_fingerprint_sha256"], fps[0]);
     let audit = std::fs::read_to_string(home.path().join("state/audit/audit.log")).unwrap();

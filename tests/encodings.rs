@@ -212,15 +212,7 @@ fn sealed_with_stock_tools_they_are_forwarded_over_https_byte_for_byte() {
         )
         .unwrap();
         assert_eq!(queued, bytes, "the signed bytes are forwarded unchanged");
-        let meta: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(
-                home.path()
-                    .join("outbox/integration/new")
-                    .join(format!("{id}.json")),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let meta: serde_json::Value = home.queue_metadata(&id);
         assert_eq!(meta["encoding"], encoding);
         assert_eq!(meta["size"], bytes.len() as u64);
         let status = curl(
@@ -354,8 +346,7 @@ fn a_hub_that_wants_utf8_gets_it_with_both_hashes_in_the_metadata() {
         text.replace("encoding=\"UTF-16\"", "encoding=\"UTF-8\""),
         "UTF-8, no byte order mark, the declaration rewritten"
     );
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(new.join(format!("{id}.json"))).unwrap()).unwrap();
+    let meta = home.queue_metadata(&id);
     let hex = |b: &[u8]| hex::encode(openssl::sha::sha256(b));
     assert_eq!(meta["encoding"], "UTF-8");
     assert_eq!(meta["signed_encoding"], "UTF-16LE");

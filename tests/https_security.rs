@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{Home, curl, post, post_until_busy, sample, tool};
+use crate::support::{Home, curl, post, post_until_busy, sample};
 
 fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -27,29 +27,7 @@ fn a_required_client_certificate_must_be_the_agencys_own_current_and_unrevoked()
     );
     assert!(text.contains("require_client_certificate = true"), "{text}");
     std::fs::write(&agency_toml, text).unwrap();
-    let any_key = home.file("any.key");
-    let any_crt = home.file("any.crt");
-    let made = tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            any_key.to_str().unwrap(),
-            "-out",
-            any_crt.to_str().unwrap(),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=anything",
-        ],
-    );
-    assert!(made.status.success());
+    let (any_key, any_crt) = home.self_signed("any", "/CN=anything", 1);
     let token = format!("Authorization: Bearer {}", home.token("police"));
     let (key, cert) = home.signer("police");
     let server = home.serve();

@@ -57,6 +57,16 @@ pub struct Validated {
     pub encoding: String,
 }
 
+impl Validated {
+    /// Every signer's certificate fingerprint (SHA-256, lowercase hex), in signing order.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.signers
+            .iter()
+            .map(|s| s.fingerprint_sha256.clone())
+            .collect()
+    }
+}
+
 /// A payload at stage `S`, from `agency` (as authenticated by its channel).
 #[derive(Debug)]
 pub struct Envelope<S> {

@@ -129,14 +129,6 @@ pub(super) fn facts(id: &MessageId, env: &Envelope<Validated>) -> Facts {
     }
 }
 
-/// Every signer's certificate fingerprint, in signing order.
-pub(super) fn fingerprints(v: &Validated) -> Vec<String> {
-    v.signers
-        .iter()
-        .map(|s| s.fingerprint_sha256.clone())
-        .collect()
-}
-
 impl Outcome {
     /// Its labels in `gateway_messages_total`, and the XML's size when it was accepted.
     pub(super) fn metric_labels(

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use time::OffsetDateTime;
 
-use super::outcome::{duplicate, facts, fingerprints};
+use super::outcome::{duplicate, facts};
 use super::{Forwarding, Gateway, Outcome, Payload, payload_limit};
 use crate::envelope::{Checks, Envelope, Opened, Validated};
 use crate::keyring::Keyring;
@@ -161,7 +161,7 @@ impl Gateway {
         };
         m.history.push(PendingStep::now(
             Step::Verified,
-            Some(&fingerprints(&envelope.state).join(", ")),
+            Some(&envelope.state.fingerprints().join(", ")),
         ));
         m.history.push(PendingStep::now(
             Step::Validated,

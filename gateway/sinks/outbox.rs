@@ -443,11 +443,7 @@ impl Staged {
     /// how the payload sits in the queue.
     fn metadata(&self, info: &MessageInfo) -> Metadata {
         let v = &info.validated.state;
-        let signers: Vec<String> = v
-            .signers
-            .iter()
-            .map(|s| s.fingerprint_sha256.clone())
-            .collect();
+        let signers = v.fingerprints();
         Metadata {
             gateway_message_id: self.id.clone(),
             agency: info.validated.agency.clone(),

@@ -34,6 +34,32 @@ pub fn tool(program: &str, args: &[&str]) -> Output {
     out
 }
 
+/// A self-signed EC P-256 certificate for `subject` (e.g. `/CN=Stranger`), valid for `days`,
+/// written to `cert` with its unencrypted key at `key`.
+pub fn self_signed(key: &Path, cert: &Path, subject: &str, days: u32) {
+    let days = days.to_string();
+    tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            subject,
+            "-days",
+            &days,
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ],
+    );
+}
+
 /// Runs a shell pipeline and insists it succeeds.
 pub fn sh(script: &str) {
     let out = Command::new("bash")
@@ -147,6 +173,26 @@ impl Home {
             d.join(format!("{agency}.key")),
             d.join(format!("{agency}.crt")),
         )
+    }
+
+    /// A self-signed certificate `<name>.crt` and key `<name>.key` in the home (see
+    /// [`self_signed`]).
+    pub fn self_signed(&self, name: &str, subject: &str, days: u32) -> (PathBuf, PathBuf) {
+        let (key, cert) = (
+            self.file(&format!("{name}.key")),
+            self.file(&format!("{name}.crt")),
+        );
+        self_signed(&key, &cert, subject, days);
+        (key, cert)
+    }
+
+    /// The queue's metadata of message `id` (`outbox/integration/new/<id>.json`).
+    pub fn queue_metadata(&self, id: &str) -> serde_json::Value {
+        let path = self
+            .path()
+            .join("outbox/integration/new")
+            .join(format!("{id}.json"));
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
     }
 
     /// A scratch file path in the home.

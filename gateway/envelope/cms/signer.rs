@@ -474,11 +474,7 @@ fn scheme_of(s: &SignerInfo, digest: DigestAlgorithm) -> Result<Scheme, CmsError
         }
         oid::SHA256_WITH_RSA | oid::SHA384_WITH_RSA | oid::SHA512_WITH_RSA => {
             params_null_or_absent.then_some(()).ok_or_else(bad_params)?;
-            hash_must_match(match s.signature_alg.as_slice() {
-                oid::SHA256_WITH_RSA => DigestAlgorithm::Sha256,
-                oid::SHA384_WITH_RSA => DigestAlgorithm::Sha384,
-                _ => DigestAlgorithm::Sha512,
-            })?;
+            hash_must_match(hash_named_by(&s.signature_alg))?;
             Scheme::RsaPkcs1
         }
         oid::RSASSA_PSS => {
@@ -496,11 +492,7 @@ fn scheme_of(s: &SignerInfo, digest: DigestAlgorithm) -> Result<Scheme, CmsError
             if s.signature_params.is_some() {
                 return Err(bad_params());
             }
-            hash_must_match(match s.signature_alg.as_slice() {
-                oid::ECDSA_SHA256 => DigestAlgorithm::Sha256,
-                oid::ECDSA_SHA384 => DigestAlgorithm::Sha384,
-                _ => DigestAlgorithm::Sha512,
-            })?;
+            hash_must_match(hash_named_by(&s.signature_alg))?;
             Scheme::Ecdsa
         }
         // Some signers put the key's OID here; the digest then comes from digestAlgorithm.
@@ -528,6 +520,15 @@ fn scheme_of(s: &SignerInfo, digest: DigestAlgorithm) -> Result<Scheme, CmsError
         other => return Err(unsupported(other)),
     };
     Ok(scheme)
+}
+
+/// The hash a `<hash>With<key>` signature algorithm names.
+fn hash_named_by(signature_alg: &[u8]) -> DigestAlgorithm {
+    match signature_alg {
+        oid::SHA256_WITH_RSA | oid::ECDSA_SHA256 => DigestAlgorithm::Sha256,
+        oid::SHA384_WITH_RSA | oid::ECDSA_SHA384 => DigestAlgorithm::Sha384,
+        _ => DigestAlgorithm::Sha512,
+    }
 }
 
 /// The key must fit the scheme (checked before the signature, so that a mismatch reads as

@@ -824,6 +824,18 @@ impl<R: BufRead> XmlReader<R> {
         Self::err(XmlErrorKind::LimitExceeded, pos, message)
     }
 
+    /// A name (element, attribute, PI target) longer than `max_name_len`.
+    #[cold]
+    fn name_too_long(&self, pos: (u64, u64)) -> XmlError {
+        Self::limit(
+            pos,
+            format!(
+                "name length exceeds the limit of {} bytes",
+                self.limits.max_name_len
+            ),
+        )
+    }
+
     /// Line and column of window offset `off` (not before the last token start).
     #[inline]
     fn pos_at(&mut self, off: usize) -> (u64, u64) {
@@ -1623,13 +1635,7 @@ impl<R: BufRead> XmlReader<R> {
         let tend = s.bytes().position(is_ws).unwrap_or(s.len());
         let target = s.get(..tend).unwrap_or("");
         if target.len() > self.limits.max_name_len {
-            return Err(Self::limit(
-                pos,
-                format!(
-                    "name length exceeds the limit of {} bytes",
-                    self.limits.max_name_len
-                ),
-            ));
+            return Err(self.name_too_long(pos));
         }
         if !is_ncname(target) {
             return Err(Self::malformed(
@@ -1786,13 +1792,7 @@ impl<R: BufRead> XmlReader<R> {
             return Err(Self::malformed(pos, "missing element name after '<'"));
         }
         if qname.len() > self.limits.max_name_len {
-            return Err(Self::limit(
-                pos,
-                format!(
-                    "name length exceeds the limit of {} bytes",
-                    self.limits.max_name_len
-                ),
-            ));
+            return Err(self.name_too_long(pos));
         }
         let Ok(colon) = qname_colon(qname) else {
             return Err(Self::malformed(
@@ -2137,13 +2137,7 @@ impl<R: BufRead> XmlReader<R> {
             }
             let here = (r.line, r.col);
             if name.len() > self.limits.max_name_len {
-                return Err(Self::limit(
-                    here,
-                    format!(
-                        "name length exceeds the limit of {} bytes",
-                        self.limits.max_name_len
-                    ),
-                ));
+                return Err(self.name_too_long(here));
             }
             let Ok(acolon) = qname_colon(name) else {
                 return Err(Self::malformed(

@@ -281,20 +281,8 @@ impl<'a> Builder<'a> {
     pub(super) fn facets(&mut self, doc: usize, node: &Node) -> Vec<RawFacet> {
         let mut out = Vec::new();
         for f in node.xs_children() {
-            let kind = match f.local.as_str() {
-                "length" => FacetKind::Length,
-                "minLength" => FacetKind::MinLength,
-                "maxLength" => FacetKind::MaxLength,
-                "pattern" => FacetKind::Pattern,
-                "enumeration" => FacetKind::Enumeration,
-                "whiteSpace" => FacetKind::WhiteSpace,
-                "maxInclusive" => FacetKind::MaxInclusive,
-                "maxExclusive" => FacetKind::MaxExclusive,
-                "minInclusive" => FacetKind::MinInclusive,
-                "minExclusive" => FacetKind::MinExclusive,
-                "totalDigits" => FacetKind::TotalDigits,
-                "fractionDigits" => FacetKind::FractionDigits,
-                _ => continue,
+            let Some(kind) = FacetKind::from_local_name(&f.local) else {
+                continue;
             };
             let Some(value) = f.attr("value") else {
                 self.err(doc, f, format!("<xs:{}> needs a value", f.local));
