@@ -51,12 +51,6 @@ impl std::ops::Deref for AgencyName {
     }
 }
 
-impl AsRef<std::path::Path> for AgencyName {
-    fn as_ref(&self) -> &std::path::Path {
-        std::path::Path::new(&self.0)
-    }
-}
-
 impl PartialEq<str> for AgencyName {
     fn eq(&self, other: &str) -> bool {
         self.0 == other
@@ -79,13 +73,6 @@ impl std::str::FromStr for AgencyName {
     type Err = BadName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         AgencyName::parse(s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for AgencyName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        AgencyName::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

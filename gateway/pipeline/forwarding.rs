@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::quarantine::Quarantine;
 use crate::receipts::ReceiptSigner;
 use crate::sinks::Sink;
-use crate::store::{MessageRecord, Store, StoreError};
+use crate::store::{MessageRecord, Store};
 
 /// What the forwarding side needs; absent in a dry run.
 pub struct Forwarding {
@@ -35,9 +35,9 @@ impl Forwarding {
             crate::sinks::open(config).map_err(|(path, error)| StartError::Sink { path, error })?;
         let receipts = ReceiptSigner::load(&config.keys)?;
         let audit_dir = config.audit_dir();
-        let audit = AuditLog::open(&audit_dir).map_err(|e| StartError::Store {
+        let audit = AuditLog::open(&audit_dir).map_err(|error| StartError::Audit {
             path: audit_dir.clone(),
-            error: StoreError::Io(std::io::Error::other(e.to_string())),
+            error,
         })?;
         let qdir = config.quarantine_dir();
         let quarantine =

@@ -49,6 +49,14 @@ pub enum StartError {
         /// Why.
         error: crate::sinks::SinkError,
     },
+    /// Audit log.
+    #[error("audit log {}: {error}", path.display())]
+    Audit {
+        /// Its folder.
+        path: PathBuf,
+        /// Why.
+        error: crate::audit::AuditError,
+    },
     /// Quarantine.
     #[error("quarantine {}: {error}", path.display())]
     Quarantine {

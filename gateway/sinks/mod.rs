@@ -12,7 +12,7 @@ pub mod transcode;
 #[cfg(test)]
 mod tests;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -187,11 +187,4 @@ pub trait Sink: Send + Sync {
 
     /// Why the queue cannot take messages now, if it cannot.
     fn not_ready(&self) -> Option<String>;
-
-    /// Delivers a complete payload in one go (stage, copy, publish).
-    fn deliver(&self, payload: &mut dyn Read, info: &MessageInfo) -> Result<Receipt, SinkError> {
-        let mut staging = self.begin_staging(&info.gateway_message_id)?;
-        io::copy(payload, &mut staging)?;
-        staging.publish(info)
-    }
 }

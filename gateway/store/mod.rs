@@ -38,7 +38,7 @@
 //!
 //! If the gateway dies between `begin` and `finish_*`, the record stays
 //! `in_progress`. A record whose last activity (`begin` or `record_step`) is
-//! older than the store's *stale-after* period (default [`DEFAULT_STALE_AFTER`],
+//! older than the *stale-after* period ([`DEFAULT_STALE_AFTER`],
 //! 15 minutes) may be taken over: `begin` for an identical message then closes the
 //! old record as `rejected` with code [`Code::Interrupted`] (releasing its key) and
 //! registers the new one, answering [`Begin::New`] with the caller's new id.

@@ -152,7 +152,6 @@ pub struct SqliteStore {
     /// Writes waiting for the connection, committed together by whoever gets it next.
     writes: Group<Write, Result<(Written, u64), StoreError>>,
     path: PathBuf,
-    stale_after: Duration,
     /// The time of every timestamp the store writes, and of staleness decisions.
     clock: Clock,
     /// Commits made so far (counted under the connection lock, so in commit order).
@@ -202,7 +201,6 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             writes: Group::default(),
             path,
-            stale_after: DEFAULT_STALE_AFTER,
             clock: Clock::system(),
             committed: std::sync::atomic::AtomicU64::new(1),
             durable: Mutex::new((0, None)),
@@ -211,15 +209,9 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Sets after how long an idle `in_progress` record may be taken over.
-    pub fn with_stale_after(mut self, stale_after: Duration) -> Self {
-        self.stale_after = stale_after;
-        self
-    }
-
     /// After how long an idle `in_progress` record may be taken over.
     pub fn stale_after(&self) -> Duration {
-        self.stale_after
+        DEFAULT_STALE_AFTER
     }
 
     /// Reads the time from `now` instead of the system clock (tests: staleness without
@@ -469,7 +461,7 @@ impl SqliteStore {
 
     fn is_stale(&self, rec: &MessageRecord, now: OffsetDateTime) -> bool {
         let idle = now - rec.updated_at;
-        idle.is_positive() && idle.unsigned_abs() >= self.stale_after
+        idle.is_positive() && idle.unsigned_abs() >= DEFAULT_STALE_AFTER
     }
 }
 
