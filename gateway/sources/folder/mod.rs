@@ -18,7 +18,8 @@
 //!   never both take a file, and nothing the sender chose is used to build a path there.
 //! - **Outcome** only after [`Gateway::process_file`] returned: a success is moved to
 //!   `accepted/` after the message is durably in the queue; our own failures
-//!   (`queue_unavailable`) go back to the inbox and are retried with back-off.
+//!   (a retryable code: `queue_unavailable`, `internal_error`) go back to the inbox and are
+//!   retried with back-off.
 //! - **Crash recovery.** Files left in `.processing/` are processed again first; the ledger's
 //!   dedupe answers a message that was already forwarded as a duplicate with its original
 //!   receipt, so nothing is queued twice.

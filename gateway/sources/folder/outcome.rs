@@ -46,7 +46,7 @@ pub enum Disposition {
         /// Where the file now is.
         file: PathBuf,
     },
-    /// Our side failed (`queue_unavailable`): back in the inbox, to be tried again.
+    /// Our side failed (a retryable code): back in the inbox, to be tried again.
     Retry {
         /// Where the file now is.
         file: PathBuf,
