@@ -54,10 +54,9 @@ fn nearest_existing(path: &std::path::Path) -> Option<PathBuf> {
 pub fn not_ready(gw: &Gateway) -> Vec<String> {
     let cfg = &gw.config;
     let mut why = Vec::new();
-    if let Some(fw) = &gw.forwarding
-        && let Some(queue) = fw.sink.not_ready()
-    {
-        why.push(queue);
+    if let Some(fw) = &gw.forwarding {
+        why.extend(fw.sink.not_ready());
+        why.extend(fw.store.not_ready());
     }
     let min = cfg.limits.min_free_disk_bytes;
     for v in volumes(cfg) {

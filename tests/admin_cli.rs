@@ -111,6 +111,44 @@ fn check_config_passes_on_a_complete_home_and_names_the_key_of_a_mistake() {
 }
 
 #[test]
+fn check_config_explains_an_unreachable_ledger_and_queue() {
+    let home = Home::new(
+        "[ledger]\nbackend = \"postgres\"\nurl_env = \"TEST_PG_URL\"\n\
+         [queue]\nbackend = \"rabbitmq\"\nurl_env = \"TEST_AMQP_URL\"\n",
+    );
+    // Nothing listens on port 1; the variables are not set at first.
+    let out = home.gateway(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ERROR ledger") && text.contains("TEST_PG_URL"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ERROR queue") && text.contains("TEST_AMQP_URL"),
+        "{text}"
+    );
+    let out = assert_cmd::Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["check-config", "--config"])
+        .arg(home.config())
+        .env("TEST_PG_URL", "postgres://gateway@127.0.0.1:1/gateway")
+        .env("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ERROR ledger") && text.contains("Connection refused"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ERROR queue") && text.contains("is the broker running"),
+        "{text}"
+    );
+}
+
+#[test]
 fn check_config_reports_missing_keys_with_the_command_that_fixes_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

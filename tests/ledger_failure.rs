@@ -85,6 +85,12 @@ impl Store for FullDisk {
     fn abandon(&self, id: &MessageId, detail: &str) -> Result<bool, StoreError> {
         self.inner.abandon(id, detail)
     }
+    fn is_abandoned(&self, rec: &MessageRecord) -> bool {
+        self.inner.is_abandoned(rec)
+    }
+    fn is_mine(&self, rec: &MessageRecord) -> bool {
+        self.inner.is_mine(rec)
+    }
 }
 
 /// A gateway whose ledger can be made "full", and the switch.

@@ -28,11 +28,15 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
     if let Ok(c) = &catalog {
         checks.push(("agencies", check_agencies(config, c)));
     }
-    for (name, dir) in [
-        ("outbox", config.queue_dir()),
-        ("state", config.state.clone()),
-    ] {
-        checks.push((name, check_writable(&dir)));
+    if config.queue_backend == crate::config::QueueBackend::Outbox {
+        checks.push(("outbox", check_writable(&config.queue_dir())));
+    }
+    checks.push(("state", check_writable(&config.state)));
+    if config.ledger != crate::config::Ledger::Sqlite {
+        checks.push(("ledger", check_ledger(config)));
+    }
+    if config.queue_backend != crate::config::QueueBackend::Outbox {
+        checks.push(("queue", check_queue(config)));
     }
     let ok = checks.iter().all(|(_, r)| r.is_ok());
     if args.json {
@@ -91,6 +95,45 @@ fn check_agencies(config: &Config, catalog: &Catalog) -> Result<String, String> 
             missing.join(", ")
         ))
     }
+}
+
+/// Connects to the shared ledger (migrating it if needed) and says which it is.
+fn check_ledger(config: &Config) -> Result<String, String> {
+    let store = crate::store::open(config)
+        .map_err(|(what, e)| format!("{}: {e}{}", what.display(), source_chain(&e)))?;
+    match store.not_ready() {
+        None => Ok("PostgreSQL reachable, schema up to date".into()),
+        Some(why) => Err(why),
+    }
+}
+
+/// Connects to the queue's broker and declares the queue.
+fn check_queue(config: &Config) -> Result<String, String> {
+    let sink = crate::sinks::open(config)
+        .map_err(|(what, e)| format!("{}: {e}{}", what.display(), source_chain(&e)))?;
+    if let Some(why) = sink.not_ready() {
+        return Err(format!(
+            "{why} (is the broker running, and do the URL's host, port, user and password match?)"
+        ));
+    }
+    match sink.depth() {
+        Ok(n) => Ok(format!(
+            "{} reachable; {n} message(s) waiting",
+            sink.queue()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// ": cause: cause..." for an error's sources (a driver's own explanation is in them).
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(&format!(": {s}"));
+        next = s.source();
+    }
+    out
 }
 
 fn check_writable(dir: &std::path::Path) -> Result<String, String> {

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::keyring::{self, Identities};
 use crate::pipeline::Gateway;
-use crate::sources::folder::FolderSource;
+use crate::sources::folder::{FolderSource, HeldFolders};
 
 /// How often the quarantine's retention period is applied while serving: entries live at most
 /// this much longer than `quarantine.retention_days`.
@@ -86,16 +86,41 @@ fn install_signal_handlers(shutdown: &Arc<AtomicBool>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The watched folders: this instance's alone, or one instance's at a time when several
+/// share the ledger.
+enum Folders {
+    Alone(FolderSource),
+    Held(HeldFolders),
+}
+
+impl Folders {
+    fn stop(self) {
+        match self {
+            Folders::Alone(f) => f.stop(),
+            Folders::Held(f) => f.stop(),
+        }
+    }
+}
+
 fn start_folders(
     config: &Config,
     gateway: &Arc<Gateway>,
     shutdown: &Arc<AtomicBool>,
-) -> anyhow::Result<Option<FolderSource>> {
-    if config.watch.enabled {
-        Ok(Some(
+) -> anyhow::Result<Option<Folders>> {
+    let shared = gateway
+        .forwarding
+        .as_ref()
+        .is_some_and(|fw| fw.store.is_shared());
+    if config.watch.enabled && shared {
+        Ok(Some(Folders::Held(
+            HeldFolders::start(gateway.clone(), shutdown.clone())
+                .context("starting the watched folders")?,
+        )))
+    } else if config.watch.enabled {
+        Ok(Some(Folders::Alone(
             FolderSource::start(gateway.clone(), shutdown.clone())
                 .context("starting the watched folders")?,
-        ))
+        )))
     } else {
         tracing::info!("watched folders disabled (inbox.enabled = false)");
         Ok(None)
@@ -186,7 +211,7 @@ fn spawn_metrics(
     });
 }
 
-fn finish(folders: Option<FolderSource>, reloader: crate::reload::Reloader, gateway: &Gateway) {
+fn finish(folders: Option<Folders>, reloader: crate::reload::Reloader, gateway: &Gateway) {
     tracing::info!("shutting down: finishing the files in progress");
     if let Some(f) = folders {
         f.stop();

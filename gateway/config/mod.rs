@@ -173,6 +173,10 @@ pub struct Config {
     pub metrics: Metrics,
     /// `[quarantine]`
     pub quarantine: QuarantinePolicy,
+    /// `[ledger]`
+    pub ledger: Ledger,
+    /// `[queue]`
+    pub queue_backend: QueueBackend,
 }
 
 /// `[keys]`: rotation and secrets at rest.
@@ -184,6 +188,40 @@ pub struct KeyPolicy {
     pub passphrase: crate::keyring::Passphrase,
     /// Periodic reload of `keys/` while serving (expiry of grace periods, safety net).
     pub reload: std::time::Duration,
+}
+
+/// `[ledger]`: which ledger backend, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ledger {
+    /// The embedded SQLite file `state/ledger.sqlite` (one instance).
+    Sqlite,
+    /// A PostgreSQL database shared by every instance.
+    Postgres {
+        /// The environment variable that holds the URL (never the file: it has a password).
+        url_env: String,
+        /// Connections this instance keeps.
+        pool_size: u32,
+        /// How long this instance's claim on its in-progress messages lasts unrenewed.
+        lease: std::time::Duration,
+    },
+}
+
+/// `[queue]`: which integration queue backend, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueBackend {
+    /// The folder `outbox/<queue>/`.
+    Outbox,
+    /// A RabbitMQ quorum queue named `[outbox] queue`.
+    RabbitMq {
+        /// The environment variable that holds the AMQP URL.
+        url_env: String,
+        /// Payloads above this size travel by claim check.
+        claim_check_bytes: u64,
+        /// Where claim-checked payloads are written (a volume the hub reads).
+        claim_check_dir: PathBuf,
+        /// How long one publication may wait for the broker's confirm.
+        confirm_timeout: std::time::Duration,
+    },
 }
 
 impl Config {
@@ -336,9 +374,13 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
     let watch = check_inbox(raw.inbox)?;
     let key_policy = check_keys(raw.keys, base)?;
     let quarantine = check_quarantine(&raw.quarantine)?;
+    let ledger = check_ledger(raw.ledger)?;
     let paths = check_paths(raw.paths, base)?;
+    let queue_backend = check_queue(raw.queue, base, &paths.state)?;
     let limits = check_limits(&raw.limits, xml)?;
     Ok(Config {
+        ledger,
+        queue_backend,
         http,
         metrics,
         key_policy,
@@ -355,6 +397,71 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
         transcode_to_utf8: outbox.transcode_to_utf8,
         limits,
     })
+}
+
+fn env_name(key: &str, v: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let v = v.unwrap_or_else(|| default.to_owned());
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(invalid(
+            key,
+            format!("{v:?} must be an environment variable name (A-Z, 0-9, _)"),
+        ));
+    }
+    Ok(v)
+}
+
+fn check_ledger(l: raw::RawLedger) -> Result<Ledger, ConfigError> {
+    match l.backend.as_deref().unwrap_or("sqlite") {
+        "sqlite" => Ok(Ledger::Sqlite),
+        "postgres" | "postgresql" => Ok(Ledger::Postgres {
+            url_env: env_name("ledger.url_env", l.url_env, "GATEWAY_LEDGER_URL")?,
+            pool_size: bounded("ledger.pool_size", l.pool_size, 16, 1, 1000)? as u32,
+            lease: std::time::Duration::from_secs(bounded(
+                "ledger.lease_secs",
+                l.lease_secs,
+                10,
+                3,
+                3600,
+            )?),
+        }),
+        other => Err(invalid(
+            "ledger.backend",
+            format!("{other:?} is not a ledger backend: use \"sqlite\" or \"postgres\""),
+        )),
+    }
+}
+
+/// RabbitMQ's own largest message (`max_message_size`) is 128 MiB by default.
+const RABBITMQ_MAX_MESSAGE: u64 = 128 << 20;
+
+fn check_queue(q: raw::RawQueue, base: &Path, state: &Path) -> Result<QueueBackend, ConfigError> {
+    match q.backend.as_deref().unwrap_or("outbox") {
+        "outbox" => Ok(QueueBackend::Outbox),
+        "rabbitmq" => Ok(QueueBackend::RabbitMq {
+            url_env: env_name("queue.url_env", q.url_env, "GATEWAY_QUEUE_URL")?,
+            claim_check_bytes: bounded(
+                "queue.claim_check_bytes",
+                q.claim_check_bytes,
+                16 << 20,
+                0,
+                RABBITMQ_MAX_MESSAGE - (1 << 20),
+            )?,
+            claim_check_dir: q
+                .claim_check_dir
+                .map_or_else(|| state.join("claims"), |d| base.join(d)),
+            confirm_timeout: std::time::Duration::from_secs(bounded(
+                "queue.confirm_timeout_secs",
+                q.confirm_timeout_secs,
+                30,
+                1,
+                3600,
+            )?),
+        }),
+        other => Err(invalid(
+            "queue.backend",
+            format!("{other:?} is not a queue backend: use \"outbox\" or \"rabbitmq\""),
+        )),
+    }
 }
 
 /// `[outbox]`, checked; [`Config`] holds its fields directly.
@@ -726,5 +833,50 @@ mod tests {
         assert!(e.starts_with("`outbox.queue`"), "{e}");
         let e = load("[outbox]\nhub_recipients = [\"age1nope\"]\n", &[]).unwrap_err();
         assert!(e.starts_with("`outbox.hub_recipients[0]`"), "{e}");
+    }
+
+    #[test]
+    fn ledger_and_queue_backends_default_to_the_embedded_ones_and_are_checked_by_key() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.ledger, Ledger::Sqlite);
+        assert_eq!(c.queue_backend, QueueBackend::Outbox);
+        let c = load(
+            "[ledger]\nbackend = \"postgres\"\n[queue]\nbackend = \"rabbitmq\"\nclaim_check_dir = \"claims\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.ledger,
+            Ledger::Postgres {
+                url_env: "GATEWAY_LEDGER_URL".into(),
+                pool_size: 16,
+                lease: std::time::Duration::from_secs(10),
+            }
+        );
+        match c.queue_backend {
+            QueueBackend::RabbitMq {
+                url_env,
+                claim_check_bytes,
+                claim_check_dir,
+                ..
+            } => {
+                assert_eq!(url_env, "GATEWAY_QUEUE_URL");
+                assert_eq!(claim_check_bytes, 16 << 20);
+                assert_eq!(claim_check_dir, Path::new("/srv/gw/claims"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = load("[ledger]\nbackend = \"mysql\"\n", &[]).unwrap_err();
+        assert!(e.starts_with("`ledger.backend`"), "{e}");
+        let e = load("[queue]\nbackend = \"kafka\"\n", &[]).unwrap_err();
+        assert!(e.starts_with("`queue.backend`"), "{e}");
+        let e = load(
+            "[queue]\nbackend = \"rabbitmq\"\nclaim_check_bytes = 1000000000\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.starts_with("`queue.claim_check_bytes`"), "{e}");
+        let e = load("[ledger]\nbackend = \"postgres\"\nurl_env = \"a b\"\n", &[]).unwrap_err();
+        assert!(e.starts_with("`ledger.url_env`"), "{e}");
     }
 }

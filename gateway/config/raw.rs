@@ -30,6 +30,42 @@ pub struct RawConfig {
     /// `[quarantine]`
     #[serde(default)]
     pub quarantine: RawQuarantine,
+    /// `[ledger]`
+    #[serde(default)]
+    pub ledger: RawLedger,
+    /// `[queue]`
+    #[serde(default)]
+    pub queue: RawQueue,
+}
+
+/// `[ledger]`: where the message ledger lives.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// `sqlite` (embedded, `state/ledger.sqlite`) or `postgres` (shared by several instances).
+    pub backend: Option<String>,
+    /// Environment variable holding the PostgreSQL URL (it carries a password).
+    pub url_env: Option<String>,
+    /// Connections to PostgreSQL kept by this instance.
+    pub pool_size: Option<u64>,
+    /// Seconds an instance's lease on its in-progress messages lasts without renewal.
+    pub lease_secs: Option<u64>,
+}
+
+/// `[queue]`: which integration queue the hub reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// `outbox` (the folder `outbox/<queue>/`) or `rabbitmq` (a quorum queue named `<queue>`).
+    pub backend: Option<String>,
+    /// Environment variable holding the AMQP URL (it carries a password).
+    pub url_env: Option<String>,
+    /// Payloads larger than this travel by claim check (bytes).
+    pub claim_check_bytes: Option<u64>,
+    /// Where claim-checked payloads are written: a folder on a volume the hub can read.
+    pub claim_check_dir: Option<String>,
+    /// Seconds to wait for the broker's confirm of one publication.
+    pub confirm_timeout_secs: Option<u64>,
 }
 
 /// `[quarantine]`: how much of the rejected payloads is kept, and for how long.

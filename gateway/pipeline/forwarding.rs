@@ -111,7 +111,7 @@ impl Forwarding {
         match self.store.in_progress() {
             Ok(records) => records
                 .iter()
-                .filter(|r| r.is_abandoned() && self.settle_abandoned(r))
+                .filter(|r| self.store.is_abandoned(r) && self.settle_abandoned(r))
                 .count(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot list the messages in progress");

@@ -84,8 +84,6 @@ pub struct Gateway {
     /// ours that is not among them had its final ledger write fail, and is settled (from the
     /// queue) instead of answering "being processed" for ever.
     active: std::sync::Mutex<std::collections::HashSet<MessageId>>,
-    /// This process, as the ledger names owners.
-    owner: String,
 }
 
 /// Keeps a message id in [`Gateway::active`] while it is processed.
@@ -122,7 +120,6 @@ impl Gateway {
             forwarding,
             metrics: crate::metrics::Metrics::new(),
             active: Default::default(),
-            owner: crate::store::owner::token(),
         })
     }
 
@@ -143,8 +140,8 @@ impl Gateway {
     /// Settles `rec` (an `in_progress` record) if nobody is working on it: its process is
     /// gone, or it is this process's and its final write failed. Returns whether it did.
     fn settle_if_stuck(&self, fw: &Forwarding, rec: &MessageRecord) -> bool {
-        if !rec.is_abandoned() {
-            if rec.owner.as_deref() != Some(self.owner.as_str()) || self.is_active(&rec.id) {
+        if !fw.store.is_abandoned(rec) {
+            if !fw.store.is_mine(rec) || self.is_active(&rec.id) {
                 return false;
             }
             // It may only look unfinished: its final write may be waiting for a commit.

@@ -7,6 +7,7 @@
 //! [`Sink`] is the object-safe interface; [`OutboxSink`] is the folder queue.
 
 mod outbox;
+mod rabbitmq;
 pub mod transcode;
 
 #[cfg(test)]
@@ -17,7 +18,8 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-pub use outbox::{OutboxSink, Published, STALE_TMP_AFTER, Staged};
+pub use outbox::{Finished, OutboxSink, Published, STALE_TMP_AFTER, Staged};
+pub use rabbitmq::{RabbitConfig, RabbitSink};
 
 use crate::envelope::{Envelope, Validated};
 use crate::message::{Channel, MessageId, Receipt, timestamp};
@@ -128,19 +130,55 @@ pub enum SinkError {
     /// The metadata could not be serialised.
     #[error("metadata json: {0}")]
     Json(#[from] serde_json::Error),
+    /// The queue's server cannot take messages now (it is down, unreachable, or refused
+    /// this one); the sender should try again later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
-/// Opens the queue `config` names (today the outbox folder `outbox/<queue>/`, encrypting to the
-/// hub's recipients when it has any): the one place a queue backend is chosen. On failure,
-/// the path it concerns and why.
+/// Opens the queue `config` names (the outbox folder `outbox/<queue>/`, or the RabbitMQ
+/// quorum queue `<queue>` whose URL is in `[queue] url_env`), encrypting to the hub's
+/// recipients when it has any: the one place a queue backend is chosen. On failure, what it
+/// concerns (a path, or the variable) and why.
 pub fn open(
     config: &crate::config::Config,
 ) -> Result<Box<dyn Sink>, (std::path::PathBuf, SinkError)> {
-    let queue = config.queue_dir();
-    let sink = OutboxSink::open(&queue)
-        .map_err(|e| (queue.clone(), e))?
-        .with_hub_recipients(config.hub_recipients.clone());
-    Ok(Box::new(sink))
+    match &config.queue_backend {
+        crate::config::QueueBackend::Outbox => {
+            let queue = config.queue_dir();
+            let sink = OutboxSink::open(&queue)
+                .map_err(|e| (queue.clone(), e))?
+                .with_hub_recipients(config.hub_recipients.clone());
+            Ok(Box::new(sink))
+        }
+        crate::config::QueueBackend::RabbitMq {
+            url_env,
+            claim_check_bytes,
+            claim_check_dir,
+            confirm_timeout,
+        } => {
+            let shown = std::path::PathBuf::from(format!("${url_env}"));
+            let url = std::env::var(url_env).map_err(|_| {
+                (
+                    shown.clone(),
+                    SinkError::InvalidQueue(format!(
+                        "[queue] backend is rabbitmq but the environment variable {url_env} (the AMQP URL, e.g. amqp://gateway:secret@mq.example:5672/%2f) is not set"
+                    )),
+                )
+            })?;
+            let rabbit = RabbitConfig {
+                url,
+                queue: config.queue.clone(),
+                claim_check_bytes: *claim_check_bytes,
+                claim_check_dir: claim_check_dir.clone(),
+                confirm_timeout: *confirm_timeout,
+                spool: config.state.join("spool").join(&config.queue),
+            };
+            let sink =
+                RabbitSink::open(rabbit, config.hub_recipients.clone()).map_err(|e| (shown, e))?;
+            Ok(Box::new(sink))
+        }
+    }
 }
 
 /// A payload being written to a sink; see [`Sink::begin_staging`].

@@ -289,14 +289,14 @@ impl PayloadWriter {
         }
     }
 
-    /// Finishes the stream and returns the synced file.
-    fn finish(self) -> io::Result<()> {
+    /// Finishes the stream, syncing the file when `durable`.
+    fn finish(self, durable: bool) -> io::Result<()> {
         let buffered = match self {
             PayloadWriter::Plain(w) => w,
             PayloadWriter::Age(w) => w.finish()?,
         };
         let file = buffered.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
+        if durable { file.sync_all() } else { Ok(()) }
     }
 }
 
@@ -327,6 +327,30 @@ impl std::fmt::Debug for Staged {
             .field("written", &self.written)
             .field("encrypted", &self.encrypted)
             .finish()
+    }
+}
+
+/// A payload completed in `tmp/` by [`Staged::finish`]; dropping it removes the file.
+#[derive(Debug)]
+pub struct Finished {
+    staged: Staged,
+    metadata: Metadata,
+}
+
+impl Finished {
+    /// The payload's file in `tmp/`.
+    pub fn path(&self) -> PathBuf {
+        self.staged.tmp_payload()
+    }
+
+    /// The metadata the hub is given with it.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Bytes in the file (the forwarded bytes: plaintext, or their age encryption).
+    pub fn file_size(&self) -> io::Result<u64> {
+        Ok(fs::metadata(self.path())?.len())
     }
 }
 
@@ -376,28 +400,7 @@ impl Staged {
         info: &MessageInfo,
         ready: impl FnOnce() -> Result<(), SinkError>,
     ) -> Result<Published, SinkError> {
-        if info.gateway_message_id != self.id {
-            return Err(SinkError::Mismatch(format!(
-                "staged as {}, published as {}",
-                self.id, info.gateway_message_id
-            )));
-        }
-        let expected = info
-            .transcoded
-            .as_ref()
-            .map_or(info.validated.state.size, |t| t.size);
-        if expected != self.written {
-            return Err(SinkError::Mismatch(format!(
-                "{} bytes staged, message size is {expected}",
-                self.written
-            )));
-        }
-        let writer = self
-            .writer
-            .take()
-            .ok_or_else(|| SinkError::Mismatch("payload already closed".into()))?;
-        writer.finish()?;
-        let metadata = self.metadata(info);
+        let metadata = self.close(info, true)?;
         let mut json = serde_json::to_vec_pretty(&metadata)?;
         json.push(b'\n');
         let mut meta_file = fsio::create_private(&self.tmp_meta())?;
@@ -432,6 +435,43 @@ impl Staged {
             metadata,
             receipt,
         })
+    }
+
+    /// Completes the payload in `tmp/` (fsynced when `durable`) without publishing it, for a
+    /// sink that sends the bytes elsewhere and uses this folder only to stage them. The file
+    /// is removed when the returned [`Finished`] is dropped.
+    pub fn finish(mut self, info: &MessageInfo, durable: bool) -> Result<Finished, SinkError> {
+        let metadata = self.close(info, durable)?;
+        Ok(Finished {
+            staged: self,
+            metadata,
+        })
+    }
+
+    /// Checks `info` against what was staged, closes the payload and returns its metadata.
+    fn close(&mut self, info: &MessageInfo, durable: bool) -> Result<Metadata, SinkError> {
+        if info.gateway_message_id != self.id {
+            return Err(SinkError::Mismatch(format!(
+                "staged as {}, published as {}",
+                self.id, info.gateway_message_id
+            )));
+        }
+        let expected = info
+            .transcoded
+            .as_ref()
+            .map_or(info.validated.state.size, |t| t.size);
+        if expected != self.written {
+            return Err(SinkError::Mismatch(format!(
+                "{} bytes staged, message size is {expected}",
+                self.written
+            )));
+        }
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| SinkError::Mismatch("payload already closed".into()))?;
+        writer.finish(durable)?;
+        Ok(self.metadata(info))
     }
 
     /// Throws the payload away, removing the temporary file.

@@ -53,6 +53,7 @@
 
 mod checkpoint;
 pub mod owner;
+mod postgres;
 mod sqlite;
 
 #[cfg(test)]
@@ -65,6 +66,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::message::{Channel, MessageId, Receipt, timestamp};
@@ -250,16 +252,10 @@ pub struct MessageRecord {
     /// When the record was finished, if it is.
     #[serde(serialize_with = "serialize_opt_ts")]
     pub finished_at: Option<OffsetDateTime>,
-    /// The process processing it, while `in_progress` (see [`owner`]).
+    /// Who is processing it, while `in_progress`: a process (SQLite, see [`owner`]) or an
+    /// instance holding a lease (PostgreSQL); [`Store::is_abandoned`] tells if it still lives.
     #[serde(skip)]
     pub owner: Option<String>,
-}
-
-impl MessageRecord {
-    /// An `in_progress` record whose process is gone: a crash cut it off.
-    pub fn is_abandoned(&self) -> bool {
-        self.status == Status::InProgress && !self.owner.as_deref().is_some_and(owner::alive)
-    }
 }
 
 fn serialize_opt_ts<S: serde::Serializer>(
@@ -358,15 +354,38 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
-/// Opens the ledger `config` names (today the embedded SQLite file `state/ledger.db`): the one
-/// place a ledger backend is chosen. On failure, the path it concerns and why.
+/// Opens the ledger `config` names (the embedded SQLite file `state/ledger.sqlite`, or the
+/// shared PostgreSQL database whose URL is in `[ledger] url_env`): the one place a ledger
+/// backend is chosen. On failure, what it concerns (a path, or the variable) and why.
 pub fn open(
     config: &crate::config::Config,
 ) -> Result<Box<dyn Store>, (std::path::PathBuf, StoreError)> {
-    let ledger = config.ledger_path();
-    crate::fsio::create_private_dir(&config.state).map_err(|e| (ledger.clone(), e.into()))?;
-    let store = SqliteStore::open(&ledger).map_err(|e| (ledger.clone(), e))?;
-    Ok(Box::new(store))
+    match &config.ledger {
+        crate::config::Ledger::Sqlite => {
+            let ledger = config.ledger_path();
+            crate::fsio::create_private_dir(&config.state)
+                .map_err(|e| (ledger.clone(), e.into()))?;
+            let store = SqliteStore::open(&ledger).map_err(|e| (ledger.clone(), e))?;
+            Ok(Box::new(store))
+        }
+        crate::config::Ledger::Postgres {
+            url_env,
+            pool_size,
+            lease,
+        } => {
+            let shown = std::path::PathBuf::from(format!("${url_env}"));
+            let url = std::env::var(url_env).map_err(|_| {
+                (
+                    shown.clone(),
+                    StoreError::InvalidInput(format!(
+                        "[ledger] backend is postgres but the environment variable {url_env} (the database URL, e.g. postgres://gateway@db.example:5432/gateway) is not set"
+                    )),
+                )
+            })?;
+            let store = PostgresStore::open(&url, *pool_size, *lease).map_err(|e| (shown, e))?;
+            Ok(Box::new(store))
+        }
+    }
 }
 
 /// The message ledger. See the module documentation for the protocol.
@@ -448,4 +467,52 @@ pub trait Store: Send + Sync {
     /// Closes an `in_progress` record as `interrupted`, releasing its dedupe key so a resend
     /// is processed afresh. Returns false when it was no longer in progress.
     fn abandon(&self, id: &MessageId, detail: &str) -> Result<bool, StoreError>;
+
+    /// Whether `rec` is `in_progress` and its owner is gone (a crash cut it off): for SQLite,
+    /// a process of this host that no longer runs; for PostgreSQL, an instance whose lease
+    /// expired. Never true for this process's own records.
+    fn is_abandoned(&self, rec: &MessageRecord) -> bool;
+
+    /// Whether `rec` was registered by this process (this instance).
+    fn is_mine(&self, rec: &MessageRecord) -> bool;
+
+    /// Why the ledger cannot take messages now, if it cannot (`/readyz`).
+    fn not_ready(&self) -> Option<String> {
+        None
+    }
+
+    /// Claims (or keeps) the job `what` — e.g. `"inbox"`, watching the inbox folders — for
+    /// this instance, when no live instance holds it; true while this instance holds it. A
+    /// shared ledger gives one job to one instance at a time, for as long as its lease lives;
+    /// a ledger of one host (SQLite) has one instance, which always holds every job.
+    fn hold(&self, what: &str) -> Result<bool, StoreError> {
+        let _ = what;
+        Ok(true)
+    }
+
+    /// Whether several instances share this ledger (each job is then held by one).
+    fn is_shared(&self) -> bool {
+        false
+    }
+}
+
+/// The deduplication key: JSON so that no agency or message id can make two
+/// different triples collide.
+fn dedupe_key(m: &NewMessage, sha256: &str) -> String {
+    let parts: [&str; 3] = match &m.agency_message_id {
+        Some(mid) => ["id", &m.agency, mid],
+        None => ["sha256", &m.agency, sha256],
+    };
+    serde_json::to_string(&parts).unwrap_or_default()
+}
+
+fn normalise_sha256(s: &str) -> Result<String, StoreError> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "sha256 must be 64 hex digits, got {:?}",
+            s.chars().take(80).collect::<String>()
+        )))
+    }
 }

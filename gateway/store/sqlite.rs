@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::checkpoint::Checkpointer;
 use super::{
     Begin, DEFAULT_STALE_AFTER, MessageRecord, NewMessage, Status, Step, StepRecord, Store,
-    StoreError,
+    StoreError, dedupe_key, normalise_sha256,
 };
 use crate::group::Group;
 use crate::message::Receipt;
@@ -158,6 +158,8 @@ pub struct SqliteStore {
     committed: std::sync::atomic::AtomicU64,
     /// Commits known to be on disk, and the WAL file to fsync; one syncer at a time.
     durable: Mutex<(u64, Option<std::fs::File>)>,
+    /// This process, as its `in_progress` records name their owner.
+    owner: String,
 }
 
 impl SqliteStore {
@@ -204,6 +206,7 @@ impl SqliteStore {
             clock: Clock::system(),
             committed: std::sync::atomic::AtomicU64::new(1),
             durable: Mutex::new((0, None)),
+            owner: super::owner::token(),
         };
         store.sync_upto(1)?;
         Ok(store)
@@ -484,27 +487,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     tx.commit()?;
     Ok(())
-}
-
-/// The deduplication key: JSON so that no agency or message id can make two
-/// different triples collide.
-fn dedupe_key(m: &NewMessage, sha256: &str) -> String {
-    let parts: [&str; 3] = match &m.agency_message_id {
-        Some(mid) => ["id", &m.agency, mid],
-        None => ["sha256", &m.agency, sha256],
-    };
-    serde_json::to_string(&parts).unwrap_or_default()
-}
-
-fn normalise_sha256(s: &str) -> Result<String, StoreError> {
-    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(s.to_ascii_lowercase())
-    } else {
-        Err(StoreError::InvalidInput(format!(
-            "sha256 must be 64 hex digits, got {:?}",
-            s.chars().take(80).collect::<String>()
-        )))
-    }
 }
 
 fn conversion<T, E: std::fmt::Display>(idx: usize, r: Result<T, E>) -> rusqlite::Result<T> {
@@ -859,6 +841,15 @@ impl Store for SqliteStore {
 
     fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
         get_record(&self.lock_current(), id)
+    }
+
+    fn is_abandoned(&self, rec: &MessageRecord) -> bool {
+        // One host shares a SQLite ledger: the owner's process is asked of /proc.
+        rec.status == Status::InProgress && !rec.owner.as_deref().is_some_and(super::owner::alive)
+    }
+
+    fn is_mine(&self, rec: &MessageRecord) -> bool {
+        rec.owner.as_deref() == Some(self.owner.as_str())
     }
 
     fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError> {

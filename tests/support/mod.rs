@@ -455,7 +455,7 @@ impl Home {
     }
 
     /// Spawns `cmd` (a `gateway serve`) and reads the HTTPS port from the first line it prints.
-    fn spawn_server(&self, mut cmd: Command, stderr: Stdio, log: Option<PathBuf>) -> Server {
+    pub fn spawn_server(&self, mut cmd: Command, stderr: Stdio, log: Option<PathBuf>) -> Server {
         use std::io::BufRead;
         let mut child = cmd
             .env_remove("GATEWAY_CONFIG")

@@ -32,6 +32,7 @@
 //! - **Safety net.** A full scan at start-up, every `inbox.rescan_secs`, and whenever the
 //!   watcher reports it lost events.
 
+mod held;
 pub(crate) mod names;
 pub(crate) mod outcome;
 mod scheduler;
@@ -45,6 +46,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use held::HeldFolders;
 pub use outcome::{Disposition, Handled};
 
 use crate::keyring::KeyringError;

@@ -1,0 +1,707 @@
+//! The ledger on PostgreSQL, shared by several gateway instances.
+//!
+//! The same contract as [`super::SqliteStore`], with what sharing needs:
+//!
+//! * **Deduplication by a unique index**, not a check-then-insert: `messages.dedupe_key` is
+//!   `UNIQUE`, so when two instances register the same message at once, the second `INSERT`
+//!   waits for the first transaction and then fails; `begin` reads the winner's record and
+//!   answers from it ([`Begin::InProgress`] while the winner works, then its outcome).
+//! * **Leases instead of process ids**: every instance has a row in `instances` whose
+//!   `lease_until` a heartbeat thread pushes forward every third of the lease. An
+//!   `in_progress` record names its instance; it is abandoned once that lease has run out
+//!   (the database's clock decides, so no two hosts' clocks are compared). A crashed
+//!   instance's messages are therefore settled by the others within a lease (10 s by
+//!   default), and a live instance on another host is never mistaken for a dead one.
+//! * **Durability** is PostgreSQL's: each write is one transaction committed with
+//!   `synchronous_commit` as the server has it (on by default), and concurrent commits share
+//!   WAL flushes (PostgreSQL's own group commit), so nothing is deferred here.
+//!
+//! Why the synchronous `postgres` crate (with `r2d2` for the pool): the [`Store`] trait is
+//! synchronous and called from blocking threads (the pipeline is CPU-bound and runs outside
+//! the async runtime), so a blocking client is the natural fit; it is the same code as
+//! `tokio-postgres` underneath, by the same maintainers, and `sqlx`'s compile-time checks
+//! would need a database at build time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{NoTls, Row, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+use r2d2_postgres::r2d2;
+use time::OffsetDateTime;
+
+use super::{
+    Begin, DEFAULT_STALE_AFTER, MessageRecord, NewMessage, Status, Step, StepRecord, Store,
+    StoreError,
+};
+use crate::message::{Channel, MessageId, Receipt, timestamp};
+use crate::rejection::Code;
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// Migrations, in order; `gateway_schema.version` holds how many were applied.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE messages (
+        id                TEXT PRIMARY KEY,
+        agency            TEXT NOT NULL,
+        agency_message_id TEXT,
+        sha256            TEXT NOT NULL,
+        size              BIGINT NOT NULL CHECK (size >= 0),
+        channel           TEXT NOT NULL,
+        status            TEXT NOT NULL
+                          CHECK (status IN ('in_progress', 'forwarded', 'rejected')),
+        dedupe_key        TEXT UNIQUE,
+        rejection_code    TEXT,
+        rejection_detail  TEXT,
+        receipt_json      TEXT,
+        received_at       TIMESTAMPTZ NOT NULL,
+        updated_at        TIMESTAMPTZ NOT NULL,
+        finished_at       TIMESTAMPTZ,
+        owner             TEXT
+    );
+    CREATE INDEX messages_in_progress ON messages (owner) WHERE status = 'in_progress';
+    CREATE INDEX messages_agency_message ON messages (agency, agency_message_id);
+    CREATE INDEX messages_received_at ON messages (received_at);
+    CREATE TABLE steps (
+        seq        BIGSERIAL PRIMARY KEY,
+        message_id TEXT NOT NULL REFERENCES messages (id),
+        step       TEXT NOT NULL,
+        detail     TEXT,
+        at         TIMESTAMPTZ NOT NULL
+    );
+    CREATE INDEX steps_message ON steps (message_id, seq);
+    CREATE TABLE instances (
+        id          TEXT PRIMARY KEY,
+        host        TEXT NOT NULL,
+        pid         INTEGER NOT NULL,
+        started_at  TIMESTAMPTZ NOT NULL,
+        lease_until TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE jobs (
+        name     TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        since    TIMESTAMPTZ NOT NULL
+    );"];
+
+/// Serialises migrations of instances starting together (any constant; this one is "gw").
+const MIGRATION_LOCK: i64 = 0x6777;
+
+const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
+     rejection_code, rejection_detail, receipt_json, received_at, updated_at, finished_at, owner";
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> StoreError {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> StoreError {
+        StoreError::Database(format!("no connection to PostgreSQL: {e}").into())
+    }
+}
+
+/// The PostgreSQL ledger; see the module documentation.
+pub struct PostgresStore {
+    pool: Pool,
+    instance: Arc<str>,
+    stop: Arc<AtomicBool>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
+    /// The last heartbeat's failure, for `/readyz`.
+    lease_error: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("instance", &self.instance)
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url`, migrates the schema, registers this instance with a lease of
+    /// `lease` and starts renewing it.
+    pub fn open(url: &str, pool_size: u32, lease: Duration) -> Result<Self, StoreError> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::InvalidInput(format!("not a PostgreSQL URL: {e}")))?;
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)?;
+        migrate(&pool)?;
+        let instance: Arc<str> = format!("{}-{}", host_name(), uuid::Uuid::now_v7()).into();
+        pool.get()?.execute(
+            "INSERT INTO instances (id, host, pid, started_at, lease_until)
+             VALUES ($1, $2, $3, now(), now() + $4 * interval '1 millisecond')",
+            &[
+                &&*instance,
+                &host_name(),
+                &(std::process::id() as i32),
+                &(lease.as_millis() as f64),
+            ],
+        )?;
+        tracing::info!(instance = %instance, "ledger opened on PostgreSQL");
+        let stop = Arc::new(AtomicBool::new(false));
+        let lease_error = Arc::new(std::sync::Mutex::new(None));
+        let heartbeat = std::thread::Builder::new()
+            .name("ledger-lease".into())
+            .spawn({
+                let (pool, instance, stop, lease_error) = (
+                    pool.clone(),
+                    instance.clone(),
+                    stop.clone(),
+                    lease_error.clone(),
+                );
+                move || renew_lease(&pool, &instance, lease, &stop, &lease_error)
+            })?;
+        Ok(PostgresStore {
+            pool,
+            instance,
+            stop,
+            heartbeat: Some(heartbeat),
+            lease_error,
+        })
+    }
+
+    /// This instance's id, as its `in_progress` records name their owner.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn client(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// One attempt of `begin`; `Ok(None)` when another instance won a race for the key.
+    fn try_begin(
+        &self,
+        m: &NewMessage,
+        sha256: &str,
+        key: &str,
+    ) -> Result<Option<Begin>, StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE dedupe_key = $1 FOR UPDATE");
+        let existing = tx
+            .query_opt(&sql, &[&key])?
+            .map(|r| record(&r))
+            .transpose()?;
+        if let Some(old) = existing {
+            let same = old.sha256 == sha256;
+            match old.status {
+                Status::Forwarded | Status::Rejected if same => {
+                    return Ok(Some(Begin::Duplicate(old)));
+                }
+                Status::Forwarded => return Ok(Some(Begin::Conflict(old))),
+                Status::InProgress if !is_stale(&old) => {
+                    return Ok(Some(if same {
+                        Begin::InProgress(old)
+                    } else {
+                        Begin::Conflict(old)
+                    }));
+                }
+                Status::InProgress => {
+                    let detail = format!(
+                        "processing interrupted; idle since {}, taken over by {}",
+                        timestamp::format(&old.updated_at),
+                        m.id
+                    );
+                    close_interrupted(&mut tx, &old.id, &detail)?;
+                    tracing::warn!(old = %old.id, new = %m.id, "taking over stale in-progress message");
+                }
+                Status::Rejected => {
+                    tx.execute(
+                        "UPDATE messages SET dedupe_key = NULL WHERE id = $1",
+                        &[&old.id.as_str()],
+                    )?;
+                }
+            }
+        }
+        match insert_message(&mut tx, m, sha256, Some(key), None, &self.instance) {
+            Ok(()) => {}
+            Err(e) if violates(&e, "messages_dedupe_key_key") => return Ok(None),
+            Err(e) if violates(&e, "messages_pkey") => {
+                return Err(StoreError::IdInUse(m.id.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit()?;
+        Ok(Some(Begin::New(m.id.clone())))
+    }
+}
+
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Keeps this instance's lease alive until `stop`; a failure is kept for `/readyz`.
+fn renew_lease(
+    pool: &Pool,
+    instance: &str,
+    lease: Duration,
+    stop: &AtomicBool,
+    error: &std::sync::Mutex<Option<String>>,
+) {
+    let every = lease / 3;
+    let mut last = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < every {
+            continue;
+        }
+        last = std::time::Instant::now();
+        let renewed = pool.get().map_err(StoreError::from).and_then(|mut c| {
+            c.execute(
+                "UPDATE instances SET lease_until = now() + $2 * interval '1 millisecond'
+                 WHERE id = $1",
+                &[&instance, &(lease.as_millis() as f64)],
+            )
+            .map_err(StoreError::from)
+        });
+        let problem = match renewed {
+            Ok(1) => None,
+            Ok(_) => Some("this instance's lease row is gone".to_owned()),
+            Err(e) => Some(format!("cannot renew this instance's lease: {e}")),
+        };
+        if let Some(p) = &problem {
+            tracing::warn!(instance, problem = %p, "ledger lease");
+        }
+        if let Ok(mut slot) = error.lock() {
+            *slot = problem;
+        }
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
+        // A clean stop gives up the lease at once: what it left in progress (nothing, after
+        // a graceful drain) may be settled by the others without waiting.
+        if let Ok(mut c) = self.pool.get() {
+            let _ = c.execute(
+                "UPDATE instances SET lease_until = now() WHERE id = $1",
+                &[&&*self.instance],
+            );
+        }
+    }
+}
+
+fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.get()?;
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    let fresh: bool = tx
+        .query_one("SELECT to_regclass('gateway_schema') IS NULL", &[])?
+        .get(0);
+    if fresh {
+        tx.batch_execute("CREATE TABLE gateway_schema (version INTEGER NOT NULL)")?;
+    }
+    let version: i32 = match tx.query_opt("SELECT version FROM gateway_schema", &[])? {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO gateway_schema (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    let supported = MIGRATIONS.len() as i32;
+    if version > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: version.into(),
+            supported: supported.into(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.batch_execute(sql)?;
+        tracing::info!(version = i + 1, "ledger schema migrated (PostgreSQL)");
+    }
+    tx.execute("UPDATE gateway_schema SET version = $1", &[&supported])?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn is_stale(rec: &MessageRecord) -> bool {
+    let idle = timestamp::now() - rec.updated_at;
+    idle.is_positive() && idle.unsigned_abs() >= DEFAULT_STALE_AFTER
+}
+
+fn violates(e: &postgres::Error, constraint: &str) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        && e.as_db_error().and_then(|d| d.constraint()) == Some(constraint)
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn record(row: &Row) -> Result<MessageRecord, StoreError> {
+    let id: String = row.try_get(0)?;
+    let size: i64 = row.try_get(4)?;
+    let channel: String = row.try_get(5)?;
+    let status: String = row.try_get(6)?;
+    Ok(MessageRecord {
+        id: MessageId::parse(&id).map_err(|e| corrupt("id", e))?,
+        agency: row.try_get(1)?,
+        agency_message_id: row.try_get(2)?,
+        sha256: row.try_get(3)?,
+        size: u64::try_from(size).map_err(|e| corrupt("size", e))?,
+        channel: channel
+            .parse::<Channel>()
+            .map_err(|e| corrupt("channel", e))?,
+        status: status.parse::<Status>().map_err(|e| corrupt("status", e))?,
+        rejection_code: row.try_get(7)?,
+        rejection_detail: row.try_get(8)?,
+        receipt_json: row.try_get(9)?,
+        received_at: row.try_get(10)?,
+        updated_at: row.try_get(11)?,
+        finished_at: row.try_get(12)?,
+        owner: row.try_get(13)?,
+    })
+}
+
+/// Appends steps in one statement (one round trip however many there are).
+fn insert_steps(
+    tx: &mut Transaction<'_>,
+    id: &MessageId,
+    steps: &[(Step, Option<&str>, OffsetDateTime)],
+) -> Result<(), postgres::Error> {
+    let names: Vec<&str> = steps.iter().map(|s| s.0.as_str()).collect();
+    let details: Vec<Option<&str>> = steps.iter().map(|s| s.1).collect();
+    let ats: Vec<OffsetDateTime> = steps.iter().map(|s| s.2).collect();
+    tx.execute(
+        "INSERT INTO steps (message_id, step, detail, at)
+         SELECT $1, s, d, a FROM unnest($2::text[], $3::text[], $4::timestamptz[])
+             WITH ORDINALITY AS t(s, d, a, n) ORDER BY n",
+        &[&id.as_str(), &names, &details, &ats],
+    )?;
+    Ok(())
+}
+
+/// Inserts a record (in progress, or already rejected) with its first steps.
+fn insert_message(
+    tx: &mut Transaction<'_>,
+    m: &NewMessage,
+    sha256: &str,
+    dedupe_key: Option<&str>,
+    rejection: Option<(&str, &str)>,
+    owner: &str,
+) -> Result<(), postgres::Error> {
+    let size = m.size.min(i64::MAX as u64) as i64;
+    let status = if rejection.is_some() {
+        Status::Rejected
+    } else {
+        Status::InProgress
+    };
+    tx.execute(
+        "INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel, status,
+             dedupe_key, rejection_code, rejection_detail, received_at, updated_at, finished_at,
+             owner)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(),
+             CASE WHEN $9::text IS NULL THEN NULL ELSE now() END,
+             CASE WHEN $9::text IS NULL THEN $12 ELSE NULL END)",
+        &[
+            &m.id.as_str(),
+            &m.agency,
+            &m.agency_message_id,
+            &sha256,
+            &size,
+            &m.channel.as_str(),
+            &status.as_str(),
+            &dedupe_key,
+            &rejection.map(|r| r.0),
+            &rejection.map(|r| r.1),
+            &m.received_at,
+            &owner,
+        ],
+    )?;
+    let now = timestamp::now();
+    let mut steps = vec![(Step::Received, None, m.received_at)];
+    steps.extend(
+        m.history
+            .iter()
+            .map(|s| (s.step, s.detail.as_deref(), s.at)),
+    );
+    if let Some((code, _)) = rejection {
+        steps.push((Step::Rejected, Some(code), now));
+    }
+    insert_steps(tx, &m.id, &steps)
+}
+
+/// Closes an in-progress record as `interrupted` and releases its key; false if it was not
+/// in progress.
+fn close_interrupted(
+    tx: &mut Transaction<'_>,
+    id: &MessageId,
+    detail: &str,
+) -> Result<bool, StoreError> {
+    let n = tx.execute(
+        "UPDATE messages SET status = 'rejected', dedupe_key = NULL, rejection_code = $2,
+             rejection_detail = $3, updated_at = now(), finished_at = now(), owner = NULL
+         WHERE id = $1 AND status = 'in_progress'",
+        &[&id.as_str(), &Code::Interrupted.as_str(), &detail],
+    )?;
+    if n == 1 {
+        insert_steps(
+            tx,
+            id,
+            &[(
+                Step::Rejected,
+                Some(Code::Interrupted.as_str()),
+                timestamp::now(),
+            )],
+        )?;
+    }
+    Ok(n == 1)
+}
+
+/// Why `id` cannot do `action`: it is missing, or not in progress.
+fn not_in_progress(tx: &mut Transaction<'_>, id: &MessageId, action: &'static str) -> StoreError {
+    match tx.query_opt("SELECT status FROM messages WHERE id = $1", &[&id.as_str()]) {
+        Ok(None) => StoreError::NotFound(id.clone()),
+        Ok(Some(row)) => match row.get::<_, String>(0).parse::<Status>() {
+            Ok(status) => StoreError::InvalidTransition {
+                id: id.clone(),
+                status,
+                action,
+            },
+            Err(e) => corrupt("status", e),
+        },
+        Err(e) => e.into(),
+    }
+}
+
+impl Store for PostgresStore {
+    fn begin(&self, m: &NewMessage) -> Result<Begin, StoreError> {
+        let sha256 = super::normalise_sha256(&m.sha256)?;
+        let key = super::dedupe_key(m, &sha256);
+        // A lost race ends with the winner's record committed (the unique index made this
+        // insert wait for it), so the next attempt reads it; three is plenty.
+        for _ in 0..3 {
+            if let Some(begun) = self.try_begin(m, &sha256, &key)? {
+                return Ok(begun);
+            }
+        }
+        Err(StoreError::GroupFailed(
+            "the deduplication key kept changing under concurrent registrations".into(),
+        ))
+    }
+
+    fn record_unregistered_rejection(
+        &self,
+        m: &NewMessage,
+        code: Code,
+        detail: &str,
+    ) -> Result<MessageRecord, StoreError> {
+        let sha256 = super::normalise_sha256(&m.sha256)?;
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        match insert_message(
+            &mut tx,
+            m,
+            &sha256,
+            None,
+            Some((code.as_str(), detail)),
+            &self.instance,
+        ) {
+            Ok(()) => {}
+            Err(e) if violates(&e, "messages_pkey") => {
+                return Err(StoreError::IdInUse(m.id.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = $1");
+        let rec = record(&tx.query_one(&sql, &[&m.id.as_str()])?)?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    fn record_step(
+        &self,
+        id: &MessageId,
+        step: Step,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let n = tx.execute(
+            "UPDATE messages SET updated_at = now() WHERE id = $1",
+            &[&id.as_str()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        insert_steps(&mut tx, id, &[(step, detail, timestamp::now())])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn finish_forwarded(&self, id: &MessageId, receipt: &Receipt) -> Result<(), StoreError> {
+        if &receipt.gateway_message_id != id {
+            return Err(StoreError::InvalidInput(format!(
+                "receipt for {} given for message {id}",
+                receipt.gateway_message_id
+            )));
+        }
+        let json = serde_json::to_string(receipt)?;
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let n = tx.execute(
+            "UPDATE messages SET status = 'forwarded', receipt_json = $2, updated_at = now(),
+                 finished_at = now(), owner = NULL
+             WHERE id = $1 AND status = 'in_progress'",
+            &[&id.as_str(), &json],
+        )?;
+        if n == 0 {
+            return Err(not_in_progress(&mut tx, id, "finish as forwarded"));
+        }
+        insert_steps(
+            &mut tx,
+            id,
+            &[(
+                Step::Forwarded,
+                Some(receipt.queue.as_str()),
+                timestamp::now(),
+            )],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn finish_rejected(&self, id: &MessageId, code: Code, detail: &str) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let n = tx.execute(
+            "UPDATE messages SET status = 'rejected', rejection_code = $2, rejection_detail = $3,
+                 updated_at = now(), finished_at = now(), owner = NULL
+             WHERE id = $1 AND status = 'in_progress'",
+            &[&id.as_str(), &code.as_str(), &detail],
+        )?;
+        if n == 0 {
+            return Err(not_in_progress(&mut tx, id, "finish as rejected"));
+        }
+        insert_steps(
+            &mut tx,
+            id,
+            &[(Step::Rejected, Some(code.as_str()), timestamp::now())],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = $1");
+        self.client()?
+            .query_opt(&sql, &[&id.as_str()])?
+            .map(|r| record(&r))
+            .transpose()
+    }
+
+    fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError> {
+        let rows = self.client()?.query(
+            "SELECT step, detail, at FROM steps WHERE message_id = $1 ORDER BY seq",
+            &[&id.as_str()],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let step: String = row.try_get(0)?;
+                Ok(StepRecord {
+                    step: step.parse::<Step>().map_err(|e| corrupt("step", e))?,
+                    detail: row.try_get(1)?,
+                    at: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    fn in_progress(&self) -> Result<Vec<MessageRecord>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE status = 'in_progress'");
+        self.client()?
+            .query(&sql, &[])?
+            .iter()
+            .map(record)
+            .collect()
+    }
+
+    fn abandon(&self, id: &MessageId, detail: &str) -> Result<bool, StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let closed = close_interrupted(&mut tx, id, detail)?;
+        tx.commit()?;
+        Ok(closed)
+    }
+
+    fn is_abandoned(&self, rec: &MessageRecord) -> bool {
+        if rec.status != Status::InProgress || self.is_mine(rec) {
+            return false;
+        }
+        let Some(owner) = rec.owner.as_deref() else {
+            return true;
+        };
+        // Unknown (the database is unreachable) counts as alive: never settle another
+        // instance's work on a guess.
+        self.client()
+            .and_then(|mut c| {
+                Ok(c.query_one(
+                    "SELECT NOT EXISTS (SELECT 1 FROM instances WHERE id = $1 AND lease_until > now())",
+                    &[&owner],
+                )?)
+            })
+            .map(|row| row.get::<_, bool>(0))
+            .unwrap_or(false)
+    }
+
+    fn is_mine(&self, rec: &MessageRecord) -> bool {
+        rec.owner.as_deref() == Some(&*self.instance)
+    }
+
+    fn hold(&self, what: &str) -> Result<bool, StoreError> {
+        // The holder's liveness is its instance lease: a job changes hands only once that
+        // has run out (or the holder gave it up by stopping).
+        let row = self.client()?.query_opt(
+            "INSERT INTO jobs (name, instance, since) VALUES ($1, $2, now())
+             ON CONFLICT (name) DO UPDATE SET instance = EXCLUDED.instance, since = now()
+                 WHERE jobs.instance <> EXCLUDED.instance
+                   AND NOT EXISTS (SELECT 1 FROM instances i
+                                   WHERE i.id = jobs.instance AND i.lease_until > now())
+             RETURNING instance",
+            &[&what, &&*self.instance],
+        )?;
+        if row.is_some() {
+            return Ok(true);
+        }
+        let holder = self
+            .client()?
+            .query_opt("SELECT instance FROM jobs WHERE name = $1", &[&what])?;
+        Ok(holder.is_some_and(|r| r.get::<_, String>(0) == *self.instance))
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        if let Some(e) = self.lease_error.lock().ok().and_then(|e| e.clone()) {
+            return Some(format!("ledger (PostgreSQL): {e}"));
+        }
+        match self
+            .client()
+            .and_then(|mut c| Ok(c.simple_query("SELECT 1")?))
+        {
+            Ok(_) => None,
+            Err(e) => Some(format!("ledger (PostgreSQL): {e}")),
+        }
+    }
+}

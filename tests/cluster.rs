@@ -1,0 +1,722 @@
+//! Several gateways, one hub: three `gateway serve` instances sharing a PostgreSQL ledger, a
+//! RabbitMQ quorum queue, `keys/`, `inbox/` and the claim-check folder, behind HAProxy in TCP
+//! mode. Real servers, real uploads, real kills.
+//!
+//! Run by `bash scripts/test-cluster`, which installs and starts the servers on 127.0.0.1 and
+//! sets `CLUSTER_DIR`, `GATEWAY_LEDGER_URL` and `GATEWAY_QUEUE_URL`; a plain `cargo test`
+//! leaves these tests out (ignored), as they cannot run without the servers.
+//!
+//! After each test, every message that got a 201 (or whose file moved to `accepted/`) is
+//! consumed from RabbitMQ with the sample consumer (`examples/hub-consumer.rs`): none may be
+//! missing, the consumed bytes' SHA-256 must equal the receipt's, and duplicates (allowed:
+//! delivery is at-least-once) are counted and printed.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use support::{Home, Server, upload, wait_for};
+
+const INSTANCES: usize = 3;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test-cluster"))
+}
+
+fn cluster_dir() -> PathBuf {
+    PathBuf::from(env("CLUSTER_DIR"))
+}
+
+/// Runs `scripts/cluster-servers ARGS` (restarts, HAProxy).
+fn servers(args: &[&str]) {
+    let status = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster-servers"))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/cluster-servers {args:?} failed");
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh database and queue name per test, so tests never see each other's messages.
+fn fresh_names() -> (String, String) {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let tag = format!("{}_{n}", std::process::id());
+    let db = format!("t_{tag}");
+    let base = env("GATEWAY_LEDGER_URL");
+    let admin = format!("{}/postgres", base.rsplit_once('/').unwrap().0);
+    let out = Command::new("psql")
+        .args([&admin, "-qc", &format!("CREATE DATABASE {db}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        format!("{}/{db}", base.rsplit_once('/').unwrap().0),
+        format!("t-{}", tag.replace('_', "-")),
+    )
+}
+
+struct Cluster {
+    home: Home,
+    db_url: String,
+    queue: String,
+    servers: Mutex<Vec<Option<Server>>>,
+    lb_port: u16,
+    base_port: u16,
+    token: String,
+}
+
+impl Cluster {
+    /// Three instances behind HAProxy, all ready; `extra` is appended to each configuration
+    /// (it continues the `[queue]` section, and may add sections after it).
+    fn start(extra: &str) -> Cluster {
+        let (db_url, queue) = fresh_names();
+        let home = Home::new("");
+        let token = home.token("police");
+        // Fixed ports (HAProxy's configuration names them), below the ephemeral range
+        // (32768-60999 on Linux), where an outgoing connection could hold one; a new block
+        // per test, so a port still in TIME_WAIT is never reused.
+        let base_port = 21_000 + (NEXT.load(Ordering::SeqCst) as u16 % 100) * 10;
+        let c = Cluster {
+            home,
+            db_url,
+            queue,
+            servers: Mutex::new((0..INSTANCES).map(|_| None).collect()),
+            lb_port: base_port,
+            base_port,
+            token,
+        };
+        for i in 0..INSTANCES {
+            c.write_config(i, extra);
+        }
+        for i in 0..INSTANCES {
+            c.spawn(i);
+        }
+        let backends: Vec<String> = (0..INSTANCES)
+            .map(|i| format!("{}:{}", c.health_port(i), c.tls_port(i)))
+            .collect();
+        let mut args = vec![
+            "haproxy".to_owned(),
+            cluster_dir().display().to_string(),
+            c.lb_port.to_string(),
+        ];
+        args.extend(backends);
+        servers(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        for i in 0..INSTANCES {
+            c.wait_ready(i);
+        }
+        c
+    }
+
+    fn tls_port(&self, i: usize) -> u16 {
+        self.base_port + 1 + i as u16
+    }
+
+    fn health_port(&self, i: usize) -> u16 {
+        self.base_port + 5 + i as u16
+    }
+
+    fn config_path(&self, i: usize) -> PathBuf {
+        self.home.file(&format!("gateway-{i}.toml"))
+    }
+
+    fn write_config(&self, i: usize, extra: &str) {
+        let config = format!(
+            "[paths]\nschemas = {schemas:?}\nstate = \"state-{i}\"\n\
+             [http]\nlisten = \"127.0.0.1:{tls}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{health}\"\n\
+             [outbox]\nqueue = {queue:?}\n\
+             [ledger]\nbackend = \"postgres\"\nurl_env = \"TEST_LEDGER_URL\"\nlease_secs = 4\n\
+             [inbox]\nstable_ms = 200\nrescan_secs = 2\n\
+             [queue]\nbackend = \"rabbitmq\"\nclaim_check_dir = \"claims\"\n{extra}",
+            schemas = support::schemas_dir().display().to_string(),
+            tls = self.tls_port(i),
+            health = self.health_port(i),
+            queue = self.queue,
+        );
+        std::fs::write(self.config_path(i), config).unwrap();
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.home.file(&format!("serve-{i}.log"))
+    }
+
+    fn spawn(&self, i: usize) {
+        let mut cmd = Command::cargo_bin("gateway").unwrap();
+        cmd.args(["serve", "--config"])
+            .arg(self.config_path(i))
+            .env("TEST_LEDGER_URL", &self.db_url)
+            .env("GATEWAY_QUEUE_URL", env("GATEWAY_QUEUE_URL"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .unwrap();
+        let server = self
+            .home
+            .spawn_server(cmd, Stdio::from(log), Some(self.log_path(i)));
+        self.servers.lock().unwrap()[i] = Some(server);
+    }
+
+    fn wait_ready(&self, i: usize) {
+        let url = format!("http://127.0.0.1:{}/readyz", self.health_port(i));
+        wait_for(
+            &format!("instance {i} ready"),
+            Duration::from_secs(30),
+            || reqwest::blocking::get(&url).is_ok_and(|r| r.status().is_success()),
+        );
+    }
+
+    fn kill(&self, i: usize) {
+        let server = self.servers.lock().unwrap()[i].take();
+        if let Some(mut s) = server {
+            s.kill();
+        }
+    }
+
+    fn restart(&self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.wait_ready(i);
+    }
+
+    fn lb_url(&self) -> String {
+        format!("https://127.0.0.1:{}/v1/messages", self.lb_port)
+    }
+
+    fn instance_url(&self, i: usize) -> String {
+        format!("https://127.0.0.1:{}/v1/messages", self.tls_port(i))
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.log_path(i)).unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        (0..INSTANCES)
+            .map(|i| format!("--- instance {i}\n{}", tail(&self.log(i), 40)))
+            .collect()
+    }
+
+    /// Sealed police messages with fresh ids.
+    fn sealed(&self, n: usize, prefix: &str) -> Vec<PathBuf> {
+        let dir = self.home.file(&format!("sealed-{prefix}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let batch: Vec<(String, PathBuf)> = (0..n)
+            .map(|k| {
+                (
+                    uuid::Uuid::now_v7().to_string(),
+                    dir.join(format!("{prefix}-{k}.sealed")),
+                )
+            })
+            .collect();
+        self.home.seal_police(&self.home.recipient(), &batch);
+        batch.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Uploads `file` through `url` until it gets an answer that is not "try again"
+    /// (503, 502, no answer) or `limit` passes; returns the last status and body.
+    fn deliver(&self, url: &str, file: &Path, limit: Duration) -> (u16, serde_json::Value) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (status, body) = upload(&self.home.tls_cert(), url, &self.token, file);
+            if !matches!(status, 0 | 502 | 503 | 504) || Instant::now() > deadline {
+                return (status, body);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Consumes everything in the queue (until 5 s pass without a message).
+    fn consume(&self) -> Vec<serde_json::Value> {
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/examples/hub-consumer");
+        let out = Command::new(&bin)
+            .args(["--queue", &self.queue, "--idle-secs", "5"])
+            .env("GATEWAY_QUEUE_URL", env("GATEWAY_QUEUE_URL"))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (cargo build --example hub-consumer)",
+                    bin.display()
+                )
+            });
+        assert!(
+            out.status.success(),
+            "hub-consumer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Consumes the queue and checks that every acknowledged message (id → sha256) is there
+    /// with the right bytes; returns how many duplicates the queue held (the same gateway id
+    /// twice, or the same agency message under two ids).
+    fn assert_all_consumed(&self, acknowledged: &BTreeMap<String, String>, what: &str) -> usize {
+        let consumed = self.consume();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for m in &consumed {
+            assert_eq!(m["ok"], true, "{what}: consumer refused {m}");
+            let id = m["id"].as_str().unwrap().to_owned();
+            if let Some(sha) = acknowledged.get(&id) {
+                assert_eq!(
+                    m["actual_sha256"].as_str(),
+                    Some(sha.as_str()),
+                    "{what}: {id}"
+                );
+            }
+            *seen.entry(id).or_default() += 1;
+        }
+        let missing: Vec<&String> = acknowledged
+            .keys()
+            .filter(|id| !seen.contains_key(*id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{what}: {} acknowledged message(s) missing from the queue: {missing:?}\n{}",
+            missing.len(),
+            self.logs()
+        );
+        let duplicates: usize = seen.values().map(|n| n - 1).sum();
+        // The hub deduplicates on the agency's message id: a message whose instance died
+        // after the broker's confirm is queued again under a new gateway id by the resend.
+        let mut copies: BTreeMap<String, usize> = BTreeMap::new();
+        for m in &consumed {
+            let key = format!("{}/{}", m["agency"], m["agency_message_id"]);
+            *copies.entry(key).or_default() += 1;
+        }
+        let resent: usize = copies.values().map(|n| n - 1).sum();
+        println!(
+            "{what}: {} acknowledged, {} consumed, {} distinct ids, {duplicates} duplicate id(s), \
+             {resent} extra cop(ies) of an agency message under another id",
+            acknowledged.len(),
+            consumed.len(),
+            seen.len()
+        );
+        duplicates + resent
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let servers: Vec<Option<Server>> =
+            std::mem::take(&mut *self.servers.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(servers);
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let all: Vec<&str> = s.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn receipt_of(body: &serde_json::Value) -> (String, String) {
+    (
+        body["gateway_message_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        body["sha256"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn uploads_through_haproxy_reach_rabbitmq_once_each_with_their_bytes() {
+    let c = Cluster::start("");
+    let files = c.sealed(30, "lb");
+    let mut acknowledged = BTreeMap::new();
+    for f in &files {
+        let (status, body) = c.deliver(&c.lb_url(), f, Duration::from_secs(30));
+        assert_eq!(status, 201, "{body}");
+        let (id, sha) = receipt_of(&body);
+        assert!(
+            body["queue"].as_str().unwrap().starts_with("amqp/"),
+            "{body}"
+        );
+        acknowledged.insert(id, sha);
+    }
+    // `gateway send` (the agency's own client) through the balancer too.
+    let sent = c.sealed(1, "send");
+    let out = Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["send", "--url"])
+        .arg(format!("https://127.0.0.1:{}", c.lb_port))
+        .arg("--cacert")
+        .arg(c.home.tls_cert())
+        .arg("--token")
+        .arg(&c.token)
+        .arg("--json")
+        .arg(&sent[0])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gateway send: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["results"][0]["outcome"], "accepted", "{answer}");
+    let (id, sha) = receipt_of(&answer["results"][0]["receipt"]);
+    assert!(!id.is_empty(), "gateway send answered {answer}");
+    acknowledged.insert(id, sha);
+    // Every instance took some of them: the balancer spreads the load.
+    for i in 0..INSTANCES {
+        assert!(
+            c.log(i).contains("forwarded"),
+            "instance {i} forwarded nothing\n{}",
+            c.logs()
+        );
+    }
+    let dups = c.assert_all_consumed(&acknowledged, "through HAProxy");
+    assert_eq!(
+        dups, 0,
+        "no instance died, so no message may be queued twice"
+    );
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn the_same_message_sent_to_two_instances_at_once_is_queued_once() {
+    let c = Cluster::start("");
+    let files = c.sealed(15, "twice");
+    let mut acknowledged = BTreeMap::new();
+    for f in &files {
+        let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|s| {
+            let hs: Vec<_> = [0, 1]
+                .map(|i| {
+                    let c = &c;
+                    s.spawn(move || c.deliver(&c.instance_url(i), f, Duration::from_secs(30)))
+                })
+                .into_iter()
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let statuses: BTreeSet<u16> = answers.iter().map(|a| a.0).collect();
+        assert!(
+            answers.iter().filter(|a| a.0 == 201).count() == 1
+                && answers.iter().all(|a| a.0 == 201 || a.0 == 200),
+            "one 201 and one 200 (the original receipt) expected, got {statuses:?}: {answers:?}"
+        );
+        let ids: BTreeSet<String> = answers.iter().map(|a| receipt_of(&a.1).0).collect();
+        assert_eq!(
+            ids.len(),
+            1,
+            "both answers name the same message: {answers:?}"
+        );
+        let (id, sha) = receipt_of(&answers[0].1);
+        acknowledged.insert(id, sha);
+    }
+    let dups = c.assert_all_consumed(&acknowledged, "same message twice");
+    assert_eq!(dups, 0, "a message sent twice at once is queued once");
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn a_payload_above_the_claim_check_size_travels_by_claim_check() {
+    let c = Cluster::start("claim_check_bytes = 1024\n");
+    let files = c.sealed(3, "claim");
+    let mut acknowledged = BTreeMap::new();
+    for f in &files {
+        let (status, body) = c.deliver(&c.lb_url(), f, Duration::from_secs(30));
+        assert_eq!(status, 201, "{body}");
+        let (id, sha) = receipt_of(&body);
+        let claim = c.home.file(&format!("claims/{id}.xml"));
+        assert!(claim.is_file(), "{} was not written", claim.display());
+        acknowledged.insert(id, sha);
+    }
+    let consumed = c.consume();
+    assert_eq!(consumed.len(), 3, "{consumed:?}");
+    for m in &consumed {
+        assert_eq!(m["claim_check"], true, "{m}");
+        assert_eq!(m["verified"], true, "{m}");
+        let id = m["id"].as_str().unwrap();
+        assert_eq!(
+            m["actual_sha256"].as_str(),
+            acknowledged.get(id).map(String::as_str)
+        );
+        assert!(
+            !c.home.file(&format!("claims/{id}.xml")).exists(),
+            "the consumer removes a claim-checked file once it has acknowledged the message"
+        );
+    }
+}
+
+/// Uploads from `threads` clients through the balancer until `stop`; returns every
+/// acknowledged id with its SHA-256, and how many uploads never got an answer in time.
+fn load(c: &Cluster, threads: usize, stop: &AtomicBool) -> (BTreeMap<String, String>, usize) {
+    let acknowledged = Mutex::new(BTreeMap::new());
+    let gave_up = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (acknowledged, gave_up) = (&acknowledged, &gave_up);
+            s.spawn(move || {
+                let mut k = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let files = c.sealed(5, &format!("load-{t}-{k}"));
+                    k += 1;
+                    for f in &files {
+                        let (status, body) = c.deliver(&c.lb_url(), f, Duration::from_secs(60));
+                        match status {
+                            201 | 200 => {
+                                let (id, sha) = receipt_of(&body);
+                                acknowledged.lock().unwrap().insert(id, sha);
+                            }
+                            _ => {
+                                gave_up.fetch_add(1, Ordering::SeqCst);
+                                eprintln!("upload not acknowledged: {status} {body}");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (acknowledged.into_inner().unwrap(), gave_up.into_inner())
+}
+
+/// Kills a random instance at random moments (three rounds) and restarts it; then stops
+/// the load.
+fn kill_at_random(c: &Cluster, stop: &AtomicBool) {
+    for round in 0..3u64 {
+        std::thread::sleep(Duration::from_millis(1500 + random(1500) + 500 * round));
+        let victim = random(INSTANCES as u64) as usize;
+        eprintln!("SIGKILL instance {victim}");
+        c.kill(victim);
+        std::thread::sleep(Duration::from_millis(random(1000)));
+        c.restart(victim);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+}
+
+/// A random number below `n` (the random bits of a UUIDv7).
+fn random(n: u64) -> u64 {
+    (uuid::Uuid::now_v7().as_u128() as u64) % n.max(1)
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn sigkill_of_instances_under_load_loses_no_acknowledged_message() {
+    let c = Cluster::start("");
+    let stop = AtomicBool::new(false);
+    let (acknowledged, gave_up) = std::thread::scope(|s| {
+        let loader = s.spawn(|| load(&c, 3, &stop));
+        kill_at_random(&c, &stop);
+        loader.join().unwrap()
+    });
+    assert!(
+        acknowledged.len() >= 20,
+        "too little got through: {}",
+        acknowledged.len()
+    );
+    assert_eq!(
+        gave_up, 0,
+        "every upload is answered once an instance is up"
+    );
+    c.assert_all_consumed(&acknowledged, "SIGKILL under load");
+}
+
+impl Cluster {
+    /// Drops `n` sealed files into `inbox/police/` (each renamed in whole); returns their names.
+    fn drop_files(&self, n: usize, prefix: &str) -> Vec<String> {
+        let inbox = self.home.file("inbox/police");
+        std::fs::create_dir_all(&inbox).unwrap();
+        let batch: Vec<(String, PathBuf)> = (0..n)
+            .map(|k| {
+                (
+                    uuid::Uuid::now_v7().to_string(),
+                    inbox.join(format!("{prefix}-{k}.sealed")),
+                )
+            })
+            .collect();
+        self.home.seal_police(&self.home.recipient(), &batch);
+        batch
+            .iter()
+            .map(|(_, p)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Waits until every file in `names` is in `accepted/` with its receipt; returns each
+    /// receipt's id and SHA-256.
+    fn accepted(&self, names: &[String], limit: Duration) -> BTreeMap<String, String> {
+        let dir = self.home.file("inbox/police/accepted");
+        wait_for("every dropped file accepted", limit, || {
+            names
+                .iter()
+                .all(|n| dir.join(format!("{n}.receipt.json")).is_file())
+        });
+        let rejected = self.home.file("inbox/police/rejected");
+        assert!(
+            support::names_in(&rejected).is_empty(),
+            "files were rejected: {:?}",
+            support::names_in(&rejected)
+        );
+        names
+            .iter()
+            .map(|n| {
+                let text = std::fs::read_to_string(dir.join(format!("{n}.receipt.json"))).unwrap();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let r = if v["receipt"].is_object() {
+                    &v["receipt"]
+                } else {
+                    &v
+                };
+                receipt_of(r)
+            })
+            .collect()
+    }
+
+    /// The instance that last said it watches the inbox folders (by its log), if any is alive.
+    fn inbox_holder(&self) -> Option<usize> {
+        let alive = self.servers.lock().unwrap();
+        (0..INSTANCES)
+            .filter(|i| alive[*i].is_some())
+            .filter_map(|i| {
+                let log = self.log(i);
+                let at = log.rfind("now watches the inbox folders")?;
+                let stopped = log[at..].contains("stopping here") || log[at..].contains("stopped");
+                (!stopped).then_some(i)
+            })
+            .next()
+    }
+}
+
+/// Uploads under load while `disrupt` runs, then checks every acknowledged message.
+fn survives(what: &str, disrupt: impl FnOnce(&Cluster)) {
+    let c = Cluster::start("");
+    let stop = AtomicBool::new(false);
+    let names = c.drop_files(20, "during");
+    let (mut acknowledged, gave_up) = std::thread::scope(|s| {
+        let loader = s.spawn(|| load(&c, 3, &stop));
+        std::thread::sleep(Duration::from_secs(2));
+        disrupt(&c);
+        std::thread::sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::SeqCst);
+        loader.join().unwrap()
+    });
+    assert_eq!(
+        gave_up, 0,
+        "{what}: every upload is answered once the servers are back"
+    );
+    acknowledged.extend(c.accepted(&names, Duration::from_secs(60)));
+    assert!(acknowledged.len() >= 30, "{what}: too little got through");
+    c.assert_all_consumed(&acknowledged, what);
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn a_rabbitmq_restart_under_load_loses_no_acknowledged_message() {
+    survives("RabbitMQ restart", |_| {
+        servers(&["restart-rabbitmq", &cluster_dir().display().to_string()]);
+    });
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn a_postgresql_restart_under_load_loses_no_acknowledged_message() {
+    survives("PostgreSQL restart", |_| {
+        servers(&["restart-postgres", &cluster_dir().display().to_string()]);
+    });
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn when_the_inbox_owner_dies_another_instance_finishes_the_folder() {
+    let c = Cluster::start("");
+    wait_for(
+        "an instance watching the inbox",
+        Duration::from_secs(10),
+        || c.inbox_holder().is_some(),
+    );
+    let first = c.inbox_holder().unwrap();
+    let names = c.drop_files(40, "owner");
+    // Let it take some, then kill it mid-folder.
+    let accepted = c.home.file("inbox/police/accepted");
+    wait_for("some files accepted", Duration::from_secs(30), || {
+        support::names_in(&accepted).len() >= 4
+    });
+    c.kill(first);
+    let killed_at = Instant::now();
+    wait_for(
+        "another instance takes the inbox",
+        Duration::from_secs(15),
+        || c.inbox_holder().is_some_and(|h| h != first),
+    );
+    println!(
+        "inbox owner {first} killed; instance {} took over after {:?}",
+        c.inbox_holder().unwrap(),
+        killed_at.elapsed()
+    );
+    let acknowledged = c.accepted(&names, Duration::from_secs(60));
+    let processing = c.home.file("inbox/police/.processing");
+    assert!(
+        support::names_in(&processing).is_empty(),
+        "left in .processing/"
+    );
+    let dups = c.assert_all_consumed(&acknowledged, "inbox owner killed");
+    assert!(
+        dups <= 2,
+        "at most the files in flight at the kill are queued twice: {dups}"
+    );
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn a_certificate_revoked_on_one_instance_is_refused_by_the_others_within_two_seconds() {
+    let c = Cluster::start("");
+    let files = c.sealed(3, "revoke");
+    let (status, body) = c.deliver(&c.instance_url(1), &files[0], Duration::from_secs(10));
+    assert_eq!(status, 201, "{body}");
+    let (_, cert) = c.home.signer("police");
+    let out = Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["agency", "cert", "revoke", "police"])
+        .arg(&cert)
+        .arg("--config")
+        .arg(c.config_path(0))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let revoked_at = Instant::now();
+    for (i, file) in [(1, &files[1]), (2, &files[2])] {
+        loop {
+            let (status, body) = upload(&c.home.tls_cert(), &c.instance_url(i), &c.token, file);
+            if body["code"] == "certificate_revoked" {
+                break;
+            }
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(2),
+                "instance {i} still accepts the revoked certificate: {status} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    println!(
+        "revocation honoured by instances 1 and 2 after {:?}",
+        revoked_at.elapsed()
+    );
+}
