@@ -29,6 +29,7 @@ enum Trigger {
 pub struct Reloader {
     thread: Option<JoinHandle<()>>,
     _watcher: Option<notify::RecommendedWatcher>,
+    changes: mpsc::Sender<()>,
 }
 
 impl Reloader {
@@ -42,6 +43,7 @@ impl Reloader {
         signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())?;
         let (tx, rx) = mpsc::channel::<()>();
         let keys = gateway.config.keys.clone();
+        let changes = tx.clone();
         let watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
             if e.is_ok_and(|e| !e.kind.is_access()) {
                 let _ = tx.send(());
@@ -65,6 +67,22 @@ impl Reloader {
         Ok(Reloader {
             thread: Some(thread),
             _watcher: watcher,
+            changes,
+        })
+    }
+
+    /// Something that reloads `keys/` now when called (an admin change announced by another
+    /// instance).
+    pub fn trigger(&self) -> Box<dyn Fn(&str) + Send> {
+        let tx = std::sync::Mutex::new(self.changes.clone());
+        Box::new(move |what| {
+            tracing::info!(
+                change = what,
+                "admin change announced on the ledger; reloading keys/"
+            );
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(());
+            }
         })
     }
 

@@ -52,5 +52,10 @@ pub fn admin(config: &Config, action: &str, subject: &str, details: Value) -> an
     let log = AuditLog::open(&config.audit_dir())?;
     log.append("admin", &local_user(), action, subject, details)
         .map_err(|e| anyhow::anyhow!("the action was done but could not be audited: {e}"))?;
+    if let Err(e) = crate::store::announce_admin_change(config, action) {
+        // Not fatal: each instance checks keys/ before every payload and reloads it
+        // periodically; the announcement only makes the others reload at once.
+        tracing::warn!(error = %e, "the change is made, but the other instances could not be told; they see it at their next look at keys/");
+    }
     Ok(())
 }

@@ -47,6 +47,11 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     let reloader =
         crate::reload::Reloader::start(gateway.clone(), acceptor.clone(), shutdown.clone())
             .context("starting the key reloader")?;
+    let admin_watch =
+        match crate::store::watch_admin_changes(config, reloader.trigger(), shutdown.clone()) {
+            None => None,
+            Some(watch) => Some(watch.context("listening for admin changes on the ledger")?),
+        };
     let metrics_listener = bind_metrics(&runtime, config)?;
     announce(addr, metrics_listener.as_ref())?;
     let stopped = housekeeping(shutdown.clone(), gateway.clone());
@@ -55,6 +60,9 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     }
     runtime.block_on(http::serve(listener, acceptor, state, stopped))?;
     finish(folders, reloader, &gateway);
+    if let Some(t) = admin_watch {
+        let _ = t.join();
+    }
     Ok(exit::OK)
 }
 

@@ -388,6 +388,40 @@ pub fn open(
     }
 }
 
+/// The PostgreSQL URL `config` names, when the ledger is shared.
+fn shared_url(config: &crate::config::Config) -> Option<Result<String, StoreError>> {
+    match &config.ledger {
+        crate::config::Ledger::Sqlite => None,
+        crate::config::Ledger::Postgres { url_env, .. } => {
+            Some(std::env::var(url_env).map_err(|_| {
+                StoreError::InvalidInput(format!("the environment variable {url_env} is not set"))
+            }))
+        }
+    }
+}
+
+/// After an admin command changed `keys/`: with a shared ledger, tells every instance to
+/// reload now (PostgreSQL `NOTIFY`); alone, nothing to do (the server checks `keys/` itself).
+pub fn announce_admin_change(config: &crate::config::Config, what: &str) -> Result<(), StoreError> {
+    match shared_url(config) {
+        None => Ok(()),
+        Some(url) => postgres::announce_admin_change(&url?, what),
+    }
+}
+
+/// With a shared ledger, calls `on_change` whenever an admin command on any instance changed
+/// `keys/` (PostgreSQL `LISTEN`), until `stop`; `None` alone.
+pub fn watch_admin_changes(
+    config: &crate::config::Config,
+    on_change: Box<dyn Fn(&str) + Send>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Option<Result<std::thread::JoinHandle<()>, StoreError>> {
+    let url = shared_url(config)?;
+    Some(url.and_then(|url| {
+        postgres::watch_admin_changes(url, on_change, stop).map_err(StoreError::from)
+    }))
+}
+
 /// The message ledger. See the module documentation for the protocol.
 pub trait Store: Send + Sync {
     /// Registers a message whose identity is known; deduplicates on

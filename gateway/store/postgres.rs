@@ -705,3 +705,59 @@ impl Store for PostgresStore {
         }
     }
 }
+
+/// The channel admin changes are announced on.
+const ADMIN_CHANNEL: &str = "gateway_admin";
+
+/// Tells every instance listening on the database at `url` that `keys/` changed (`what`: the
+/// admin action), so they reload now rather than at their next periodic reload.
+pub fn announce_admin_change(url: &str, what: &str) -> Result<(), StoreError> {
+    let mut client = postgres::Client::connect(url, NoTls)?;
+    client.execute("SELECT pg_notify($1, $2)", &[&ADMIN_CHANNEL, &what])?;
+    Ok(())
+}
+
+/// Calls `on_change` for every admin change announced on the database at `url` (and once
+/// after each (re)connection, for what was announced while it was away), until `stop`.
+/// Reconnects with back-off; returns the thread.
+pub fn watch_admin_changes(
+    url: String,
+    on_change: Box<dyn Fn(&str) + Send>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("admin-listen".into())
+        .spawn(move || {
+            let mut backoff = Duration::from_millis(250);
+            while !stop.load(Ordering::Relaxed) {
+                match listen(&url, &*on_change, &stop) {
+                    Ok(()) => backoff = Duration::from_millis(250),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for admin changes on PostgreSQL; retrying (keys/ is still checked before every payload)");
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        })
+}
+
+/// One connection's worth of listening; returns when it drops or `stop` is set.
+fn listen(url: &str, on_change: &dyn Fn(&str), stop: &AtomicBool) -> Result<(), StoreError> {
+    let mut client = postgres::Client::connect(url, NoTls)?;
+    client.batch_execute(&format!("LISTEN {ADMIN_CHANNEL}"))?;
+    on_change("(re)connected");
+    while !stop.load(Ordering::Relaxed) {
+        {
+            let mut notifications = client.notifications();
+            let mut iter = notifications.timeout_iter(Duration::from_millis(500));
+            while let Some(n) = postgres::fallible_iterator::FallibleIterator::next(&mut iter)? {
+                on_change(n.payload());
+            }
+        }
+        if client.is_closed() {
+            return Err(StoreError::Database("the connection closed".into()));
+        }
+    }
+    Ok(())
+}
