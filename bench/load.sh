@@ -47,42 +47,7 @@ CFG="$W/gateway.toml"
 "$GW" keys init --config "$CFG" >/dev/null
 TOKEN="$("$GW" agency token issue police --config "$CFG" 2>/dev/null)"
 
-echo "== prepare $N distinct ~10 KB police messages and seal them (gateway seal)"
-python3 - "$W/xml" "$N" <<'PY'
-import sys, uuid
-out, n = sys.argv[1], int(sys.argv[2])
-src = open("schemas/police/samples/valid-single-incident.xml", encoding="utf-8").read()
-child_start = src.index("  <Child ")
-child_end = src.index("</Child>") + len("</Child>\n")
-child = src[child_start:child_end]
-extra = "".join(child.replace('childId="C003"', f'childId="X{k:04d}"') for k in range(42))
-body = src[:child_end] + extra + src[child_end:]
-for i in range(n):
-    doc = body.replace("3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016", str(uuid.uuid4()), 1)
-    with open(f"{out}/m{i:06d}.xml", "w", encoding="utf-8") as f:
-        f.write(doc)
-PY
-stat -c '%s bytes per XML document' "$W/xml/m000000.xml"
-K="$W/keys/dev/agencies/police"
-RECIPIENT="$("$GW" recipient --config "$CFG")"
-find "$W/xml" -name '*.xml' -print0 | xargs -0 -n 2000 "$GW" seal --key "$K.key" --cert "$K.crt" \
-    --to "$RECIPIENT" --out-dir "$W/sealed" 2>/dev/null
-stat -c '%s bytes per sealed message' "$W/sealed/m000000.xml.sealed"
-# wrk reads the messages from one pack (see bench/load.lua for why not from the files).
-python3 - "$W/sealed" "$W/sealed.pack" <<'PY'
-import os, sys
-src, pack = sys.argv[1], sys.argv[2]
-names = sorted(n for n in os.listdir(src) if n.endswith(".sealed"))
-with open(pack, "wb") as out, open(pack + ".sizes", "w") as sizes:
-    for n in names:
-        with open(os.path.join(src, n), "rb") as f:
-            data = f.read()
-        out.write(data)
-        sizes.write(f"{len(data)}\n")
-PY
-# The files just made are written back now rather than during the run (a run that overlapped
-# their writeback had a p99 of 103 ms, the next one 54 ms).
-sync
+prepare_pack
 
 echo "== serve"
 ${SERVE_WRAPPER:-} env GATEWAY_METRICS__LISTEN=127.0.0.1:0 "$GW" serve --config "$CFG" > "$W/serve.out" 2> "$W/serve.log" &

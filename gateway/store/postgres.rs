@@ -180,6 +180,84 @@ impl PostgresStore {
         Ok(self.pool.get()?)
     }
 
+    /// The common case of `begin` in one statement (one round trip, no explicit
+    /// transaction): the record and its first steps, unless the dedupe key is taken (false).
+    fn begin_new(&self, m: &NewMessage, sha256: &str, key: &str) -> Result<bool, StoreError> {
+        let mut steps = vec![(Step::Received.as_str(), None, m.received_at)];
+        steps.extend(
+            m.history
+                .iter()
+                .map(|s| (s.step.as_str(), s.detail.as_deref(), s.at)),
+        );
+        let names: Vec<&str> = steps.iter().map(|s| s.0).collect();
+        let details: Vec<Option<&str>> = steps.iter().map(|s| s.1).collect();
+        let ats: Vec<OffsetDateTime> = steps.iter().map(|s| s.2).collect();
+        let size = m.size.min(i64::MAX as u64) as i64;
+        let inserted = self.client()?.query_one(
+            "WITH m AS (
+                 INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel,
+                     status, dedupe_key, received_at, updated_at, owner)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'in_progress', $7, $8, now(), $9)
+                 ON CONFLICT (dedupe_key) DO NOTHING
+                 RETURNING id),
+             s AS (
+                 INSERT INTO steps (message_id, step, detail, at)
+                 SELECT m.id, t.s, t.d, t.a
+                 FROM m, unnest($10::text[], $11::text[], $12::timestamptz[])
+                     WITH ORDINALITY AS t(s, d, a, n)
+                 ORDER BY t.n
+                 RETURNING 1)
+             SELECT count(*) FROM m",
+            &[
+                &m.id.as_str(),
+                &m.agency,
+                &m.agency_message_id,
+                &sha256,
+                &size,
+                &m.channel.as_str(),
+                &key,
+                &m.received_at,
+                &&*self.instance,
+                &names,
+                &details,
+                &ats,
+            ],
+        );
+        match inserted {
+            Ok(row) => Ok(row.get::<_, i64>(0) == 1),
+            Err(e) if violates(&e, "messages_pkey") => Err(StoreError::IdInUse(m.id.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Closes in-progress record `id` (`set`: the columns to change) with one more step, in one
+    /// statement; an error says why when it was not in progress.
+    fn finish(
+        &self,
+        id: &MessageId,
+        set: &str,
+        value: &str,
+        step: Step,
+        detail: &str,
+        action: &'static str,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "WITH u AS (
+                 UPDATE messages SET {set}, updated_at = now(), finished_at = now(), owner = NULL
+                 WHERE id = $1 AND status = 'in_progress'
+                 RETURNING id)
+             INSERT INTO steps (message_id, step, detail, at)
+             SELECT id, $3, $4, now() FROM u"
+        );
+        let mut client = self.client()?;
+        let n = client.execute(&sql, &[&id.as_str(), &value, &step.as_str(), &detail])?;
+        if n == 1 {
+            return Ok(());
+        }
+        let mut tx = client.transaction()?;
+        Err(not_in_progress(&mut tx, id, action))
+    }
+
     /// One attempt of `begin`; `Ok(None)` when another instance won a race for the key.
     fn try_begin(
         &self,
@@ -487,8 +565,12 @@ impl Store for PostgresStore {
     fn begin(&self, m: &NewMessage) -> Result<Begin, StoreError> {
         let sha256 = super::normalise_sha256(&m.sha256)?;
         let key = super::dedupe_key(m, &sha256);
-        // A lost race ends with the winner's record committed (the unique index made this
-        // insert wait for it), so the next attempt reads it; three is plenty.
+        if self.begin_new(m, &sha256, &key)? {
+            return Ok(Begin::New(m.id.clone()));
+        }
+        // The key is taken: decide against the record that holds it. A lost race ends with
+        // the winner's record committed (the unique index made this insert wait for it), so
+        // the next attempt reads it; three is plenty.
         for _ in 0..3 {
             if let Some(begun) = self.try_begin(m, &sha256, &key)? {
                 return Ok(begun);
@@ -556,49 +638,27 @@ impl Store for PostgresStore {
             )));
         }
         let json = serde_json::to_string(receipt)?;
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let n = tx.execute(
-            "UPDATE messages SET status = 'forwarded', receipt_json = $2, updated_at = now(),
-                 finished_at = now(), owner = NULL
-             WHERE id = $1 AND status = 'in_progress'",
-            &[&id.as_str(), &json],
-        )?;
-        if n == 0 {
-            return Err(not_in_progress(&mut tx, id, "finish as forwarded"));
-        }
-        insert_steps(
-            &mut tx,
+        self.finish(
             id,
-            &[(
-                Step::Forwarded,
-                Some(receipt.queue.as_str()),
-                timestamp::now(),
-            )],
-        )?;
-        tx.commit()?;
-        Ok(())
+            "status = 'forwarded', receipt_json = $2",
+            &json,
+            Step::Forwarded,
+            &receipt.queue,
+            "finish as forwarded",
+        )
     }
 
     fn finish_rejected(&self, id: &MessageId, code: Code, detail: &str) -> Result<(), StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let n = tx.execute(
-            "UPDATE messages SET status = 'rejected', rejection_code = $2, rejection_detail = $3,
-                 updated_at = now(), finished_at = now(), owner = NULL
-             WHERE id = $1 AND status = 'in_progress'",
-            &[&id.as_str(), &code.as_str(), &detail],
-        )?;
-        if n == 0 {
-            return Err(not_in_progress(&mut tx, id, "finish as rejected"));
-        }
-        insert_steps(
-            &mut tx,
+        // The code is the step's detail ($4) and the record's code; the sentence is the
+        // record's detail.
+        self.finish(
             id,
-            &[(Step::Rejected, Some(code.as_str()), timestamp::now())],
-        )?;
-        tx.commit()?;
-        Ok(())
+            "status = 'rejected', rejection_code = $4, rejection_detail = $2",
+            detail,
+            Step::Rejected,
+            code.as_str(),
+            "finish as rejected",
+        )
     }
 
     fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# One gateway against three, in one run on this machine: messages/s, p99 and CPU time per
+# message of
+#   A. one instance on the embedded defaults (SQLite ledger + outbox folder), and
+#   B. three instances on PostgreSQL + RabbitMQ behind HAProxy (scripts/cluster-servers),
+# each driven by wrk with the same distinct ~10 KB sealed messages (bench/load.sh's). Every 201
+# means the message is durably queued (fsynced folder, or a quorum-queue confirm).
+#
+#   bash bench/cluster.sh                     # 12,000 messages, 32 connections, 15 s each
+#   N=20000 CONNS=32 DURATION=20 bash bench/cluster.sh
+#
+# CPU per message: the gateways' own CPU time (utime + stime from /proc) over the run divided
+# by the messages they forwarded; and the whole machine's busy time (/proc/stat, everything:
+# wrk, HAProxy, PostgreSQL, RabbitMQ too) per message. Target (issue 14): the cluster path costs
+# at most 1.5x the gateway CPU per message of the embedded path.
+# Needs: root (the servers), cargo, python3, wrk. Files go to bench/out/cluster/.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+cd "$ROOT"
+N="${N:-12000}"; CONNS="${CONNS:-32}"; DURATION="${DURATION:-15}"; THREADS="${THREADS:-2}"
+W="bench/out/cluster"
+GW="$ROOT/target/release/gateway"
+command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 2; }
+
+echo "== build (cargo build --release)"
+cargo build --release --quiet
+TRASH="$W.trash"
+. "$HERE/load-lib.sh"
+empty_trash
+trash "$W"
+mkdir -p "$W/xml" "$W/sealed"
+CFG="$W/gateway.toml"
+cat > "$CFG" <<TOML
+[paths]
+schemas = "$ROOT/schemas"
+TOML
+"$GW" keys init --config "$CFG" >/dev/null
+TOKEN="$("$GW" agency token issue police --config "$CFG" 2>/dev/null)"
+prepare_pack
+
+bash scripts/cluster-servers install
+SERVERS="$(mktemp -d /tmp/gateway-bench.XXXXXX)"
+chmod 755 "$SERVERS"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    bash scripts/cluster-servers stop "$SERVERS" >/dev/null 2>&1 || true
+    rm -rf "$SERVERS"
+}
+trap cleanup EXIT
+bash scripts/cluster-servers start "$SERVERS"
+# shellcheck disable=SC1091
+. "$SERVERS/env"
+
+echo "== machine"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  nproc: $(nproc)  cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+echo "git rev: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+# instance config: NAME TLS_PORT METRICS_PORT EXTRA
+instance() {
+    mkdir -p "$W/$1"
+    cat > "$W/$1/gateway.toml" <<TOML
+[paths]
+schemas = "$ROOT/schemas"
+keys = "$ROOT/$W/keys"
+outbox = "$ROOT/$W/$1/outbox"
+state = "$ROOT/$W/$1/state"
+[http]
+listen = "127.0.0.1:$2"
+[metrics]
+listen = "127.0.0.1:$3"
+[inbox]
+enabled = false
+$4
+TOML
+}
+start() { # NAME -> appends the pid to PIDS
+    "$GW" serve --config "$W/$1/gateway.toml" > "$W/$1/serve.out" 2> "$W/$1/serve.log" &
+    PIDS+=($!)
+}
+ready() { # METRICS_PORT
+    for _ in $(seq 200); do
+        curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0
+        sleep 0.1
+    done
+    echo "instance on metrics port $1 is not ready" >&2; exit 1
+}
+cpu_ticks() { # PID...: utime + stime, in clock ticks
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
+    echo "$t"
+}
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+forwarded_at() { # METRICS_PORT...
+    local n=0 p
+    for p in "$@"; do
+        n=$((n + $(curl -s "http://127.0.0.1:$p/metrics" |
+            awk '/^gateway_messages_total\{/ && /outcome="forwarded"/ { n += $NF } END { print n + 0 }')))
+    done
+    echo "$n"
+}
+HZ=$(getconf CLK_TCK)
+
+# run LABEL URL METRICS_PORTS... : wrk against URL, figures from the gateways in PIDS
+run() {
+    local label="$1" url="$2"; shift 2
+    warm_pack
+    local c0 b0 f0 c1 b1 f1
+    c0=$(cpu_ticks "${PIDS[@]}"); b0=$(busy_ticks); f0=$(forwarded_at "$@")
+    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s bench/load.lua \
+        "$url" -- "$W/sealed.pack" "$THREADS" "$TOKEN" > "$W/wrk-$label.txt"
+    c1=$(cpu_ticks "${PIDS[@]}"); b1=$(busy_ticks); f1=$(forwarded_at "$@")
+    local msgs=$((f1 - f0))
+    awk -v l="$label" -v m="$msgs" -v d="$DURATION" -v c=$((c1 - c0)) -v b=$((b1 - b0)) -v hz="$HZ" \
+        -v p99="$(awk '/^p99_ms/ { print $2 }' "$W/wrk-$label.txt")" \
+        -v e="$(awk '/^status/ && $2 != "201:" { n += $3 } END { print n + 0 }' "$W/wrk-$label.txt")" \
+        'BEGIN { printf "%-34s %7.0f msg/s  p99 %6s ms  gateway CPU %5.2f ms/msg  machine %5.2f ms/msg  (%d forwarded, %d not 201)\n",
+                 l, m / d, p99, (m ? c * 1000 / hz / m : 0), (m ? b * 1000 / hz / m : 0), m, e }' \
+        | tee -a "$W/results.txt"
+}
+
+echo "== A: one instance, SQLite + outbox folder"
+instance a 21501 21502 ""
+start a; ready 21502
+run "A one instance (SQLite + folder)" "https://127.0.0.1:21501/v1/messages" 21502
+kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+
+echo "== B: three instances, PostgreSQL + RabbitMQ, behind HAProxy"
+CLUSTER_TOML='[ledger]
+backend = "postgres"
+[queue]
+backend = "rabbitmq"
+claim_check_dir = "'"$ROOT/$W"'/claims"'
+for i in 1 2 3; do instance "b$i" "2151$i" "2152$i" "$CLUSTER_TOML"; done
+for i in 1 2 3; do start "b$i"; done
+for i in 1 2 3; do ready "2152$i"; done
+bash scripts/cluster-servers haproxy "$SERVERS" 21500 21521:21511 21522:21512 21523:21513 >/dev/null
+sleep 1
+run "B three instances (PG + RabbitMQ)" "https://127.0.0.1:21500/v1/messages" 21521 21522 21523
+kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+
+echo "== results"
+cat "$W/results.txt"
+awk 'NR == 1 { a = $0; sub(/.*gateway CPU +/, "", a); a += 0 }
+     NR == 2 { b = $0; sub(/.*gateway CPU +/, "", b); b += 0 }
+     END { if (a > 0) printf "gateway CPU per message, cluster / embedded: %.2fx (target <= 1.5x)\n", b / a }' "$W/results.txt"
