@@ -694,6 +694,7 @@ fn a_certificate_revoked_on_one_instance_is_refused_by_the_others_within_two_sec
         .arg(&cert)
         .arg("--config")
         .arg(c.config_path(0))
+        .env("TEST_LEDGER_URL", &c.db_url)
         .output()
         .unwrap();
     assert!(
@@ -718,5 +719,76 @@ fn a_certificate_revoked_on_one_instance_is_refused_by_the_others_within_two_sec
     println!(
         "revocation honoured by instances 1 and 2 after {:?}",
         revoked_at.elapsed()
+    );
+}
+
+/// `gateway audit verify --json` run with instance `i`'s configuration: exit code and verdict.
+fn audit_verify(c: &Cluster, i: usize) -> (Option<i32>, serde_json::Value) {
+    let out = Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["audit", "verify", "--json", "--config"])
+        .arg(c.config_path(i))
+        .env("TEST_LEDGER_URL", &c.db_url)
+        .output()
+        .unwrap();
+    let verdict = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), verdict)
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn every_instance_audits_into_one_verifiable_log() {
+    let c = Cluster::start("");
+    for (i, f) in c.sealed(6, "audit").iter().enumerate() {
+        let (status, body) = c.deliver(&c.instance_url(i % INSTANCES), f, Duration::from_secs(30));
+        assert_eq!(status, 201, "{body}");
+    }
+    let out = Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["agency", "token", "issue", "housing"])
+        .arg("--config")
+        .arg(c.config_path(2))
+        .env("TEST_LEDGER_URL", &c.db_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Any instance's configuration verifies every chain: three servers' and the admin one.
+    let (code, verdict) = audit_verify(&c, 0);
+    assert_eq!(code, Some(0), "{verdict}");
+    assert_eq!(verdict["verdict"], "intact", "{verdict}");
+    assert_eq!(verdict["chains"], 4, "{verdict}");
+    assert!(verdict["records"].as_u64().unwrap() >= 7, "{verdict}");
+    // An edit in the database is found, and named.
+    let edit = Command::new("psql")
+        .args([
+            &c.db_url,
+            "-qc",
+            "UPDATE audit_records SET record = replace(record, 'forwarded', 'rejected')
+             WHERE (chain, seq) = (SELECT chain, seq FROM audit_records
+                                   WHERE record LIKE '%forwarded%' LIMIT 1)",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        edit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edit.stderr)
+    );
+    let (code, verdict) = audit_verify(&c, 1);
+    assert_eq!(code, Some(1), "{verdict}");
+    assert_eq!(verdict["verdict"], "broken", "{verdict}");
+    assert!(
+        verdict["why"].as_str().unwrap().contains("changed"),
+        "{verdict}"
     );
 }

@@ -15,6 +15,8 @@
 //! is writing go out together, with one fsync of the log and one of the head. Each `append`
 //! still returns only once its own record is on disk.
 
+mod shared;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -77,11 +79,15 @@ impl Record {
     }
 }
 
-/// The audit log in a folder (`state/audit/`).
+/// The audit log in a folder (`state/audit/`), or one chain of the shared log in PostgreSQL
+/// when instances share the ledger (see [`AuditLog::open_for`]).
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     dir: PathBuf,
     group: std::sync::Arc<Appends>,
+    shared: Option<std::sync::Arc<shared::Chain>>,
+    /// The shared log's URL, for `verify`.
+    shared_url: Option<String>,
 }
 
 /// A record waiting to be written.
@@ -122,7 +128,38 @@ impl AuditLog {
         Ok(AuditLog {
             dir: dir.to_path_buf(),
             group: std::sync::Arc::default(),
+            shared: None,
+            shared_url: None,
         })
+    }
+
+    /// The log `config` calls for: the folder `state/audit/`, or, when the ledger is
+    /// PostgreSQL, the shared log in that database, appending to the chain `chain` (a server:
+    /// its own chain per run, `None`; admin commands: the one chain `admin`).
+    pub fn open_for(
+        config: &crate::config::Config,
+        chain: Option<&str>,
+    ) -> Result<AuditLog, AuditError> {
+        let mut log = AuditLog::open(&config.audit_dir())?;
+        if let crate::config::Ledger::Postgres { url_env, .. } = &config.ledger {
+            let url = std::env::var(url_env).map_err(|_| AuditError::Io {
+                path: format!("${url_env}").into(),
+                error: io::Error::other(format!(
+                    "the ledger is PostgreSQL but {url_env} (its URL) is not set"
+                )),
+            })?;
+            let host = rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned();
+            let name = chain.map_or_else(
+                || format!("serve@{host}/{}", uuid::Uuid::now_v7()),
+                str::to_owned,
+            );
+            log.shared = Some(std::sync::Arc::new(shared::Chain::open(&url, name)?));
+            log.shared_url = Some(url);
+        }
+        Ok(log)
     }
 
     fn current(&self) -> PathBuf {
@@ -172,11 +209,16 @@ impl AuditLog {
         }
     }
 
-    /// Writes `entries` in order, chained, with one fsync; returns their records.
+    /// Writes `entries` in order, chained, with one fsync (or one transaction); returns
+    /// their records.
     fn write_batch<'a>(
         &self,
         entries: impl Iterator<Item = &'a Entry>,
     ) -> Result<Vec<Record>, AuditError> {
+        if let Some(chain) = &self.shared {
+            let entries: Vec<&Entry> = entries.collect();
+            return chain.append(&entries);
+        }
         let path = self.current();
         let err = io_err(&path);
         let mut opts = OpenOptions::new();
@@ -189,34 +231,17 @@ impl AuditLog {
         let mut file = opts.open(&path).map_err(&err)?;
         // Other processes (admin commands) append too.
         file.lock().map_err(&err)?;
-        let (mut seq, mut prev) = match last_record(&mut file).map_err(&err)? {
+        let (seq, prev) = match last_record(&mut file).map_err(&err)? {
             Some(r) => (r.seq + 1, r.hash),
             None => self
                 .last_of_rotated()?
                 .map_or((1, GENESIS.to_owned()), |r| (r.seq + 1, r.hash)),
         };
-        let mut records = Vec::new();
+        let records = chained(entries, seq, prev);
         let mut lines = Vec::new();
-        for e in entries {
-            let mut rec = Record {
-                seq,
-                time: time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-                kind: e.kind.clone(),
-                actor: e.actor.clone(),
-                action: e.action.clone(),
-                subject: e.subject.clone(),
-                details: e.details.clone(),
-                prev,
-                hash: String::new(),
-            };
-            rec.hash = rec.compute_hash();
-            serde_json::to_writer(&mut lines, &rec).map_err(|e| err(io::Error::other(e)))?;
+        for rec in &records {
+            serde_json::to_writer(&mut lines, rec).map_err(|e| err(io::Error::other(e)))?;
             lines.push(b'\n');
-            prev = rec.hash.clone();
-            seq += 1;
-            records.push(rec);
         }
         let Some(last) = records.last() else {
             return Ok(records);
@@ -290,8 +315,12 @@ impl AuditLog {
         last_record(&mut f).map_err(io_err(last))
     }
 
-    /// Checks the whole chain, every file in order; see [`Verdict`].
+    /// Checks the whole chain, every file in order (or, for the shared log, every chain in
+    /// the database); see [`Verdict`].
     pub fn verify(&self) -> Result<Verdict, AuditError> {
+        if let Some(url) = &self.shared_url {
+            return shared::verify(url);
+        }
         let mut prev = GENESIS.to_owned();
         let mut expect_seq = 1u64;
         let mut records = 0u64;
@@ -351,6 +380,35 @@ impl AuditLog {
     }
 }
 
+/// `entries` as records chained after (`seq` - 1, `prev`), hashed, timestamped now.
+fn chained<'a>(
+    entries: impl Iterator<Item = &'a Entry>,
+    mut seq: u64,
+    mut prev: String,
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    for e in entries {
+        let mut rec = Record {
+            seq,
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            kind: e.kind.clone(),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            subject: e.subject.clone(),
+            details: e.details.clone(),
+            prev,
+            hash: String::new(),
+        };
+        rec.hash = rec.compute_hash();
+        prev = rec.hash.clone();
+        seq += 1;
+        records.push(rec);
+    }
+    records
+}
+
 /// The result of [`AuditLog::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
@@ -363,6 +421,14 @@ pub enum Verdict {
         files: usize,
         /// Hash of the last record (publish it elsewhere to detect truncation of the tail).
         last_hash: String,
+    },
+    /// Every chain of the shared log (PostgreSQL) is intact.
+    #[serde(rename = "intact")]
+    IntactChains {
+        /// Records checked.
+        records: u64,
+        /// Chains checked (one per server run, and `admin`).
+        chains: usize,
     },
     /// The first bad record.
     Broken {

@@ -21,7 +21,7 @@ pub enum Command {
 pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
     match cmd {
         Command::Verify { json: as_json } => {
-            let log = AuditLog::open(&config.audit_dir())?;
+            let log = AuditLog::open_for(config, Some("admin"))?;
             let verdict = log.verify()?;
             if *as_json {
                 println!("{}", serde_json::to_string(&verdict)?);
@@ -34,13 +34,16 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
                     } => println!(
                         "intact: {records} records in {files} file(s); last hash {last_hash}"
                     ),
+                    Verdict::IntactChains { records, chains } => println!(
+                        "intact: {records} records in {chains} chain(s) of the shared audit log"
+                    ),
                     Verdict::Broken { at, seq, why } => {
                         println!("BROKEN at record {seq} ({at}): {why}")
                     }
                 }
             }
             Ok(match verdict {
-                Verdict::Intact { .. } => exit::OK,
+                Verdict::Intact { .. } | Verdict::IntactChains { .. } => exit::OK,
                 Verdict::Broken { .. } => exit::INVALID,
             })
         }
@@ -49,7 +52,7 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
 
 /// Records an admin action (by the local user) in the audit log.
 pub fn admin(config: &Config, action: &str, subject: &str, details: Value) -> anyhow::Result<()> {
-    let log = AuditLog::open(&config.audit_dir())?;
+    let log = AuditLog::open_for(config, Some("admin"))?;
     log.append("admin", &local_user(), action, subject, details)
         .map_err(|e| anyhow::anyhow!("the action was done but could not be audited: {e}"))?;
     if let Err(e) = crate::store::announce_admin_change(config, action) {

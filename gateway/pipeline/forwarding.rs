@@ -35,7 +35,7 @@ impl Forwarding {
             crate::sinks::open(config).map_err(|(path, error)| StartError::Sink { path, error })?;
         let receipts = ReceiptSigner::load(&config.keys)?;
         let audit_dir = config.audit_dir();
-        let audit = AuditLog::open(&audit_dir).map_err(|error| StartError::Audit {
+        let audit = AuditLog::open_for(config, None).map_err(|error| StartError::Audit {
             path: audit_dir.clone(),
             error,
         })?;

@@ -29,7 +29,10 @@
 //!   of the payload as received.
 //!
 //! A message that was *registered* and then rejected keeps its deduplication key,
-//! so an identical resend gets [`Begin::Duplicate`] with the original rejection.
+//! so an identical resend gets [`Begin::Duplicate`] with the original rejection, unless the
+//! rejection was retryable (`queue_unavailable`, `internal_error`...: the gateway's own
+//! trouble, no verdict on the message): then the key is released and the resend is processed
+//! afresh.
 //! A *corrected* resend with the same agency message id but different content is
 //! accepted as new: a rejected record never causes a [`Begin::Conflict`]; its key
 //! is released and handed to the new record.

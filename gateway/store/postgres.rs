@@ -651,9 +651,16 @@ impl Store for PostgresStore {
     fn finish_rejected(&self, id: &MessageId, code: Code, detail: &str) -> Result<(), StoreError> {
         // The code is the step's detail ($4) and the record's code; the sentence is the
         // record's detail.
+        // A retryable refusal (the queue was down...) is no verdict on the message: its key
+        // is released, so that the resend is processed afresh.
+        let set = if code.retryable() {
+            "status = 'rejected', rejection_code = $4, rejection_detail = $2, dedupe_key = NULL"
+        } else {
+            "status = 'rejected', rejection_code = $4, rejection_detail = $2"
+        };
         self.finish(
             id,
-            "status = 'rejected', rejection_code = $4, rejection_detail = $2",
+            set,
             detail,
             Step::Rejected,
             code.as_str(),

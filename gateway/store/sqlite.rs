@@ -779,16 +779,20 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         require_in_progress(&tx, id, "finish as rejected")?;
         let now = self.clock.now();
+        // A retryable refusal (the queue was down...) is no verdict on the message: its key
+        // is released, so that the resend is processed afresh.
         tx.prepare_cached(
             "UPDATE messages SET status = 'rejected', rejection_code = ?2,
-                 rejection_detail = ?3, updated_at = ?4, finished_at = ?4
+                 rejection_detail = ?3, updated_at = ?4, finished_at = ?4,
+                 dedupe_key = CASE WHEN ?5 THEN NULL ELSE dedupe_key END
              WHERE id = ?1",
         )?
         .execute(params![
             id.as_str(),
             code.as_str(),
             detail,
-            timestamp::format(&now)
+            timestamp::format(&now),
+            code.retryable()
         ])?;
         insert_step(&tx, id, Step::Rejected, Some(code.as_str()), &now)?;
         tx.commit()?;

@@ -927,3 +927,33 @@ fn background_checkpoints_let_the_wal_start_over_so_it_stays_bounded() {
     }
     drop(store); // stops the thread
 }
+
+#[test]
+fn a_retryable_rejection_releases_the_key_and_a_final_one_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let sha = "cd".repeat(32);
+    // The queue was down when it was to be published: the resend is processed afresh.
+    let first = message(Some("R-1"), &sha);
+    assert!(matches!(store.begin(&first).unwrap(), Begin::New(_)));
+    store
+        .finish_rejected(&first.id, Code::QueueUnavailable, "the queue is down")
+        .unwrap();
+    let resend = message(Some("R-1"), &sha);
+    assert_eq!(
+        store.begin(&resend).unwrap(),
+        Begin::New(resend.id.clone()),
+        "a resend after a retryable refusal is new"
+    );
+    // A verdict on the message itself stays the answer to an identical resend.
+    let other = message(Some("R-2"), &sha);
+    assert!(matches!(store.begin(&other).unwrap(), Begin::New(_)));
+    store
+        .finish_rejected(&other.id, Code::SchemaInvalid, "bad")
+        .unwrap();
+    let again = message(Some("R-2"), &sha);
+    assert!(
+        matches!(store.begin(&again).unwrap(), Begin::Duplicate(r) if r.id == other.id),
+        "an identical resend of a refused message gets the original refusal"
+    );
+}
