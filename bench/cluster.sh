@@ -92,6 +92,14 @@ cpu_ticks() { # PID...: utime + stime, in clock ticks
     echo "$t"
 }
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+comm_ticks() { # COMMAND NAME (as in /proc/PID/comm): CPU ticks of every such process alive now
+    local t=0 f
+    for f in /proc/[0-9]*/stat; do
+        t=$((t + $(awk -v want="($1)" '$2 == want { print $14 + $15; exit } END { print 0 }' "$f" 2>/dev/null | head -1)))
+    done
+    echo "$t"
+}
+PARTS="wrk haproxy postgres beam.smp"
 forwarded_at() { # METRICS_PORT...
     local n=0 p
     for p in "$@"; do
@@ -107,11 +115,18 @@ run() {
     local label="$1" url="$2"; shift 2
     warm_pack
     local c0 b0 f0 c1 b1 f1
+    declare -A p0
+    for n in $PARTS; do p0[$n]=$(comm_ticks "$n"); done
     c0=$(cpu_ticks "${PIDS[@]}"); b0=$(busy_ticks); f0=$(forwarded_at "$@")
     wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s bench/load.lua \
         "$url" -- "$W/sealed.pack" "$THREADS" "$TOKEN" > "$W/wrk-$label.txt"
     c1=$(cpu_ticks "${PIDS[@]}"); b1=$(busy_ticks); f1=$(forwarded_at "$@")
-    local msgs=$((f1 - f0))
+    local msgs=$((f1 - f0)) parts=""
+    for n in $PARTS; do
+        parts="$parts $n $(awk -v t=$(( $(comm_ticks "$n") - p0[$n] )) -v m="$msgs" -v hz="$HZ" \
+            'BEGIN { printf "%.2f", m ? t * 1000 / hz / m : 0 }')"
+    done
+    echo "   CPU ms/msg of the other parts:$parts" >> "$W/parts.txt"
     awk -v l="$label" -v m="$msgs" -v d="$DURATION" -v c=$((c1 - c0)) -v b=$((b1 - b0)) -v hz="$HZ" \
         -v p99="$(awk '/^p99_ms/ { print $2 }' "$W/wrk-$label.txt")" \
         -v e="$(awk '/^status/ && $2 != "201:" { n += $3 } END { print n + 0 }' "$W/wrk-$label.txt")" \
@@ -142,6 +157,8 @@ kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
 echo "== results"
 cat "$W/results.txt"
+echo "-- where the rest of the machine's CPU went (A, then B):"
+cat "$W/parts.txt"
 awk 'NR == 1 { a = $0; sub(/.*gateway CPU +/, "", a); a += 0 }
      NR == 2 { b = $0; sub(/.*gateway CPU +/, "", b); b += 0 }
      END { if (a > 0) printf "gateway CPU per message, cluster / embedded: %.2fx (target <= 1.5x)\n", b / a }' "$W/results.txt"

@@ -112,10 +112,17 @@ fn check_config_passes_on_a_complete_home_and_names_the_key_of_a_mistake() {
 
 #[test]
 fn check_config_explains_an_unreachable_ledger_and_queue() {
-    let home = Home::new(
-        "[ledger]\nbackend = \"postgres\"\nurl_env = \"TEST_PG_URL\"\n\
-         [queue]\nbackend = \"rabbitmq\"\nurl_env = \"TEST_AMQP_URL\"\n",
-    );
+    // Keys first (an admin command, audited), then the shared backends.
+    let home = Home::new("");
+    let text = std::fs::read_to_string(home.config()).unwrap();
+    std::fs::write(
+        home.config(),
+        format!(
+            "{text}\n[ledger]\nbackend = \"postgres\"\nurl_env = \"TEST_PG_URL\"\n\
+             [queue]\nbackend = \"rabbitmq\"\nurl_env = \"TEST_AMQP_URL\"\n"
+        ),
+    )
+    .unwrap();
     // Nothing listens on port 1; the variables are not set at first.
     let out = home.gateway(&["check-config"]);
     assert_eq!(out.status.code(), Some(2));

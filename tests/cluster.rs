@@ -687,6 +687,7 @@ fn a_certificate_revoked_on_one_instance_is_refused_by_the_others_within_two_sec
     let files = c.sealed(3, "revoke");
     let (status, body) = c.deliver(&c.instance_url(1), &files[0], Duration::from_secs(10));
     assert_eq!(status, 201, "{body}");
+    let acknowledged: BTreeMap<String, String> = [receipt_of(&body)].into_iter().collect();
     let (_, cert) = c.home.signer("police");
     let out = Command::cargo_bin("gateway")
         .unwrap()
@@ -720,6 +721,22 @@ fn a_certificate_revoked_on_one_instance_is_refused_by_the_others_within_two_sec
         "revocation honoured by instances 1 and 2 after {:?}",
         revoked_at.elapsed()
     );
+    // And every other instance was told through the ledger (PostgreSQL NOTIFY), which is what
+    // reaches hosts whose shared keys/ gives no file notifications (NFS).
+    for i in 1..INSTANCES {
+        wait_for(
+            &format!("instance {i} told of the revocation"),
+            Duration::from_secs(2),
+            || {
+                c.log(i).lines().any(|l| {
+                    l.contains("admin change announced on the ledger")
+                        && l.contains("agency cert revoke")
+                })
+            },
+        );
+    }
+    let dups = c.assert_all_consumed(&acknowledged, "revocation");
+    assert_eq!(dups, 0);
 }
 
 /// `gateway audit verify --json` run with instance `i`'s configuration: exit code and verdict.
@@ -745,10 +762,13 @@ fn audit_verify(c: &Cluster, i: usize) -> (Option<i32>, serde_json::Value) {
 #[ignore = "needs the servers of scripts/test-cluster"]
 fn every_instance_audits_into_one_verifiable_log() {
     let c = Cluster::start("");
+    let mut acknowledged = BTreeMap::new();
     for (i, f) in c.sealed(6, "audit").iter().enumerate() {
         let (status, body) = c.deliver(&c.instance_url(i % INSTANCES), f, Duration::from_secs(30));
         assert_eq!(status, 201, "{body}");
+        acknowledged.extend([receipt_of(&body)]);
     }
+    assert_eq!(c.assert_all_consumed(&acknowledged, "audit"), 0);
     let out = Command::cargo_bin("gateway")
         .unwrap()
         .args(["agency", "token", "issue", "housing"])
@@ -791,4 +811,68 @@ fn every_instance_audits_into_one_verifiable_log() {
         verdict["why"].as_str().unwrap().contains("changed"),
         "{verdict}"
     );
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn while_rabbitmq_is_down_instances_are_not_ready_and_refuse_with_retry_after() {
+    let c = Cluster::start("");
+    // With the servers up, check-config says so.
+    let out = Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["check-config", "--config"])
+        .arg(c.config_path(0))
+        .env("TEST_LEDGER_URL", &c.db_url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("ok    ledger") && text.contains("ok    queue"),
+        "{text}"
+    );
+    let files = c.sealed(2, "down");
+    let dir = cluster_dir().display().to_string();
+    servers(&["stop-rabbitmq", &dir]);
+    let readyz = format!("http://127.0.0.1:{}/readyz", c.health_port(0));
+    wait_for("instance 0 not ready", Duration::from_secs(10), || {
+        reqwest::blocking::get(&readyz).is_ok_and(|r| r.status().as_u16() == 503)
+    });
+    let why = reqwest::blocking::get(&readyz).unwrap().text().unwrap();
+    assert!(why.contains("RabbitMQ"), "/readyz says why: {why}");
+    let token = format!("Authorization: Bearer {}", c.token);
+    let refused = support::curl(
+        &c.home,
+        &[
+            "--data-binary",
+            &format!("@{}", files[0].display()),
+            "-H",
+            &token,
+            &c.instance_url(0),
+        ],
+    );
+    assert_eq!(
+        refused.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert_eq!(refused.json()["code"], "queue_unavailable");
+    assert!(
+        refused.header("retry-after").is_some(),
+        "{}",
+        refused.headers
+    );
+    servers(&["start-rabbitmq", &dir]);
+    for i in 0..INSTANCES {
+        c.wait_ready(i);
+    }
+    // The refused message goes through once the broker is back; nothing was kept of it.
+    let mut acknowledged = BTreeMap::new();
+    for f in &files {
+        let (status, body) = c.deliver(&c.lb_url(), f, Duration::from_secs(30));
+        assert_eq!(status, 201, "{body}");
+        acknowledged.extend([receipt_of(&body)]);
+    }
+    assert_eq!(c.assert_all_consumed(&acknowledged, "broker outage"), 0);
 }
