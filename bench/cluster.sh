@@ -11,7 +11,8 @@
 #
 # CPU per message: the gateways' own CPU time (utime + stime from /proc) over the run divided
 # by the messages they forwarded; and the whole machine's busy time (/proc/stat, everything:
-# wrk, HAProxy, PostgreSQL, RabbitMQ too) per message. Target (issue 14): the cluster path costs
+# wrk, HAProxy, PostgreSQL, RabbitMQ too) per message, and the share of HAProxy, PostgreSQL and
+# RabbitMQ (beam.smp) in it. Target (issue 14): the cluster path costs
 # at most 1.5x the gateway CPU per message of the embedded path.
 # Needs: root (the servers), cargo, python3, wrk. Files go to bench/out/cluster/.
 set -euo pipefail
@@ -93,13 +94,9 @@ cpu_ticks() { # PID...: utime + stime, in clock ticks
 }
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 comm_ticks() { # COMMAND NAME (as in /proc/PID/comm): CPU ticks of every such process alive now
-    local t=0 f
-    for f in /proc/[0-9]*/stat; do
-        t=$((t + $(awk -v want="($1)" '$2 == want { print $14 + $15; exit } END { print 0 }' "$f" 2>/dev/null | head -1)))
-    done
-    echo "$t"
+    awk -v want="($1)" '$2 == want { t += $14 + $15 } END { print t + 0 }' /proc/[0-9]*/stat 2>/dev/null || echo 0
 }
-PARTS="wrk haproxy postgres beam.smp"
+PARTS="haproxy postgres beam.smp"
 forwarded_at() { # METRICS_PORT...
     local n=0 p
     for p in "$@"; do
@@ -157,7 +154,7 @@ kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
 echo "== results"
 cat "$W/results.txt"
-echo "-- where the rest of the machine's CPU went (A, then B):"
+echo "-- CPU of the servers per message (A, then B):"
 cat "$W/parts.txt"
 awk 'NR == 1 { a = $0; sub(/.*gateway CPU +/, "", a); a += 0 }
      NR == 2 { b = $0; sub(/.*gateway CPU +/, "", b); b += 0 }

@@ -133,6 +133,10 @@ impl PostgresStore {
             .max_size(pool_size)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
+            // No `SELECT`-like probe before every use (a round trip per ledger write): a
+            // connection the server dropped fails its next statement, the pool discards it
+            // (it reports itself closed), and the sender's retry gets a fresh one.
+            .test_on_check_out(false)
             .build(manager)?;
         migrate(&pool)?;
         let instance: Arc<str> = format!("{}-{}", host_name(), uuid::Uuid::now_v7()).into();
