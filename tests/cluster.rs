@@ -876,3 +876,148 @@ fn while_rabbitmq_is_down_instances_are_not_ready_and_refuse_with_retry_after() 
     }
     assert_eq!(c.assert_all_consumed(&acknowledged, "broker outage"), 0);
 }
+
+mod ledger_contract {
+    //! The PostgreSQL ledger as two instances see it, through the `Store` trait directly.
+
+    use std::time::Duration;
+
+    use gateway::message::{Channel, MessageId, Receipt, timestamp};
+    use gateway::rejection::Code;
+    use gateway::store::{Begin, NewMessage, PendingStep, PostgresStore, Status, Step, Store};
+
+    fn message(agency_message_id: &str, sha256: &str) -> NewMessage {
+        NewMessage {
+            id: MessageId::new(),
+            agency: "police".into(),
+            agency_message_id: Some(agency_message_id.into()),
+            sha256: sha256.into(),
+            size: 1234,
+            channel: Channel::Https,
+            received_at: timestamp::now(),
+            history: vec![PendingStep::now(Step::Validated, Some("schema x"))],
+        }
+    }
+
+    fn receipt(m: &NewMessage) -> Receipt {
+        Receipt {
+            gateway_message_id: m.id.clone(),
+            agency: m.agency.clone(),
+            agency_message_id: m.agency_message_id.clone(),
+            sha256: m.sha256.clone(),
+            schema_id: "x".into(),
+            forwarded_at: timestamp::now(),
+            queue: "amqp/t".into(),
+        }
+    }
+
+    fn psql(url: &str, sql: &str) {
+        let out = std::process::Command::new("psql")
+            .args([url, "-qc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "needs the servers of scripts/test-cluster"]
+    fn two_instances_share_dedupe_leases_and_jobs() {
+        let (url, _) = super::fresh_names();
+        // Long leases: the heartbeats (every third of it) never run during the test, so the
+        // leases it expires by hand stay expired until it restores them.
+        let lease = Duration::from_secs(60);
+        let a = PostgresStore::open(&url, 4, lease).unwrap();
+        let b = PostgresStore::open(&url, 4, lease).unwrap();
+        let sha = "ab".repeat(32);
+
+        // A registers; B, with the same message, is told it is in progress, then gets A's
+        // outcome once A finished.
+        let m = message("C-1", &sha);
+        assert_eq!(a.begin(&m).unwrap(), Begin::New(m.id.clone()));
+        let resend = message("C-1", &sha);
+        assert!(matches!(b.begin(&resend).unwrap(), Begin::InProgress(r) if r.id == m.id));
+        a.finish_forwarded(&m.id, &receipt(&m)).unwrap();
+        match b.begin(&resend).unwrap() {
+            Begin::Duplicate(r) => {
+                assert_eq!(r.id, m.id);
+                assert_eq!(r.receipt().unwrap().unwrap().gateway_message_id, m.id);
+            }
+            other => panic!("expected the original receipt, got {other:?}"),
+        }
+        // Same agency message id, other content: a conflict, on either instance.
+        assert!(matches!(
+            b.begin(&message("C-1", &"cd".repeat(32))).unwrap(),
+            Begin::Conflict(_)
+        ));
+        // Steps are kept in order.
+        let steps: Vec<Step> = b.steps(&m.id).unwrap().iter().map(|s| s.step).collect();
+        assert_eq!(steps, [Step::Received, Step::Validated, Step::Forwarded]);
+
+        // A record of a live instance is not abandoned; once its lease has run out, it is,
+        // and the other instance settles it, releasing the key.
+        let n = message("C-2", &sha);
+        assert!(matches!(a.begin(&n).unwrap(), Begin::New(_)));
+        let rec = b.get(&n.id).unwrap().unwrap();
+        assert!(a.is_mine(&rec) && !b.is_mine(&rec));
+        assert!(!b.is_abandoned(&rec), "A's lease is alive");
+        psql(
+            &url,
+            &format!(
+                "UPDATE instances SET lease_until = now() - interval '1 second' WHERE id = '{}'",
+                a.instance()
+            ),
+        );
+        assert!(b.is_abandoned(&rec), "A's lease ran out");
+        assert!(b.abandon(&n.id, "cut off").unwrap());
+        assert_eq!(b.get(&n.id).unwrap().unwrap().status, Status::Rejected);
+        assert!(matches!(
+            b.begin(&message("C-2", &sha)).unwrap(),
+            Begin::New(_)
+        ));
+
+        // A retryable refusal releases the key; a verdict keeps it.
+        let q = message("C-3", &sha);
+        assert!(matches!(a.begin(&q).unwrap(), Begin::New(_)));
+        a.finish_rejected(&q.id, Code::QueueUnavailable, "queue down")
+            .unwrap();
+        assert!(matches!(
+            b.begin(&message("C-3", &sha)).unwrap(),
+            Begin::New(_)
+        ));
+
+        // One job, one holder at a time; it moves when the holder's lease runs out. (A's lease
+        // is alive again first, as its heartbeat would make it.)
+        psql(
+            &url,
+            &format!(
+                "UPDATE instances SET lease_until = now() + interval '1 minute' WHERE id = '{}'",
+                a.instance()
+            ),
+        );
+        assert!(a.hold("inbox").unwrap());
+        assert!(!b.hold("inbox").unwrap());
+        assert!(a.hold("inbox").unwrap(), "the holder keeps it");
+        psql(
+            &url,
+            &format!(
+                "UPDATE instances SET lease_until = now() - interval '1 second' WHERE id = '{}'",
+                a.instance()
+            ),
+        );
+        assert!(
+            b.hold("inbox").unwrap(),
+            "taken over once A's lease ran out"
+        );
+        assert!(!a.hold("inbox").unwrap());
+        // A clean stop gives the lease up at once.
+        drop(b);
+        assert!(
+            a.hold("inbox").unwrap(),
+            "B stopped: A takes the job without waiting"
+        );
+    }
+}
