@@ -11,8 +11,9 @@
 //! A message whose bytes do not match its SHA-256 is rejected (not requeued: it would fail
 //! again) and reported with `"ok": false`. A claim-checked payload's file is deleted once the
 //! message is acknowledged (`--keep-claims` keeps it). Payloads re-encrypted to the hub
-//! (`content_type` `application/age`) are checked against `claim_check_sha256` only; decrypt
-//! them with the hub's age identity, then compare the XML's SHA-256 with the `sha256` header.
+//! (`content_type` `application/age`, `[outbox] hub_recipients`) are decrypted with the hub's
+//! age identities (`--identity FILE`, as `age-keygen` writes them) and the XML checked against
+//! `sha256`; without `--identity` only a claim-checked file's `claim_check_sha256` is checked.
 //!
 //! The hub should deduplicate on `agency` + `agency_message_id` + `sha256`: delivery is
 //! at-least-once (a gateway that dies between the broker's confirm and its ledger write has
@@ -31,6 +32,7 @@ struct Args {
     idle: Duration,
     max: Option<u64>,
     keep_claims: bool,
+    identities: Vec<age::x25519::Identity>,
 }
 
 fn args() -> Result<Args, String> {
@@ -40,6 +42,7 @@ fn args() -> Result<Args, String> {
         idle: Duration::from_secs(5),
         max: None,
         keep_claims: false,
+        identities: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +55,14 @@ fn args() -> Result<Args, String> {
             }
             "--max" => a.max = Some(value()?.parse().map_err(|e| format!("{e}"))?),
             "--keep-claims" => a.keep_claims = true,
+            "--identity" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+                for line in text.lines().filter(|l| l.starts_with("AGE-SECRET-KEY-")) {
+                    a.identities
+                        .push(line.trim().parse().map_err(|e| format!("{path}: {e}"))?);
+                }
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -75,12 +86,24 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(openssl::sha::sha256(bytes))
 }
 
+/// The XML inside an age payload, with the hub's identities.
+fn decrypt(bytes: &[u8], identities: &[age::x25519::Identity]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let decryptor = age::Decryptor::new(bytes).map_err(|e| e.to_string())?;
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+        .map_err(|e| e.to_string())?;
+    let mut plain = Vec::new();
+    reader.read_to_end(&mut plain).map_err(|e| e.to_string())?;
+    Ok(plain)
+}
+
 /// Checks one message; returns its report line and whether it is good.
 fn check(
     id: &str,
     headers: &FieldTable,
     body: &[u8],
-    keep_claims: bool,
+    a: &Args,
 ) -> (serde_json::Value, bool, Option<std::path::PathBuf>) {
     let claim = header(headers, "claim_check").map(std::path::PathBuf::from);
     let encrypted = header(headers, "encrypted_to_hub").as_deref() == Some("true");
@@ -97,15 +120,24 @@ fn check(
         },
         None => body.to_vec(),
     };
-    let actual = sha256_hex(&bytes);
-    let expected = if claim.is_some() && encrypted {
+    let mut actual = sha256_hex(&bytes);
+    let mut expected = if claim.is_some() && encrypted {
         header(headers, "claim_check_sha256")
     } else if encrypted {
         None
     } else {
         header(headers, "forwarded_sha256").or_else(|| header(headers, "sha256"))
     };
-    let ok = expected.as_deref().is_none_or(|e| e == actual);
+    let mut ok = expected.as_deref().is_none_or(|e| e == actual);
+    if ok && encrypted && !a.identities.is_empty() {
+        // The XML itself, as the agency signed it (or transcoded: `forwarded_sha256`).
+        expected = header(headers, "forwarded_sha256").or_else(|| header(headers, "sha256"));
+        match decrypt(&bytes, &a.identities) {
+            Ok(plain) => actual = sha256_hex(&plain),
+            Err(e) => actual = format!("cannot decrypt: {e}"),
+        }
+        ok = expected.as_deref() == Some(actual.as_str());
+    }
     let line = serde_json::json!({
         "id": id,
         "agency": header(headers, "agency"),
@@ -115,9 +147,10 @@ fn check(
         "size": bytes.len(),
         "claim_check": claim.is_some(),
         "verified": expected.is_some(),
+        "decrypted": encrypted && !a.identities.is_empty(),
         "ok": ok,
     });
-    let remove = claim.filter(|_| ok && !keep_claims);
+    let remove = claim.filter(|_| ok && !a.keep_claims);
     (line, ok, remove)
 }
 
@@ -151,7 +184,7 @@ async fn consume(a: Args) -> Result<u64, lapin::Error> {
             .unwrap_or_default();
         let empty = FieldTable::default();
         let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
-        let (line, ok, claim) = check(&id, headers, &delivery.data, a.keep_claims);
+        let (line, ok, claim) = check(&id, headers, &delivery.data, &a);
         if ok {
             delivery.ack(BasicAckOptions::default()).await?;
             if let Some(path) = claim {

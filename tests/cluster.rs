@@ -82,6 +82,11 @@ impl Cluster {
     /// Three instances behind HAProxy, all ready; `extra` is appended to each configuration
     /// (it continues the `[queue]` section, and may add sections after it).
     fn start(extra: &str) -> Cluster {
+        Cluster::start_with(extra, "")
+    }
+
+    /// [`Cluster::start`], with `outbox` added to each configuration's `[outbox]` section.
+    fn start_with(extra: &str, outbox: &str) -> Cluster {
         let (db_url, queue) = fresh_names();
         let home = Home::new("");
         let token = home.token("police");
@@ -99,7 +104,7 @@ impl Cluster {
             token,
         };
         for i in 0..INSTANCES {
-            c.write_config(i, extra);
+            c.write_config(i, extra, outbox);
         }
         for i in 0..INSTANCES {
             c.spawn(i);
@@ -132,12 +137,12 @@ impl Cluster {
         self.home.file(&format!("gateway-{i}.toml"))
     }
 
-    fn write_config(&self, i: usize, extra: &str) {
+    fn write_config(&self, i: usize, extra: &str, outbox: &str) {
         let config = format!(
             "[paths]\nschemas = {schemas:?}\nstate = \"state-{i}\"\n\
              [http]\nlisten = \"127.0.0.1:{tls}\"\n\
              [metrics]\nlisten = \"127.0.0.1:{health}\"\n\
-             [outbox]\nqueue = {queue:?}\n\
+             [outbox]\nqueue = {queue:?}\n{outbox}\
              [ledger]\nbackend = \"postgres\"\nurl_env = \"TEST_LEDGER_URL\"\nlease_secs = 4\n\
              [inbox]\nstable_ms = 200\nrescan_secs = 2\n\
              [queue]\nbackend = \"rabbitmq\"\nclaim_check_dir = \"claims\"\n{extra}",
@@ -241,9 +246,15 @@ impl Cluster {
 
     /// Consumes everything in the queue (until 5 s pass without a message).
     fn consume(&self) -> Vec<serde_json::Value> {
+        self.consume_with(&[])
+    }
+
+    /// [`Cluster::consume`] with more arguments for the consumer.
+    fn consume_with(&self, args: &[&str]) -> Vec<serde_json::Value> {
         let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/examples/hub-consumer");
         let out = Command::new(&bin)
             .args(["--queue", &self.queue, "--idle-secs", "5"])
+            .args(args)
             .env("GATEWAY_QUEUE_URL", env("GATEWAY_QUEUE_URL"))
             .output()
             .unwrap_or_else(|e| {
@@ -1020,4 +1031,138 @@ mod ledger_contract {
             "B stopped: A takes the job without waiting"
         );
     }
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn a_queue_deleted_under_the_gateways_is_declared_again_and_nothing_is_lost() {
+    let c = Cluster::start("");
+    let files = c.sealed(3, "gone");
+    let dir = cluster_dir().display().to_string();
+    servers(&["rabbit-cli", &dir, "rabbitmqctl", "delete_queue", &c.queue]);
+    // The publication is returned (mandatory, no route): refused as retryable, not lost...
+    let (status, body) = upload(&c.home.tls_cert(), &c.instance_url(0), &c.token, &files[0]);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "queue_unavailable", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("could not route"),
+        "{body}"
+    );
+    // ...and the instance declares the queue again, so the resend and the others go through.
+    let mut acknowledged = BTreeMap::new();
+    for f in &files {
+        let (status, body) = c.deliver(&c.instance_url(0), f, Duration::from_secs(30));
+        assert_eq!(status, 201, "{body}");
+        acknowledged.extend([receipt_of(&body)]);
+    }
+    assert_eq!(c.assert_all_consumed(&acknowledged, "queue deleted"), 0);
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn payloads_reencrypted_to_the_hub_are_decrypted_and_verified_by_the_consumer() {
+    // The hub's own identity, made with the stock tool.
+    let made = Command::new("age-keygen")
+        .output()
+        .expect("age-keygen (from the age package)");
+    assert!(made.status.success());
+    let identity = String::from_utf8(made.stdout).unwrap();
+    let recipient = identity
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_owned();
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), &identity).unwrap();
+    let c = Cluster::start_with(
+        "claim_check_bytes = 4096\n",
+        &format!("hub_recipients = [{recipient:?}]\n"),
+    );
+    let small = c.sealed(2, "enc");
+    let mut acknowledged = BTreeMap::new();
+    for f in &small {
+        let (status, body) = c.deliver(&c.lb_url(), f, Duration::from_secs(30));
+        assert_eq!(status, 201, "{body}");
+        acknowledged.insert(receipt_of(&body).0, receipt_of(&body).1);
+    }
+    let consumed = c.consume_with(&["--identity", &key.path().display().to_string()]);
+    assert_eq!(consumed.len(), 2, "{consumed:?}");
+    for m in &consumed {
+        assert_eq!(m["ok"], true, "{m}");
+        assert_eq!(m["decrypted"], true, "{m}");
+        let id = m["id"].as_str().unwrap();
+        assert_eq!(
+            m["actual_sha256"].as_str(),
+            acknowledged.get(id).map(String::as_str),
+            "the decrypted XML is the one the receipt names"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn client_certificates_reach_the_gateways_through_haproxy() {
+    let c = Cluster::start("");
+    let agency_toml = c.home.file("keys/agencies/police/agency.toml");
+    let text = std::fs::read_to_string(&agency_toml).unwrap();
+    let required = text.replace(
+        "require_client_certificate = false",
+        "require_client_certificate = true",
+    );
+    assert!(
+        required.contains("require_client_certificate = true"),
+        "{text}"
+    );
+    std::fs::write(&agency_toml, required).unwrap();
+    let files = c.sealed(2, "mtls");
+    let probes = c.sealed(1, "probe");
+    let token = format!("Authorization: Bearer {}", c.token);
+    // A probe an instance took before it saw the change is acknowledged like any message.
+    let mut acknowledged = BTreeMap::new();
+    wait_for(
+        "every instance requires the certificate",
+        Duration::from_secs(5),
+        || {
+            (0..INSTANCES).all(|i| {
+                let r = support::curl(
+                    &c.home,
+                    &[
+                        "--data-binary",
+                        &format!("@{}", probes[0].display()),
+                        "-H",
+                        &token,
+                        &c.instance_url(i),
+                    ],
+                );
+                if r.status == 201 {
+                    acknowledged.extend([receipt_of(&r.json())]);
+                }
+                r.status == 401
+            })
+        },
+    );
+    // Through the balancer: TLS passes through, so the gateway sees the agency's certificate.
+    let (key, cert) = c.home.signer("police");
+    for f in &files {
+        let r = support::curl(
+            &c.home,
+            &[
+                "--cert",
+                &cert.display().to_string(),
+                "--key",
+                &key.display().to_string(),
+                "--data-binary",
+                &format!("@{}", f.display()),
+                "-H",
+                &token,
+                &c.lb_url(),
+            ],
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        acknowledged.extend([receipt_of(&r.json())]);
+    }
+    assert_eq!(
+        c.assert_all_consumed(&acknowledged, "client certificates"),
+        0
+    );
 }
