@@ -28,8 +28,6 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{NoTls, Row, Transaction};
-use r2d2_postgres::PostgresConnectionManager;
-use r2d2_postgres::r2d2;
 use time::OffsetDateTime;
 
 use super::{
@@ -39,7 +37,62 @@ use super::{
 use crate::message::{Channel, MessageId, Receipt, timestamp};
 use crate::rejection::Code;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<Manager>;
+
+/// A pooled connection with the statements prepared on it: the hot statements are parsed and
+/// planned once per connection, not once per message.
+pub(super) struct Conn {
+    client: postgres::Client,
+    prepared: std::collections::HashMap<&'static str, postgres::Statement>,
+}
+
+impl Conn {
+    /// `sql`, prepared on this connection the first time.
+    fn prepared(&mut self, sql: &'static str) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.prepared.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+}
+
+/// Makes [`Conn`]s for the `r2d2` pool.
+struct Manager(postgres::Config);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        Ok(Conn {
+            client: self.0.connect(NoTls)?,
+            prepared: Default::default(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        conn.client.simple_query("").map(|_| ())
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.client.is_closed()
+    }
+}
 
 /// Migrations, in order; `gateway_schema.version` holds how many were applied.
 const MIGRATIONS: &[&str] = &["
@@ -91,6 +144,42 @@ const MIGRATION_LOCK: i64 = 0x6777;
 const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
      rejection_code, rejection_detail, receipt_json, received_at, updated_at, finished_at, owner";
 
+/// A new message and its first steps, unless its dedupe key is taken (see `begin_new`).
+const BEGIN_NEW: &str = "WITH m AS (
+                 INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel,
+                     status, dedupe_key, received_at, updated_at, owner)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'in_progress', $7, $8, now(), $9)
+                 ON CONFLICT (dedupe_key) DO NOTHING
+                 RETURNING id),
+             s AS (
+                 INSERT INTO steps (message_id, step, detail, at)
+                 SELECT m.id, t.s, t.d, t.a
+                 FROM m, unnest($10::text[], $11::text[], $12::timestamptz[])
+                     WITH ORDINALITY AS t(s, d, a, n)
+                 ORDER BY t.n
+                 RETURNING 1)
+             SELECT count(*) FROM m";
+
+/// Finishing a record: `$1` its id, `$2` the value its `SET` names, `$3`/`$4` the new step and
+/// its detail (the same text for each, so that they are prepared once per connection).
+macro_rules! finish_sql {
+    ($set:literal) => {
+        concat!(
+            "WITH u AS (UPDATE messages SET ",
+            $set,
+            ", updated_at = now(), finished_at = now(), owner = NULL
+                 WHERE id = $1 AND status = 'in_progress' RETURNING id)
+             INSERT INTO steps (message_id, step, detail, at) SELECT id, $3, $4, now() FROM u"
+        )
+    };
+}
+const FINISH_FORWARDED: &str = finish_sql!("status = 'forwarded', receipt_json = $2");
+const FINISH_REJECTED: &str =
+    finish_sql!("status = 'rejected', rejection_code = $4, rejection_detail = $2");
+const FINISH_REJECTED_RETRYABLE: &str = finish_sql!(
+    "status = 'rejected', rejection_code = $4, rejection_detail = $2, dedupe_key = NULL"
+);
+
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> StoreError {
         StoreError::Database(Box::new(e))
@@ -128,7 +217,7 @@ impl PostgresStore {
         let config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::InvalidInput(format!("not a PostgreSQL URL: {e}")))?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = Manager(config);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
@@ -178,9 +267,7 @@ impl PostgresStore {
         &self.instance
     }
 
-    fn client(
-        &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
+    fn client(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
         Ok(self.pool.get()?)
     }
 
@@ -197,36 +284,26 @@ impl PostgresStore {
         let details: Vec<Option<&str>> = steps.iter().map(|s| s.1).collect();
         let ats: Vec<OffsetDateTime> = steps.iter().map(|s| s.2).collect();
         let size = m.size.min(i64::MAX as u64) as i64;
-        let inserted = self.client()?.query_one(
-            "WITH m AS (
-                 INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel,
-                     status, dedupe_key, received_at, updated_at, owner)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'in_progress', $7, $8, now(), $9)
-                 ON CONFLICT (dedupe_key) DO NOTHING
-                 RETURNING id),
-             s AS (
-                 INSERT INTO steps (message_id, step, detail, at)
-                 SELECT m.id, t.s, t.d, t.a
-                 FROM m, unnest($10::text[], $11::text[], $12::timestamptz[])
-                     WITH ORDINALITY AS t(s, d, a, n)
-                 ORDER BY t.n
-                 RETURNING 1)
-             SELECT count(*) FROM m",
-            &[
-                &m.id.as_str(),
-                &m.agency,
-                &m.agency_message_id,
-                &sha256,
-                &size,
-                &m.channel.as_str(),
-                &key,
-                &m.received_at,
-                &&*self.instance,
-                &names,
-                &details,
-                &ats,
-            ],
-        );
+        let mut conn = self.client()?;
+        let inserted = conn.prepared(BEGIN_NEW).and_then(|statement| {
+            conn.query_one(
+                &statement,
+                &[
+                    &m.id.as_str(),
+                    &m.agency,
+                    &m.agency_message_id,
+                    &sha256,
+                    &size,
+                    &m.channel.as_str(),
+                    &key,
+                    &m.received_at,
+                    &&*self.instance,
+                    &names,
+                    &details,
+                    &ats,
+                ],
+            )
+        });
         match inserted {
             Ok(row) => Ok(row.get::<_, i64>(0) == 1),
             Err(e) if violates(&e, "messages_pkey") => Err(StoreError::IdInUse(m.id.clone())),
@@ -234,27 +311,20 @@ impl PostgresStore {
         }
     }
 
-    /// Closes in-progress record `id` (`set`: the columns to change) with one more step, in one
-    /// statement; an error says why when it was not in progress.
+    /// Closes in-progress record `id` with one more step, in one statement (`sql`: one of the
+    /// `FINISH_*`, whose `$2` is `value`); an error says why when it was not in progress.
     fn finish(
         &self,
         id: &MessageId,
-        set: &str,
+        sql: &'static str,
         value: &str,
         step: Step,
         detail: &str,
         action: &'static str,
     ) -> Result<(), StoreError> {
-        let sql = format!(
-            "WITH u AS (
-                 UPDATE messages SET {set}, updated_at = now(), finished_at = now(), owner = NULL
-                 WHERE id = $1 AND status = 'in_progress'
-                 RETURNING id)
-             INSERT INTO steps (message_id, step, detail, at)
-             SELECT id, $3, $4, now() FROM u"
-        );
         let mut client = self.client()?;
-        let n = client.execute(&sql, &[&id.as_str(), &value, &step.as_str(), &detail])?;
+        let statement = client.prepared(sql)?;
+        let n = client.execute(&statement, &[&id.as_str(), &value, &step.as_str(), &detail])?;
         if n == 1 {
             return Ok(());
         }
@@ -644,7 +714,7 @@ impl Store for PostgresStore {
         let json = serde_json::to_string(receipt)?;
         self.finish(
             id,
-            "status = 'forwarded', receipt_json = $2",
+            FINISH_FORWARDED,
             &json,
             Step::Forwarded,
             &receipt.queue,
@@ -657,14 +727,14 @@ impl Store for PostgresStore {
         // record's detail.
         // A retryable refusal (the queue was down...) is no verdict on the message: its key
         // is released, so that the resend is processed afresh.
-        let set = if code.retryable() {
-            "status = 'rejected', rejection_code = $4, rejection_detail = $2, dedupe_key = NULL"
+        let sql = if code.retryable() {
+            FINISH_REJECTED_RETRYABLE
         } else {
-            "status = 'rejected', rejection_code = $4, rejection_detail = $2"
+            FINISH_REJECTED
         };
         self.finish(
             id,
-            set,
+            sql,
             detail,
             Step::Rejected,
             code.as_str(),
