@@ -74,15 +74,13 @@ impl Reloader {
     /// Something that reloads `keys/` now when called (an admin change announced by another
     /// instance).
     pub fn trigger(&self) -> Box<dyn Fn(&str) + Send> {
-        let tx = std::sync::Mutex::new(self.changes.clone());
+        let tx = self.changes.clone();
         Box::new(move |what| {
             tracing::info!(
                 change = what,
                 "admin change announced on the ledger; reloading keys/"
             );
-            if let Ok(tx) = tx.lock() {
-                let _ = tx.send(());
-            }
+            let _ = tx.send(());
         })
     }
 

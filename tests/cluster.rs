@@ -46,6 +46,19 @@ fn servers(args: &[&str]) {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// Runs one SQL command with `psql` on the database at `url`; it must succeed.
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-qc", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A fresh database and queue name per test, so tests never see each other's messages.
 fn fresh_names() -> (String, String) {
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
@@ -53,15 +66,7 @@ fn fresh_names() -> (String, String) {
     let db = format!("t_{tag}");
     let base = env("GATEWAY_LEDGER_URL");
     let admin = format!("{}/postgres", base.rsplit_once('/').unwrap().0);
-    let out = Command::new("psql")
-        .args([&admin, "-qc", &format!("CREATE DATABASE {db}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    psql(&admin, &format!("CREATE DATABASE {db}"));
     (
         format!("{}/{db}", base.rsplit_once('/').unwrap().0),
         format!("t-{}", tag.replace('_', "-")),
@@ -152,6 +157,31 @@ impl Cluster {
             queue = self.queue,
         );
         std::fs::write(self.config_path(i), config).unwrap();
+    }
+
+    /// Runs `gateway ARGS` with instance `i`'s configuration and the ledger's URL; admin
+    /// commands so run are audited in, and announced through, the shared ledger.
+    fn gateway(&self, i: usize, args: &[&str]) -> std::process::Output {
+        Command::cargo_bin("gateway")
+            .unwrap()
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path(i))
+            .env("TEST_LEDGER_URL", &self.db_url)
+            .output()
+            .unwrap()
+    }
+
+    /// [`Cluster::gateway`], which must succeed.
+    fn gateway_ok(&self, i: usize, args: &[&str]) -> std::process::Output {
+        let out = self.gateway(i, args);
+        assert!(
+            out.status.success(),
+            "gateway {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
@@ -700,19 +730,15 @@ fn a_certificate_revoked_on_one_instance_is_refused_by_the_others_within_two_sec
     assert_eq!(status, 201, "{body}");
     let acknowledged: BTreeMap<String, String> = [receipt_of(&body)].into_iter().collect();
     let (_, cert) = c.home.signer("police");
-    let out = Command::cargo_bin("gateway")
-        .unwrap()
-        .args(["agency", "cert", "revoke", "police"])
-        .arg(&cert)
-        .arg("--config")
-        .arg(c.config_path(0))
-        .env("TEST_LEDGER_URL", &c.db_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    c.gateway_ok(
+        0,
+        &[
+            "agency",
+            "cert",
+            "revoke",
+            "police",
+            &cert.display().to_string(),
+        ],
     );
     let revoked_at = Instant::now();
     for (i, file) in [(1, &files[1]), (2, &files[2])] {
@@ -752,13 +778,7 @@ fn a_certificate_revoked_on_one_instance_is_refused_by_the_others_within_two_sec
 
 /// `gateway audit verify --json` run with instance `i`'s configuration: exit code and verdict.
 fn audit_verify(c: &Cluster, i: usize) -> (Option<i32>, serde_json::Value) {
-    let out = Command::cargo_bin("gateway")
-        .unwrap()
-        .args(["audit", "verify", "--json", "--config"])
-        .arg(c.config_path(i))
-        .env("TEST_LEDGER_URL", &c.db_url)
-        .output()
-        .unwrap();
+    let out = c.gateway(i, &["audit", "verify", "--json"]);
     let verdict = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}{}",
@@ -780,19 +800,7 @@ fn every_instance_audits_into_one_verifiable_log() {
         acknowledged.extend([receipt_of(&body)]);
     }
     assert_eq!(c.assert_all_consumed(&acknowledged, "audit"), 0);
-    let out = Command::cargo_bin("gateway")
-        .unwrap()
-        .args(["agency", "token", "issue", "housing"])
-        .arg("--config")
-        .arg(c.config_path(2))
-        .env("TEST_LEDGER_URL", &c.db_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.gateway_ok(2, &["agency", "token", "issue", "housing"]);
     // Any instance's configuration verifies every chain: three servers' and the admin one.
     let (code, verdict) = audit_verify(&c, 0);
     assert_eq!(code, Some(0), "{verdict}");
@@ -800,20 +808,11 @@ fn every_instance_audits_into_one_verifiable_log() {
     assert_eq!(verdict["chains"], 4, "{verdict}");
     assert!(verdict["records"].as_u64().unwrap() >= 7, "{verdict}");
     // An edit in the database is found, and named.
-    let edit = Command::new("psql")
-        .args([
-            &c.db_url,
-            "-qc",
-            "UPDATE audit_records SET record = replace(record, 'forwarded', 'rejected')
-             WHERE (chain, seq) = (SELECT chain, seq FROM audit_records
-                                   WHERE record LIKE '%forwarded%' LIMIT 1)",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        edit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&edit.stderr)
+    psql(
+        &c.db_url,
+        "UPDATE audit_records SET record = replace(record, 'forwarded', 'rejected')
+         WHERE (chain, seq) = (SELECT chain, seq FROM audit_records
+                               WHERE record LIKE '%forwarded%' LIMIT 1)",
     );
     let (code, verdict) = audit_verify(&c, 1);
     assert_eq!(code, Some(1), "{verdict}");
@@ -829,15 +828,8 @@ fn every_instance_audits_into_one_verifiable_log() {
 fn while_rabbitmq_is_down_instances_are_not_ready_and_refuse_with_retry_after() {
     let c = Cluster::start("");
     // With the servers up, check-config says so.
-    let out = Command::cargo_bin("gateway")
-        .unwrap()
-        .args(["check-config", "--config"])
-        .arg(c.config_path(0))
-        .env("TEST_LEDGER_URL", &c.db_url)
-        .output()
-        .unwrap();
+    let out = c.gateway_ok(0, &["check-config"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
     assert!(
         text.contains("ok    ledger") && text.contains("ok    queue"),
         "{text}"
@@ -897,6 +889,8 @@ mod ledger_contract {
     use gateway::rejection::Code;
     use gateway::store::{Begin, NewMessage, PendingStep, PostgresStore, Status, Step, Store};
 
+    use super::psql;
+
     fn message(agency_message_id: &str, sha256: &str) -> NewMessage {
         NewMessage {
             id: MessageId::new(),
@@ -920,18 +914,6 @@ mod ledger_contract {
             forwarded_at: timestamp::now(),
             queue: "amqp/t".into(),
         }
-    }
-
-    fn psql(url: &str, sql: &str) {
-        let out = std::process::Command::new("psql")
-            .args([url, "-qc", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 
     #[test]

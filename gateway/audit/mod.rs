@@ -148,10 +148,7 @@ impl AuditLog {
                     "the ledger is PostgreSQL but {url_env} (its URL) is not set"
                 )),
             })?;
-            let host = rustix::system::uname()
-                .nodename()
-                .to_string_lossy()
-                .into_owned();
+            let host = crate::store::host_name();
             let name = chain.map_or_else(
                 || format!("serve@{host}/{}", uuid::Uuid::now_v7()),
                 str::to_owned,

@@ -59,8 +59,17 @@ struct Connection {
     update_head: Statement,
 }
 
-fn connect(url: &str) -> Result<Client, AuditError> {
-    let mut client = Client::connect(url, NoTls).map_err(|e| db_err("connect", e))?;
+/// Appends are bounded like the ledger's statements; `verify` reads whole chains, unbounded.
+const APPEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn connect(
+    url: &str,
+    statement_timeout: Option<std::time::Duration>,
+) -> Result<Client, AuditError> {
+    let mut client = crate::store::connection_config(url, statement_timeout)
+        .map_err(|e| db_err("connect", e))?
+        .connect(NoTls)
+        .map_err(|e| db_err("connect", e))?;
     let mut tx = client.transaction().map_err(|e| db_err("schema", e))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .map_err(|e| db_err("schema", e))?;
@@ -77,7 +86,7 @@ fn connect(url: &str) -> Result<Client, AuditError> {
 
 impl Connection {
     fn open(url: &str) -> Result<Connection, AuditError> {
-        let mut client = connect(url)?;
+        let mut client = connect(url, Some(APPEND_TIMEOUT))?;
         let mut prepare = |sql: &str| client.prepare(sql).map_err(|e| db_err("prepare", e));
         Ok(Connection {
             ensure_head: prepare(
@@ -148,7 +157,7 @@ impl Chain {
 
 /// Checks every chain in the database at `url`: order, links, hashes and heads.
 pub fn verify(url: &str) -> Result<Verdict, AuditError> {
-    let mut client = connect(url)?;
+    let mut client = connect(url, None)?;
     let heads = client
         .query(
             "SELECT chain, seq, hash FROM audit_chains ORDER BY chain",
@@ -159,15 +168,18 @@ pub fn verify(url: &str) -> Result<Verdict, AuditError> {
     for head in &heads {
         let (chain, head_seq, head_hash): (String, i64, String) =
             (head.get(0), head.get(1), head.get(2));
-        let rows = client
-            .query(
+        // Streamed: a chain may hold millions of records.
+        let mut rows = client
+            .query_raw(
                 "SELECT seq, record FROM audit_records WHERE chain = $1 ORDER BY seq",
-                &[&chain],
+                [&chain],
             )
             .map_err(|e| db_err("verify", e))?;
         let mut prev = GENESIS.to_owned();
         let mut expect = 1u64;
-        for row in &rows {
+        while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)
+            .map_err(|e| db_err("verify", e))?
+        {
             let (seq, text): (i64, String) = (row.get(0), row.get(1));
             let broken = |why: String| Verdict::Broken {
                 at: format!("chain {chain}, record {seq}"),

@@ -70,6 +70,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use postgres::PostgresStore;
+pub(crate) use postgres::{connection_config, host_name};
 pub use sqlite::SqliteStore;
 
 use crate::message::{Channel, MessageId, Receipt, timestamp};
@@ -551,5 +552,40 @@ fn normalise_sha256(s: &str) -> Result<String, StoreError> {
             "sha256 must be 64 hex digits, got {:?}",
             s.chars().take(80).collect::<String>()
         )))
+    }
+}
+
+/// What `begin` does about `old`, the record that holds the dedupe key of a message whose
+/// SHA-256 is `sha256` (the same for every backend; see the module documentation).
+// Made once per registration and matched at once: boxing the answer would only allocate.
+#[allow(clippy::large_enum_variant)]
+enum Decision {
+    /// Answer with this, registering nothing.
+    Answer(Begin),
+    /// `old` is a stale `in_progress` record: close it as `interrupted` (this detail), then
+    /// register the new one.
+    TakeOver(String),
+    /// `old` was rejected: it gives its key up to the corrected resend, which is registered.
+    Release,
+}
+
+fn decide(old: MessageRecord, m: &NewMessage, sha256: &str, now: OffsetDateTime) -> Decision {
+    let same = old.sha256 == sha256;
+    let idle = now - old.updated_at;
+    let stale = idle.is_positive() && idle.unsigned_abs() >= DEFAULT_STALE_AFTER;
+    match old.status {
+        Status::Forwarded | Status::Rejected if same => Decision::Answer(Begin::Duplicate(old)),
+        Status::Forwarded => Decision::Answer(Begin::Conflict(old)),
+        Status::InProgress if !stale && same => Decision::Answer(Begin::InProgress(old)),
+        Status::InProgress if !stale => Decision::Answer(Begin::Conflict(old)),
+        Status::InProgress => {
+            tracing::warn!(old = %old.id, new = %m.id, "taking over stale in-progress message");
+            Decision::TakeOver(format!(
+                "processing interrupted; idle since {}, taken over by {}",
+                timestamp::format(&old.updated_at),
+                m.id
+            ))
+        }
+        Status::Rejected => Decision::Release,
     }
 }

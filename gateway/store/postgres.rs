@@ -31,8 +31,7 @@ use postgres::{NoTls, Row, Transaction};
 use time::OffsetDateTime;
 
 use super::{
-    Begin, DEFAULT_STALE_AFTER, MessageRecord, NewMessage, Status, Step, StepRecord, Store,
-    StoreError,
+    Begin, Decision, MessageRecord, NewMessage, Status, Step, StepRecord, Store, StoreError,
 };
 use crate::message::{Channel, MessageId, Receipt, timestamp};
 use crate::rejection::Code;
@@ -214,10 +213,7 @@ impl PostgresStore {
     /// Connects to `url`, migrates the schema, registers this instance with a lease of
     /// `lease` and starts renewing it.
     pub fn open(url: &str, pool_size: u32, lease: Duration) -> Result<Self, StoreError> {
-        let config: postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::InvalidInput(format!("not a PostgreSQL URL: {e}")))?;
-        let manager = Manager(config);
+        let manager = Manager(connection_config(url, Some(STATEMENT_TIMEOUT))?);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
@@ -274,41 +270,9 @@ impl PostgresStore {
     /// The common case of `begin` in one statement (one round trip, no explicit
     /// transaction): the record and its first steps, unless the dedupe key is taken (false).
     fn begin_new(&self, m: &NewMessage, sha256: &str, key: &str) -> Result<bool, StoreError> {
-        let mut steps = vec![(Step::Received.as_str(), None, m.received_at)];
-        steps.extend(
-            m.history
-                .iter()
-                .map(|s| (s.step.as_str(), s.detail.as_deref(), s.at)),
-        );
-        let names: Vec<&str> = steps.iter().map(|s| s.0).collect();
-        let details: Vec<Option<&str>> = steps.iter().map(|s| s.1).collect();
-        let ats: Vec<OffsetDateTime> = steps.iter().map(|s| s.2).collect();
-        let size = m.size.min(i64::MAX as u64) as i64;
         let mut conn = self.client()?;
-        let inserted = conn.prepared(BEGIN_NEW).and_then(|statement| {
-            conn.query_one(
-                &statement,
-                &[
-                    &m.id.as_str(),
-                    &m.agency,
-                    &m.agency_message_id,
-                    &sha256,
-                    &size,
-                    &m.channel.as_str(),
-                    &key,
-                    &m.received_at,
-                    &&*self.instance,
-                    &names,
-                    &details,
-                    &ats,
-                ],
-            )
-        });
-        match inserted {
-            Ok(row) => Ok(row.get::<_, i64>(0) == 1),
-            Err(e) if violates(&e, "messages_pkey") => Err(StoreError::IdInUse(m.id.clone())),
-            Err(e) => Err(e.into()),
-        }
+        let statement = conn.prepared(BEGIN_NEW)?;
+        insert_new(&mut conn.client, &statement, m, sha256, key, &self.instance)
     }
 
     /// Closes in-progress record `id` with one more step, in one statement (`sql`: one of the
@@ -347,50 +311,55 @@ impl PostgresStore {
             .map(|r| record(&r))
             .transpose()?;
         if let Some(old) = existing {
-            let same = old.sha256 == sha256;
-            match old.status {
-                Status::Forwarded | Status::Rejected if same => {
-                    return Ok(Some(Begin::Duplicate(old)));
+            let old_id = old.id.clone();
+            match super::decide(old, m, sha256, timestamp::now()) {
+                Decision::Answer(begun) => return Ok(Some(begun)),
+                Decision::TakeOver(detail) => {
+                    close_interrupted(&mut tx, &old_id, &detail)?;
                 }
-                Status::Forwarded => return Ok(Some(Begin::Conflict(old))),
-                Status::InProgress if !is_stale(&old) => {
-                    return Ok(Some(if same {
-                        Begin::InProgress(old)
-                    } else {
-                        Begin::Conflict(old)
-                    }));
-                }
-                Status::InProgress => {
-                    let detail = format!(
-                        "processing interrupted; idle since {}, taken over by {}",
-                        timestamp::format(&old.updated_at),
-                        m.id
-                    );
-                    close_interrupted(&mut tx, &old.id, &detail)?;
-                    tracing::warn!(old = %old.id, new = %m.id, "taking over stale in-progress message");
-                }
-                Status::Rejected => {
+                Decision::Release => {
                     tx.execute(
                         "UPDATE messages SET dedupe_key = NULL WHERE id = $1",
-                        &[&old.id.as_str()],
+                        &[&old_id.as_str()],
                     )?;
                 }
             }
         }
-        match insert_message(&mut tx, m, sha256, Some(key), None, &self.instance) {
-            Ok(()) => {}
-            Err(e) if violates(&e, "messages_dedupe_key_key") => return Ok(None),
-            Err(e) if violates(&e, "messages_pkey") => {
-                return Err(StoreError::IdInUse(m.id.clone()));
-            }
-            Err(e) => return Err(e.into()),
+        if !insert_new(&mut tx, BEGIN_NEW, m, sha256, key, &self.instance)? {
+            // Another instance took the key meanwhile: decide again against its record.
+            return Ok(None);
         }
         tx.commit()?;
         Ok(Some(Begin::New(m.id.clone())))
     }
 }
 
-fn host_name() -> String {
+/// How long a ledger statement may run (lock waits included) before it fails: a stuck
+/// database answers `queue_unavailable` rather than holding the message's thread for ever.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The connection settings of `url`, bounded where the URL says nothing: 5 s to connect, and
+/// `statement_timeout` for every statement when given.
+pub(crate) fn connection_config(
+    url: &str,
+    statement_timeout: Option<Duration>,
+) -> Result<postgres::Config, StoreError> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::InvalidInput(format!("not a PostgreSQL URL: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    if let Some(limit) = statement_timeout
+        && config.get_options().is_none()
+    {
+        config.options(&format!("-c statement_timeout={}", limit.as_millis()));
+    }
+    Ok(config)
+}
+
+/// This host's name, as instance ids and audit chains name it.
+pub(crate) fn host_name() -> String {
     rustix::system::uname()
         .nodename()
         .to_string_lossy()
@@ -485,11 +454,6 @@ fn migrate(pool: &Pool) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn is_stale(rec: &MessageRecord) -> bool {
-    let idle = timestamp::now() - rec.updated_at;
-    idle.is_positive() && idle.unsigned_abs() >= DEFAULT_STALE_AFTER
-}
-
 fn violates(e: &postgres::Error, constraint: &str) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
         && e.as_db_error().and_then(|d| d.constraint()) == Some(constraint)
@@ -542,28 +506,28 @@ fn insert_steps(
     Ok(())
 }
 
-/// Inserts a record (in progress, or already rejected) with its first steps.
-fn insert_message(
-    tx: &mut Transaction<'_>,
+/// Inserts message `m` in progress, owned by `instance`, with its first steps, under the
+/// dedupe key `key` (`BEGIN_NEW`, prepared or not); false when another record holds the key.
+fn insert_new<C: postgres::GenericClient, S: postgres::ToStatement + ?Sized>(
+    client: &mut C,
+    statement: &S,
     m: &NewMessage,
     sha256: &str,
-    dedupe_key: Option<&str>,
-    rejection: Option<(&str, &str)>,
-    owner: &str,
-) -> Result<(), postgres::Error> {
+    key: &str,
+    instance: &str,
+) -> Result<bool, StoreError> {
+    let mut steps = vec![(Step::Received.as_str(), None, m.received_at)];
+    steps.extend(
+        m.history
+            .iter()
+            .map(|s| (s.step.as_str(), s.detail.as_deref(), s.at)),
+    );
+    let names: Vec<&str> = steps.iter().map(|s| s.0).collect();
+    let details: Vec<Option<&str>> = steps.iter().map(|s| s.1).collect();
+    let ats: Vec<OffsetDateTime> = steps.iter().map(|s| s.2).collect();
     let size = m.size.min(i64::MAX as u64) as i64;
-    let status = if rejection.is_some() {
-        Status::Rejected
-    } else {
-        Status::InProgress
-    };
-    tx.execute(
-        "INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel, status,
-             dedupe_key, rejection_code, rejection_detail, received_at, updated_at, finished_at,
-             owner)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(),
-             CASE WHEN $9::text IS NULL THEN NULL ELSE now() END,
-             CASE WHEN $9::text IS NULL THEN $12 ELSE NULL END)",
+    let inserted = client.query_one(
+        statement,
         &[
             &m.id.as_str(),
             &m.agency,
@@ -571,24 +535,54 @@ fn insert_message(
             &sha256,
             &size,
             &m.channel.as_str(),
-            &status.as_str(),
-            &dedupe_key,
-            &rejection.map(|r| r.0),
-            &rejection.map(|r| r.1),
+            &key,
             &m.received_at,
-            &owner,
+            &instance,
+            &names,
+            &details,
+            &ats,
+        ],
+    );
+    match inserted {
+        Ok(row) => Ok(row.get::<_, i64>(0) == 1),
+        Err(e) if violates(&e, "messages_pkey") => Err(StoreError::IdInUse(m.id.clone())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Inserts message `m` already rejected (`code`, `detail`), outside deduplication, with its
+/// steps.
+fn insert_rejected(
+    tx: &mut Transaction<'_>,
+    m: &NewMessage,
+    sha256: &str,
+    code: &str,
+    detail: &str,
+) -> Result<(), postgres::Error> {
+    let size = m.size.min(i64::MAX as u64) as i64;
+    tx.execute(
+        "INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel, status,
+             rejection_code, rejection_detail, received_at, updated_at, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'rejected', $7, $8, $9, now(), now())",
+        &[
+            &m.id.as_str(),
+            &m.agency,
+            &m.agency_message_id,
+            &sha256,
+            &size,
+            &m.channel.as_str(),
+            &code,
+            &detail,
+            &m.received_at,
         ],
     )?;
-    let now = timestamp::now();
     let mut steps = vec![(Step::Received, None, m.received_at)];
     steps.extend(
         m.history
             .iter()
             .map(|s| (s.step, s.detail.as_deref(), s.at)),
     );
-    if let Some((code, _)) = rejection {
-        steps.push((Step::Rejected, Some(code), now));
-    }
+    steps.push((Step::Rejected, Some(code), timestamp::now()));
     insert_steps(tx, &m.id, &steps)
 }
 
@@ -664,14 +658,7 @@ impl Store for PostgresStore {
         let sha256 = super::normalise_sha256(&m.sha256)?;
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
-        match insert_message(
-            &mut tx,
-            m,
-            &sha256,
-            None,
-            Some((code.as_str(), detail)),
-            &self.instance,
-        ) {
+        match insert_rejected(&mut tx, m, &sha256, code.as_str(), detail) {
             Ok(()) => {}
             Err(e) if violates(&e, "messages_pkey") => {
                 return Err(StoreError::IdInUse(m.id.clone()));
@@ -853,7 +840,7 @@ const ADMIN_CHANNEL: &str = "gateway_admin";
 /// Tells every instance listening on the database at `url` that `keys/` changed (`what`: the
 /// admin action), so they reload now rather than at their next periodic reload.
 pub fn announce_admin_change(url: &str, what: &str) -> Result<(), StoreError> {
-    let mut client = postgres::Client::connect(url, NoTls)?;
+    let mut client = connection_config(url, Some(STATEMENT_TIMEOUT))?.connect(NoTls)?;
     client.execute("SELECT pg_notify($1, $2)", &[&ADMIN_CHANNEL, &what])?;
     Ok(())
 }
@@ -885,7 +872,7 @@ pub fn watch_admin_changes(
 
 /// One connection's worth of listening; returns when it drops or `stop` is set.
 fn listen(url: &str, on_change: &dyn Fn(&str), stop: &AtomicBool) -> Result<(), StoreError> {
-    let mut client = postgres::Client::connect(url, NoTls)?;
+    let mut client = connection_config(url, None)?.connect(NoTls)?;
     client.batch_execute(&format!("LISTEN {ADMIN_CHANNEL}"))?;
     on_change("(re)connected");
     while !stop.load(Ordering::Relaxed) {

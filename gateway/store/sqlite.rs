@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use super::checkpoint::Checkpointer;
 use super::{
-    Begin, DEFAULT_STALE_AFTER, MessageRecord, NewMessage, Status, Step, StepRecord, Store,
-    StoreError, dedupe_key, normalise_sha256,
+    Begin, DEFAULT_STALE_AFTER, Decision, MessageRecord, NewMessage, Status, Step, StepRecord,
+    Store, StoreError, dedupe_key, normalise_sha256,
 };
 use crate::group::Group;
 use crate::message::Receipt;
@@ -412,24 +412,10 @@ impl SqliteStore {
             .optional()?;
         if let Some(old) = existing {
             let now = self.clock.now();
-            let same = old.sha256 == sha256;
-            match old.status {
-                Status::Forwarded | Status::Rejected if same => return Ok(Begin::Duplicate(old)),
-                Status::Forwarded => return Ok(Begin::Conflict(old)),
-                Status::InProgress if !self.is_stale(&old, now) => {
-                    return Ok(if same {
-                        Begin::InProgress(old)
-                    } else {
-                        Begin::Conflict(old)
-                    });
-                }
-                Status::InProgress => {
-                    // Stale: its processing was interrupted; close it and take over.
-                    let detail = format!(
-                        "processing interrupted; idle since {}, taken over by {}",
-                        timestamp::format(&old.updated_at),
-                        m.id
-                    );
+            let old_id = old.id.clone();
+            match super::decide(old, m, &sha256, now) {
+                Decision::Answer(begun) => return Ok(begun),
+                Decision::TakeOver(detail) => {
                     tx.prepare_cached(
                         "UPDATE messages SET status = 'rejected', dedupe_key = NULL,
                              rejection_code = ?2, rejection_detail = ?3,
@@ -437,34 +423,27 @@ impl SqliteStore {
                          WHERE id = ?1",
                     )?
                     .execute(params![
-                        old.id.as_str(),
+                        old_id.as_str(),
                         Code::Interrupted.as_str(),
                         detail,
                         timestamp::format(&now)
                     ])?;
                     insert_step(
                         tx,
-                        &old.id,
+                        &old_id,
                         Step::Rejected,
                         Some(Code::Interrupted.as_str()),
                         &now,
                     )?;
-                    tracing::warn!(old = %old.id, new = %m.id, "taking over stale in-progress message");
                 }
-                Status::Rejected => {
-                    // A corrected resend: the rejected record gives up its key.
+                Decision::Release => {
                     tx.prepare_cached("UPDATE messages SET dedupe_key = NULL WHERE id = ?1")?
-                        .execute([old.id.as_str()])?;
+                        .execute([old_id.as_str()])?;
                 }
             }
         }
         insert_message(tx, m, &sha256, Some(&key), None, self.clock.now())?;
         Ok(Begin::New(m.id.clone()))
-    }
-
-    fn is_stale(&self, rec: &MessageRecord, now: OffsetDateTime) -> bool {
-        let idle = now - rec.updated_at;
-        idle.is_positive() && idle.unsigned_abs() >= DEFAULT_STALE_AFTER
     }
 }
 
