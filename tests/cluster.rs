@@ -916,6 +916,140 @@ mod ledger_contract {
         }
     }
 
+    fn steps_of(store: &PostgresStore, id: &MessageId) -> Vec<(Step, Option<String>)> {
+        let steps = store.steps(id).unwrap();
+        assert!(
+            steps.windows(2).all(|w| w[0].at <= w[1].at),
+            "steps out of time order: {steps:?}"
+        );
+        steps.into_iter().map(|s| (s.step, s.detail)).collect()
+    }
+
+    /// The schema as version 1 of the migrations left it (steps in a table of their own).
+    const SCHEMA_V1: &str = "
+        CREATE TABLE gateway_schema (version INTEGER NOT NULL);
+        INSERT INTO gateway_schema VALUES (1);
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY, agency TEXT NOT NULL, agency_message_id TEXT,
+            sha256 TEXT NOT NULL, size BIGINT NOT NULL CHECK (size >= 0), channel TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('in_progress', 'forwarded', 'rejected')),
+            dedupe_key TEXT UNIQUE, rejection_code TEXT, rejection_detail TEXT,
+            receipt_json TEXT, received_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ, owner TEXT);
+        CREATE INDEX messages_in_progress ON messages (owner) WHERE status = 'in_progress';
+        CREATE INDEX messages_agency_message ON messages (agency, agency_message_id);
+        CREATE INDEX messages_received_at ON messages (received_at);
+        CREATE TABLE steps (
+            seq BIGSERIAL PRIMARY KEY, message_id TEXT NOT NULL REFERENCES messages (id),
+            step TEXT NOT NULL, detail TEXT, at TIMESTAMPTZ NOT NULL);
+        CREATE INDEX steps_message ON steps (message_id, seq);
+        CREATE TABLE instances (
+            id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+            started_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ NOT NULL);
+        CREATE TABLE jobs (
+            name TEXT PRIMARY KEY, instance TEXT NOT NULL, since TIMESTAMPTZ NOT NULL);";
+
+    #[test]
+    #[ignore = "needs the servers of scripts/test-cluster"]
+    fn a_version_1_ledger_keeps_its_steps_when_migrated() {
+        let (url, _) = super::fresh_names();
+        psql(&url, SCHEMA_V1);
+        let id = MessageId::new();
+        psql(
+            &url,
+            &format!(
+                "INSERT INTO messages (id, agency, sha256, size, channel, status, dedupe_key,
+                     received_at, updated_at, owner)
+                 VALUES ('{id}', 'police', '{sha}', 1, 'https', 'in_progress', 'k',
+                     '2026-12-01T10:00:00Z', now(), 'gone');
+                 INSERT INTO steps (message_id, step, detail, at) VALUES
+                     ('{id}', 'received', NULL, '2026-12-01T10:00:00Z'),
+                     ('{id}', 'opened', 'age1x', '2026-12-01T10:00:00.25Z'),
+                     ('{id}', 'validated', 'schema x', '2026-12-01T11:00:01.000001+01:00');",
+                sha = "ab".repeat(32)
+            ),
+        );
+        let store = PostgresStore::open(&url, 2, Duration::from_secs(60)).unwrap();
+        let steps = store.steps(&id).unwrap();
+        let at: Vec<String> = steps.iter().map(|s| timestamp::format(&s.at)).collect();
+        assert_eq!(
+            at,
+            [
+                "2026-12-01T10:00:00.000000Z",
+                "2026-12-01T10:00:00.250000Z",
+                "2026-12-01T10:00:01.000001Z"
+            ]
+        );
+        assert_eq!(
+            steps
+                .into_iter()
+                .map(|s| (s.step, s.detail))
+                .collect::<Vec<_>>(),
+            [
+                (Step::Received, None),
+                (Step::Opened, Some("age1x".into())),
+                (Step::Validated, Some("schema x".into())),
+            ]
+        );
+        // The migrated record goes on as any other: the settling instance closes it.
+        assert!(store.abandon(&id, "owner gone").unwrap());
+        assert_eq!(steps_of(&store, &id).len(), 4);
+        // The old table is gone; a second start finds nothing to migrate.
+        drop(store);
+        let again = PostgresStore::open(&url, 2, Duration::from_secs(60)).unwrap();
+        assert_eq!(again.steps(&id).unwrap().len(), 4);
+        let out = std::process::Command::new("psql")
+            .args([
+                &url,
+                "-tAc",
+                "SELECT to_regclass('steps') IS NULL, version FROM gateway_schema",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t|2");
+    }
+
+    #[test]
+    #[ignore = "needs the servers of scripts/test-cluster"]
+    fn two_writers_of_one_audit_chain_keep_it_intact() {
+        use gateway::audit::{AuditLog, Verdict};
+        let (url, _) = super::fresh_names();
+        // SAFETY: the cluster tests run one at a time (`--test-threads=1`) and nothing else
+        // in this process reads the environment meanwhile.
+        unsafe { std::env::set_var("TEST_AUDIT_URL", &url) };
+        let home =
+            super::Home::new("[ledger]\nbackend = \"postgres\"\nurl_env = \"TEST_AUDIT_URL\"\n");
+        let config = gateway::config::Config::load(Some(&home.config())).unwrap();
+        // Each writer remembers the head it left; the other moves it, so every append after
+        // the first finds its remembered head stale and must chain onto the real one.
+        let a = AuditLog::open_for(&config, Some("two-writers")).unwrap();
+        let b = AuditLog::open_for(&config, Some("two-writers")).unwrap();
+        let mut seqs = Vec::new();
+        for i in 0..3 {
+            for (name, log) in [("a", &a), ("b", &b)] {
+                let subject = format!("{name}{i}");
+                let rec = log
+                    .append("admin", name, "test", &subject, serde_json::json!({}))
+                    .unwrap();
+                seqs.push(rec.seq);
+            }
+        }
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        for _ in 0..2 {
+            seqs.push(
+                a.append("admin", "a", "test", "again", serde_json::json!({}))
+                    .unwrap()
+                    .seq,
+            );
+        }
+        assert_eq!(seqs[6..], [7, 8]);
+        match b.verify().unwrap() {
+            // The chain above, and `keys init`'s record in `admin`.
+            Verdict::IntactChains { records, chains } => assert_eq!((records, chains), (9, 2)),
+            other => panic!("expected intact chains, got {other:?}"),
+        }
+    }
+
     #[test]
     #[ignore = "needs the servers of scripts/test-cluster"]
     fn two_instances_share_dedupe_leases_and_jobs() {
@@ -946,9 +1080,15 @@ mod ledger_contract {
             b.begin(&message("C-1", &"cd".repeat(32))).unwrap(),
             Begin::Conflict(_)
         ));
-        // Steps are kept in order.
-        let steps: Vec<Step> = b.steps(&m.id).unwrap().iter().map(|s| s.step).collect();
-        assert_eq!(steps, [Step::Received, Step::Validated, Step::Forwarded]);
+        // Steps are kept in order, with their details.
+        assert_eq!(
+            steps_of(&b, &m.id),
+            [
+                (Step::Received, None),
+                (Step::Validated, Some("schema x".into())),
+                (Step::Forwarded, Some("amqp/t".into())),
+            ]
+        );
 
         // A record of a live instance is not abandoned; once its lease has run out, it is,
         // and the other instance settles it, releasing the key.
@@ -965,8 +1105,16 @@ mod ledger_contract {
             ),
         );
         assert!(b.is_abandoned(&rec), "A's lease ran out");
+        a.record_step(&n.id, Step::Opened, Some("late")).unwrap();
         assert!(b.abandon(&n.id, "cut off").unwrap());
         assert_eq!(b.get(&n.id).unwrap().unwrap().status, Status::Rejected);
+        assert_eq!(
+            steps_of(&b, &n.id)[2..],
+            [
+                (Step::Opened, Some("late".into())),
+                (Step::Rejected, Some("interrupted".into())),
+            ]
+        );
         assert!(matches!(
             b.begin(&message("C-2", &sha)).unwrap(),
             Begin::New(_)
@@ -977,6 +1125,24 @@ mod ledger_contract {
         assert!(matches!(a.begin(&q).unwrap(), Begin::New(_)));
         a.finish_rejected(&q.id, Code::QueueUnavailable, "queue down")
             .unwrap();
+        assert_eq!(
+            steps_of(&a, &q.id).last().unwrap(),
+            &(Step::Rejected, Some("queue_unavailable".into()))
+        );
+        // A refusal before registration is recorded with all its steps.
+        let r = message("C-4", &sha);
+        let rec = a
+            .record_unregistered_rejection(&r, Code::SchemaInvalid, "bad")
+            .unwrap();
+        assert_eq!(rec.status, Status::Rejected);
+        assert_eq!(
+            steps_of(&b, &r.id),
+            [
+                (Step::Received, None),
+                (Step::Validated, Some("schema x".into())),
+                (Step::Rejected, Some("schema_invalid".into())),
+            ]
+        );
         assert!(matches!(
             b.begin(&message("C-3", &sha)).unwrap(),
             Begin::New(_)

@@ -2,7 +2,10 @@
 //! writer, all in one database, so that `gateway audit verify` on any host checks them all.
 //!
 //! * A server writes its own chain, `serve@<host>/<uuid>` (one per run): no lock is shared
-//!   between instances, and its records are committed in groups as in the file log.
+//!   between instances, and its records are committed in groups as in the file log. Having
+//!   written its chain once, it knows the head, so each later group is one statement that
+//!   moves the head only if it is still where it was left (and otherwise takes the locked
+//!   path below).
 //! * Admin commands, from any host, append to the one chain `admin`; the chain's head row is
 //!   locked (`SELECT ... FOR UPDATE`) while a command appends, so they follow each other.
 //! * `audit_chains` holds each chain's head (last sequence number and hash), updated in the
@@ -57,6 +60,9 @@ struct Connection {
     head: Statement,
     insert: Statement,
     update_head: Statement,
+    append_after: Statement,
+    /// The chain's head as this connection last wrote it: (seq, hash).
+    known_head: Option<(i64, String)>,
 }
 
 /// Appends are bounded like the ledger's statements; `verify` reads whole chains, unbounded.
@@ -99,28 +105,94 @@ impl Connection {
                  SELECT $1, s, r FROM unnest($2::bigint[], $3::text[]) AS t(s, r)",
             )?,
             update_head: prepare("UPDATE audit_chains SET seq = $2, hash = $3 WHERE chain = $1")?,
+            append_after: prepare(
+                "WITH h AS (UPDATE audit_chains SET seq = $2, hash = $3
+                            WHERE chain = $1 AND seq = $4 AND hash = $5 RETURNING 1)
+                 INSERT INTO audit_records (chain, seq, record)
+                 SELECT $1, s, r FROM h, unnest($6::bigint[], $7::text[]) AS t(s, r)",
+            )?,
+            known_head: None,
             client,
         })
     }
 
     fn append(&mut self, chain: &str, entries: &[&Entry]) -> Result<Vec<Record>, postgres::Error> {
+        if let Some((seq, hash)) = self.known_head.take()
+            && let Some(records) = self.append_after(chain, entries, seq, hash)?
+        {
+            return Ok(records);
+        }
+        self.append_locked(chain, entries)
+    }
+
+    /// Appends after the head (`seq`, `hash`) in one statement; `None` when the head moved
+    /// (another writer of this chain), nothing written.
+    fn append_after(
+        &mut self,
+        chain: &str,
+        entries: &[&Entry],
+        seq: i64,
+        hash: String,
+    ) -> Result<Option<Vec<Record>>, postgres::Error> {
+        let records = super::chained(entries.iter().copied(), seq as u64 + 1, hash.clone());
+        let Some(last) = records.last() else {
+            self.known_head = Some((seq, hash));
+            return Ok(Some(records));
+        };
+        let (seqs, texts) = columns(&records);
+        let n = self.client.execute(
+            &self.append_after,
+            &[
+                &chain,
+                &(last.seq as i64),
+                &last.hash,
+                &seq,
+                &hash,
+                &seqs,
+                &texts,
+            ],
+        )?;
+        if n as usize != records.len() {
+            return Ok(None);
+        }
+        self.known_head = Some((last.seq as i64, last.hash.clone()));
+        Ok(Some(records))
+    }
+
+    /// Appends under the head row's lock, wherever the head is.
+    fn append_locked(
+        &mut self,
+        chain: &str,
+        entries: &[&Entry],
+    ) -> Result<Vec<Record>, postgres::Error> {
         let mut tx = self.client.transaction()?;
         tx.execute(&self.ensure_head, &[&chain, &GENESIS])?;
         let head = tx.query_one(&self.head, &[&chain])?;
         let (seq, prev): (i64, String) = (head.get(0), head.get(1));
-        let records = super::chained(entries.iter().copied(), seq as u64 + 1, prev);
-        let seqs: Vec<i64> = records.iter().map(|r| r.seq as i64).collect();
-        let texts: Vec<String> = records
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap_or_default())
-            .collect();
-        if let Some(last) = records.last() {
-            tx.execute(&self.insert, &[&chain, &seqs, &texts])?;
-            tx.execute(&self.update_head, &[&chain, &(last.seq as i64), &last.hash])?;
-        }
+        let records = super::chained(entries.iter().copied(), seq as u64 + 1, prev.clone());
+        let (seqs, texts) = columns(&records);
+        let head = match records.last() {
+            Some(last) => {
+                tx.execute(&self.insert, &[&chain, &seqs, &texts])?;
+                tx.execute(&self.update_head, &[&chain, &(last.seq as i64), &last.hash])?;
+                (last.seq as i64, last.hash.clone())
+            }
+            None => (seq, prev),
+        };
         tx.commit()?;
+        self.known_head = Some(head);
         Ok(records)
     }
+}
+
+/// `records` as the columns of `audit_records`: sequence numbers and JSON texts.
+fn columns(records: &[Record]) -> (Vec<i64>, Vec<String>) {
+    let seqs = records.iter().map(|r| r.seq as i64).collect();
+    let texts = records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap_or_default())
+        .collect();
+    (seqs, texts)
 }
 
 impl Chain {

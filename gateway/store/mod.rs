@@ -284,7 +284,7 @@ impl MessageRecord {
 }
 
 /// One entry of a message's history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// Which step.
     pub step: Step,
