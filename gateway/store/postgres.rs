@@ -12,9 +12,10 @@
 //!   (the database's clock decides, so no two hosts' clocks are compared). A crashed
 //!   instance's messages are therefore settled by the others within a lease (10 s by
 //!   default), and a live instance on another host is never mistaken for a dead one.
-//! * **Durability** is PostgreSQL's: each write is one transaction committed with
-//!   `synchronous_commit` as the server has it (on by default), and concurrent commits share
-//!   WAL flushes (PostgreSQL's own group commit), so nothing is deferred here.
+//! * **Durability** is PostgreSQL's: each write is committed with `synchronous_commit` as the
+//!   server has it (on by default) before it returns, and nothing is deferred here. The
+//!   per-message writes of concurrent threads are committed in groups, one statement each
+//!   (see [`writes`]).
 //!
 //! Why the synchronous `postgres` crate (with `r2d2` for the pool): the [`Store`] trait is
 //! synchronous and called from blocking threads (the pipeline is CPU-bound and runs outside
@@ -33,8 +34,13 @@ use time::OffsetDateTime;
 use super::{
     Begin, Decision, MessageRecord, NewMessage, Status, Step, StepRecord, Store, StoreError,
 };
+use crate::group::Group;
 use crate::message::{Channel, MessageId, Receipt, timestamp};
 use crate::rejection::Code;
+
+mod writes;
+
+use writes::{Closing, NewRow, Outcome, Write};
 
 type Pool = r2d2::Pool<Manager>;
 
@@ -204,6 +210,11 @@ pub struct PostgresStore {
     heartbeat: Option<std::thread::JoinHandle<()>>,
     /// The last heartbeat's failure, for `/readyz`.
     lease_error: Arc<std::sync::Mutex<Option<String>>>,
+    /// Per-message writes waiting for the writer, committed together by whoever takes it.
+    writes: Group<Write, Result<bool, StoreError>>,
+    /// The connection the groups are written on, kept (one backend, its caches warm) until
+    /// it breaks.
+    writer: std::sync::Mutex<Option<r2d2::PooledConnection<Manager>>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -260,6 +271,8 @@ impl PostgresStore {
             stop,
             heartbeat: Some(heartbeat),
             lease_error,
+            writes: Group::default(),
+            writer: std::sync::Mutex::new(None),
         })
     }
 
@@ -272,37 +285,61 @@ impl PostgresStore {
         Ok(self.pool.get()?)
     }
 
-    /// The common case of `begin` in one statement (one round trip, no explicit
-    /// transaction): the record and its first steps, unless the dedupe key is taken (false).
-    fn begin_new(&self, m: &NewMessage, sha256: &str, key: &str) -> Result<bool, StoreError> {
-        let mut conn = self.client()?;
-        let statement = conn.prepared(BEGIN_NEW)?;
-        insert_new(&mut conn.client, &statement, m, sha256, key, &self.instance)
+    /// Runs `write` with the per-message writes other threads queued meanwhile (one
+    /// statement); whether it was written.
+    fn write(&self, write: Write) -> Result<bool, StoreError> {
+        self.writes.submit(
+            write,
+            || self.writer.lock().unwrap_or_else(|p| p.into_inner()),
+            |held, writes| {
+                if held.as_ref().is_some_and(|c| c.client.is_closed()) {
+                    **held = None;
+                }
+                if held.is_none() {
+                    match self.client() {
+                        Ok(conn) => **held = Some(conn),
+                        Err(e) => {
+                            return writes
+                                .iter()
+                                .map(|_| Err(StoreError::GroupFailed(e.to_string())))
+                                .collect();
+                        }
+                    }
+                }
+                match held.as_mut() {
+                    Some(conn) => writes::commit(conn, &self.instance, &writes),
+                    None => Vec::new(),
+                }
+            },
+            || Err(StoreError::GroupFailed("the write was not run".into())),
+        )
     }
 
-    /// Closes in-progress record `id` with one more step, in one statement (`sql`: one of the
-    /// `FINISH_*`, whose `$2` is `value`; the rejections' `$4`, their code, is the step's
-    /// `detail`); an error says why when it was not in progress.
+    /// The common case of `begin`: the record and its first steps, unless the dedupe key is
+    /// taken (false).
+    fn begin_new(&self, m: &NewMessage, sha256: &str, key: &str) -> Result<bool, StoreError> {
+        self.write(Write::Begin(new_row(m, sha256, key)?))
+    }
+
+    /// Closes in-progress record `id` as `outcome`, with one more step (`step`, `detail`); an
+    /// error says why when it was not in progress.
     fn finish(
         &self,
         id: &MessageId,
-        sql: &'static str,
-        value: &str,
+        outcome: Outcome,
         step: Step,
         detail: &str,
         action: &'static str,
     ) -> Result<(), StoreError> {
-        let mut client = self.client()?;
-        let statement = client.prepared(sql)?;
-        let added = steps_json(&[(step, Some(detail), timestamp::now())])?;
-        let n = if statement.params().len() == 4 {
-            client.execute(&statement, &[&id.as_str(), &value, &added, &detail])?
-        } else {
-            client.execute(&statement, &[&id.as_str(), &value, &added])?
+        let closing = Closing {
+            id: id.to_string(),
+            outcome,
+            step: steps_json(&[(step, Some(detail), timestamp::now())])?,
         };
-        if n == 1 {
+        if self.write(Write::Finish(closing))? {
             return Ok(());
         }
+        let mut client = self.client()?;
         let mut tx = client.transaction()?;
         Err(not_in_progress(&mut tx, id, action))
     }
@@ -336,7 +373,12 @@ impl PostgresStore {
                 }
             }
         }
-        if !insert_new(&mut tx, BEGIN_NEW, m, sha256, key, &self.instance)? {
+        if !insert_new(
+            &mut tx,
+            BEGIN_NEW,
+            &new_row(m, sha256, key)?,
+            &self.instance,
+        )? {
             // Another instance took the key meanwhile: decide again against its record.
             return Ok(None);
         }
@@ -528,36 +570,47 @@ fn first_steps(m: &NewMessage) -> Vec<(Step, Option<&str>, OffsetDateTime)> {
     steps
 }
 
-/// Inserts message `m` in progress, owned by `instance`, with its first steps, under the
-/// dedupe key `key` (`BEGIN_NEW`, prepared or not); false when another record holds the key.
+/// The row of message `m` (SHA-256 `sha256`, dedupe key `key`) as registered.
+fn new_row(m: &NewMessage, sha256: &str, key: &str) -> Result<NewRow, StoreError> {
+    Ok(NewRow {
+        id: m.id.clone(),
+        agency: m.agency.clone(),
+        agency_message_id: m.agency_message_id.clone(),
+        sha256: sha256.to_owned(),
+        size: m.size.min(i64::MAX as u64) as i64,
+        channel: m.channel.as_str(),
+        key: key.to_owned(),
+        received_at: m.received_at,
+        steps: steps_json(&first_steps(m))?,
+    })
+}
+
+/// Inserts `row` in progress, owned by `instance` (`BEGIN_NEW`, prepared or not); false when
+/// another record holds its dedupe key.
 fn insert_new<C: postgres::GenericClient, S: postgres::ToStatement + ?Sized>(
     client: &mut C,
     statement: &S,
-    m: &NewMessage,
-    sha256: &str,
-    key: &str,
+    row: &NewRow,
     instance: &str,
 ) -> Result<bool, StoreError> {
-    let steps = steps_json(&first_steps(m))?;
-    let size = m.size.min(i64::MAX as u64) as i64;
     let inserted = client.execute(
         statement,
         &[
-            &m.id.as_str(),
-            &m.agency,
-            &m.agency_message_id,
-            &sha256,
-            &size,
-            &m.channel.as_str(),
-            &key,
-            &m.received_at,
+            &row.id.as_str(),
+            &row.agency,
+            &row.agency_message_id,
+            &row.sha256,
+            &row.size,
+            &row.channel,
+            &row.key,
+            &row.received_at,
             &instance,
-            &steps,
+            &row.steps,
         ],
     );
     match inserted {
         Ok(n) => Ok(n == 1),
-        Err(e) if violates(&e, "messages_pkey") => Err(StoreError::IdInUse(m.id.clone())),
+        Err(e) if violates(&e, "messages_pkey") => Err(StoreError::IdInUse(row.id.clone())),
         Err(e) => Err(e.into()),
     }
 }
@@ -699,11 +752,10 @@ impl Store for PostgresStore {
                 receipt.gateway_message_id
             )));
         }
-        let json = serde_json::to_string(receipt)?;
+        let receipt_json = serde_json::to_string(receipt)?;
         self.finish(
             id,
-            FINISH_FORWARDED,
-            &json,
+            Outcome::Forwarded { receipt_json },
             Step::Forwarded,
             &receipt.queue,
             "finish as forwarded",
@@ -715,15 +767,14 @@ impl Store for PostgresStore {
         // detail.
         // A retryable refusal (the queue was down...) is no verdict on the message: its key
         // is released, so that the resend is processed afresh.
-        let sql = if code.retryable() {
-            FINISH_REJECTED_RETRYABLE
-        } else {
-            FINISH_REJECTED
+        let outcome = Outcome::Rejected {
+            code: code.as_str(),
+            detail: detail.to_owned(),
+            release: code.retryable(),
         };
         self.finish(
             id,
-            sql,
-            detail,
+            outcome,
             Step::Rejected,
             code.as_str(),
             "finish as rejected",
