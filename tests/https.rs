@@ -468,3 +468,78 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         "closed after {waited:?}"
     );
 }
+
+#[test]
+fn check_only_runs_every_check_and_keeps_nothing() {
+    let home = Home::with_server_config("");
+    let police = format!("Authorization: Bearer {}", home.token("police"));
+    let server = home.serve();
+    let check = server.url("/v1/messages?check=true");
+    let xml = sample("police", "valid-single-incident.xml");
+    let sealed = home.seal_as("police", &xml, "v.sealed");
+    let quarantine = home.path().join("state/quarantine/police");
+    let kept = || std::fs::read_dir(&quarantine).map_or(0, |d| d.count());
+
+    let r = post(&home, &check, &["-H", &police], &sealed);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(
+        (v["outcome"].as_str(), v["check_only"].as_bool()),
+        (Some("passed"), Some(true))
+    );
+    assert_eq!(v["schema_id"], "police-IncidentBatch-1");
+    assert_eq!(
+        v["sha256"],
+        hex::encode(openssl::sha::sha256(&std::fs::read(&xml).unwrap()))
+    );
+    assert!(
+        v.get("gateway_message_id").is_none(),
+        "nothing recorded: {v}"
+    );
+    assert!(r.header("gateway-receipt-signature").is_none());
+    assert_eq!(home.queued(), 0, "a check forwards nothing");
+
+    // A refusal is the one a real upload would get, with its violations, and nothing is kept.
+    let invalid = home.seal_as(
+        "police",
+        &sample("police", "invalid-bad-location-postcode.xml"),
+        "i.sealed",
+    );
+    let r = post(&home, &check, &["-H", &police], &invalid);
+    assert_eq!(r.status, 422);
+    let p = r.json();
+    assert_eq!(p["code"], "schema_invalid");
+    assert_eq!(
+        p["violations"][0]["path"],
+        "/IncidentBatch/Incident/LocationPostcode"
+    );
+    assert!(p["violations"][0]["line"].as_u64().unwrap() > 1);
+    assert!(p.get("gateway_message_id").is_none(), "{p}");
+    assert_eq!(kept(), 0, "a check quarantines nothing");
+
+    // Not recorded either: sent for real, the checked message is new, not a resend.
+    let url = server.url("/v1/messages");
+    assert_eq!(post(&home, &url, &["-H", &police], &sealed).status, 201);
+    assert_eq!(home.queued(), 1);
+    // A query that is not check=true|false is refused, never taken for a real upload.
+    for bad in ["/v1/messages?check=yes", "/v1/messages?dry_run=true"] {
+        let other = home.seal_as(
+            "police",
+            &sample("police", "valid-weekly-batch.xml"),
+            "o.sealed",
+        );
+        let r = post(&home, &server.url(bad), &["-H", &police], &other);
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (400, Some("malformed_request")),
+            "{bad}"
+        );
+    }
+    assert_eq!(home.queued(), 1);
+    let audit = std::fs::read_to_string(home.path().join("state/audit/audit.log")).unwrap();
+    assert_eq!(
+        audit.matches("\"action\":\"checked\"").count(),
+        2,
+        "{audit}"
+    );
+}

@@ -288,3 +288,45 @@ fn send_gives_up_with_exit_2_when_the_gateway_stays_down() {
     assert_eq!(retries_logged(&stderr), 1, "{stderr}");
     assert_eq!(door.closed(), 2);
 }
+
+#[test]
+fn send_check_reports_each_verdict_and_sends_nothing() {
+    let home = Home::with_server_config("");
+    let token = home.token("police");
+    let good = home.seal_as(
+        "police",
+        &sample("police", "valid-single-incident.xml"),
+        "good.sealed",
+    );
+    let bad = home.seal_as(
+        "police",
+        &sample("police", "invalid-bad-location-postcode.xml"),
+        "bad.sealed",
+    );
+    let server = home.serve();
+    let base = server.url("");
+    let (code, v) = send(
+        &home,
+        &base,
+        &["--token", &token, "--check"],
+        &[&good, &bad],
+    );
+    assert_eq!(
+        code, 1,
+        "a file that would be rejected fails the check: {v}"
+    );
+    assert_eq!(v["results"][0]["outcome"], "passed");
+    assert_eq!(
+        v["results"][0]["checked"]["schema_id"],
+        "police-IncidentBatch-1"
+    );
+    assert_eq!(v["results"][1]["outcome"], "rejected");
+    assert_eq!(v["results"][1]["problem"]["code"], "schema_invalid");
+    assert_eq!(home.queued(), 0);
+    let (code, v) = send(&home, &base, &["--token", &token], &[&good]);
+    assert_eq!(
+        (code, &v["results"][0]["status"]),
+        (0, &serde_json::json!(201)),
+        "{v}"
+    );
+}

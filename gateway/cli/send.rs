@@ -37,6 +37,10 @@ pub struct Args {
     /// Write `<FILE>.receipt.json` and `<FILE>.receipt.p7s` (the signature) beside each file.
     #[arg(long)]
     pub save_receipts: bool,
+    /// Check only: the gateway runs every check (decryption, signature, schema) and keeps and
+    /// forwards nothing; the answer is the verdict a real send would get.
+    #[arg(long, conflicts_with = "save_receipts")]
+    pub check: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -88,11 +92,26 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         args.cert.as_deref(),
         args.key.as_deref(),
     )?;
-    let url = format!("{}/v1/messages", args.url.trim_end_matches('/'));
+    let mut url = format!("{}/v1/messages", args.url.trim_end_matches('/'));
+    if args.check {
+        url.push_str("?check=true");
+    }
     let (mut rejected, mut failed) = (false, false);
     let mut results = Vec::new();
     for file in &args.files {
         match send_one(&client, &url, args, file) {
+            Ok(Sent::Accepted { receipt, .. }) if args.check => {
+                if !args.json {
+                    println!(
+                        "{}: passes every check (schema {}); nothing was sent",
+                        file.display(),
+                        receipt["receipt"]["schema_id"].as_str().unwrap_or("?")
+                    );
+                }
+                results.push(
+                    json!({"file": file, "outcome": "passed", "checked": receipt["receipt"]}),
+                );
+            }
             Ok(Sent::Accepted { status, receipt }) => {
                 let id = receipt["receipt"]["gateway_message_id"]
                     .as_str()
@@ -110,25 +129,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             Ok(Sent::Rejected(problem)) => {
                 rejected = true;
                 if !args.json {
-                    println!(
-                        "{}: rejected {} — {}",
-                        file.display(),
-                        problem["code"].as_str().unwrap_or("?"),
-                        problem["detail"].as_str().unwrap_or("")
-                    );
-                    for v in problem["violations"].as_array().into_iter().flatten() {
-                        println!(
-                            "  {}:{} {} at {}: {}",
-                            v["line"],
-                            v["column"],
-                            v["code"].as_str().unwrap_or(""),
-                            v["path"].as_str().unwrap_or(""),
-                            v["message"].as_str().unwrap_or("")
-                        );
-                    }
-                    if let Some(a) = problem["action"].as_str() {
-                        println!("  what to do: {a}");
-                    }
+                    print_rejection(file, &problem);
                 }
                 results.push(json!({"file": file, "outcome": "rejected", "problem": problem}));
             }
@@ -154,6 +155,29 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// A rejection as a person reads it: code, sentence, every violation, what to do.
+fn print_rejection(file: &Path, problem: &Value) {
+    println!(
+        "{}: rejected {} — {}",
+        file.display(),
+        problem["code"].as_str().unwrap_or("?"),
+        problem["detail"].as_str().unwrap_or("")
+    );
+    for v in problem["violations"].as_array().into_iter().flatten() {
+        println!(
+            "  {}:{} {} at {}: {}",
+            v["line"],
+            v["column"],
+            v["code"].as_str().unwrap_or(""),
+            v["path"].as_str().unwrap_or(""),
+            v["message"].as_str().unwrap_or("")
+        );
+    }
+    if let Some(a) = problem["action"].as_str() {
+        println!("  what to do: {a}");
+    }
 }
 
 fn send_one(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, BodyDataStream};
-use axum::extract::{Extension, Path as UrlPath, State};
+use axum::extract::{Extension, Path as UrlPath, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -142,13 +142,19 @@ async fn refuse(mut stream: BodyDataStream, response: Response) -> Response {
 const DRAIN: u64 = 16 << 20;
 
 /// `POST /v1/messages`: authenticate, receive the body within the agency's limit, run the
-/// pipeline on a blocking thread, answer with the signed receipt or the problem.
+/// pipeline on a blocking thread, answer with the signed receipt or the problem. With
+/// `?check=true`, every check runs and nothing is kept or forwarded (see [`answer_check`]).
 pub async fn post(
     State(st): State<Arc<AppState>>,
     Extension(peer): Extension<PeerCertificate>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let check = match check_only(query.as_deref()) {
+        Ok(check) => check,
+        Err(e) => return refuse(body.into_data_stream(), e.into_response()).await,
+    };
     let agency = match authenticate(&st, &peer, &headers) {
         Ok(a) => a,
         Err(e) => return refuse(body.into_data_stream(), e.into_response()).await,
@@ -157,10 +163,38 @@ pub async fn post(
         Ok(upload) => upload,
         Err(refused) => return refused,
     };
-    match process(&st, agency, upload).await {
+    match process(&st, agency, upload, check).await {
+        Ok(outcome) if check => answer_check(outcome),
         Ok(outcome) => answer(&st, outcome),
         Err(refused) => refused,
     }
+}
+
+/// Whether the query asks for a check only (`check=true`); any other parameter, or another
+/// value, is refused rather than ignored: a client that meant to check must not send for real.
+fn check_only(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut check = false;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("check", "true") => check = true,
+            ("check", "false") => check = false,
+            ("check", other) => {
+                return Err(ApiError::new(
+                    Code::MalformedRequest,
+                    format!("check={other}: the parameter check is true or false"),
+                ));
+            }
+            (name, _) => {
+                return Err(ApiError::new(
+                    Code::MalformedRequest,
+                    format!(
+                        "unknown query parameter {name:?}: POST /v1/messages takes only check=true|false"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(check)
 }
 
 /// Receives the body: refused at once when its declared size is over the limit or no upload
@@ -224,7 +258,12 @@ async fn receive(
 /// Runs the pipeline on a blocking thread once a processing slot is free. Processing is short
 /// (milliseconds for small payloads): wait for a slot rather than refuse at once, but not
 /// forever.
-async fn process(st: &AppState, agency: AgencyName, upload: Upload) -> Result<Outcome, Response> {
+async fn process(
+    st: &AppState,
+    agency: AgencyName,
+    upload: Upload,
+    check: bool,
+) -> Result<Outcome, Response> {
     let permit = tokio::time::timeout(
         std::time::Duration::from_secs(30),
         st.permits.clone().acquire_owned(),
@@ -247,7 +286,11 @@ async fn process(st: &AppState, agency: AgencyName, upload: Upload) -> Result<Ou
                 name: "upload.sealed",
             },
         };
-        gw.process(&agency, Channel::Https, payload)
+        if check {
+            gw.check_only(&agency, Channel::Https, payload)
+        } else {
+            gw.process(&agency, Channel::Https, payload)
+        }
     })
     .await;
     outcome.map_err(|e| {
@@ -285,6 +328,32 @@ fn answer(st: &AppState, outcome: Outcome) -> Response {
         Outcome::Accepted { .. } => {
             ApiError::new(Code::QueueUnavailable, "the gateway is not forwarding").into_response()
         }
+    }
+}
+
+/// The answer to a check-only upload: `200` with what the checks established (as a receipt
+/// would name it, but no receipt: nothing was forwarded), or the problem a real upload would
+/// get, without a ledger id (nothing was recorded).
+fn answer_check(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Accepted { facts } | Outcome::Forwarded { facts, .. } => {
+            let mut body = json!({ "outcome": "passed", "check_only": true });
+            if let (Some(obj), Ok(serde_json::Value::Object(facts))) =
+                (body.as_object_mut(), serde_json::to_value(&facts))
+            {
+                obj.extend(facts);
+                obj.remove("gateway_message_id");
+            }
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Outcome::Rejected { rejection, .. } => {
+            ApiError::from_rejection(rejection, None).into_response()
+        }
+        Outcome::Duplicate { .. } => ApiError::new(
+            Code::InternalError,
+            "a check-only run answered as a resend; nothing was kept",
+        )
+        .into_response(),
     }
 }
 

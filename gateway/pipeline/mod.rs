@@ -10,8 +10,6 @@ mod steps;
 
 use std::path::{Path, PathBuf};
 
-use time::OffsetDateTime;
-
 pub use forwarding::Forwarding;
 pub use outcome::{Facts, Outcome, SignerFacts};
 pub use payload::Payload;
@@ -207,14 +205,7 @@ impl Gateway {
 
     /// Runs one sealed payload from `agency` through the pipeline.
     pub fn process(&self, agency: &AgencyName, channel: Channel, payload: Payload<'_>) -> Outcome {
-        let mut m = steps::Message {
-            agency,
-            channel,
-            payload: &payload,
-            id: MessageId::new(),
-            received_at: OffsetDateTime::now_utc(),
-            history: Vec::new(),
-        };
+        let mut m = steps::Message::new(agency, channel, &payload);
         let span = tracing::info_span!("message", id = %m.id, agency = %agency, channel = channel.as_str());
         let _enter = span.enter();
         let started = std::time::Instant::now();
@@ -229,6 +220,34 @@ impl Gateway {
         self.metrics.record(labels, size, started.elapsed());
         if let Some(fw) = &self.forwarding {
             outcome::audit_outcome(&fw.audit, agency, channel, &m.id, &outcome);
+        }
+        outcome
+    }
+
+    /// Runs every check of the pipeline (decryption, signature, schema) on one sealed payload
+    /// from `agency`, so that an agency can try an export before sending it, and keeps nothing:
+    /// no ledger record, no queue entry, no quarantine, no message metrics. The audit log says
+    /// that the check was made, and its verdict.
+    pub fn check_only(
+        &self,
+        agency: &AgencyName,
+        channel: Channel,
+        payload: Payload<'_>,
+    ) -> Outcome {
+        let mut m = steps::Message::new(agency, channel, &payload);
+        let span =
+            tracing::info_span!("check", id = %m.id, agency = %agency, channel = channel.as_str());
+        let _enter = span.enter();
+        let outcome = match self.dry_run(&mut m) {
+            Ok(outcome) => outcome,
+            Err(rejection) => Outcome::Rejected {
+                gateway_message_id: None,
+                rejection,
+                quarantined: None,
+            },
+        };
+        if let Some(fw) = &self.forwarding {
+            outcome::audit_check(&fw.audit, agency, channel, &m.id, &outcome);
         }
         outcome
     }

@@ -161,6 +161,35 @@ pub(super) fn duplicate(original: &MessageRecord) -> Outcome {
     }
 }
 
+/// The audit record of a check-only run (`check_only`): what was checked and the verdict.
+pub(super) fn audit_check(
+    log: &AuditLog,
+    agency: &str,
+    channel: Channel,
+    id: &MessageId,
+    outcome: &Outcome,
+) {
+    let details = match outcome {
+        Outcome::Accepted { facts } | Outcome::Forwarded { facts, .. } => serde_json::json!({
+            "channel": channel.as_str(),
+            "verdict": "passed",
+            "agency_message_id": facts.agency_message_id,
+            "schema_id": facts.schema_id,
+            "sha256": facts.sha256,
+        }),
+        Outcome::Rejected { rejection, .. } => serde_json::json!({
+            "channel": channel.as_str(),
+            "verdict": "refused",
+            "code": rejection.code,
+            "detail": rejection.detail,
+        }),
+        Outcome::Duplicate { .. } => serde_json::json!({ "channel": channel.as_str() }),
+    };
+    if let Err(e) = log.append("message", agency, "checked", id.as_str(), details) {
+        tracing::error!(error = %e, "the audit log could not record a check");
+    }
+}
+
 /// One audit record per message outcome.
 pub(super) fn audit_outcome(
     log: &AuditLog,

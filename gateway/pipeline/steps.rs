@@ -42,6 +42,20 @@ pub(super) struct Message<'a> {
     pub history: Vec<PendingStep>,
 }
 
+impl<'a> Message<'a> {
+    /// `payload` from `agency`, arrived now.
+    pub fn new(agency: &'a AgencyName, channel: Channel, payload: &'a Payload<'a>) -> Self {
+        Message {
+            agency,
+            channel,
+            payload,
+            id: MessageId::new(),
+            received_at: OffsetDateTime::now_utc(),
+            history: Vec::new(),
+        }
+    }
+}
+
 /// The sealed file after the size cap, as the reader decryption reads from.
 type Sealed<'a> = io::Take<Box<dyn Read + Send + 'a>>;
 
@@ -77,24 +91,33 @@ fn queue_down(e: &dyn std::fmt::Display) -> Rejection {
 impl Gateway {
     /// Runs the steps; `Err` is a refusal for [`Gateway::reject`] to record.
     pub(super) fn run(&self, m: &mut Message<'_>) -> Result<Outcome, Rejection> {
-        let Decrypted { ring, envelope } = self.open(m)?;
-        let checks = Checks {
-            trust: &ring.trust,
-            catalog: &self.catalog,
-            limits: &self.config.limits,
-            now: SystemTime::now(),
-        };
         let Some(fw) = &self.forwarding else {
-            // A dry run: every check, nothing kept.
-            let env = envelope.verify_and_validate(&checks, &mut io::sink())?;
-            return Ok(Outcome::Accepted {
-                facts: facts(&m.id, &env),
-            });
+            return self.dry_run(m);
         };
+        let Decrypted { ring, envelope } = self.open(m)?;
+        let checks = self.checks(&ring);
         let checked = self.check(fw, m, envelope, &checks)?;
         match self.register(fw, m, checked)? {
             Registered::Answered(outcome) => Ok(outcome),
             Registered::New(checked) => Ok(self.publish(fw, m, checked)),
+        }
+    }
+
+    /// Every check, nothing kept: [`Outcome::Accepted`] or the refusal.
+    pub(super) fn dry_run(&self, m: &mut Message<'_>) -> Result<Outcome, Rejection> {
+        let Decrypted { ring, envelope } = self.open(m)?;
+        let env = envelope.verify_and_validate(&self.checks(&ring), &mut io::sink())?;
+        Ok(Outcome::Accepted {
+            facts: facts(&m.id, &env),
+        })
+    }
+
+    fn checks<'a>(&'a self, ring: &'a Keyring) -> Checks<'a> {
+        Checks {
+            trust: &ring.trust,
+            catalog: &self.catalog,
+            limits: &self.config.limits,
+            now: SystemTime::now(),
         }
     }
 
