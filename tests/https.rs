@@ -173,19 +173,19 @@ fn missing_or_wrong_credentials_are_unauthenticated_and_others_messages_are_not_
     assert_eq!(peek.status, 404, "another agency cannot see the message");
 }
 
-#[test]
-fn rejections_carry_their_code_status_and_locations() {
-    let home = Home::with_server_config("[limits]\nmax_payload_bytes = 4096\n");
-    let police = format!("Authorization: Bearer {}", home.token("police"));
-    let server = home.serve();
-    let url = server.url("/v1/messages");
-
+/// Posts the police sample with an invalid postcode (sealed) to `url`; expects the schema
+/// refusal with its location, and returns the sealed file and the problem.
+fn post_invalid_postcode(
+    home: &Home,
+    url: &str,
+    auth: &str,
+) -> (std::path::PathBuf, serde_json::Value) {
     let invalid = home.seal_as(
         "police",
         &sample("police", "invalid-bad-location-postcode.xml"),
         "i.sealed",
     );
-    let r = post(&home, &url, &["-H", &police], &invalid);
+    let r = post(home, url, &["-H", auth], &invalid);
     assert_eq!(r.status, 422);
     let p = r.json();
     assert_eq!(p["code"], "schema_invalid");
@@ -194,6 +194,17 @@ fn rejections_carry_their_code_status_and_locations() {
         "/IncidentBatch/Incident/LocationPostcode"
     );
     assert!(p["violations"][0]["line"].as_u64().unwrap() > 1);
+    (invalid, p)
+}
+
+#[test]
+fn rejections_carry_their_code_status_and_locations() {
+    let home = Home::with_server_config("[limits]\nmax_payload_bytes = 4096\n");
+    let police = format!("Authorization: Bearer {}", home.token("police"));
+    let server = home.serve();
+    let url = server.url("/v1/messages");
+
+    let (invalid, p) = post_invalid_postcode(&home, &url, &police);
     let id = p["gateway_message_id"].as_str().unwrap().to_owned();
     let status = curl(
         &home,
@@ -500,20 +511,7 @@ fn check_only_runs_every_check_and_keeps_nothing() {
     assert_eq!(home.queued(), 0, "a check forwards nothing");
 
     // A refusal is the one a real upload would get, with its violations, and nothing is kept.
-    let invalid = home.seal_as(
-        "police",
-        &sample("police", "invalid-bad-location-postcode.xml"),
-        "i.sealed",
-    );
-    let r = post(&home, &check, &["-H", &police], &invalid);
-    assert_eq!(r.status, 422);
-    let p = r.json();
-    assert_eq!(p["code"], "schema_invalid");
-    assert_eq!(
-        p["violations"][0]["path"],
-        "/IncidentBatch/Incident/LocationPostcode"
-    );
-    assert!(p["violations"][0]["line"].as_u64().unwrap() > 1);
+    let (_, p) = post_invalid_postcode(&home, &check, &police);
     assert!(p.get("gateway_message_id").is_none(), "{p}");
     assert_eq!(kept(), 0, "a check quarantines nothing");
 

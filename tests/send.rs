@@ -35,8 +35,8 @@ fn send(
     (out.status.code().unwrap_or(-1), v)
 }
 
-#[test]
-fn send_uploads_saves_verifiable_receipts_and_reports_rejections() {
+/// A home with a police token, a valid sealed file and a schema-invalid one.
+fn police_good_and_bad() -> (Home, String, std::path::PathBuf, std::path::PathBuf) {
     let home = Home::with_server_config("");
     let token = home.token("police");
     let good = home.seal_as(
@@ -49,6 +49,12 @@ fn send_uploads_saves_verifiable_receipts_and_reports_rejections() {
         &sample("police", "invalid-bad-location-postcode.xml"),
         "bad.sealed",
     );
+    (home, token, good, bad)
+}
+
+#[test]
+fn send_uploads_saves_verifiable_receipts_and_reports_rejections() {
+    let (home, token, good, bad) = police_good_and_bad();
     let server = home.serve();
     let base = server.url("");
     let (code, v) = send(
@@ -291,18 +297,7 @@ fn send_gives_up_with_exit_2_when_the_gateway_stays_down() {
 
 #[test]
 fn send_check_reports_each_verdict_and_sends_nothing() {
-    let home = Home::with_server_config("");
-    let token = home.token("police");
-    let good = home.seal_as(
-        "police",
-        &sample("police", "valid-single-incident.xml"),
-        "good.sealed",
-    );
-    let bad = home.seal_as(
-        "police",
-        &sample("police", "invalid-bad-location-postcode.xml"),
-        "bad.sealed",
-    );
+    let (home, token, good, bad) = police_good_and_bad();
     let server = home.serve();
     let base = server.url("");
     let (code, v) = send(
