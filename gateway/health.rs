@@ -78,8 +78,8 @@ pub fn not_ready(gw: &Gateway) -> Vec<String> {
     why
 }
 
-/// Reads what the gauges show from outside the process: the queue's depth, each volume's free
-/// space and every key's days to expiry. Blocking (it asks the queue and reads `keys/`): call
+/// Reads what the gauges show from outside the process: whether the ledger and the queue can
+/// take messages, the queue's depth, each volume's free space and every key's days to expiry. Blocking (it asks the queue and reads `keys/`): call
 /// it off the async threads.
 pub fn refresh_gauges(gw: &Gateway) {
     let cfg = &gw.config;
@@ -88,6 +88,10 @@ pub fn refresh_gauges(gw: &Gateway) {
             .set_volume(v.name, v.free, v.low(cfg.limits.min_free_disk_bytes));
     }
     if let Some(fw) = &gw.forwarding {
+        gw.metrics
+            .set_part_ready("ledger", fw.store.not_ready().is_none());
+        gw.metrics
+            .set_part_ready("queue", fw.sink.not_ready().is_none());
         match fw.sink.depth() {
             Ok(depth) => gw.metrics.set_queue_depth(depth),
             Err(e) => tracing::warn!(error = %e, "cannot count the messages in the queue"),

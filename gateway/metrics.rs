@@ -62,6 +62,7 @@ pub struct Metrics {
     pub accept_errors: Counter,
     disk_free: Family<Vec<(String, String)>, Gauge>,
     disk_low: Family<Vec<(String, String)>, Gauge>,
+    part_ready: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,7 +157,14 @@ impl Metrics {
             "1 while a volume has less than limits.min_free_disk_bytes free (the gateway is then not ready)",
             disk_low.clone(),
         );
+        let part_ready = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "part_ready",
+            "1 while the ledger (part=\"ledger\") or the queue (part=\"queue\") can take messages, 0 while it cannot (/readyz says why)",
+            part_ready.clone(),
+        );
         Metrics {
+            part_ready,
             connections,
             accept_errors,
             disk_free,
@@ -203,6 +211,12 @@ impl Metrics {
         if let Some(s) = size {
             self.size.observe(s as f64);
         }
+    }
+
+    /// Sets whether `part` (`ledger`, `queue`) can take messages.
+    pub fn set_part_ready(&self, part: &str, ready: bool) {
+        let labels = vec![("part".to_owned(), part.to_owned())];
+        self.part_ready.get_or_create(&labels).set(i64::from(ready));
     }
 
     /// Sets the number of messages waiting for the hub in the queue.

@@ -843,6 +843,22 @@ fn while_rabbitmq_is_down_instances_are_not_ready_and_refuse_with_retry_after() 
     });
     let why = reqwest::blocking::get(&readyz).unwrap().text().unwrap();
     assert!(why.contains("RabbitMQ"), "/readyz says why: {why}");
+    let metrics = format!("http://127.0.0.1:{}/metrics", c.health_port(0));
+    let part = |text: &str, part: &str| {
+        let line = format!("gateway_part_ready{{part=\"{part}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .map(str::to_owned)
+    };
+    let text = reqwest::blocking::get(&metrics).unwrap().text().unwrap();
+    assert_eq!(
+        (
+            part(&text, "queue").as_deref(),
+            part(&text, "ledger").as_deref()
+        ),
+        (Some("0"), Some("1")),
+        "/metrics says which part is down: {text}"
+    );
     let token = format!("Authorization: Bearer {}", c.token);
     let refused = support::curl(
         &c.home,
@@ -870,6 +886,8 @@ fn while_rabbitmq_is_down_instances_are_not_ready_and_refuse_with_retry_after() 
     for i in 0..INSTANCES {
         c.wait_ready(i);
     }
+    let text = reqwest::blocking::get(&metrics).unwrap().text().unwrap();
+    assert_eq!(part(&text, "queue").as_deref(), Some("1"), "{text}");
     // The refused message goes through once the broker is back; nothing was kept of it.
     let mut acknowledged = BTreeMap::new();
     for f in &files {

@@ -99,6 +99,10 @@ fn upload_with_a_token_is_forwarded_with_a_signed_receipt_and_a_resend_gets_the_
         "{text}"
     );
     assert!(text.contains("gateway_queue_depth 1"), "{text}");
+    for part in ["ledger", "queue"] {
+        let ready = format!("gateway_part_ready{{part=\"{part}\"}} 1");
+        assert!(text.contains(&ready), "{text}");
+    }
     assert!(
         text.contains(r#"gateway_key_expiry_days{kind="tls",owner="gateway""#),
         "{text}"
