@@ -23,7 +23,7 @@ pub struct Args {
     pub agency: crate::message::AgencyName,
     /// The folder to import (read only; searched recursively).
     pub dir: PathBuf,
-    /// Where to write the per-file outcomes (default: state/imports/<agency>-<time>/).
+    /// Where to write the per-file outcomes (default: `state/imports/<agency>-<time>/`).
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Files processed at once.

@@ -20,7 +20,7 @@ const HEADER_KEEP: usize = 64 * 1024;
 /// Passes a payload through, keeping a copy of its first bytes (the age header) so a payload
 /// that no active identity opens can be matched against retired ones for a precise message.
 ///
-/// Until the header is parsed (`header_read`), it delivers at most [`HEADER_KEEP`] bytes: the
+/// Until the header is parsed (`header_read`), it delivers at most `HEADER_KEEP` bytes: the
 /// age parser reads a header line until its newline, and a hostile "header" that never ends
 /// would otherwise be read whole into memory.
 pub struct HeaderTee<R> {

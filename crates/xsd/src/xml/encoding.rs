@@ -1,7 +1,7 @@
 //! Which encoding a document is in (XML 1.0 §4.3.3 and Appendix F): a byte order mark, or the
 //! encoding its declaration names. UTF-8 is read as it is; UTF-16 (with a byte order mark) and
 //! every encoding `encoding_rs` decodes are transcoded to UTF-8 as they stream into the
-//! reader's window ([`super::source::Input`]), so everything after works on UTF-8 text.
+//! reader's window (`source::Input`), so everything after works on UTF-8 text.
 //!
 //! Note: `encoding_rs` follows the WHATWG Encoding Standard, where `ISO-8859-1` and `US-ASCII`
 //! labels name windows-1252 (its superset: bytes 0x80-0x9F are `€`, curly quotes... instead of
