@@ -79,8 +79,9 @@ pub fn not_ready(gw: &Gateway) -> Vec<String> {
 }
 
 /// Reads what the gauges show from outside the process: whether the ledger and the queue can
-/// take messages, the queue's depth, each volume's free space and every key's days to expiry. Blocking (it asks the queue and reads `keys/`): call
-/// it off the async threads.
+/// take messages, the queue's depth, each volume's free space and every key's days to expiry.
+/// Blocking (it asks the ledger and the queue, and reads `keys/`): call it off the async
+/// threads.
 pub fn refresh_gauges(gw: &Gateway) {
     let cfg = &gw.config;
     for v in volumes(cfg) {

@@ -4,12 +4,12 @@
 //! Each record carries its sequence number, the SHA-256 of the previous record and its own hash
 //! (SHA-256 of the previous hash and the record's canonical JSON without the `hash` field), so
 //! an edit, a deletion, an insertion, a reordering or a truncation breaks the chain at a record
-//! [`AuditLog::verify`] names. Appends from several processes (the server and admin commands) are
-//! serialised by an exclusive lock on the log file. When the current file passes
-//! [`ROTATE_AT`] bytes it is renamed `audit-<first seq>.log` and a new one continues the chain;
-//! [`AuditLog::verify`] follows the chain across every file. The head (`audit.head`: last sequence number
-//! and hash, rewritten and fsynced after each append) lets [`AuditLog::verify`] notice records cut off the
-//! end, which a chain alone cannot show.
+//! [`AuditLog::verify`] names. Appends from several processes (the server and admin commands)
+//! are serialised by an exclusive lock on the log file. When the current file passes
+//! [`ROTATE_AT`] bytes it is renamed `audit-<first seq>.log` and a new one continues the
+//! chain; `verify` follows the chain across every file. The head (`audit.head`: last sequence
+//! number and hash, rewritten and fsynced after each append) lets `verify` notice records cut
+//! off the end, which a chain alone cannot show.
 //!
 //! Appends within one process are committed in groups: records queued while another thread
 //! is writing go out together, with one fsync of the log and one of the head. Each `append`

@@ -14,7 +14,7 @@
 
 use std::sync::Mutex;
 
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, GenericClient, NoTls, Statement};
 
 use super::{AuditError, Entry, GENESIS, Record, Verdict};
 
@@ -58,12 +58,13 @@ struct Connection {
     client: Client,
     ensure_head: Statement,
     head: Statement,
-    insert: Statement,
-    update_head: Statement,
     append_after: Statement,
-    /// The chain's head as this connection last wrote it: (seq, hash).
-    known_head: Option<(i64, String)>,
+    /// The chain's head as this connection last wrote it.
+    known_head: Option<Head>,
 }
+
+/// A chain's head: its last sequence number and hash.
+type Head = (i64, String);
 
 /// Appends are bounded like the ledger's statements; `verify` reads whole chains, unbounded.
 const APPEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -100,11 +101,6 @@ impl Connection {
                  ON CONFLICT (chain) DO NOTHING",
             )?,
             head: prepare("SELECT seq, hash FROM audit_chains WHERE chain = $1 FOR UPDATE")?,
-            insert: prepare(
-                "INSERT INTO audit_records (chain, seq, record)
-                 SELECT $1, s, r FROM unnest($2::bigint[], $3::text[]) AS t(s, r)",
-            )?,
-            update_head: prepare("UPDATE audit_chains SET seq = $2, hash = $3 WHERE chain = $1")?,
             append_after: prepare(
                 "WITH h AS (UPDATE audit_chains SET seq = $2, hash = $3
                             WHERE chain = $1 AND seq = $4 AND hash = $5 RETURNING 1)
@@ -116,47 +112,23 @@ impl Connection {
         })
     }
 
-    fn append(&mut self, chain: &str, entries: &[&Entry]) -> Result<Vec<Record>, postgres::Error> {
-        if let Some((seq, hash)) = self.known_head.take()
-            && let Some(records) = self.append_after(chain, entries, seq, hash)?
-        {
-            return Ok(records);
+    fn append(&mut self, chain: &str, entries: &[&Entry]) -> Result<Vec<Record>, AuditError> {
+        if let Some((seq, hash)) = self.known_head.take() {
+            let (records, head) = write_after(
+                &mut self.client,
+                &self.append_after,
+                chain,
+                entries,
+                seq,
+                hash,
+            )
+            .map_err(|e| db_err("append", e))?;
+            if head.is_some() {
+                self.known_head = head;
+                return Ok(records);
+            }
         }
         self.append_locked(chain, entries)
-    }
-
-    /// Appends after the head (`seq`, `hash`) in one statement; `None` when the head moved
-    /// (another writer of this chain), nothing written.
-    fn append_after(
-        &mut self,
-        chain: &str,
-        entries: &[&Entry],
-        seq: i64,
-        hash: String,
-    ) -> Result<Option<Vec<Record>>, postgres::Error> {
-        let records = super::chained(entries.iter().copied(), seq as u64 + 1, hash.clone());
-        let Some(last) = records.last() else {
-            self.known_head = Some((seq, hash));
-            return Ok(Some(records));
-        };
-        let (seqs, texts) = columns(&records);
-        let n = self.client.execute(
-            &self.append_after,
-            &[
-                &chain,
-                &(last.seq as i64),
-                &last.hash,
-                &seq,
-                &hash,
-                &seqs,
-                &texts,
-            ],
-        )?;
-        if n as usize != records.len() {
-            return Ok(None);
-        }
-        self.known_head = Some((last.seq as i64, last.hash.clone()));
-        Ok(Some(records))
     }
 
     /// Appends under the head row's lock, wherever the head is.
@@ -164,25 +136,56 @@ impl Connection {
         &mut self,
         chain: &str,
         entries: &[&Entry],
-    ) -> Result<Vec<Record>, postgres::Error> {
-        let mut tx = self.client.transaction()?;
-        tx.execute(&self.ensure_head, &[&chain, &GENESIS])?;
-        let head = tx.query_one(&self.head, &[&chain])?;
+    ) -> Result<Vec<Record>, AuditError> {
+        let err = |e| db_err("append", e);
+        let mut tx = self.client.transaction().map_err(err)?;
+        tx.execute(&self.ensure_head, &[&chain, &GENESIS])
+            .map_err(err)?;
+        let head = tx.query_one(&self.head, &[&chain]).map_err(err)?;
         let (seq, prev): (i64, String) = (head.get(0), head.get(1));
-        let records = super::chained(entries.iter().copied(), seq as u64 + 1, prev.clone());
-        let (seqs, texts) = columns(&records);
-        let head = match records.last() {
-            Some(last) => {
-                tx.execute(&self.insert, &[&chain, &seqs, &texts])?;
-                tx.execute(&self.update_head, &[&chain, &(last.seq as i64), &last.hash])?;
-                (last.seq as i64, last.hash.clone())
-            }
-            None => (seq, prev),
-        };
-        tx.commit()?;
-        self.known_head = Some(head);
+        let (records, head) =
+            write_after(&mut tx, &self.append_after, chain, entries, seq, prev).map_err(err)?;
+        if head.is_none() {
+            // The head is locked as read, so this cannot happen; if it does, nothing is
+            // claimed written (the transaction rolls back as it drops).
+            return Err(db_err("append", "the chain's head moved while locked"));
+        }
+        tx.commit().map_err(err)?;
+        self.known_head = head;
         Ok(records)
     }
+}
+
+/// Chains `entries` after the head (`seq`, `hash`) and appends them with `append_after`, in
+/// one statement that moves the head only if it is still there; returns the records and the
+/// new head, or no head when it had moved (nothing written).
+fn write_after(
+    client: &mut impl GenericClient,
+    append_after: &Statement,
+    chain: &str,
+    entries: &[&Entry],
+    seq: i64,
+    hash: String,
+) -> Result<(Vec<Record>, Option<Head>), postgres::Error> {
+    let records = super::chained(entries.iter().copied(), seq as u64 + 1, hash.clone());
+    let Some(last) = records.last() else {
+        return Ok((records, Some((seq, hash))));
+    };
+    let (seqs, texts) = columns(&records);
+    let n = client.execute(
+        append_after,
+        &[
+            &chain,
+            &(last.seq as i64),
+            &last.hash,
+            &seq,
+            &hash,
+            &seqs,
+            &texts,
+        ],
+    )?;
+    let head = (n as usize == records.len()).then(|| (last.seq as i64, last.hash.clone()));
+    Ok((records, head))
 }
 
 /// `records` as the columns of `audit_records`: sequence numbers and JSON texts.
@@ -220,7 +223,7 @@ impl Chain {
                     tracing::warn!(error = %e, "audit log connection lost; reconnecting");
                     *slot = None;
                 }
-                Err(e) => return Err(db_err("append", e)),
+                Err(e) => return Err(e),
             }
         }
         Err(db_err("append", "the connection could not be restored"))

@@ -170,26 +170,6 @@ const BEGIN_NEW: &str = "INSERT INTO messages (id, agency, agency_message_id, sh
              VALUES ($1, $2, $3, $4, $5, $6, 'in_progress', $7, $8, now(), $9, $10::text::jsonb)
              ON CONFLICT (dedupe_key) DO NOTHING";
 
-/// Finishing a record: `$1` its id, `$2` the value its `SET` names, `$3` the new step (a JSON
-/// array of one), `$4` the rejection code where there is one.
-macro_rules! finish_sql {
-    ($set:literal) => {
-        concat!(
-            "UPDATE messages SET ",
-            $set,
-            ", steps = steps || $3::text::jsonb, updated_at = now(), finished_at = now(),
-                 owner = NULL
-             WHERE id = $1 AND status = 'in_progress'"
-        )
-    };
-}
-const FINISH_FORWARDED: &str = finish_sql!("status = 'forwarded', receipt_json = $2");
-const FINISH_REJECTED: &str =
-    finish_sql!("status = 'rejected', rejection_code = $4, rejection_detail = $2");
-const FINISH_REJECTED_RETRYABLE: &str = finish_sql!(
-    "status = 'rejected', rejection_code = $4, rejection_detail = $2, dedupe_key = NULL"
-);
-
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> StoreError {
         StoreError::Database(Box::new(e))
@@ -295,21 +275,19 @@ impl PostgresStore {
                 if held.as_ref().is_some_and(|c| c.client.is_closed()) {
                     **held = None;
                 }
-                if held.is_none() {
-                    match self.client() {
-                        Ok(conn) => **held = Some(conn),
+                let conn = match &mut **held {
+                    Some(conn) => conn,
+                    None => match self.client() {
+                        Ok(conn) => held.insert(conn),
                         Err(e) => {
                             return writes
                                 .iter()
                                 .map(|_| Err(StoreError::GroupFailed(e.to_string())))
                                 .collect();
                         }
-                    }
-                }
-                match held.as_mut() {
-                    Some(conn) => writes::commit(conn, &self.instance, &writes),
-                    None => Vec::new(),
-                }
+                    },
+                };
+                writes::commit(conn, &self.instance, &writes)
             },
             || Err(StoreError::GroupFailed("the write was not run".into())),
         )

@@ -3,21 +3,22 @@
 //! is in flight go out together, in one statement (one round trip, one commit).
 //!
 //! Why: most of a ledger write's cost in PostgreSQL is per statement, not per row (waking the
-//! backend, starting the executor, committing and flushing the WAL). Measured with `pgbench`
-//! on the 2-core bench machine, registering and closing four messages per statement cost
-//! PostgreSQL 117 us of CPU per message, against 261 us one at a time (docs/benchmarks.md).
+//! backend, starting the executor, committing and flushing the WAL): on the 2-core bench
+//! machine, registering and closing four messages per statement cost PostgreSQL 97 us of CPU
+//! per message, against 226 us one at a time (`bash bench/pg-batching.sh`).
 //!
-//! A write alone runs its own statement (`BEGIN_NEW`, `FINISH_*`). A group that PostgreSQL
-//! refuses has committed nothing, and is retried one write at a time, so that one write's
-//! error stays its own; a group whose fate is unknown (the connection dropped) fails each of
-//! its writes, as a single statement would.
+//! A registration alone runs `BEGIN_NEW` (the statement `begin`'s locked path runs too); a
+//! closing alone is a group of one, so that what closing writes is said once (`GROUP`). A group
+//! that PostgreSQL refuses has committed nothing, and is retried one write at a time, so that
+//! one write's error stays its own; a group whose fate is unknown (the connection dropped)
+//! fails each of its writes, as a single statement would.
 
 use std::collections::HashSet;
 
 use postgres::types::ToSql;
 use time::OffsetDateTime;
 
-use super::{BEGIN_NEW, Conn, FINISH_FORWARDED, FINISH_REJECTED, FINISH_REJECTED_RETRYABLE};
+use super::{BEGIN_NEW, Conn};
 use crate::store::StoreError;
 
 /// One per-message write.
@@ -162,32 +163,13 @@ fn group(
 
 /// One write in its own statement.
 fn alone(conn: &mut Conn, owner: &str, write: &Write) -> Result<bool, StoreError> {
-    let n = match write {
+    match write {
         Write::Begin(row) => {
             let statement = conn.prepared(BEGIN_NEW)?;
-            return super::insert_new(&mut conn.client, &statement, row, owner);
+            super::insert_new(&mut conn.client, &statement, row, owner)
         }
-        Write::Finish(c) => match &c.outcome {
-            Outcome::Forwarded { receipt_json } => {
-                let statement = conn.prepared(FINISH_FORWARDED)?;
-                conn.execute(&statement, &[&c.id, receipt_json, &c.step])?
-            }
-            Outcome::Rejected {
-                code,
-                detail,
-                release,
-            } => {
-                let sql = if *release {
-                    FINISH_REJECTED_RETRYABLE
-                } else {
-                    FINISH_REJECTED
-                };
-                let statement = conn.prepared(sql)?;
-                conn.execute(&statement, &[&c.id, detail, &c.step, code])?
-            }
-        },
-    };
-    Ok(n == 1)
+        Write::Finish(c) => Ok(group(conn, owner, std::slice::from_ref(write))?.contains(&c.id)),
+    }
 }
 
 /// New rows as the group statement's arrays.

@@ -1,0 +1,4 @@
+-- One message registered and closed, one statement each (as a write alone does).
+\set r random(1, 1000000000000)
+INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel, status, dedupe_key, received_at, updated_at, owner, steps) SELECT 'm' || :r, 'police', 'AMID-' || :r, repeat('a', 64), 10000, 'https', 'in_progress', 'k' || :r, now(), now(), 'bench-instance', jsonb_build_array(jsonb_build_object('step', 'received', 'detail', NULL, 'at', now()), jsonb_build_object('step', 'validated', 'detail', 'police-IncidentBatch-1', 'at', now())) ON CONFLICT (dedupe_key) DO NOTHING;
+UPDATE messages SET status = 'forwarded', receipt_json = repeat('r', 400), steps = steps || jsonb_build_array(jsonb_build_object('step', 'forwarded', 'detail', 'integration', 'at', now())), updated_at = now(), finished_at = now(), owner = NULL WHERE id = 'm' || :r AND status = 'in_progress';
