@@ -39,6 +39,9 @@ enum Command {
     /// Agencies and their signing certificates.
     #[command(subcommand)]
     Agency(cli::agency::Command),
+    /// People's accounts for the upload page and the console.
+    #[command(subcommand)]
+    User(cli::user::Command),
     /// Print the age recipient agencies should seal to.
     Recipient(cli::recipient::Args),
     /// The audit log.
@@ -107,6 +110,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Audit(cmd) => cli::audit::run(cmd, &config),
         Command::Keys(cmd) => cli::keys::run(cmd, &config),
         Command::Agency(cmd) => cli::agency::run(cmd, &config),
+        Command::User(cmd) => cli::user::run(cmd, &config),
         Command::CheckConfig(args) => cli::check_config::run(args, &config),
         Command::Recipient(args) => cli::recipient::run(args, &config),
         Command::Validate(_) | Command::Seal(_) | Command::Send(_) => {

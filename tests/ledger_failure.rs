@@ -10,7 +10,8 @@ use gateway::message::{Channel, MessageId};
 use gateway::pipeline::{Gateway, Outcome};
 use gateway::rejection::Code;
 use gateway::store::{
-    Begin, MessageRecord, NewMessage, Status, Step, StepRecord, Store, StoreError,
+    Begin, MessageRecord, NewMessage, SignInEvent, SignInState, Status, Step, StepRecord, Store,
+    StoreError,
 };
 
 use crate::support::Home;
@@ -90,6 +91,9 @@ impl Store for FullDisk {
     }
     fn is_mine(&self, rec: &MessageRecord) -> bool {
         self.inner.is_mine(rec)
+    }
+    fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError> {
+        self.inner.sign_in(name, event)
     }
 }
 

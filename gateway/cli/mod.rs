@@ -12,6 +12,7 @@ pub mod recipient;
 pub mod seal;
 pub mod send;
 pub mod serve;
+pub mod user;
 pub mod validate;
 
 /// Exit codes shared by every subcommand.

@@ -7,10 +7,12 @@
 //! Mistakes are reported by key name, whichever of the two they came from.
 
 mod raw;
+mod web;
 
 use std::path::{Path, PathBuf};
 
 use raw::RawConfig;
+pub use web::Web;
 
 /// Default configuration file, looked up in the current folder.
 pub const DEFAULT_FILE: &str = "gateway.toml";
@@ -177,6 +179,8 @@ pub struct Config {
     pub ledger: Ledger,
     /// `[queue]`
     pub queue_backend: QueueBackend,
+    /// `[web]`
+    pub web: Web,
 }
 
 /// `[keys]`: rotation and secrets at rest.
@@ -378,7 +382,9 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
     let paths = check_paths(raw.paths, base)?;
     let queue_backend = check_queue(raw.queue, base, &paths.state)?;
     let limits = check_limits(&raw.limits, xml)?;
+    let web = web::check_web(raw.web)?;
     Ok(Config {
+        web,
         ledger,
         queue_backend,
         http,

@@ -36,6 +36,9 @@ pub struct RawConfig {
     /// `[queue]`
     #[serde(default)]
     pub queue: RawQueue,
+    /// `[web]`
+    #[serde(default)]
+    pub web: super::web::RawWeb,
 }
 
 /// `[ledger]`: where the message ledger lives.

@@ -4,7 +4,7 @@
 //! Code lives here; the data lives in the `keys/` folder (see `keys/README.md`).
 
 pub mod agencies;
-mod files;
+pub(crate) mod files;
 pub mod identities;
 pub mod inventory;
 mod live;

@@ -57,6 +57,7 @@
 mod checkpoint;
 pub mod owner;
 mod postgres;
+mod sign_ins;
 mod sqlite;
 
 #[cfg(test)]
@@ -532,6 +533,43 @@ pub trait Store: Send + Sync {
     fn is_shared(&self) -> bool {
         false
     }
+
+    /// Counts a sign-in of account `name` (see [`SignInEvent`]); what the ledger knows of its
+    /// sign-ins afterwards. Every instance sharing the ledger sees the same counts, so a
+    /// lock-out holds whichever instance the load balancer picks.
+    fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError>;
+}
+
+/// What happened at a sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInEvent {
+    /// Nothing yet: only read the state (is the account locked?).
+    Look,
+    /// A wrong password or code: one more failure; the `max_failures`-th locks the account
+    /// until `lock_until` (Unix seconds) and starts the count again.
+    Failed {
+        /// Failures in a row that lock the account.
+        max_failures: u32,
+        /// When a lock that this failure sets ends.
+        lock_until: i64,
+    },
+    /// The right password (and code): the failures are forgotten. With a TOTP step, only if
+    /// it is later than the last step accepted (a code is good once).
+    Succeeded {
+        /// The time step of the code accepted, if any.
+        totp_step: Option<i64>,
+    },
+}
+
+/// The ledger's count of an account's sign-ins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignInState {
+    /// Failures in a row since the last success or lock.
+    pub failures: u32,
+    /// Locked until then (Unix seconds), if a lock was ever set.
+    pub locked_until: Option<i64>,
+    /// For [`SignInEvent::Succeeded`]: false when the code's step was used already.
+    pub accepted: bool,
 }
 
 /// The deduplication key: JSON so that no agency or message id can make two

@@ -32,7 +32,8 @@ use postgres::{NoTls, Row, Transaction};
 use time::OffsetDateTime;
 
 use super::{
-    Begin, Decision, MessageRecord, NewMessage, Status, Step, StepRecord, Store, StoreError,
+    Begin, Decision, MessageRecord, NewMessage, SignInEvent, SignInState, Status, Step, StepRecord,
+    Store, StoreError,
 };
 use crate::group::Group;
 use crate::message::{Channel, MessageId, Receipt, timestamp};
@@ -156,6 +157,8 @@ const MIGRATIONS: &[&str] = &[
           FROM steps GROUP BY message_id) s
     WHERE s.message_id = m.id;
     DROP TABLE steps;",
+    // Failed sign-ins to the upload page and the console, and the last TOTP step used.
+    super::sign_ins::TABLE,
 ];
 
 /// Serialises migrations of instances starting together (any constant; this one is "gw").
@@ -794,6 +797,10 @@ impl Store for PostgresStore {
         let closed = close_interrupted(&mut tx, id, detail)?;
         tx.commit()?;
         Ok(closed)
+    }
+
+    fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError> {
+        super::sign_ins::postgres(&mut self.client()?.client, name, event)
     }
 
     fn is_abandoned(&self, rec: &MessageRecord) -> bool {

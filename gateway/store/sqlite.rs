@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use super::checkpoint::Checkpointer;
 use super::{
-    Begin, DEFAULT_STALE_AFTER, Decision, MessageRecord, NewMessage, Status, Step, StepRecord,
-    Store, StoreError, dedupe_key, normalise_sha256,
+    Begin, DEFAULT_STALE_AFTER, Decision, MessageRecord, NewMessage, SignInEvent, SignInState,
+    Status, Step, StepRecord, Store, StoreError, dedupe_key, normalise_sha256,
 };
 use crate::group::Group;
 use crate::message::Receipt;
@@ -117,6 +117,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP TABLE steps;
     ALTER TABLE steps_v3 RENAME TO steps;
     CREATE INDEX steps_message ON steps (message_id, seq);",
+    // 4: failed sign-ins to the upload page and the console, and the last TOTP step used.
+    super::sign_ins::TABLE,
 ];
 
 const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
@@ -833,6 +835,17 @@ impl Store for SqliteStore {
 
     fn is_mine(&self, rec: &MessageRecord) -> bool {
         rec.owner.as_deref() == Some(self.owner.as_str())
+    }
+
+    fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError> {
+        let conn = self.lock_current();
+        let state = super::sign_ins::sqlite(&conn, name, event)?;
+        if event != SignInEvent::Look {
+            let n = self.committed();
+            drop(conn);
+            self.sync_upto(n)?;
+        }
+        Ok(state)
     }
 
     fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError> {
