@@ -49,3 +49,4 @@ pub mod sinks;
 pub mod sources;
 pub mod store;
 pub mod validation;
+pub mod web;

@@ -22,3 +22,4 @@ mod send;
 mod support;
 mod validate_cli;
 mod violation_values;
+mod web;

@@ -58,7 +58,10 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     if let Some(l) = metrics_listener {
         spawn_metrics(&runtime, l, state.clone(), shutdown.clone());
     }
-    runtime.block_on(http::serve(listener, acceptor, state, stopped))?;
+    // The API, and the pages people use on the same listener.
+    let app = http::router(state.clone())
+        .merge(crate::web::router(state.clone()).context("starting the web pages")?);
+    runtime.block_on(http::serve(listener, acceptor, state, app, stopped))?;
     finish(folders, reloader, &gateway);
     if let Some(t) = admin_watch {
         let _ = t.join();

@@ -123,7 +123,7 @@ fn signed_receipt(st: &AppState, receipt: &Receipt, status: StatusCode) -> Respo
 /// sees a broken pipe instead of the answer, and HTTP/2 clients such as curl before 8.x treat
 /// the reset that follows an early answer as a failure even when it says NO_ERROR. The rest is
 /// held until the answer is sent (see [`answer_holding`]).
-async fn refuse(mut stream: BodyDataStream, response: Response) -> Response {
+pub async fn refuse(mut stream: BodyDataStream, response: Response) -> Response {
     let (bound, time) = (DRAIN, std::time::Duration::from_secs(10));
     let mut seen = 0u64;
     let _ = tokio::time::timeout(time, async {
@@ -159,20 +159,47 @@ pub async fn post(
         Ok(a) => a,
         Err(e) => return refuse(body.into_data_stream(), e.into_response()).await,
     };
-    let upload = match receive(&st, &agency, &headers, body).await {
+    let from = From {
+        agency,
+        channel: Channel::Https,
+        person: None,
+    };
+    accept(&st, from, check, &headers, body).await
+}
+
+/// Who sends an upload that was authenticated.
+pub struct From {
+    /// The agency.
+    pub agency: AgencyName,
+    /// The channel (`https`, or `web` for the upload page).
+    pub channel: Channel,
+    /// The person signed in to the upload page, if any.
+    pub person: Option<String>,
+}
+
+/// Receives and processes an authenticated upload (or only checks it): the signed receipt,
+/// the check's verdict, or the problem.
+pub async fn accept(
+    st: &AppState,
+    from: From,
+    check: bool,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let upload = match receive(st, &from.agency, headers, body).await {
         Ok(upload) => upload,
         Err(refused) => return refused,
     };
-    match process(&st, agency, upload, check).await {
+    match process(st, from, upload, check).await {
         Ok(outcome) if check => answer_check(outcome),
-        Ok(outcome) => answer(&st, outcome),
+        Ok(outcome) => answer(st, outcome),
         Err(refused) => refused,
     }
 }
 
 /// Whether the query asks for a check only (`check=true`); any other parameter, or another
 /// value, is refused rather than ignored: a client that meant to check must not send for real.
-fn check_only(query: Option<&str>) -> Result<bool, ApiError> {
+pub fn check_only(query: Option<&str>) -> Result<bool, ApiError> {
     let mut check = false;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=').unwrap_or((pair, "")) {
@@ -260,7 +287,7 @@ async fn receive(
 /// forever.
 async fn process(
     st: &AppState,
-    agency: AgencyName,
+    from: From,
     upload: Upload,
     check: bool,
 ) -> Result<Outcome, Response> {
@@ -286,10 +313,11 @@ async fn process(
                 name: "upload.sealed",
             },
         };
+        let person = from.person.as_deref();
         if check {
-            gw.check_only(&agency, Channel::Https, payload)
+            gw.check_only(&from.agency, from.channel, payload, person)
         } else {
-            gw.process(&agency, Channel::Https, payload)
+            gw.process_by(&from.agency, from.channel, payload, person)
         }
     })
     .await;

@@ -10,7 +10,7 @@
 //! thread, once a processing slot is free.
 
 mod auth;
-mod messages;
+pub mod messages;
 pub mod problem;
 pub mod tls;
 mod upload;
@@ -44,6 +44,10 @@ pub struct PeerCertificate {
     /// The rest of the chain the client presented.
     pub chain: Vec<X509>,
 }
+
+/// The address the connection came from (HAProxy's, behind it: it passes TCP through).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// Uploads of at most this many bytes (declared) are held in memory.
 pub const MEMORY_UPLOAD_MAX: u64 = 1 << 20;
@@ -400,13 +404,15 @@ impl AcceptErrors {
     }
 }
 
-/// Accepts TLS connections on `listener` until `shutdown` resolves, then waits for the
+/// Accepts TLS connections on `listener` for `app` (the API's [`router`], and whatever else
+/// shares the listener) until `shutdown` resolves, then waits for the
 /// connections in flight to finish. At most `http.max_connections` are open at once; further
 /// clients wait in the kernel's listen backlog.
 pub async fn serve(
     listener: TcpListener,
     acceptor: Arc<tls::LiveAcceptor>,
     state: Arc<AppState>,
+    app: Router,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let http = state.gateway.config.http.clone();
@@ -419,7 +425,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let open = Arc::new(());
     let per_connection = PerConnection {
-        app: router(state),
+        app,
         builder: hyper_builder(&http),
         stop: stop_rx,
         open: open.clone(),
@@ -564,6 +570,7 @@ impl PerConnection {
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
                 started.start();
                 req.extensions_mut().insert(cert.clone());
+                req.extensions_mut().insert(PeerAddr(peer));
                 req
             },
         );

@@ -86,16 +86,19 @@ pub enum Channel {
     Folder,
     /// Imported in bulk.
     Import,
+    /// Uploaded by a person on the upload page.
+    Web,
 }
 
 impl Channel {
-    /// The lowercase name (`"cli"`, `"https"`, `"folder"`, `"import"`).
+    /// The lowercase name (`"cli"`, `"https"`, `"folder"`, `"import"`, `"web"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Cli => "cli",
             Channel::Https => "https",
             Channel::Folder => "folder",
             Channel::Import => "import",
+            Channel::Web => "web",
         }
     }
 }
@@ -108,6 +111,7 @@ impl FromStr for Channel {
             "https" => Channel::Https,
             "folder" => Channel::Folder,
             "import" => Channel::Import,
+            "web" => Channel::Web,
             other => return Err(format!("unknown channel {other:?}")),
         })
     }

@@ -11,7 +11,7 @@ mod steps;
 use std::path::{Path, PathBuf};
 
 pub use forwarding::Forwarding;
-pub use outcome::{Facts, Outcome, SignerFacts};
+pub use outcome::{Facts, Outcome, Sender, SignerFacts};
 pub use payload::Payload;
 
 use crate::config::Config;
@@ -205,6 +205,18 @@ impl Gateway {
 
     /// Runs one sealed payload from `agency` through the pipeline.
     pub fn process(&self, agency: &AgencyName, channel: Channel, payload: Payload<'_>) -> Outcome {
+        self.process_by(agency, channel, payload, None)
+    }
+
+    /// Runs one sealed payload from `agency` through the pipeline; `person` is whoever signed
+    /// in to upload it, whom the audit log names.
+    pub fn process_by(
+        &self,
+        agency: &AgencyName,
+        channel: Channel,
+        payload: Payload<'_>,
+        person: Option<&str>,
+    ) -> Outcome {
         let mut m = steps::Message::new(agency, channel, &payload);
         let span = tracing::info_span!("message", id = %m.id, agency = %agency, channel = channel.as_str());
         let _enter = span.enter();
@@ -219,7 +231,12 @@ impl Gateway {
         let (labels, size) = outcome.metric_labels(agency, channel);
         self.metrics.record(labels, size, started.elapsed());
         if let Some(fw) = &self.forwarding {
-            outcome::audit_outcome(&fw.audit, agency, channel, &m.id, &outcome);
+            let from = Sender {
+                agency,
+                channel,
+                person,
+            };
+            outcome::audit_outcome(&fw.audit, &from, &m.id, &outcome);
         }
         outcome
     }
@@ -233,6 +250,7 @@ impl Gateway {
         agency: &AgencyName,
         channel: Channel,
         payload: Payload<'_>,
+        person: Option<&str>,
     ) -> Outcome {
         let mut m = steps::Message::new(agency, channel, &payload);
         let span =
@@ -247,7 +265,12 @@ impl Gateway {
             },
         };
         if let Some(fw) = &self.forwarding {
-            outcome::audit_check(&fw.audit, agency, channel, &m.id, &outcome);
+            let from = Sender {
+                agency,
+                channel,
+                person,
+            };
+            outcome::audit_check(&fw.audit, &from, &m.id, &outcome);
         }
         outcome
     }

@@ -162,14 +162,9 @@ pub(super) fn duplicate(original: &MessageRecord) -> Outcome {
 }
 
 /// The audit record of a check-only run (`check_only`): what was checked and the verdict.
-pub(super) fn audit_check(
-    log: &AuditLog,
-    agency: &str,
-    channel: Channel,
-    id: &MessageId,
-    outcome: &Outcome,
-) {
-    let details = match outcome {
+pub(super) fn audit_check(log: &AuditLog, from: &Sender<'_>, id: &MessageId, outcome: &Outcome) {
+    let channel = from.channel;
+    let mut details = match outcome {
         Outcome::Accepted { facts } | Outcome::Forwarded { facts, .. } => serde_json::json!({
             "channel": channel.as_str(),
             "verdict": "passed",
@@ -185,20 +180,35 @@ pub(super) fn audit_check(
         }),
         Outcome::Duplicate { .. } => serde_json::json!({ "channel": channel.as_str() }),
     };
-    if let Err(e) = log.append("message", agency, "checked", id.as_str(), details) {
+    details["agency"] = serde_json::json!(from.agency);
+    if let Err(e) = log.append("message", from.actor(), "checked", id.as_str(), details) {
         tracing::error!(error = %e, "the audit log could not record a check");
     }
 }
 
+/// Who sent a payload: the agency, by which channel, and the person when one signed in to
+/// the upload page (the audit log names them).
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    /// The agency.
+    pub agency: &'a str,
+    /// The channel.
+    pub channel: Channel,
+    /// The person, for uploads from the upload page.
+    pub person: Option<&'a str>,
+}
+
+impl Sender<'_> {
+    /// Whom the audit log names: the person, or else the agency.
+    fn actor(&self) -> &str {
+        self.person.unwrap_or(self.agency)
+    }
+}
+
 /// One audit record per message outcome.
-pub(super) fn audit_outcome(
-    log: &AuditLog,
-    agency: &str,
-    channel: Channel,
-    id: &MessageId,
-    outcome: &Outcome,
-) {
-    let (action, subject, details) = match outcome {
+pub(super) fn audit_outcome(log: &AuditLog, from: &Sender<'_>, id: &MessageId, outcome: &Outcome) {
+    let channel = from.channel;
+    let (action, subject, mut details) = match outcome {
         Outcome::Accepted { facts } | Outcome::Forwarded { facts, .. } => (
             "forwarded",
             facts.gateway_message_id.clone(),
@@ -239,7 +249,8 @@ pub(super) fn audit_outcome(
             }),
         ),
     };
-    if let Err(e) = log.append("message", agency, action, &subject, details) {
+    details["agency"] = serde_json::json!(from.agency);
+    if let Err(e) = log.append("message", from.actor(), action, &subject, details) {
         tracing::error!(error = %e, "the audit log could not record a message outcome");
     }
 }
