@@ -330,3 +330,50 @@ fn disabling_an_account_ends_its_sessions_at_once() {
     assert_eq!(again.status, 401);
     assert!(text(&again).contains("disabled"), "{}", text(&again));
 }
+
+#[test]
+fn a_registered_client_certificate_signs_its_person_in() {
+    let home = Home::with_server_config("");
+    let (key, cert) = home.self_signed("person", "/CN=J Smith (police)", 30);
+    add_user(
+        &home,
+        &[
+            "j.smith",
+            "--agency",
+            "police",
+            "--role",
+            "uploader",
+            "--client-certificate",
+            cert.to_str().unwrap(),
+        ],
+    );
+    let listed = home.gateway(&["user", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["users"][0]["name"], "j.smith");
+    assert_eq!(listed["users"][0]["role"], "uploader");
+    assert!(listed["users"][0]["client_certificate"].is_string());
+
+    let server = home.serve();
+    let browser = Browser::new(&home, &server);
+    let tls = ["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()];
+    let mut args = tls.to_vec();
+    let url = server.url("/sign-in");
+    args.push(&url);
+    let page = browser.request(&args);
+    assert!(text(&page).contains("Sign in with my certificate"), "{}", text(&page));
+    let csrf = format!("csrf={}", field(&page, "csrf"));
+    let url = server.url("/sign-in/certificate");
+    let mut args = tls.to_vec();
+    args.extend(["--data-urlencode", &csrf, &url]);
+    let signed = browser.request(&args);
+    assert_eq!(signed.status, 303, "{}", text(&signed));
+    assert_eq!(browser.get("/").status, 200);
+
+    // Without the certificate, the button is not offered and the form signs nobody in.
+    let stranger = Browser::new(&home, &server);
+    let page = stranger.get("/sign-in");
+    assert!(!text(&page).contains("Sign in with my certificate"));
+    let csrf = field(&page, "csrf");
+    let refused = stranger.form("/sign-in/certificate", &[("csrf", &csrf)]);
+    assert_eq!(refused.status, 401, "{}", text(&refused));
+}

@@ -67,61 +67,16 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
             client_certificate,
             json: as_json,
         } => {
-            let fingerprint = match client_certificate {
-                None => None,
-                Some(path) => {
-                    let pem = std::fs::read(path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    let cert = openssl::x509::X509::from_pem(&pem)
-                        .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
-                    Some(crate::keyring::x509gen::fingerprint(&cert)?)
-                }
-            };
-            let made = accounts::add(
-                keys,
-                &NewUser {
-                    name,
-                    agency: agency.as_deref(),
-                    role: *role,
-                    totp: *totp,
-                    client_certificate: fingerprint.clone(),
-                },
-            )?;
-            super::audit::admin(
-                config,
-                "user add",
+            let new = NewUser {
                 name,
-                json!({"agency": agency, "role": role.as_str(), "totp": made.totp_secret.is_some(), "client_certificate": fingerprint}),
-            )?;
-            show(&made, *as_json, "made");
-            Ok(exit::OK)
+                agency: agency.as_deref(),
+                role: *role,
+                totp: *totp,
+                client_certificate: None,
+            };
+            add(config, new, client_certificate.as_deref(), *as_json)
         }
-        Command::List { json: as_json } => {
-            let users = accounts::list(keys)?;
-            if *as_json {
-                let rows: Vec<_> = users
-                    .iter()
-                    .map(|u| {
-                        json!({"name": u.name, "agency": u.agency, "role": u.role.as_str(),
-                               "totp": u.totp.is_some(), "client_certificate": u.client_certificate,
-                               "disabled": u.disabled, "created": u.created})
-                    })
-                    .collect();
-                println!("{}", json!({ "users": rows }));
-            } else {
-                for u in users {
-                    println!(
-                        "{:<24} {:<9} {:<16} {}{}",
-                        u.name,
-                        u.role.as_str(),
-                        u.agency.as_deref().unwrap_or("-"),
-                        if u.totp.is_some() { "totp" } else { "no totp" },
-                        if u.disabled { ", DISABLED" } else { "" }
-                    );
-                }
-            }
-            Ok(exit::OK)
-        }
+        Command::List { json: as_json } => list(config, *as_json),
         Command::Disable { name } => {
             if accounts::disable(keys, name)? {
                 super::audit::admin(config, "user disable", name, json!({}))?;
@@ -146,6 +101,58 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `gateway user add`
+fn add(
+    config: &Config,
+    mut new: NewUser<'_>,
+    client_certificate: Option<&std::path::Path>,
+    as_json: bool,
+) -> anyhow::Result<u8> {
+    if let Some(path) = client_certificate {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let cert = openssl::x509::X509::from_pem(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+        new.client_certificate = Some(crate::keyring::x509gen::fingerprint(&cert)?);
+    }
+    let made = accounts::add(&config.keys, &new)?;
+    super::audit::admin(
+        config,
+        "user add",
+        new.name,
+        json!({"agency": new.agency, "role": new.role.as_str(), "totp": made.totp_secret.is_some(), "client_certificate": new.client_certificate}),
+    )?;
+    show(&made, as_json, "made");
+    Ok(exit::OK)
+}
+
+/// `gateway user list`
+fn list(config: &Config, as_json: bool) -> anyhow::Result<u8> {
+    let users = accounts::list(&config.keys)?;
+    if as_json {
+        let rows: Vec<_> = users
+            .iter()
+            .map(|u| {
+                json!({"name": u.name, "agency": u.agency, "role": u.role.as_str(),
+                       "totp": u.totp.is_some(), "client_certificate": u.client_certificate,
+                       "disabled": u.disabled, "created": u.created})
+            })
+            .collect();
+        println!("{}", json!({ "users": rows }));
+        return Ok(exit::OK);
+    }
+    for u in users {
+        println!(
+            "{:<24} {:<9} {:<16} {}{}",
+            u.name,
+            u.role.as_str(),
+            u.agency.as_deref().unwrap_or("-"),
+            if u.totp.is_some() { "totp" } else { "no totp" },
+            if u.disabled { ", DISABLED" } else { "" }
+        );
+    }
+    Ok(exit::OK)
 }
 
 /// Prints new credentials: on stdout what a script needs, on stderr the advice.
