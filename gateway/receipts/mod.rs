@@ -77,6 +77,12 @@ impl ReceiptSigner {
         self.cert.to_pem().unwrap_or_default()
     }
 
+    /// The SHA-256 fingerprint (lowercase hex) of the receipt certificate: the upload page
+    /// pins it to check the recipient document it seals to.
+    pub fn certificate_sha256(&self) -> String {
+        crate::keyring::x509gen::fingerprint(&self.cert).unwrap_or_default()
+    }
+
     /// A detached CMS signature (DER) over `bytes`, checkable with the receipt certificate.
     pub fn sign_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
         if let Some(t) = &self.template {

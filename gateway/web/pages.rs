@@ -12,7 +12,7 @@ use crate::accounts::Role;
 fn layout(
     title: &str,
     who: Option<(&SignedIn, &str)>,
-    script: Option<&str>,
+    script: Option<(&str, &str)>,
     body: Markup,
 ) -> Markup {
     html! {
@@ -26,7 +26,8 @@ fn layout(
                 @if let Some((_, csrf)) = who {
                     meta name="csrf-token" content=(csrf);
                 }
-                @if let Some(src) = script {
+                @if let Some((src, receipt_sha256)) = script {
+                    meta name="receipt-certificate-sha256" content=(receipt_sha256);
                     script type="module" src=(src) {}
                 }
             }
@@ -127,9 +128,25 @@ pub fn upload(who: &SignedIn, web: &Web) -> Markup {
         form #upload-form {
             div.field {
                 label for="files" { "Files to send" }
-                p.hint #files-hint { "Sealed files (.sealed) are sent as they are. Choose one or more, or drop them here." }
+                p.hint #files-hint { "Plain XML files are sealed here with your key; sealed files (.sealed) are sent as they are. Choose one or more, or drop them here." }
                 div.drop-zone #drop-zone {
                     input #files type="file" name="files" multiple aria-describedby="files-hint";
+                }
+            }
+            fieldset.field #signing {
+                legend { "Your signing key, for plain XML files" }
+                p.hint { "A plain XML file is signed and encrypted in this page before it is sent. Your key is read here and never leaves this page." }
+                div.field {
+                    label for="key-file" { "Key file (.p12, or PEM)" }
+                    input #key-file type="file" name="key";
+                }
+                div.field {
+                    label for="cert-file" { "Certificate file (PEM; not needed with a .p12 file)" }
+                    input #cert-file type="file" name="cert";
+                }
+                div.field {
+                    label for="key-password" { "Password of the .p12 file" }
+                    input #key-password type="password" name="key-password" autocomplete="off";
                 }
             }
             div.field.checkbox {
@@ -144,10 +161,17 @@ pub fn upload(who: &SignedIn, web: &Web) -> Markup {
             ol.results #results aria-live="polite" {}
         }
     };
+    let receipt_sha256 = web
+        .app
+        .gateway
+        .forwarding
+        .as_ref()
+        .map(|fw| fw.receipts.certificate_sha256())
+        .unwrap_or_default();
     layout(
         "Send files",
         Some((who, &csrf)),
-        Some("/assets/upload.js"),
+        Some(("/assets/upload.js", &receipt_sha256)),
         body,
     )
 }

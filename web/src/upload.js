@@ -5,13 +5,19 @@
 // Everything shown is built with textContent: nothing the server or a file says becomes
 // markup.
 
+import { SealError, fetchRecipient, loadSigner, seal } from './seal.js';
+
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const receiptSha256 = document.querySelector('meta[name="receipt-certificate-sha256"]').content;
 const form = document.getElementById('upload-form');
 const input = document.getElementById('files');
 const checkOnly = document.getElementById('check-only');
 const results = document.getElementById('results');
 const empty = document.getElementById('results-empty');
 const dropZone = document.getElementById('drop-zone');
+const keyFile = document.getElementById('key-file');
+const certFile = document.getElementById('cert-file');
+const keyPassword = document.getElementById('key-password');
 
 const AGE_BINARY = 'age-encryption.org/v1\n';
 const AGE_ARMOR = '-----BEGIN AGE ENCRYPTED FILE-----';
@@ -49,6 +55,88 @@ function post(blob, check, onProgress) {
     xhr.onerror = () => reject(new Error('the connection to the gateway failed'));
     xhr.send(blob);
   });
+}
+
+// Whether this browser can send a ReadableStream as a request body (Chromium over HTTP/2):
+// the feature test web.dev describes.
+const streamsUploads = (() => {
+  let duplexAccessed = false;
+  const hasContentType = new Request('https://gateway.invalid/', {
+    body: new ReadableStream(),
+    method: 'POST',
+    get duplex() {
+      duplexAccessed = true;
+      return 'half';
+    },
+  }).headers.has('Content-Type');
+  return duplexAccessed && !hasContentType;
+})();
+
+// Sends a stream of sealed bytes: as a streamed request where the browser can, otherwise as
+// a Blob built a few MiB at a time (the browser keeps Blob data out of the page's memory).
+async function sendStream(stream, check) {
+  const url = '/web/messages' + (check ? '?check=true' : '');
+  const headers = { 'X-CSRF-Token': csrf, 'Content-Type': 'application/octet-stream' };
+  if (streamsUploads) {
+    try {
+      const res = await fetch(url, { method: 'POST', body: stream, duplex: 'half', headers, credentials: 'same-origin' });
+      return { status: res.status, text: await res.text(), signature: res.headers.get('gateway-receipt-signature') };
+    } catch (e) {
+      throw new Error(`the connection to the gateway failed (${e.message})`);
+    }
+  }
+  let blob = new Blob([]);
+  let parts = [];
+  let held = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    held += value.length;
+    if (held >= 4 << 20) {
+      blob = new Blob([blob, ...parts]);
+      parts = [];
+      held = 0;
+    }
+  }
+  blob = new Blob([blob, ...parts]);
+  return post(blob, check, () => {});
+}
+
+// The lines around each violation, read from the file itself (a plain XML file the page
+// sealed): up to two before and after, 300 characters each, for the first 50 violations.
+async function linesAround(file, violations) {
+  const wanted = new Set();
+  for (const v of violations.slice(0, 50)) {
+    if (!v.line) continue;
+    for (let l = Math.max(1, v.line - 2); l <= v.line + 2; l++) wanted.add(l);
+  }
+  const found = new Map();
+  if (!wanted.size) return found;
+  const last = Math.max(...wanted);
+  const reader = file.stream().pipeThrough(new TextDecoderStream()).getReader();
+  let line = 1;
+  let current = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const parts = value.split('\n');
+    for (let i = 0; i < parts.length; i++) {
+      if (wanted.has(line) && current.length < 300) current += parts[i].slice(0, 300 - current.length);
+      if (i < parts.length - 1) {
+        if (wanted.has(line)) found.set(line, current.replace(/\r$/, ''));
+        current = '';
+        line++;
+      }
+    }
+    if (line > last) {
+      await reader.cancel();
+      return found;
+    }
+  }
+  if (wanted.has(line)) found.set(line, current);
+  return found;
 }
 
 function download(name, bytes, type) {
@@ -106,7 +194,18 @@ function showChecked(item, res) {
   ]));
 }
 
-function showProblem(item, res) {
+// The lines of the document around `line`, the line itself marked.
+function excerpt(context, line) {
+  const pre = el('pre', { class: 'excerpt' });
+  for (let l = Math.max(1, line - 2); l <= line + 2; l++) {
+    if (!context.has(l)) continue;
+    const row = el('span', { class: l === line ? 'hit' : '' }, `${String(l).padStart(6)}  ${context.get(l)}`);
+    pre.append(row, '\n');
+  }
+  return pre;
+}
+
+function showProblem(item, res, context) {
   let problem;
   try {
     problem = JSON.parse(res.text);
@@ -126,9 +225,11 @@ function showProblem(item, res) {
         el('th', { scope: 'col' }, 'Where'), el('th', { scope: 'col' }, 'Problem'))));
     const tbody = el('tbody');
     for (const v of violations) {
+      const problemCell = el('td', {}, v.message || '');
+      if (context && v.line) problemCell.append(excerpt(context, v.line));
       tbody.append(el('tr', {},
         el('td', {}, String(v.line ?? '')), el('td', {}, String(v.column ?? '')),
-        el('td', {}, el('code', {}, v.path || '')), el('td', {}, v.message || '')));
+        el('td', {}, el('code', {}, v.path || '')), problemCell));
     }
     table.append(tbody);
     item.body.append(table);
@@ -146,26 +247,62 @@ function newItem(file) {
   return { node, status, progress, body };
 }
 
-async function handle(file, check) {
+// What every plain file of one submission shares: the signer and the recipient, loaded once.
+function sealing() {
+  let ready = null;
+  return () => {
+    ready ??= (async () => {
+      const signer = await loadSigner({ keyFile: keyFile.files[0], certFile: certFile.files[0], password: keyPassword.value });
+      const recipient = await fetchRecipient(receiptSha256);
+      return { signer, recipient };
+    })();
+    return ready;
+  };
+}
+
+async function sealAndSend(item, file, check, tools) {
+  item.status.textContent = 'Sealing in this page…';
+  const { signer, recipient } = await tools();
+  const sealed = await seal(file, signer, recipient, (phase, done) => {
+    const half = file.size ? done / file.size / 2 : 0.5;
+    item.progress.value = Math.round((phase === 'digest' ? half : 0.5 + half) * 100);
+    if (phase === 'seal') item.status.textContent = check ? 'Sealing and checking…' : 'Sealing and sending…';
+  });
+  return sendStream(sealed, check);
+}
+
+async function handle(file, check, tools) {
   const item = newItem(file);
+  let plain = false;
   try {
-    if (!(await isSealed(file))) {
-      item.status.textContent = 'Not sent: this is not a sealed file. Seal it first (gateway seal), then send the .sealed file.';
-      item.node.classList.add('refused');
-      item.progress.remove();
-      return;
+    plain = !(await isSealed(file));
+    let res;
+    if (plain) {
+      res = await sealAndSend(item, file, check, tools);
+    } else {
+      item.status.textContent = check ? 'Checking…' : 'Sending…';
+      res = await post(file, check, (done, total) => {
+        item.progress.value = total ? Math.round((done / total) * 100) : 0;
+      });
     }
-    item.status.textContent = check ? 'Checking…' : 'Sending…';
-    const res = await post(file, check, (done, total) => {
-      item.progress.value = total ? Math.round((done / total) * 100) : 0;
-    });
     item.progress.remove();
     if (res.status === 201 || (res.status === 200 && !check)) showReceipt(item, res, file.name);
     else if (res.status === 200) showChecked(item, res);
-    else showProblem(item, res);
+    else {
+      let context = null;
+      if (plain) {
+        try {
+          context = await linesAround(file, JSON.parse(res.text).violations || []);
+        } catch {
+          context = null;
+        }
+      }
+      showProblem(item, res, context);
+    }
   } catch (e) {
     item.progress.remove();
-    item.status.textContent = `Not sent: ${e.message}. Nothing was kept; try again.`;
+    const why = e instanceof SealError ? e.message : `${e.message}. Nothing was kept; try again`;
+    item.status.textContent = `Not sent: ${why}`;
     item.node.classList.add('refused');
   }
 }
@@ -180,7 +317,8 @@ form.addEventListener('submit', async (event) => {
   const button = document.getElementById('send');
   button.disabled = true;
   try {
-    for (const file of files) await handle(file, checkOnly.checked);
+    const tools = sealing();
+    for (const file of files) await handle(file, checkOnly.checked, tools);
   } finally {
     button.disabled = false;
     input.value = '';
