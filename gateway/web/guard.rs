@@ -30,7 +30,8 @@ pub async fn headers(mut resp: Response) -> Response {
     set("content-security-policy", CSP);
     set("x-content-type-options", "nosniff");
     set("x-frame-options", "DENY");
-    set("referrer-policy", "no-referrer");
+    // `no-referrer` would make browsers send `Origin: null` with our own forms.
+    set("referrer-policy", "same-origin");
     set("cross-origin-opener-policy", "same-origin");
     set("cross-origin-resource-policy", "same-origin");
     set(
