@@ -10,8 +10,8 @@ use gateway::message::{Channel, MessageId};
 use gateway::pipeline::{Gateway, Outcome};
 use gateway::rejection::Code;
 use gateway::store::{
-    Begin, MessageRecord, NewMessage, SignInEvent, SignInState, Status, Step, StepRecord, Store,
-    StoreError,
+    Begin, HourCount, MessageQuery, MessageRecord, NewMessage, SignInEvent, SignInState, Status,
+    Step, StepRecord, Store, StoreError,
 };
 
 use crate::support::Home;
@@ -94,6 +94,15 @@ impl Store for FullDisk {
     }
     fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError> {
         self.inner.sign_in(name, event)
+    }
+    fn list(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
+        self.inner.list(q)
+    }
+    fn hours(&self, since: time::OffsetDateTime) -> Result<Vec<HourCount>, StoreError> {
+        self.inner.hours(since)
+    }
+    fn release(&self, id: &MessageId) -> Result<bool, StoreError> {
+        self.inner.release(id)
     }
 }
 

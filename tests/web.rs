@@ -355,12 +355,21 @@ fn a_registered_client_certificate_signs_its_person_in() {
 
     let server = home.serve();
     let browser = Browser::new(&home, &server);
-    let tls = ["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()];
+    let tls = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
     let mut args = tls.to_vec();
     let url = server.url("/sign-in");
     args.push(&url);
     let page = browser.request(&args);
-    assert!(text(&page).contains("Sign in with my certificate"), "{}", text(&page));
+    assert!(
+        text(&page).contains("Sign in with my certificate"),
+        "{}",
+        text(&page)
+    );
     let csrf = format!("csrf={}", field(&page, "csrf"));
     let url = server.url("/sign-in/certificate");
     let mut args = tls.to_vec();

@@ -54,6 +54,7 @@
 //! A PostgreSQL implementation can reuse the same schema (the deduplication key
 //! is a single nullable column with a UNIQUE index, which behaves identically).
 
+mod browse;
 mod checkpoint;
 pub mod owner;
 mod postgres;
@@ -70,6 +71,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use browse::{HourCount, MessageQuery};
 pub use postgres::PostgresStore;
 pub(crate) use postgres::{connection_config, host_name};
 pub use sqlite::SqliteStore;
@@ -538,6 +540,16 @@ pub trait Store: Send + Sync {
     /// sign-ins afterwards. Every instance sharing the ledger sees the same counts, so a
     /// lock-out holds whichever instance the load balancer picks.
     fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError>;
+
+    /// Messages as the console lists them: newest first, filtered and paged as `q` says.
+    fn list(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// Counts by agency, hour and status of the messages received since `since`.
+    fn hours(&self, since: OffsetDateTime) -> Result<Vec<HourCount>, StoreError>;
+
+    /// Releases the dedupe key of a rejected message, so that the same payload is processed
+    /// afresh (an operator's re-run after a fix); false when the message is not rejected.
+    fn release(&self, id: &MessageId) -> Result<bool, StoreError>;
 }
 
 /// What happened at a sign-in.

@@ -164,7 +164,7 @@ const MIGRATIONS: &[&str] = &[
 /// Serialises migrations of instances starting together (any constant; this one is "gw").
 const MIGRATION_LOCK: i64 = 0x6777;
 
-const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
+pub(super) const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
      rejection_code, rejection_detail, receipt_json, received_at, updated_at, finished_at, owner";
 
 /// A new message and its first steps, unless its dedupe key is taken (see `begin_new`).
@@ -497,7 +497,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn record(row: &Row) -> Result<MessageRecord, StoreError> {
+pub(super) fn record(row: &Row) -> Result<MessageRecord, StoreError> {
     let id: String = row.try_get(0)?;
     let size: i64 = row.try_get(4)?;
     let channel: String = row.try_get(5)?;
@@ -797,6 +797,18 @@ impl Store for PostgresStore {
         let closed = close_interrupted(&mut tx, id, detail)?;
         tx.commit()?;
         Ok(closed)
+    }
+
+    fn list(&self, q: &super::MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
+        super::browse::postgres_list(&mut self.client()?.client, q)
+    }
+
+    fn hours(&self, since: OffsetDateTime) -> Result<Vec<super::HourCount>, StoreError> {
+        super::browse::postgres_hours(&mut self.client()?.client, since)
+    }
+
+    fn release(&self, id: &MessageId) -> Result<bool, StoreError> {
+        super::browse::postgres_release(&mut self.client()?.client, id)
     }
 
     fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError> {

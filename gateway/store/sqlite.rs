@@ -121,7 +121,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::sign_ins::TABLE,
 ];
 
-const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
+pub(super) const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
      rejection_code, rejection_detail, receipt_json, received_at, updated_at, finished_at, owner";
 
 impl From<rusqlite::Error> for StoreError {
@@ -479,7 +479,7 @@ fn ts_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
     conversion(idx, timestamp::parse(&s))
 }
 
-fn record_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
+pub(super) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     let id: String = row.get(0)?;
     let size: i64 = row.get(4)?;
     let channel: String = row.get(5)?;
@@ -835,6 +835,23 @@ impl Store for SqliteStore {
 
     fn is_mine(&self, rec: &MessageRecord) -> bool {
         rec.owner.as_deref() == Some(self.owner.as_str())
+    }
+
+    fn list(&self, q: &super::MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
+        super::browse::sqlite_list(&self.lock_current(), q)
+    }
+
+    fn hours(&self, since: OffsetDateTime) -> Result<Vec<super::HourCount>, StoreError> {
+        super::browse::sqlite_hours(&self.lock_current(), since)
+    }
+
+    fn release(&self, id: &MessageId) -> Result<bool, StoreError> {
+        let conn = self.lock_current();
+        let released = super::browse::sqlite_release(&conn, id)?;
+        let n = self.committed();
+        drop(conn);
+        self.sync_upto(n)?;
+        Ok(released)
     }
 
     fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError> {

@@ -707,7 +707,7 @@ fn open_sets_wal_and_schema_version() {
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    assert_eq!(user_version(&conn), 3);
+    assert_eq!(user_version(&conn), sqlite::MIGRATIONS.len() as i64);
     // The UNIQUE index is in the database itself.
     let unique: i64 = conn
         .query_row(
@@ -868,7 +868,7 @@ fn a_version_2_ledger_keeps_its_steps_in_order_after_the_steps_migration() {
     );
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    assert_eq!(user_version(&conn), 3);
+    assert_eq!(user_version(&conn), sqlite::MIGRATIONS.len() as i64);
     let sql: String = conn
         .query_row(
             "SELECT sql FROM sqlite_master WHERE name = 'steps'",
@@ -956,4 +956,10 @@ fn a_retryable_rejection_releases_the_key_and_a_final_one_keeps_it() {
         matches!(store.begin(&again).unwrap(), Begin::Duplicate(r) if r.id == other.id),
         "an identical resend of a refused message gets the original refusal"
     );
+}
+
+#[test]
+fn the_console_lists_counts_and_releases_and_sign_ins_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    super::browse::contract::run(&open(&dir));
 }

@@ -277,6 +277,13 @@ mod tests {
         (store, conn)
     }
 
+    #[test]
+    #[ignore = "needs PostgreSQL: scripts/test-cluster"]
+    fn the_console_lists_counts_and_releases_and_sign_ins_are_counted() {
+        let (store, _) = fresh();
+        crate::store::browse::contract::run(&store);
+    }
+
     fn message(amid: &str, sha: &str) -> NewMessage {
         NewMessage {
             id: MessageId::new(),
