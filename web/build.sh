@@ -12,4 +12,6 @@ mkdir -p dist
 # No source maps, no banner with a date or a path: the same input gives the same bytes.
 node_modules/.bin/esbuild src/upload.js --bundle --format=esm --target=chrome111,firefox115,safari16 \
     --minify --legal-comments=eof --charset=utf8 --outfile=dist/upload.js --log-level=warning
+node_modules/.bin/esbuild src/console.js --bundle --format=esm --target=chrome111,firefox115,safari16 \
+    --minify --legal-comments=eof --charset=utf8 --outfile=dist/console.js --log-level=warning
 cp src/app.css dist/app.css

@@ -262,6 +262,12 @@ pub(crate) mod contract {
 
     /// Lists, filters, pages, counts, releases and counts sign-ins on `store` (empty).
     pub(crate) fn run(store: &dyn Store) {
+        let (bad, bad_id, all) = lists(store);
+        releases(store, bad, &bad_id, &all);
+        counts_sign_ins(store);
+    }
+
+    fn lists(store: &dyn Store) -> (NewMessage, MessageId, Vec<MessageRecord>) {
         for n in 0..5 {
             forward(store, &message("police", Channel::Https, n), "police-1");
         }
@@ -329,6 +335,12 @@ pub(crate) mod contract {
             7
         );
 
+        pages(store, &all);
+        counts(store);
+        (bad, bad_id, all)
+    }
+
+    fn pages(store: &dyn Store, all: &[MessageRecord]) {
         // Pages of three, each after the last row of the one before: every row once.
         let mut seen = Vec::new();
         let mut after = None;
@@ -347,7 +359,9 @@ pub(crate) mod contract {
             seen.extend(page.into_iter().map(|r| r.id));
         }
         assert_eq!(seen, all.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+    }
 
+    fn counts(store: &dyn Store) {
         let hours = store
             .hours(timestamp::now() - time::Duration::days(7))
             .unwrap();
@@ -366,14 +380,16 @@ pub(crate) mod contract {
                 .iter()
                 .all(|h| h.hour.len() == 13 && h.hour.as_bytes()[10] == b'T')
         );
+    }
 
+    fn releases(store: &dyn Store, bad: NewMessage, bad_id: &MessageId, all: &[MessageRecord]) {
         // A rejected message's resend is its duplicate until an operator releases it.
         let again = NewMessage {
             id: MessageId::new(),
             ..bad.clone()
         };
         assert!(matches!(store.begin(&again).unwrap(), Begin::Duplicate(_)));
-        assert!(store.release(&bad_id).unwrap());
+        assert!(store.release(bad_id).unwrap());
         assert!(
             !store.release(&all[all.len() - 1].id).unwrap(),
             "a forwarded one is not released"
@@ -383,7 +399,9 @@ pub(crate) mod contract {
             ..bad
         };
         assert!(matches!(store.begin(&third).unwrap(), Begin::New(_)));
+    }
 
+    fn counts_sign_ins(store: &dyn Store) {
         // Sign-ins: failures count up to a lock; a code's step is accepted once.
         let failed = SignInEvent::Failed {
             max_failures: 2,

@@ -17,6 +17,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../web/dist/upload.js"),
     ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/dist/console.js"),
+    ),
 ];
 
 /// `GET /assets/{name}`

@@ -11,8 +11,8 @@
 
 mod assets;
 mod console;
-mod guard;
-mod pages;
+pub mod guard;
+pub mod pages;
 mod sign_in;
 mod upload;
 
@@ -57,7 +57,23 @@ pub fn router(app: Arc<AppState>) -> Result<Router, KeyringError> {
         .route("/sign-in/certificate", post(sign_in::certificate))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/web/messages", post(upload::post))
-        .route("/console", get(console::page))
+        .route("/console", get(console::overview))
+        .route("/console/messages", get(console::messages))
+        .route("/console/messages/{id}", get(console::message))
+        .route("/console/events", get(console::events))
+        .route("/console/quarantine", get(console::quarantine))
+        .route(
+            "/console/quarantine/{agency}/{id}/rerun",
+            post(console::rerun),
+        )
+        .route(
+            "/console/quarantine/{agency}/{id}/discard",
+            post(console::discard),
+        )
+        .route("/v1/admin/overview", get(console::api::overview))
+        .route("/v1/admin/messages", get(console::api::messages))
+        .route("/v1/admin/messages/{id}", get(console::api::message))
+        .route("/v1/admin/quarantine", get(console::api::quarantine))
         .route("/assets/{name}", get(assets::get))
         .layer(axum::middleware::map_response(guard::headers))
         .with_state(web))

@@ -8,11 +8,12 @@ use super::Web;
 use super::guard::SignedIn;
 use crate::accounts::Role;
 
-/// The frame of every page: skip link, masthead (with sign-out when signed in), main.
-fn layout(
+/// The frame of every page: skip link, masthead (with sign-out when signed in), main; `head`
+/// adds to the document's head (a script, its metadata).
+pub(super) fn layout(
     title: &str,
     who: Option<(&SignedIn, &str)>,
-    script: Option<(&str, &str)>,
+    head: Markup,
     body: Markup,
 ) -> Markup {
     html! {
@@ -26,10 +27,7 @@ fn layout(
                 @if let Some((_, csrf)) = who {
                     meta name="csrf-token" content=(csrf);
                 }
-                @if let Some((src, receipt_sha256)) = script {
-                    meta name="receipt-certificate-sha256" content=(receipt_sha256);
-                    script type="module" src=(src) {}
-                }
+                (head)
             }
             body {
                 a.skip-link href="#main" { "Skip to main content" }
@@ -57,7 +55,7 @@ fn layout(
 }
 
 /// An error summary that a screen reader announces and the keyboard lands on.
-fn error_summary(error: &str) -> Markup {
+pub(super) fn error_summary(error: &str) -> Markup {
     html! {
         div.error-summary role="alert" tabindex="-1" #error-summary {
             h2 { "There is a problem" }
@@ -110,7 +108,7 @@ pub fn sign_in(f: &SignInForm<'_>) -> Markup {
             }
         }
     };
-    layout("Sign in", None, None, body)
+    layout("Sign in", None, html! {}, body)
 }
 
 /// `GET /`: the upload page.
@@ -168,22 +166,11 @@ pub fn upload(who: &SignedIn, web: &Web) -> Markup {
         .as_ref()
         .map(|fw| fw.receipts.certificate_sha256())
         .unwrap_or_default();
-    layout(
-        "Send files",
-        Some((who, &csrf)),
-        Some(("/assets/upload.js", &receipt_sha256)),
-        body,
-    )
-}
-
-/// The console's front page.
-pub fn console(who: &SignedIn, web: &Web) -> Markup {
-    let csrf = who.csrf(web);
-    let body = html! {
-        h1 { "Console" }
-        p.lead { "Signed in as " (who.user.role.as_str()) "." }
+    let head = html! {
+        meta name="receipt-certificate-sha256" content=(receipt_sha256);
+        script type="module" src="/assets/upload.js" {}
     };
-    layout("Console", Some((who, &csrf)), None, body)
+    layout("Send files", Some((who, &csrf)), head, body)
 }
 
 /// 403 for a page the person's role does not open.
@@ -194,7 +181,7 @@ pub fn forbidden(who: &SignedIn, web: &Web) -> Markup {
         p { "Your account (" (who.user.role.as_str()) ") does not give access to it. "
             a href="/" { "Go to your start page" } "." }
     };
-    layout("Not allowed", Some((who, &csrf)), None, body)
+    layout("Not allowed", Some((who, &csrf)), html! {}, body)
 }
 
 /// 403 for a form that came from elsewhere or without its token.
@@ -204,5 +191,5 @@ pub fn refused(why: &str) -> Markup {
         h1 { "The request was refused" }
         p { a href="/" { "Go back to your start page" } " and try again." }
     };
-    layout("Refused", None, None, body)
+    layout("Refused", None, html! {}, body)
 }

@@ -43,6 +43,8 @@ use crate::config::QuarantinePolicy;
 use crate::fsio;
 use crate::message::{MessageId, is_safe_name, timestamp};
 
+mod review;
+
 /// Longest original file name kept for display, in characters.
 const MAX_ORIGINAL_NAME: usize = 255;
 /// Payload and temporary files without a record are removed once this old: younger ones may

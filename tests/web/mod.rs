@@ -386,3 +386,5 @@ fn a_registered_client_certificate_signs_its_person_in() {
     let refused = stranger.form("/sign-in/certificate", &[("csrf", &csrf)]);
     assert_eq!(refused.status, 401, "{}", text(&refused));
 }
+
+mod console;

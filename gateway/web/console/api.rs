@@ -1,0 +1,143 @@
+//! `/v1/admin/...`: the console's facts as JSON, for operators' and admins' own tools. The
+//! same session as the console opens it (a `GET` changes nothing, so it needs no CSRF
+//! token); anyone else gets `401`, an uploader `403`. Described in `docs/openapi.yaml`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::report;
+use super::{Filters, STAFF, query_of};
+use crate::http::problem::ApiError;
+use crate::message::MessageId;
+use crate::rejection::Code;
+use crate::web::Web;
+use crate::web::guard;
+
+fn staff(web: &Web, headers: &HeaderMap) -> Result<guard::SignedIn, Box<Response>> {
+    let Some(who) = guard::signed_in(web, headers) else {
+        return Err(Box::new(
+            ApiError::new(
+                Code::Unauthenticated,
+                "sign in to the console first: /v1/admin is for operators and admins",
+            )
+            .into_response(),
+        ));
+    };
+    if !STAFF.contains(&who.user.role) {
+        return Err(Box::new(
+            ApiError::new(
+                Code::Forbidden,
+                format!(
+                    "an {} account cannot read /v1/admin",
+                    who.user.role.as_str()
+                ),
+            )
+            .into_response(),
+        ));
+    }
+    Ok(who)
+}
+
+async fn answer<T: serde::Serialize + Send + 'static>(
+    who: guard::SignedIn,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Response {
+    let out = tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+    let resp = match out {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => ApiError::new(
+            Code::QueueUnavailable,
+            format!("the gateway's state cannot be read right now: {e}"),
+        )
+        .into_response(),
+    };
+    who.finish(resp)
+}
+
+/// `GET /v1/admin/messages`
+pub async fn messages(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    filters: Result<Query<Filters>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let who = match staff(&web, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let f = match filters {
+        Ok(Query(f)) => f,
+        Err(e) => return ApiError::new(Code::MalformedRequest, e.body_text()).into_response(),
+    };
+    let q = match query_of(&f, 100) {
+        Ok(q) => q,
+        Err(e) => return ApiError::new(Code::MalformedRequest, e).into_response(),
+    };
+    let gw = web.app.gateway.clone();
+    answer(who, move || {
+        report::messages(&gw, &q).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// `GET /v1/admin/messages/{id}`
+pub async fn message(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let who = match staff(&web, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let not_found = || ApiError::new(Code::NotFound, format!("no message {id}")).into_response();
+    let Ok(mid) = MessageId::parse(&id) else {
+        return not_found();
+    };
+    let gw = web.app.gateway.clone();
+    let found = tokio::task::spawn_blocking(move || report::message(&gw, &mid)).await;
+    match found {
+        Ok(Ok(Some(d))) => who.finish(Json(d).into_response()),
+        Ok(Ok(None)) => not_found(),
+        Ok(Err(e)) => ApiError::new(Code::QueueUnavailable, e.to_string()).into_response(),
+        Err(e) => ApiError::new(Code::InternalError, e.to_string()).into_response(),
+    }
+}
+
+/// `GET /v1/admin/overview`: traffic per agency, the queue, keys, the audit chain.
+pub async fn overview(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let who = match staff(&web, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let gw = web.app.gateway.clone();
+    answer(who, move || {
+        report::overview(&gw, time::OffsetDateTime::now_utc()).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// `GET /v1/admin/quarantine`
+pub async fn quarantine(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let who = match staff(&web, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let gw = web.app.gateway.clone();
+    answer(who, move || match &gw.forwarding {
+        Some(fw) => fw
+            .quarantine
+            .list()
+            .map(|entries| json!({ "entries": entries }))
+            .map_err(|e| e.to_string()),
+        None => Ok(json!({ "entries": [] })),
+    })
+    .await
+}

@@ -1,0 +1,221 @@
+//! The console and `/v1/admin` over real HTTPS, as operators use them.
+
+use super::{Browser, add_user, audit_records, text};
+use crate::support::{Home, post, sample};
+
+/// Signs an operator in (with the TOTP code of now); the browser.
+fn operator<'a>(home: &'a Home, server: &'a crate::support::Server) -> Browser<'a> {
+    let op = add_user(home, &["op", "--role", "operator"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = gateway::accounts::totp::code_at(op["totp_secret"].as_str().unwrap(), now).unwrap();
+    let browser = Browser::new(home, server);
+    let signed = browser.sign_in("op", op["password"].as_str().unwrap(), &code);
+    assert_eq!(signed.status, 303, "{}", text(&signed));
+    browser
+}
+
+#[test]
+fn operators_see_messages_filtered_and_in_detail_and_others_do_not() {
+    let home = Home::with_server_config("");
+    let token = home.token("police");
+    let server = home.serve();
+    let bearer = format!("Authorization: Bearer {token}");
+    let good = home.seal_as(
+        "police",
+        &sample("police", "valid-single-incident.xml"),
+        "g.sealed",
+    );
+    let bad = home.seal_as(
+        "police",
+        &sample("police", "invalid-unknown-role.xml"),
+        "b.sealed",
+    );
+    let sent = post(&home, &server.url("/v1/messages"), &["-H", &bearer], &good);
+    assert_eq!(sent.status, 201);
+    let id = sent.json()["gateway_message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        post(&home, &server.url("/v1/messages"), &["-H", &bearer], &bad).status,
+        422
+    );
+
+    let op = operator(&home, &server);
+    let overview = op.get("/console");
+    assert_eq!(overview.status, 200, "{}", text(&overview));
+    let html = text(&overview);
+    assert!(
+        html.contains("<svg") && html.contains("2 messages from Police"),
+        "{html}"
+    );
+    assert!(
+        html.contains("intact:"),
+        "the audit chain is verified: {html}"
+    );
+
+    let list = op.get("/console/messages?agency=police");
+    assert_eq!(list.status, 200);
+    assert!(text(&list).contains(&id));
+    let none = op.get("/console/messages?agency=housing");
+    assert!(!text(&none).contains(&id));
+    let rejected = op.get("/v1/admin/messages?status=rejected");
+    assert_eq!(rejected.status, 200, "{}", text(&rejected));
+    let rows = rejected.json()["messages"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["rejection_code"], "schema_invalid");
+    let bad_date = op.get("/console/messages?from=yesterday");
+    assert_eq!(bad_date.status, 400);
+    assert!(
+        text(&bad_date).contains("is not a date"),
+        "{}",
+        text(&bad_date)
+    );
+
+    let detail = op.get(&format!("/v1/admin/messages/{id}"));
+    assert_eq!(detail.status, 200);
+    let detail = detail.json();
+    assert_eq!(detail["record"]["status"], "forwarded");
+    assert!(detail["steps"].as_array().unwrap().len() >= 3);
+    let page = op.get(&format!("/console/messages/{id}"));
+    assert!(text(&page).contains("Receipt"), "{}", text(&page));
+
+    // An uploader and a stranger are kept out.
+    let clerk = add_user(
+        &home,
+        &["clerk", "--agency", "police", "--role", "uploader"],
+    );
+    let uploader = Browser::new(&home, &server);
+    uploader.sign_in("clerk", clerk["password"].as_str().unwrap(), "");
+    assert_eq!(uploader.get("/v1/admin/messages").status, 403);
+    assert_eq!(uploader.get("/console/messages").status, 403);
+    assert_eq!(
+        Browser::new(&home, &server)
+            .get("/v1/admin/messages")
+            .status,
+        401
+    );
+}
+
+#[test]
+fn a_quarantined_message_is_rerun_after_its_certificate_is_added_and_another_is_discarded() {
+    let home = Home::with_server_config("");
+    let token = home.token("police");
+    let server = home.serve();
+    let bearer = format!("Authorization: Bearer {token}");
+    // Signed with a certificate the hub has not registered yet.
+    let (key, cert) = home.self_signed("new-signer", "/CN=Police new signer", 30);
+    let sealed = home.file("new.sealed");
+    crate::support::seal_fresh_police(&key, &cert, &home.recipient(), &sealed);
+    let refused = post(
+        &home,
+        &server.url("/v1/messages"),
+        &["-H", &bearer],
+        &sealed,
+    );
+    assert_eq!(refused.status, 403, "{}", text(&refused));
+    assert_eq!(refused.json()["code"], "signer_unknown");
+    let bad = home.seal_as(
+        "police",
+        &sample("police", "invalid-unknown-role.xml"),
+        "b.sealed",
+    );
+    assert_eq!(
+        post(&home, &server.url("/v1/messages"), &["-H", &bearer], &bad).status,
+        422
+    );
+
+    let op = operator(&home, &server);
+    let q = op.get("/v1/admin/quarantine");
+    let entries = q.json()["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let entry = |code: &str| {
+        entries
+            .iter()
+            .find(|e| e["code"] == code)
+            .unwrap_or_else(|| panic!("no {code} in {entries:?}"))
+            .clone()
+    };
+    let unknown = entry("signer_unknown");
+    let invalid = entry("schema_invalid");
+
+    // The fix: the certificate is registered. Then the re-run goes through.
+    let out = home.gateway(&["agency", "cert", "add", "police", cert.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = op.get("/console/quarantine");
+    let csrf = super::field(&page, "csrf");
+    let id = unknown["gateway_message_id"].as_str().unwrap();
+    let before = home.queued();
+    let rerun = op.form(
+        &format!("/console/quarantine/police/{id}/rerun"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(rerun.status, 303, "{}", text(&rerun));
+    let new_page = rerun.header("location").unwrap();
+    assert!(new_page.starts_with("/console/messages/"), "{new_page}");
+    assert_eq!(
+        home.queued(),
+        before + 1,
+        "the re-run message is in the queue"
+    );
+    let new_id = new_page.rsplit('/').next().unwrap();
+    let detail = op.get(&format!("/v1/admin/messages/{new_id}")).json();
+    assert_eq!(detail["record"]["status"], "forwarded");
+
+    // A discard needs a reason, and the token.
+    let bad_id = invalid["gateway_message_id"].as_str().unwrap();
+    let url = format!("/console/quarantine/police/{bad_id}/discard");
+    let forged = op.form(&url, &[("csrf", "nope"), ("reason", "x")]);
+    assert_eq!(forged.status, 403);
+    let no_reason = op.form(&url, &[("csrf", &csrf), ("reason", " ")]);
+    assert!(
+        text(&no_reason).contains("Give a reason"),
+        "{}",
+        text(&no_reason)
+    );
+    let discarded = op.form(
+        &url,
+        &[("csrf", &csrf), ("reason", "test extract, not real data")],
+    );
+    assert_eq!(discarded.status, 200);
+    assert!(
+        text(&discarded).contains("was discarded"),
+        "{}",
+        text(&discarded)
+    );
+    let left = op.get("/v1/admin/quarantine").json();
+    assert_eq!(left["entries"].as_array().unwrap().len(), 0, "{left}");
+
+    let records = audit_records(&home);
+    let by_op: Vec<_> = records
+        .iter()
+        .filter(|r| r["actor"] == "op")
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["details"].clone(),
+            )
+        })
+        .collect();
+    let rerun = by_op
+        .iter()
+        .find(|(a, _)| a == "quarantine re-run")
+        .unwrap();
+    assert_eq!(rerun.1["verdict"], "forwarded");
+    let discard = by_op
+        .iter()
+        .find(|(a, _)| a == "quarantine discard")
+        .unwrap();
+    assert_eq!(discard.1["reason"], "test extract, not real data");
+    assert!(
+        by_op.iter().any(|(a, _)| a == "forwarded"),
+        "the re-run message is the operator's"
+    );
+}
