@@ -30,7 +30,7 @@ function rowOf(m) {
   const go = document.createElement('td');
   go.append(link);
   tr.append(cell(m.received_at), cell(m.agency), cell(m.channel), outcome,
-    cell(m.schema_id || m.rejection_code, 'wrap'), cell(m.agency_message_id, 'wrap'), go);
+    cell(m.schema_id || m.rejection_code, 'break'), cell(m.agency_message_id, 'break'), go);
   return tr;
 }
 

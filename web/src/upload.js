@@ -196,7 +196,7 @@ function showChecked(item, res) {
 
 // The lines of the document around `line`, the line itself marked.
 function excerpt(context, line) {
-  const pre = el('pre', { class: 'excerpt' });
+  const pre = el('pre', { class: 'excerpt', tabindex: '0', 'aria-label': `Lines around line ${line}` });
   for (let l = Math.max(1, line - 2); l <= line + 2; l++) {
     if (!context.has(l)) continue;
     const row = el('span', { class: l === line ? 'hit' : '' }, `${String(l).padStart(6)}  ${context.get(l)}`);

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -83,6 +84,7 @@ export class Home {
       lines.once('line', (line) => {
         const port = line.trim().split(':').pop();
         this.url = `https://localhost:${port}`;
+        this.gatewayUrl = this.url;
         ok(this.url);
       });
       child.once('exit', (code) => fail(new Error(`gateway serve exited (${code})`)));
@@ -133,4 +135,27 @@ export async function seriousA11yViolations(page) {
   await page.evaluate(axe);
   const result = await page.evaluate(async () => globalThis.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }));
   return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+// The RFC 6238 code of a base32 TOTP secret at `seconds` (the test's authenticator app).
+export function totp(secret, seconds = Date.now() / 1000) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(seconds / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const at = mac[mac.length - 1] & 0x0f;
+  const n = (mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
+
+// Uploads a sealed file over the API with a bearer token (curl); status and JSON body.
+export function upload(home, token, file) {
+  const r = spawnSync('curl', ['-sS', '-k', '-X', 'POST', '-H', `Authorization: Bearer ${token}`,
+    '--data-binary', `@${file}`, '-w', '\n%{http_code}', `${home.gatewayUrl}/v1/messages`], { encoding: 'utf8' });
+  const lines = r.stdout.trim().split('\n');
+  const status = Number(lines.pop());
+  return { status, body: JSON.parse(lines.join('\n') || '{}') };
 }

@@ -98,7 +98,7 @@ pub fn overview(who: &SignedIn, web: &Web, o: &Overview) -> Markup {
                 @for k in &o.keys {
                     @let warn = k.days_left.and_then(warning_threshold).is_some();
                     tr.warn[warn] {
-                        td { (k.kind) } td { (k.owner) } td.wrap { (k.subject) } td { (k.state) }
+                        td { (k.kind) } td { (k.owner) } td.break { (k.subject) } td { (k.state) }
                         td.num { (k.days_left.map_or_else(|| "–".into(), |d| d.to_string())) @if warn { " " strong { "renew" } } }
                     }
                 }
@@ -159,8 +159,8 @@ fn row(m: &MessageRow) -> Markup {
             td { (m.agency) }
             td { (m.channel.as_str()) }
             td { span.tag .(m.status.as_str()) { (m.status.as_str()) } }
-            td.wrap { (m.schema_id.as_deref().or(m.rejection_code.as_deref()).unwrap_or("")) }
-            td.wrap { (m.agency_message_id.as_deref().unwrap_or("")) }
+            td.break { (m.schema_id.as_deref().or(m.rejection_code.as_deref()).unwrap_or("")) }
+            td.break { (m.agency_message_id.as_deref().unwrap_or("")) }
             td { a href=(format!("/console/messages/{}", m.id)) { "Details" span.visually-hidden { " of " (m.id) } } }
         }
     }
@@ -301,7 +301,7 @@ pub fn message(who: &SignedIn, web: &Web, d: &MessageDetail, notice: Option<&str
     let receipt = r.receipt_json.as_deref();
     let body = html! {
         @if let Some(n) = notice { div.notice role="status" { p { (n) } } }
-        h1 { "Message " span.wrap { (r.id) } }
+        h1 { "Message " span.break { (r.id) } }
         (facts(&[
             ("Agency", r.agency.clone()),
             ("Agency's id", r.agency_message_id.clone().unwrap_or_default()),
@@ -323,7 +323,7 @@ pub fn message(who: &SignedIn, web: &Web, d: &MessageDetail, notice: Option<&str
         }
         @if let Some(json) = receipt {
             h2 { "Receipt" }
-            pre.receipt { (json) }
+            pre.receipt tabindex="0" aria-label="Receipt JSON" { (json) }
         }
         @if let Some(q) = &d.quarantine {
             h2 { "In quarantine" }
