@@ -6,6 +6,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::exit;
+use crate::admin::{Admin, AdminError};
+use crate::audit::local_user;
 use crate::config::Config;
 use crate::keyring::agencies;
 
@@ -83,44 +85,6 @@ pub enum CertCommand {
     },
 }
 
-/// Why a certificate pinned now (to be accepted from `from`, if given) would not verify
-/// anything: expired, not valid yet, or expiring before it is accepted.
-fn validity_problem(
-    cert: &openssl::x509::X509Ref,
-    now: time::OffsetDateTime,
-    from: Option<time::OffsetDateTime>,
-) -> Option<String> {
-    let at = |t: time::OffsetDateTime| openssl::asn1::Asn1Time::from_unix(t.unix_timestamp()).ok();
-    let (not_before, not_after) = (cert.not_before(), cert.not_after());
-    let now_asn1 = at(now)?;
-    if not_after < now_asn1.as_ref() {
-        return Some(format!("the certificate expired on {not_after}"));
-    }
-    match from {
-        // Registered ahead of its switch-over: what matters is the time it is accepted from.
-        Some(from) => {
-            let from_asn1 = at(from.max(now))?;
-            if not_after <= from_asn1.as_ref() {
-                Some(format!(
-                    "the certificate expires on {not_after}, before it would be accepted (from {})",
-                    from_asn1.as_ref()
-                ))
-            } else if not_before > from_asn1.as_ref() {
-                Some(format!(
-                    "the certificate is not valid until {not_before}, after it would be accepted (from {}); use --not-before at or after its start",
-                    from_asn1.as_ref()
-                ))
-            } else {
-                None
-            }
-        }
-        None if not_before > now_asn1.as_ref() => Some(format!(
-            "the certificate is not valid yet (valid from {not_before}); register it with --not-before to accept it from then"
-        )),
-        None => None,
-    }
-}
-
 fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"))
@@ -148,17 +112,14 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
     }
 }
 
+/// The admin acting: whoever runs the command.
+fn admin(config: &Config) -> Admin<'_> {
+    Admin::new(config, &local_user(), "cli")
+}
+
 /// `gateway agency add`
 fn add(config: &Config, name: &str, display_name: Option<&str>) -> anyhow::Result<u8> {
-    let made = agencies::add(&config.keys, name, display_name.unwrap_or(name))?;
-    if made {
-        super::audit::admin(
-            config,
-            "agency add",
-            name,
-            json!({ "display_name": display_name }),
-        )?;
-    }
+    let made = admin(config).agency_add(name, display_name)?;
     println!(
         "{} {name}",
         if made {
@@ -207,13 +168,7 @@ fn list(config: &Config, json: bool) -> anyhow::Result<u8> {
 
 /// `gateway agency token issue`
 fn issue_token(config: &Config, name: &str, as_json: bool) -> anyhow::Result<u8> {
-    let (id, token) = crate::keyring::tokens::issue(&config.keys, name)?;
-    super::audit::admin(
-        config,
-        "agency token issue",
-        name,
-        json!({ "token_id": id }),
-    )?;
+    let (id, token) = admin(config).token_issue(name)?;
     if as_json {
         println!("{}", json!({"agency": name, "id": id, "token": token}));
     } else {
@@ -225,18 +180,9 @@ fn issue_token(config: &Config, name: &str, as_json: bool) -> anyhow::Result<u8>
 
 /// `gateway agency token revoke`
 fn revoke_token(config: &Config, name: &str, token_id: &str) -> anyhow::Result<u8> {
-    if crate::keyring::tokens::revoke(&config.keys, name, token_id)? {
-        super::audit::admin(
-            config,
-            "agency token revoke",
-            name,
-            json!({ "token_id": token_id }),
-        )?;
-        println!("revoked token {token_id} of {name}");
-        Ok(exit::OK)
-    } else {
-        anyhow::bail!("agency {name} has no token {token_id}")
-    }
+    admin(config).token_revoke(name, token_id)?;
+    println!("revoked token {token_id} of {name}");
+    Ok(exit::OK)
 }
 
 /// `gateway agency cert add`
@@ -248,35 +194,22 @@ fn add_cert(
     force: bool,
 ) -> anyhow::Result<u8> {
     let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
-    // A certificate that cannot be parsed is refused below, by the keyring.
-    let problem = openssl::x509::X509::from_pem(&pem)
-        .ok()
-        .and_then(|x| validity_problem(&x, time::OffsetDateTime::now_utc(), not_before));
-    if let Some(problem) = &problem {
-        if !force {
-            eprintln!(
-                "error: {}: {problem}; every payload it signs would be refused with certificate_expired. Not pinned: sign with a current certificate, or add --force to pin it anyway",
-                cert.display()
-            );
+    let shown = cert.display().to_string();
+    let added = match admin(config).cert_add(name, &pem, not_before, force, &shown) {
+        Ok(added) => added,
+        Err(AdminError::Refused(why)) => {
+            eprintln!("error: {why}");
             return Ok(exit::INVALID);
         }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(problem) = &added.forced_despite {
         eprintln!(
-            "warning: {}: {problem}; pinned anyway (--force): payloads it signs are refused with certificate_expired while it is outside its validity window",
-            cert.display()
+            "warning: {shown}: {problem}; pinned anyway (--force): payloads it signs are refused with certificate_expired while it is outside its validity window"
         );
     }
-    let fp = agencies::add_cert_from(&config.keys, name, &pem, not_before)?;
-    let from = not_before.and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    });
-    super::audit::admin(
-        config,
-        "agency cert add",
-        name,
-        json!({ "fingerprint_sha256": fp, "file": cert, "not_before": from, "forced_despite": problem }),
-    )?;
-    match from {
+    let fp = &added.fingerprint;
+    match &added.from {
         Some(f) => println!("pinned {fp} for {name}, accepted from {f}"),
         None => println!("pinned {fp} for {name}"),
     }
@@ -294,15 +227,9 @@ fn revoke_cert(config: &Config, name: &str, cert: &str) -> anyhow::Result<u8> {
     } else {
         cert.to_owned()
     };
-    let fresh = agencies::revoke_cert(&config.keys, name, &fp)?;
+    let fresh = admin(config).cert_revoke(name, &fp)?;
     let fp = fp.to_ascii_lowercase().replace(':', "");
     if fresh {
-        super::audit::admin(
-            config,
-            "agency cert revoke",
-            name,
-            json!({ "fingerprint_sha256": fp }),
-        )?;
         println!("revoked {fp} for {name}");
     } else {
         println!("{fp} was already revoked for {name}");

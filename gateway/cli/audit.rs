@@ -1,9 +1,7 @@
 //! `gateway audit verify`, and the audit record every admin command leaves.
 
-use serde_json::Value;
-
 use super::exit;
-use crate::audit::{AuditLog, Verdict, local_user};
+use crate::audit::{AuditLog, Verdict};
 use crate::config::Config;
 
 /// `gateway audit ...`
@@ -48,17 +46,4 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
             })
         }
     }
-}
-
-/// Records an admin action (by the local user) in the audit log.
-pub fn admin(config: &Config, action: &str, subject: &str, details: Value) -> anyhow::Result<()> {
-    let log = AuditLog::open_for(config, Some("admin"))?;
-    log.append("admin", &local_user(), action, subject, details)
-        .map_err(|e| anyhow::anyhow!("the action was done but could not be audited: {e}"))?;
-    if let Err(e) = crate::store::announce_admin_change(config, action) {
-        // Not fatal: each instance checks keys/ before every payload and reloads it
-        // periodically; the announcement only makes the others reload at once.
-        tracing::warn!(error = %e, "the change is made, but the other instances could not be told; they see it at their next look at keys/");
-    }
-    Ok(())
 }

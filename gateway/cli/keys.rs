@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::exit;
 use crate::config::Config;
-use crate::keyring::{self, identities, inventory};
+use crate::keyring::{self, inventory};
 
 /// `gateway keys ...`
 #[derive(Debug, clap::Subcommand)]
@@ -57,13 +57,18 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
     }
 }
 
+/// The admin acting: whoever runs the command.
+fn admin(config: &Config) -> crate::admin::Admin<'_> {
+    crate::admin::Admin::new(config, &crate::audit::local_user(), "cli")
+}
+
 /// `gateway keys init`
 fn init(config: &Config, json: bool) -> anyhow::Result<u8> {
     let keys = &config.keys;
     let made = keyring::init(keys, &config.key_policy.passphrase)
         .with_context(|| format!("creating keys in {}", keys.display()))?;
     if !made.is_empty() {
-        super::audit::admin(config, "keys init", "keys", json!({ "created": made }))?;
+        admin(config).keys_initialised(&made)?;
     }
     if json {
         println!("{}", json!({ "keys": keys, "created": made }));
@@ -79,23 +84,10 @@ fn init(config: &Config, json: bool) -> anyhow::Result<u8> {
 
 /// `gateway keys rotate`
 fn rotate(config: &Config, grace_days: Option<u32>, json: bool) -> anyhow::Result<u8> {
-    let keys = &config.keys;
-    let grace = grace_days
-        .map(|d| time::Duration::days(i64::from(d)))
-        .unwrap_or(config.key_policy.grace);
-    let r = identities::rotate(keys, &config.key_policy.passphrase, grace)
-        .with_context(|| format!("rotating the identity in {}", keys.display()))?;
-    super::audit::admin(
-        config,
-        "keys rotate",
-        &r.current.id,
-        json!({
-            "current": { "id": r.current.id, "recipient": r.current.recipient },
-            "previous": r.previous.as_ref().map(|p| json!({
-                "id": p.id, "recipient": p.recipient, "grace_until": p.grace_until,
-            })),
-        }),
-    )?;
+    let grace = grace_days.map(|d| time::Duration::days(i64::from(d)));
+    let r = admin(config)
+        .keys_rotate(grace)
+        .with_context(|| format!("rotating the identity in {}", config.keys.display()))?;
     if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
@@ -118,13 +110,7 @@ fn rotate(config: &Config, grace_days: Option<u32>, json: bool) -> anyhow::Resul
 
 /// `gateway keys retire`
 fn retire(config: &Config, id: &str, json: bool) -> anyhow::Result<u8> {
-    let done = identities::retire(&config.keys, id)?;
-    super::audit::admin(
-        config,
-        "keys retire",
-        id,
-        json!({ "recipient": done.recipient, "retired_at": done.retired_at }),
-    )?;
+    let done = admin(config).keys_retire(id)?;
     if json {
         println!("{}", serde_json::to_string(&done)?);
     } else {

@@ -57,7 +57,6 @@ pub enum Command {
 
 /// Runs `gateway user`.
 pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
-    let keys = &config.keys;
     match cmd {
         Command::Add {
             name,
@@ -78,8 +77,7 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
         }
         Command::List { json: as_json } => list(config, *as_json),
         Command::Disable { name } => {
-            if accounts::disable(keys, name)? {
-                super::audit::admin(config, "user disable", name, json!({}))?;
+            if admin(config).user_disable(name)? {
                 println!("disabled {name}; its sessions end at their next request");
             } else {
                 println!("{name} was already disabled");
@@ -90,17 +88,16 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
             name,
             json: as_json,
         } => {
-            let made = accounts::reset(keys, name)?;
-            super::audit::admin(
-                config,
-                "user reset",
-                name,
-                json!({"totp": made.totp_secret.is_some()}),
-            )?;
+            let made = admin(config).user_reset(name)?;
             show(&made, *as_json, "reset");
             Ok(exit::OK)
         }
     }
+}
+
+/// The admin acting: whoever runs the command.
+fn admin(config: &Config) -> crate::admin::Admin<'_> {
+    crate::admin::Admin::new(config, &crate::audit::local_user(), "cli")
 }
 
 /// `gateway user add`
@@ -116,13 +113,7 @@ fn add(
             .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
         new.client_certificate = Some(crate::keyring::x509gen::fingerprint(&cert)?);
     }
-    let made = accounts::add(&config.keys, &new)?;
-    super::audit::admin(
-        config,
-        "user add",
-        new.name,
-        json!({"agency": new.agency, "role": new.role.as_str(), "totp": made.totp_secret.is_some(), "client_certificate": new.client_certificate}),
-    )?;
+    let made = admin(config).user_add(&new)?;
     show(&made, as_json, "made");
     Ok(exit::OK)
 }
