@@ -50,6 +50,11 @@ fn read(keys: &Path, agency: &str) -> Result<TokenFile, KeyringError> {
     }
 }
 
+/// The tokens issued to `agency`, revoked ones too (hashes only).
+pub fn records(keys: &Path, agency: &str) -> Result<Vec<TokenRecord>, KeyringError> {
+    Ok(read(keys, agency)?.token)
+}
+
 fn sha256_hex(s: &str) -> String {
     hex::encode(openssl::sha::sha256(s.as_bytes()))
 }

@@ -70,6 +70,8 @@ pub fn router(app: Arc<AppState>) -> Result<Router, KeyringError> {
             "/console/quarantine/{agency}/{id}/discard",
             post(console::discard),
         )
+        .route("/console/admin", get(console::admin_page))
+        .route("/console/admin/{action}", post(console::admin_act))
         .route("/v1/admin/overview", get(console::api::overview))
         .route("/v1/admin/messages", get(console::api::messages))
         .route("/v1/admin/messages/{id}", get(console::api::message))

@@ -219,3 +219,145 @@ fn a_quarantined_message_is_rerun_after_its_certificate_is_added_and_another_is_
         "the re-run message is the operator's"
     );
 }
+
+/// Signs an admin in; the browser.
+fn admin<'a>(home: &'a Home, server: &'a crate::support::Server) -> Browser<'a> {
+    let made = add_user(home, &["root", "--role", "admin"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code =
+        gateway::accounts::totp::code_at(made["totp_secret"].as_str().unwrap(), now).unwrap();
+    let browser = Browser::new(home, server);
+    let signed = browser.sign_in("root", made["password"].as_str().unwrap(), &code);
+    assert_eq!(signed.status, 303, "{}", text(&signed));
+    browser
+}
+
+#[test]
+fn admins_issue_and_revoke_tokens_add_people_and_revoke_certificates_from_the_console() {
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let root = admin(&home, &server);
+    let page = root.get("/console/admin");
+    assert_eq!(page.status, 200, "{}", text(&page));
+    let csrf = super::field(&page, "csrf");
+
+    // A token issued here is shown once and opens the API.
+    let issued = root.form(
+        "/console/admin/token-issue",
+        &[("csrf", &csrf), ("agency", "police")],
+    );
+    assert_eq!(issued.status, 200, "{}", text(&issued));
+    let html = text(&issued);
+    let at = html.find("gw_").expect("the token is shown");
+    let token: String = html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let sealed = home.fresh_police("p.sealed");
+    let bearer = format!("Authorization: Bearer {token}");
+    let sent = post(
+        &home,
+        &server.url("/v1/messages"),
+        &["-H", &bearer],
+        &sealed,
+    );
+    assert_eq!(sent.status, 201, "{}", text(&sent));
+
+    // Revoked here, it is refused at once.
+    let id = token.split('_').nth(1).unwrap().to_owned();
+    let revoked = root.form(
+        "/console/admin/token-revoke",
+        &[("csrf", &csrf), ("agency", "police"), ("id", &id)],
+    );
+    assert!(
+        text(&revoked).contains("Revoked token"),
+        "{}",
+        text(&revoked)
+    );
+    let again = home.fresh_police("q.sealed");
+    assert_eq!(
+        post(&home, &server.url("/v1/messages"), &["-H", &bearer], &again).status,
+        401
+    );
+
+    // A person made here can sign in with what was shown.
+    let made = root.form(
+        "/console/admin/user-add",
+        &[
+            ("csrf", &csrf),
+            ("name", "clerk"),
+            ("role", "uploader"),
+            ("agency", "police"),
+        ],
+    );
+    assert_eq!(made.status, 200, "{}", text(&made));
+    let html = text(&made);
+    let at = html
+        .find("Password</dt><dd class=\"break\"><code>")
+        .expect("the password is shown");
+    let password: String = html[at + 37..].chars().take(29).collect();
+    let clerk = Browser::new(&home, &server);
+    assert_eq!(clerk.sign_in("clerk", &password, "").status, 303);
+    assert_eq!(
+        clerk.get("/console/admin").status,
+        403,
+        "uploaders are not admins"
+    );
+
+    // Mistakes are said, nothing is done.
+    let wrong = root.form(
+        "/console/admin/cert-add",
+        &[
+            ("csrf", &csrf),
+            ("agency", "police"),
+            ("pem", "not a certificate"),
+        ],
+    );
+    assert_eq!(wrong.status, 400);
+    assert!(
+        text(&wrong).contains("There is a problem"),
+        "{}",
+        text(&wrong)
+    );
+
+    // The police development certificate, revoked here, refuses what it signs.
+    let (_, cert) = home.signer("police");
+    let pem = std::fs::read(&cert).unwrap();
+    let fp = {
+        let x = openssl::x509::X509::from_pem(&pem).unwrap();
+        hex::encode(x.digest(openssl::hash::MessageDigest::sha256()).unwrap())
+    };
+    let out = root.form(
+        "/console/admin/cert-revoke",
+        &[("csrf", &csrf), ("agency", "police"), ("fingerprint", &fp)],
+    );
+    assert!(text(&out).contains("Revoked"), "{}", text(&out));
+
+    let records = audit_records(&home);
+    let by_root: Vec<_> = records
+        .iter()
+        .filter(|r| r["actor"] == "root" && r["details"]["via"] == "console")
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect();
+    for action in [
+        "agency token issue",
+        "agency token revoke",
+        "user add",
+        "agency cert revoke",
+    ] {
+        assert!(
+            by_root.iter().any(|a| a == action),
+            "{action} in {by_root:?}"
+        );
+    }
+
+    // Forged: refused.
+    let forged = root.form(
+        "/console/admin/token-issue",
+        &[("csrf", "x"), ("agency", "police")],
+    );
+    assert_eq!(forged.status, 403);
+}

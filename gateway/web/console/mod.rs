@@ -5,6 +5,7 @@
 //! the person's name. `/v1/admin/...` serves the same facts as JSON ([`api`]).
 
 pub mod api;
+mod manage;
 mod render;
 pub mod report;
 
@@ -24,6 +25,7 @@ use crate::accounts::Role;
 use crate::message::{AgencyName, Channel, MessageId, timestamp};
 use crate::pipeline::{Outcome, Payload};
 use crate::store::{MessageQuery, Status};
+pub use manage::{act as admin_act, page_get as admin_page};
 pub use render::Filters;
 
 /// Who may open the console.

@@ -10,7 +10,7 @@ use crate::web::guard::SignedIn;
 use crate::web::pages::{error_summary, layout};
 
 /// The console's own navigation, under the masthead.
-fn nav(current: &str) -> Markup {
+fn nav(current: &str, admin: bool) -> Markup {
     let item = |href: &str, label: &str| {
         html! {
             li { a href=(href) aria-current=[(label == current).then_some("page")] { (label) } }
@@ -22,14 +22,22 @@ fn nav(current: &str) -> Markup {
                 (item("/console", "Overview"))
                 (item("/console/messages", "Messages"))
                 (item("/console/quarantine", "Quarantine"))
+                @if admin { (item("/console/admin", "Admin")) }
             }
         }
     }
 }
 
-fn page(who: &SignedIn, web: &Web, title: &str, script: Option<&str>, body: Markup) -> Markup {
+pub(super) fn page(
+    who: &SignedIn,
+    web: &Web,
+    title: &str,
+    script: Option<&str>,
+    body: Markup,
+) -> Markup {
     let csrf = who.csrf(web);
-    let body = html! { (nav(title)) (body) };
+    let admin = who.user.role == crate::accounts::Role::Admin;
+    let body = html! { (nav(title, admin)) (body) };
     let head = html! {
         @if let Some(src) = script { script type="module" src=(src) {} }
     };
