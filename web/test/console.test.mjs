@@ -4,6 +4,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { Home, browser, newPage, sample, screenshot, seriousA11yViolations, signIn, totp, upload } from './support.mjs';
 
 describe('console', () => {
@@ -64,6 +65,57 @@ describe('console', () => {
     assert.match(await page.locator('main').textContent(), /schema_invalid/);
     assert.deepEqual(await seriousA11yViolations(page), []);
     await screenshot(page, 'console-quarantine');
+    await page.context().close();
+  });
+
+  test('an admin page passes an axe scan; issuing a token shows it once', async () => {
+    const root = home.user('root', ['--role', 'admin']);
+    const page = await newPage(b);
+    // A fresh step: the operator's code of this step may have been used by the test above.
+    await signIn(page, url, 'root', root.password, totp(root.totp_secret));
+    await page.goto(`${url}/console/admin`);
+    assert.deepEqual(await seriousA11yViolations(page), []);
+    await page.locator('#token-agency').selectOption('police');
+    await page.getByRole('button', { name: 'Issue a token' }).click();
+    await page.waitForLoadState('load');
+    assert.match(await page.locator('.notice.secret').textContent(), /gw_[0-9a-f]+_[0-9a-f]+/);
+    await screenshot(page, 'console-admin');
+    await page.context().close();
+  });
+
+  test('a form or a script on another site cannot act or read with the session', async () => {
+    const root = home.user('root2', ['--role', 'admin']);
+    const page = await newPage(b);
+    await signIn(page, url, 'root2', root.password, totp(root.totp_secret));
+    assert.equal(new URL(page.url()).pathname, '/console');
+    // Another site (another origin: 127.0.0.1 is not localhost) with a self-submitting form.
+    const evil = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      if (req.url === '/blank') return res.end('<p>another site</p>');
+      res.end(`<form id=f method=post action="${url}/console/admin/token-issue">
+        <input name=agency value=police></form>
+        <script>document.getElementById('f').submit()</script>`);
+    });
+    await new Promise((ok) => evil.listen(0, '127.0.0.1', ok));
+    const evilUrl = `http://127.0.0.1:${evil.address().port}/`;
+    const posted = page.waitForResponse((r) => r.url().includes('/console/admin/token-issue'));
+    await page.goto(evilUrl);
+    const answer = await posted;
+    assert.ok([303, 403].includes(answer.status()), `refused: ${answer.status()}`);
+    assert.ok(!home.audit().some((r) => r.action === 'agency token issue' && r.actor === 'root2'), 'no token issued');
+    // A script there cannot read the admin API with the person's cookie either.
+    await page.goto(evilUrl.replace(/\/$/, '/blank'));
+    assert.equal(new URL(page.url()).origin, new URL(evilUrl).origin, 'the script runs on the other site');
+    const read = await page.evaluate(async (target) => {
+      try {
+        const r = await fetch(target, { credentials: 'include' });
+        return `read ${r.status}`;
+      } catch (e) {
+        return 'blocked';
+      }
+    }, `${url}/v1/admin/messages`);
+    assert.equal(read, 'blocked');
+    evil.close();
     await page.context().close();
   });
 

@@ -140,6 +140,23 @@ describe('upload page', () => {
     await page.context().close();
   });
 
+  test('a PKCS#12 key file seals in the page; a wrong password is said as such', async () => {
+    const { key, cert } = home.signer('police');
+    const p12 = home.path('police.p12');
+    const made = spawnSync('openssl', ['pkcs12', '-export', '-inkey', key, '-in', cert, '-out', p12, '-passout', 'pass:correct horse'], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const page = await newPage(b);
+    await signIn(page, url, 'clerk', clerk.password);
+    await page.getByLabel('Key file (.p12, or PEM)').setInputFiles(p12);
+    await page.getByLabel('Password of the .p12 file').fill('wrong');
+    let results = await send(page, [sample('police', 'valid-linked-incidents.xml')]);
+    assert.match(await results.first().locator('.status').textContent(), /Not sent: .*check the password/);
+    await page.getByLabel('Password of the .p12 file').fill('correct horse');
+    results = await send(page, [sample('police', 'valid-linked-incidents.xml')]);
+    await assert.doesNotReject(results.nth(1).getByText('Sent: the hub has it').waitFor());
+    await page.context().close();
+  });
+
   test('the upload is audited under the person who made it', () => {
     const mine = home.audit().filter((r) => r.actor === 'clerk').map((r) => r.action);
     for (const action of ['sign in', 'forwarded', 'rejected', 'checked']) {
