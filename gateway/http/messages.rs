@@ -119,10 +119,10 @@ fn signed_receipt(st: &AppState, receipt: &Receipt, status: StatusCode) -> Respo
 }
 
 /// Answers a request whose body we will not use. Some of the body is read and discarded
-/// first, a whole body up to [`DRAIN`] (10 s at most): an HTTP/1.1 client still sending
+/// first, a whole body up to `DRAIN` (10 s at most): an HTTP/1.1 client still sending
 /// sees a broken pipe instead of the answer, and HTTP/2 clients such as curl before 8.x treat
 /// the reset that follows an early answer as a failure even when it says NO_ERROR. The rest is
-/// held until the answer is sent (see [`answer_holding`]).
+/// held until the answer is sent (see `answer_holding`).
 pub async fn refuse(mut stream: BodyDataStream, response: Response) -> Response {
     let (bound, time) = (DRAIN, std::time::Duration::from_secs(10));
     let mut seen = 0u64;
@@ -143,7 +143,7 @@ const DRAIN: u64 = 16 << 20;
 
 /// `POST /v1/messages`: authenticate, receive the body within the agency's limit, run the
 /// pipeline on a blocking thread, answer with the signed receipt or the problem. With
-/// `?check=true`, every check runs and nothing is kept or forwarded (see [`answer_check`]).
+/// `?check=true`, every check runs and nothing is kept or forwarded (see `answer_check`).
 pub async fn post(
     State(st): State<Arc<AppState>>,
     Extension(peer): Extension<PeerCertificate>,

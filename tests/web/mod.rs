@@ -387,4 +387,17 @@ fn a_registered_client_certificate_signs_its_person_in() {
     assert_eq!(refused.status, 401, "{}", text(&refused));
 }
 
+#[test]
+fn sign_in_attempts_from_one_address_are_limited_per_minute() {
+    let home = Home::with_server_config("[web]\nsign_ins_per_minute = 3\n");
+    let server = home.serve();
+    let browser = Browser::new(&home, &server);
+    for _ in 0..3 {
+        assert_eq!(browser.sign_in("nobody", "x", "").status, 401);
+    }
+    let fourth = browser.sign_in("nobody", "x", "");
+    assert_eq!(fourth.status, 429, "{}", text(&fourth));
+    assert!(text(&fourth).contains("wait a minute"), "{}", text(&fourth));
+}
+
 mod console;

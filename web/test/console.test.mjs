@@ -5,7 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { Home, browser, newPage, sample, screenshot, seriousA11yViolations, signIn, totp, upload } from './support.mjs';
+import { spawnSync } from 'node:child_process';
+import { GATEWAY, Home, browser, newPage, sample, screenshot, seriousA11yViolations, signIn, totp, upload } from './support.mjs';
 
 describe('console', () => {
   let home;
@@ -116,6 +117,35 @@ describe('console', () => {
     }, `${url}/v1/admin/messages`);
     assert.equal(read, 'blocked');
     evil.close();
+    await page.context().close();
+  });
+
+  test('a payload refused for an unknown signer is re-run from the quarantine once its certificate is added', async () => {
+    // A signer the hub has not registered yet.
+    const key = home.path('newsigner.key');
+    const cert = home.path('newsigner.crt');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '30', '-subj', '/CN=Police new signer'], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const recipient = home.run(['recipient']).stdout.trim();
+    const sealed = home.path('unknown-signer.sealed');
+    const s = spawnSync(GATEWAY, ['seal', '--key', key, '--cert', cert, '--to', recipient, '-o', sealed,
+      sample('police', 'valid-linked-incidents.xml')], { encoding: 'utf8' });
+    assert.equal(s.status, 0, s.stderr);
+    const refused = upload(home, token, sealed);
+    assert.equal(refused.body.code, 'signer_unknown');
+
+    const page = await newPage(b);
+    const opsB = home.user('op-rerun', ['--role', 'operator']);
+    await signIn(page, url, 'op-rerun', opsB.password, totp(opsB.totp_secret));
+    home.run(['agency', 'cert', 'add', 'police', cert]);
+    await page.goto(`${url}/console/quarantine`);
+    const before = home.queued();
+    const entry = page.locator('li.result', { hasText: 'signer_unknown' });
+    await entry.getByRole('button', { name: /Re-run through the pipeline/ }).click();
+    await page.waitForURL(/\/console\/messages\//);
+    assert.match(await page.locator('main').textContent(), /forwarded/);
+    assert.equal(home.queued(), before + 1, 'the re-run message is in the queue');
     await page.context().close();
   });
 

@@ -16,7 +16,8 @@ describe('upload page', () => {
   let recorder;
 
   before(async () => {
-    home = new Home();
+    // Every test signs in from 127.0.0.1: the per-address limit (10 a minute) would stop them.
+    home = new Home('[web]\nsign_ins_per_minute = 1000\n');
     clerk = home.user('clerk', ['--agency', 'police', '--role', 'uploader']);
     const gateway = await home.serve();
     // The browser talks to the gateway only through the recorder, which sees every request.
@@ -154,6 +155,57 @@ describe('upload page', () => {
     await page.getByLabel('Password of the .p12 file').fill('correct horse');
     results = await send(page, [sample('police', 'valid-linked-incidents.xml')]);
     await assert.doesNotReject(results.nth(1).getByText('Sent: the hub has it').waitFor());
+    await page.context().close();
+  });
+
+  test('a wrong password is refused, and five in a row lock the account', async () => {
+    const locky = home.user('locky', ['--agency', 'police', '--role', 'uploader']);
+    const page = await newPage(b);
+    for (let i = 0; i < 4; i++) {
+      await signIn(page, url, 'locky', 'not the password');
+      assert.match(await page.locator('.error-summary').textContent(), /name, password or code is wrong/);
+    }
+    await signIn(page, url, 'locky', 'not the password');
+    assert.match(await page.locator('.error-summary').textContent(), /locked until/);
+    await signIn(page, url, 'locky', locky.password);
+    assert.equal(new URL(page.url()).pathname, '/sign-in', 'locked even with the right password');
+    assert.match(await page.locator('.error-summary').textContent(), /locked until/);
+    await page.context().close();
+  });
+
+  test('everything works from the keyboard alone', async () => {
+    const page = await newPage(b);
+    // Tab until the element with `id` has the focus (at most 40 presses).
+    async function tabTo(id) {
+      for (let i = 0; i < 40; i++) {
+        await page.keyboard.press('Tab');
+        if (await page.evaluate((want) => document.activeElement?.id === want, id)) return;
+      }
+      assert.fail(`Tab never reached #${id}`);
+    }
+    async function chooseWithKeyboard(id, files) {
+      await tabTo(id);
+      const chooser = page.waitForEvent('filechooser');
+      await page.keyboard.press('Space');
+      await (await chooser).setFiles(files);
+    }
+    await page.goto(`${url}/sign-in`);
+    await tabTo('name');
+    await page.keyboard.type('clerk');
+    await tabTo('password');
+    await page.keyboard.type(clerk.password);
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${url}/`);
+    const { key, cert } = home.signer('police');
+    await chooseWithKeyboard('files', [sample('police', 'valid-single-incident.xml')]);
+    await chooseWithKeyboard('key-file', key);
+    await chooseWithKeyboard('cert-file', cert);
+    await tabTo('check-only');
+    await page.keyboard.press('Space');
+    assert.ok(await page.locator('#check-only').isChecked(), 'Space ticks the box');
+    await tabTo('send');
+    await page.keyboard.press('Enter');
+    await assert.doesNotReject(page.locator('#results .status').first().getByText(/^Checked: it passes every check/).waitFor());
     await page.context().close();
   });
 
