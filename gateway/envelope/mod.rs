@@ -13,6 +13,7 @@
 
 pub mod cms;
 pub mod decrypt;
+mod excerpt;
 mod tap;
 
 use std::io::{self, BufReader, Read, Write};

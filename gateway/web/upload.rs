@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::Web;
@@ -17,8 +19,9 @@ use super::pages;
 use crate::accounts::Role;
 use crate::http::messages::{From, accept, check_only, refuse};
 use crate::http::problem::ApiError;
-use crate::message::{AgencyName, Channel};
+use crate::message::{AgencyName, Channel, MessageId};
 use crate::rejection::Code;
+use serde_json::json;
 
 /// `GET /`: the upload page for uploaders; operators and admins go to the console.
 pub async fn page(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
@@ -51,8 +54,79 @@ pub async fn post(
         Ok(admitted) => admitted,
         Err(e) => return refuse(body.into_data_stream(), e.into_response()).await,
     };
+    let agency = from.agency.clone();
     let resp = accept(&web.app, from, check, &headers, body).await;
+    let resp = with_excerpts(&web, agency, resp).await;
     who.finish(resp)
+}
+
+/// A refusal with violations gets, under each of the first 50, the lines of the document
+/// around it (`excerpt`), read back from the quarantined payload: the page cannot read a file
+/// that was sealed before it was chosen, and the person is the one who sent it.
+async fn with_excerpts(web: &Web, agency: AgencyName, resp: Response) -> Response {
+    if resp.status() != StatusCode::UNPROCESSABLE_ENTITY {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 4 << 20).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let body = match excerpts(web, agency, &bytes).await {
+        Some(richer) => {
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            Body::from(richer)
+        }
+        None => Body::from(bytes),
+    };
+    Response::from_parts(parts, body)
+}
+
+/// The problem `bytes` with excerpts added, when there are lines to show.
+async fn excerpts(web: &Web, agency: AgencyName, bytes: &[u8]) -> Option<String> {
+    let mut problem = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    let id = MessageId::parse(problem["gateway_message_id"].as_str()?).ok()?;
+    let around = |l: u64| l.saturating_sub(2).max(1)..=l + 2;
+    let wanted: BTreeSet<u64> = problem["violations"]
+        .as_array()?
+        .iter()
+        .take(50)
+        .filter_map(|v| v["line"].as_u64())
+        .flat_map(around)
+        .collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    let gw = web.app.gateway.clone();
+    let lines = tokio::task::spawn_blocking(move || read_lines(&gw, &agency, &id, &wanted))
+        .await
+        .ok()??;
+    for v in problem["violations"].as_array_mut()?.iter_mut().take(50) {
+        let Some(l) = v["line"].as_u64() else {
+            continue;
+        };
+        let shown: Vec<_> = around(l)
+            .filter_map(|n| lines.get(&n).map(|t| json!({"line": n, "text": t})))
+            .collect();
+        v["excerpt"] = json!(shown);
+    }
+    Some(problem.to_string())
+}
+
+/// The lines `wanted` of the quarantined payload of message `id`, if it is kept.
+fn read_lines(
+    gw: &crate::pipeline::Gateway,
+    agency: &AgencyName,
+    id: &MessageId,
+    wanted: &BTreeSet<u64>,
+) -> Option<BTreeMap<u64, String>> {
+    let fw = gw.forwarding.as_ref()?;
+    let (_, payload) = fw.quarantine.entry(agency, id).ok()??;
+    let file = std::fs::File::open(payload).ok()?;
+    let ring = gw.keyring.get();
+    let opened = crate::envelope::Envelope::received(agency, std::io::BufReader::new(file))
+        .open(&ring.identities)
+        .ok()?;
+    opened.lines(wanted).ok()
 }
 
 /// Whether the page's upload may go on: signed in as an uploader, from this origin, with

@@ -189,10 +189,20 @@ fn a_clerk_signs_in_and_sends_a_sealed_file_audited_under_their_name() {
     let refused = browser.upload(&bad, "", &[]);
     assert_eq!(refused.status, 422, "{}", text(&refused));
     let problem = refused.json();
-    assert!(
-        problem["violations"][0]["line"].as_u64().is_some(),
-        "{problem}"
-    );
+    let v = &problem["violations"][0];
+    let line = v["line"].as_u64().expect("a line");
+    // The lines around it, read back from the payload for the person who sent it.
+    let source = std::fs::read_to_string(sample("police", "invalid-unknown-role.xml")).unwrap();
+    let wanted = source.lines().nth(line as usize - 1).unwrap();
+    let shown = v["excerpt"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no excerpt: {problem}"))
+        .iter()
+        .find(|e| e["line"] == line)
+        .unwrap_or_else(|| panic!("line {line} not in the excerpt: {problem}"))
+        .clone();
+    assert_eq!(shown["text"], wanted);
+    assert!(v["excerpt"].as_array().unwrap().len() >= 3, "{problem}");
 
     let records = audit_records(&home);
     let by_clerk: Vec<_> = records

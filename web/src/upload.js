@@ -226,7 +226,10 @@ function showProblem(item, res, context) {
     const tbody = el('tbody');
     for (const v of violations) {
       const problemCell = el('td', {}, v.message || '');
-      if (context && v.line) problemCell.append(excerpt(context, v.line));
+      // The page's own reading of a plain file, or the lines the gateway read back from a
+      // file that was sealed before it was chosen.
+      const lines = context || (v.excerpt && new Map(v.excerpt.map((e) => [e.line, e.text])));
+      if (lines && v.line) problemCell.append(excerpt(lines, v.line));
       tbody.append(el('tr', {},
         el('td', {}, String(v.line ?? '')), el('td', {}, String(v.column ?? '')),
         el('td', {}, el('code', {}, v.path || '')), problemCell));

@@ -138,6 +138,12 @@ describe('upload page', () => {
     results = await send(page, [sealed]);
     await assert.doesNotReject(results.nth(1).getByText('Sent: the hub has it').waitFor());
     assert.equal(home.queued(), before + 1);
+    // Refused, a sealed file's violations come with their lines too (read back by the gateway).
+    const bad = home.seal('police', sample('police', 'invalid-unknown-role.xml'), 'bad.sealed');
+    results = await send(page, [bad]);
+    const hit = results.nth(2).locator('pre.excerpt .hit');
+    await assert.doesNotReject(hit.waitFor());
+    assert.match(await hit.textContent(), /role="bystander"/);
     await page.context().close();
   });
 
