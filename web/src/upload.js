@@ -266,12 +266,20 @@ function sealing() {
 async function sealAndSend(item, file, check, tools) {
   item.status.textContent = 'Sealing in this page…';
   const { signer, recipient } = await tools();
+  // The gateway may answer before the whole stream has been read (a refusal): what it said
+  // stays on the page, whatever the stream reports afterwards.
+  let answered = false;
   const sealed = await seal(file, signer, recipient, (phase, done) => {
+    if (answered) return;
     const half = file.size ? done / file.size / 2 : 0.5;
     item.progress.value = Math.round((phase === 'digest' ? half : 0.5 + half) * 100);
     if (phase === 'seal') item.status.textContent = check ? 'Sealing and checking…' : 'Sealing and sending…';
   });
-  return sendStream(sealed, check);
+  try {
+    return await sendStream(sealed, check);
+  } finally {
+    answered = true;
+  }
 }
 
 async function handle(file, check, tools) {
@@ -288,12 +296,12 @@ async function handle(file, check, tools) {
         item.progress.value = total ? Math.round((done / total) * 100) : 0;
       });
     }
-    item.progress.remove();
     if (res.status === 201 || (res.status === 200 && !check)) showReceipt(item, res, file.name);
     else if (res.status === 200) showChecked(item, res);
     else {
       let context = null;
       if (plain) {
+        item.status.textContent = 'Refused: finding the lines of each problem in the file…';
         try {
           context = await linesAround(file, JSON.parse(res.text).violations || []);
         } catch {
@@ -302,6 +310,8 @@ async function handle(file, check, tools) {
       }
       showProblem(item, res, context);
     }
+    // Last: the tests (and people) take a result without a progress bar as final.
+    item.progress.remove();
   } catch (e) {
     item.progress.remove();
     const why = e instanceof SealError ? e.message : `${e.message}. Nothing was kept; try again`;

@@ -36,7 +36,9 @@ function bigSample(path, mb) {
   const at = xml.indexOf('>', xml.indexOf('<IncidentBatch')) + 1;
   const fd = openSync(path, 'w');
   writeSync(fd, xml.slice(0, at) + '\n');
-  const line = `  <!-- ${'padding '.repeat(15)}-->\n`;
+  // The line breaks are inside the comments: whitespace between comments would add up to one
+  // text node, which the gateway bounds (limits.max_text_bytes, 16 MiB) past ~700 MB of these.
+  const line = `<!-- ${'padding '.repeat(15)}\n-->`;
   const block = line.repeat(Math.floor((1 << 20) / line.length));
   const blocks = Math.ceil((mb << 20) / block.length);
   for (let i = 0; i < blocks; i++) writeSync(fd, block);
