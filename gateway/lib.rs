@@ -30,6 +30,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod agent;
 pub mod audit;
 pub mod cli;
 pub mod config;

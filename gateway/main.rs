@@ -33,6 +33,9 @@ enum Command {
     Seal(cli::seal::Args),
     /// Upload sealed files to a gateway over HTTPS, with retries (the agency side).
     Send(cli::send::Args),
+    /// Deliver an agency's extracts unattended: watch export folders, seal, send, keep receipts.
+    #[command(subcommand)]
+    Agent(cli::agent::Command),
     /// The gateway's own keys.
     #[command(subcommand)]
     Keys(cli::keys::Command),
@@ -93,6 +96,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Validate(args) => return Ok(cli::validate::run(args)),
         Command::Seal(args) => return cli::seal::run(args),
         Command::Send(args) => return cli::send::run(args),
+        Command::Agent(cmd) => return cli::agent::run(cmd),
         Command::Recipient(args) if args.url.is_some() => {
             return cli::recipient::run_remote(args, args.url.as_deref().unwrap_or_default());
         }
@@ -113,7 +117,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::User(cmd) => cli::user::run(cmd, &config),
         Command::CheckConfig(args) => cli::check_config::run(args, &config),
         Command::Recipient(args) => cli::recipient::run(args, &config),
-        Command::Validate(_) | Command::Seal(_) | Command::Send(_) => {
+        Command::Validate(_) | Command::Seal(_) | Command::Send(_) | Command::Agent(_) => {
             unreachable!("handled above")
         }
     }

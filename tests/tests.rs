@@ -3,6 +3,7 @@
 mod admin_cli;
 mod agency_pipeline;
 mod agency_samples;
+mod agent;
 mod audit;
 mod check_codes;
 mod cli_inputs;

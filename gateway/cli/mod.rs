@@ -3,6 +3,7 @@
 //! 3 a schema that cannot be compiled.
 
 pub mod agency;
+pub mod agent;
 pub mod audit;
 pub mod check;
 pub mod check_config;

@@ -1,7 +1,6 @@
 //! `gateway recipient`: the age recipient agencies should seal to now.
 
 use anyhow::Context;
-use base64::Engine;
 
 use super::exit;
 use crate::config::Config;
@@ -27,7 +26,7 @@ pub struct Args {
 
 /// `gateway recipient --url`: fetches the recipient from a gateway (no local configuration).
 pub fn run_remote(args: &Args, url: &str) -> anyhow::Result<u8> {
-    let client = super::send::client(args.cacert.as_deref(), None, None)?;
+    let client = crate::agent::hub::client(args.cacert.as_deref(), None, None)?;
     let url = format!("{}/v1/recipient", url.trim_end_matches('/'));
     let resp = client.get(&url).send()?.error_for_status()?;
     let signature = resp
@@ -41,7 +40,7 @@ pub fn run_remote(args: &Args, url: &str) -> anyhow::Result<u8> {
             eprintln!("{url} sent an unsigned recipient document: not trusted");
             return Ok(exit::INVALID);
         };
-        if let Err(e) = verify(&body, &sig, cert) {
+        if let Err(e) = crate::agent::hub::verify_detached(&body, &sig, cert) {
             eprintln!("the recipient document from {url} does not verify: {e:#}");
             return Ok(exit::INVALID);
         }
@@ -52,30 +51,6 @@ pub fn run_remote(args: &Args, url: &str) -> anyhow::Result<u8> {
         anyhow::bail!("{url} did not return an age recipient: {:?}", doc.current);
     }
     print(&doc, args.json)
-}
-
-/// Checks the detached CMS signature `sig_b64` over `body` made by the certificate in `cert`.
-fn verify(body: &[u8], sig_b64: &str, cert: &std::path::Path) -> anyhow::Result<()> {
-    use openssl::cms::{CMSOptions, CmsContentInfo};
-    let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
-    let cert = openssl::x509::X509::from_pem(&pem).context("the signer certificate")?;
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(sig_b64)
-        .context("the signature header is not base64")?;
-    let mut cms = CmsContentInfo::from_der(&der).context("the signature is not CMS")?;
-    let mut certs = openssl::stack::Stack::new()?;
-    certs.push(cert)?;
-    // Only the given certificate may have signed (NOINTERN); it is trusted as given, so no
-    // chain is built.
-    cms.verify(
-        Some(&certs),
-        None,
-        Some(body),
-        None,
-        CMSOptions::BINARY | CMSOptions::NOINTERN | CMSOptions::NO_SIGNER_CERT_VERIFY,
-    )
-    .context("signature check failed")?;
-    Ok(())
 }
 
 fn print(doc: &RecipientDocument, json: bool) -> anyhow::Result<u8> {

@@ -1,12 +1,10 @@
 //! `gateway seal`: sign an XML document as CMS SignedData and encrypt it with age, as an
 //! agency would (the same result as `openssl cms -sign ... | age -r ...`).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use openssl::cms::{CMSOptions, CmsContentInfo};
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::PKey;
 use openssl::x509::X509;
 
 use super::exit;
@@ -71,7 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                 PathBuf::from(p)
             }
         };
-        seal_one(input, &out, &cert, &key, &recipients)?;
+        crate::agent::seal::seal_file(input, &out, &cert, &key, &recipients)?;
         if args.inputs.len() == 1 {
             eprintln!("sealed {} -> {}", input.display(), out.display());
         }
@@ -80,41 +78,4 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         eprintln!("sealed {} files", args.inputs.len());
     }
     Ok(exit::OK)
-}
-
-fn seal_one(
-    input: &Path,
-    out: &Path,
-    cert: &X509,
-    key: &PKey<Private>,
-    recipients: &[Box<dyn age::Recipient + Send>],
-) -> anyhow::Result<()> {
-    let data = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
-    let cms = CmsContentInfo::sign(Some(cert), Some(key), None, Some(&data), CMSOptions::BINARY)
-        .context("signing")?;
-    let der = cms.to_der().context("encoding the signature")?;
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let tmp = dir.join(format!(".seal-{}.tmp", uuid::Uuid::now_v7()));
-    let result = (|| -> anyhow::Result<()> {
-        let file = std::fs::File::create(&tmp)?;
-        let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as _))
-            .context("setting up encryption")?;
-        let mut w = encryptor.wrap_output(std::io::BufWriter::new(file))?;
-        w.write_all(&der)?;
-        let buf = w.finish()?;
-        let file = buf.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, out)?;
-        crate::fsio::sync_dir(&dir)?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("writing {}", out.display())));
-    }
-    Ok(())
 }

@@ -5,13 +5,13 @@
 //! is retried with exponential back-off (honouring `Retry-After`); a `4xx` rejection is final.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine;
 use serde_json::{Value, json};
 
 use super::exit;
+use crate::agent::hub::{Answer, Upload};
 
 /// Arguments of `gateway send`.
 #[derive(Debug, clap::Args)]
@@ -49,34 +49,6 @@ pub struct Args {
     pub files: Vec<PathBuf>,
 }
 
-/// Builds the HTTPS client shared by `send` and `recipient --url`.
-pub fn client(
-    cacert: Option<&Path>,
-    cert: Option<&Path>,
-    key: Option<&Path>,
-) -> anyhow::Result<reqwest::blocking::Client> {
-    let mut b = reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(3600))
-        .min_tls_version(reqwest::tls::Version::TLS_1_2);
-    if let Some(ca) = cacert {
-        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-        // A bundle: while the gateway's TLS certificate is being replaced, trust both.
-        for cert in reqwest::Certificate::from_pem_bundle(&pem).context("--cacert")? {
-            b = b.add_root_certificate(cert);
-        }
-        b = b.tls_built_in_root_certs(false);
-    }
-    if let (Some(cert), Some(key)) = (cert, key) {
-        let c = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
-        let k = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
-        b = b.identity(
-            reqwest::Identity::from_pkcs8_pem(&c, &k).context("--cert/--key (PKCS#8 PEM)")?,
-        );
-    }
-    b.build().context("building the HTTPS client")
-}
-
 enum Sent {
     Accepted { status: u16, receipt: Value },
     Rejected(Value),
@@ -87,7 +59,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     if args.token.is_none() && args.cert.is_none() {
         bail!("give --token (or GATEWAY_TOKEN) or --cert and --key");
     }
-    let client = client(
+    let client = crate::agent::hub::client(
         args.cacert.as_deref(),
         args.cert.as_deref(),
         args.key.as_deref(),
@@ -186,59 +158,28 @@ fn send_one(
     args: &Args,
     file: &Path,
 ) -> anyhow::Result<Sent> {
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 0;
-    loop {
-        let body =
-            std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
-        let mut req = client.post(url).body(body);
-        if let Some(t) = &args.token {
-            req = req.bearer_auth(t);
-        }
-        let transient = match req.send() {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
-                let signature = resp
-                    .headers()
-                    .get("gateway-receipt-signature")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let bytes = resp.bytes().unwrap_or_default();
-                if status == 200 || status == 201 {
-                    let receipt: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                    if args.save_receipts {
-                        save_receipt(file, &bytes, signature.as_deref())?;
-                    }
-                    return Ok(Sent::Accepted {
-                        status,
-                        receipt: json!({ "receipt": receipt }),
-                    });
-                }
-                let problem: Value = serde_json::from_slice(&bytes)
-                    .unwrap_or_else(|_| json!({"code": format!("http_{status}"), "detail": String::from_utf8_lossy(&bytes)}));
-                if matches!(status, 408 | 429) || status >= 500 {
-                    if let Some(s) = retry_after {
-                        delay = delay.max(Duration::from_secs(s.min(60)));
-                    }
-                    format!("HTTP {status} {}", problem["code"].as_str().unwrap_or(""))
-                } else {
-                    return Ok(Sent::Rejected(problem));
-                }
+    let up = Upload {
+        client,
+        url,
+        token: args.token.as_deref(),
+        retries: args.retries,
+    };
+    match crate::agent::hub::send(&up, file)? {
+        Answer::Accepted {
+            status,
+            receipt,
+            signature,
+        } => {
+            if args.save_receipts {
+                save_receipt(file, &receipt, signature.as_deref())?;
             }
-            Err(e) => format!("{e}"),
-        };
-        if attempt >= args.retries {
-            bail!("gave up after {} attempts: {transient}", attempt + 1);
+            let receipt: Value = serde_json::from_slice(&receipt).unwrap_or(Value::Null);
+            Ok(Sent::Accepted {
+                status,
+                receipt: json!({ "receipt": receipt }),
+            })
         }
-        attempt += 1;
-        tracing::info!(file = %file.display(), attempt, error = %transient, "retrying");
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_secs(60));
+        Answer::Refused(problem) => Ok(Sent::Rejected(problem)),
     }
 }
 

@@ -1,0 +1,219 @@
+//! `agent.toml`: the hub, the agency's credentials and signing key, and the jobs. Relative
+//! paths are relative to the file's folder; mistakes are reported by key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why `agent.toml` cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Not TOML, or a key that does not exist.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value that cannot be used.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key, e.g. `hub.url`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    hub: RawHub,
+    signing: RawSigning,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default, rename = "job")]
+    jobs: Vec<RawJob>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHub {
+    url: String,
+    ca: Option<String>,
+    receipt_certificate: String,
+    token_file: Option<String>,
+    token_env: Option<String>,
+    client_certificate: Option<String>,
+    client_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigning {
+    key: String,
+    certificate: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    name: String,
+    folder: String,
+    stable_secs: Option<u64>,
+}
+
+/// The hub and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    /// Base URL, e.g. `https://hub.example:8443`.
+    pub url: String,
+    /// CA certificates to trust for the hub's TLS certificate (default: the system's).
+    pub ca: Option<PathBuf>,
+    /// The hub's receipt certificate, pinned: receipts and the recipient document must be
+    /// signed by it.
+    pub receipt_certificate: PathBuf,
+    /// The bearer token, read from a file or the environment (never the file itself).
+    pub token: Option<String>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// One export folder to deliver from.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Name (in the journal and the logs).
+    pub name: String,
+    /// The folder the extract lands in; `sent/` and `failed/` are made inside it.
+    pub folder: PathBuf,
+    /// How long a file must stay unchanged before it is taken.
+    pub stable: std::time::Duration,
+}
+
+/// `agent.toml`, checked.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The hub.
+    pub hub: Hub,
+    /// The agency's signing key (PEM).
+    pub signing_key: PathBuf,
+    /// The agency's signing certificate (PEM).
+    pub signing_certificate: PathBuf,
+    /// The journal and sealed files in flight (default: `agent-state/` beside the file).
+    pub state: PathBuf,
+    /// The export folders.
+    pub jobs: Vec<Job>,
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> AgentConfigError {
+    AgentConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl AgentConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<AgentConfig, AgentConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| AgentConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let raw: Raw = toml::from_str(&text).map_err(|e| AgentConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let at = |p: &str| base.join(p);
+        let url = raw.hub.url.trim_end_matches('/').to_owned();
+        if !url.starts_with("https://") {
+            return Err(invalid(
+                "hub.url",
+                format!("{url:?} is not an https:// URL"),
+            ));
+        }
+        let token = token_of(&raw.hub, base)?;
+        let client_identity = match (&raw.hub.client_certificate, &raw.hub.client_key) {
+            (Some(c), Some(k)) => Some((at(c), at(k))),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "hub.client_certificate",
+                    "give client_certificate and client_key together",
+                ));
+            }
+        };
+        if token.is_none() && client_identity.is_none() {
+            return Err(invalid(
+                "hub.token_file",
+                "the agent needs a token (token_file or token_env) or a client certificate",
+            ));
+        }
+        let mut jobs = Vec::new();
+        for (i, j) in raw.jobs.into_iter().enumerate() {
+            if !crate::message::is_safe_name(&j.name) {
+                return Err(invalid(
+                    &format!("job[{i}].name"),
+                    format!("{:?}: 1-63 characters of a-z, 0-9 and '-'", j.name),
+                ));
+            }
+            jobs.push(Job {
+                name: j.name,
+                folder: at(&j.folder),
+                stable: std::time::Duration::from_secs(j.stable_secs.unwrap_or(2)),
+            });
+        }
+        if jobs.is_empty() {
+            return Err(invalid(
+                "job",
+                "no [[job]]: name at least one export folder",
+            ));
+        }
+        Ok(AgentConfig {
+            hub: Hub {
+                url,
+                ca: raw.hub.ca.as_deref().map(at),
+                receipt_certificate: at(&raw.hub.receipt_certificate),
+                token,
+                client_identity,
+            },
+            signing_key: at(&raw.signing.key),
+            signing_certificate: at(&raw.signing.certificate),
+            state: at(raw.state.as_deref().unwrap_or("agent-state")),
+            jobs,
+        })
+    }
+}
+
+/// The bearer token, from `token_file` (relative to `base`) or `token_env`.
+fn token_of(hub: &RawHub, base: &Path) -> Result<Option<String>, AgentConfigError> {
+    Ok(match (&hub.token_file, &hub.token_env) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "hub.token_file",
+                "give token_file or token_env, not both",
+            ));
+        }
+        (Some(f), None) => Some(
+            std::fs::read_to_string(base.join(f))
+                .map_err(|e| invalid("hub.token_file", format!("{f}: {e}")))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, Some(v)) => Some(
+            std::env::var(v)
+                .map_err(|_| invalid("hub.token_env", format!("the variable {v} is not set")))?,
+        ),
+        (None, None) => None,
+    })
+}

@@ -1,0 +1,185 @@
+//! The agent's journal (SQLite, `<state>/journal.sqlite`): every file it took, and where it
+//! is. A file is recorded `pending` before anything is sent, and `sent` or `failed` only once it
+//! has been moved to `sent/` or `failed/`; killed in between, the agent sends a pending file
+//! again, and the hub answers the resend with the original receipt.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Where a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Taken, not finished.
+    Pending,
+    /// Accepted by the hub; moved to `sent/` with its receipt.
+    Sent,
+    /// Refused by the hub (or unusable); moved to `failed/` with the problem.
+    Failed,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sent => "sent",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// One file.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Journal id (names the sealed file in flight).
+    pub id: i64,
+    /// The job.
+    pub job: String,
+    /// The file's name in the job's folder.
+    pub name: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last transient error.
+    pub last_error: Option<String>,
+}
+
+/// Counts by state, and the last error.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Status {
+    /// Files not finished.
+    pub pending: u64,
+    /// Files delivered.
+    pub sent: u64,
+    /// Files refused.
+    pub failed: u64,
+    /// The most recent error, if any.
+    pub last_error: Option<String>,
+}
+
+/// The journal.
+pub struct Journal {
+    conn: Connection,
+}
+
+impl Journal {
+    /// Opens (creating) the journal in `state`.
+    pub fn open(state: &Path) -> rusqlite::Result<Journal> {
+        let _ = crate::fsio::create_private_dir(state);
+        let conn = Connection::open(state.join("journal.sqlite"))?;
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        conn.pragma_update(None, "synchronous", "full")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS files (
+                id         INTEGER PRIMARY KEY,
+                job        TEXT NOT NULL,
+                name       TEXT NOT NULL,
+                state      TEXT NOT NULL,
+                attempts   INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT,
+                gateway_message_id TEXT,
+                updated    TEXT NOT NULL
+            );
+            CREATE UNIQUE INDEX IF NOT EXISTS files_pending ON files (job, name)
+                WHERE state = 'pending';",
+        )?;
+        Ok(Journal { conn })
+    }
+
+    fn now() -> String {
+        crate::message::timestamp::format(&crate::message::timestamp::now())
+    }
+
+    /// Records `name` of `job` as pending (once: a file already pending keeps its entry).
+    pub fn take(&self, job: &str, name: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO files (job, name, state, updated) VALUES (?1, ?2, 'pending', ?3)
+             ON CONFLICT DO NOTHING",
+            params![job, name, Journal::now()],
+        )?;
+        Ok(())
+    }
+
+    /// Every pending file, oldest first.
+    pub fn pending(&self) -> rusqlite::Result<Vec<Entry>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, job, name, attempts, last_error FROM files WHERE state = 'pending'
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Entry {
+                id: r.get(0)?,
+                job: r.get(1)?,
+                name: r.get(2)?,
+                attempts: r.get(3)?,
+                last_error: r.get(4)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Whether `name` of `job` is pending.
+    pub fn is_pending(&self, job: &str, name: &str) -> rusqlite::Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM files WHERE job = ?1 AND name = ?2 AND state = 'pending'",
+                params![job, name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// A transient failure of entry `id`.
+    pub fn retry_later(&self, id: i64, error: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE files SET attempts = attempts + 1, last_error = ?2, updated = ?3 WHERE id = ?1",
+            params![id, error, Journal::now()],
+        )?;
+        Ok(())
+    }
+
+    /// Entry `id` is finished: `state`, with the hub's id of the message if it has one.
+    pub fn finish(
+        &self,
+        id: i64,
+        state: State,
+        message_id: Option<&str>,
+        error: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE files SET state = ?2, gateway_message_id = ?3, last_error = COALESCE(?4, last_error),
+                 updated = ?5 WHERE id = ?1",
+            params![id, state.as_str(), message_id, error, Journal::now()],
+        )?;
+        Ok(())
+    }
+
+    /// Counts by state and the latest error.
+    pub fn status(&self) -> rusqlite::Result<Status> {
+        let mut s = Status::default();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, count(*) FROM files GROUP BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (state, n) = row?;
+            let n = u64::try_from(n).unwrap_or(0);
+            match state.as_str() {
+                "pending" => s.pending = n,
+                "sent" => s.sent = n,
+                _ => s.failed = n,
+            }
+        }
+        s.last_error = self
+            .conn
+            .query_row(
+                "SELECT last_error FROM files WHERE last_error IS NOT NULL
+                 ORDER BY updated DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(s)
+    }
+}

@@ -1,0 +1,312 @@
+//! `gateway agent`: the agency's side, unattended. It watches export folders, seals each
+//! complete file with the agency's key to the hub's current recipient (fetched from the hub and
+//! checked against the pinned receipt certificate), sends it with retries, checks the receipt's
+//! signature, and moves the file to `sent/` with its receipt or to `failed/` with the hub's
+//! problem and what to do. A journal makes it crash-safe: killed at any moment and restarted,
+//! it sends each file until the hub has it, and the hub's dedupe answers a resend with the
+//! original receipt, so nothing is delivered twice and nothing is skipped.
+
+pub mod config;
+pub mod hub;
+pub mod journal;
+pub mod seal;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use serde_json::json;
+
+use config::{AgentConfig, Job};
+use hub::{Answer, Upload};
+use journal::{Journal, State};
+
+/// Names a file in an export folder must not have to be taken: hidden files, and the
+/// temporary names exporters write under before renaming.
+fn is_candidate(name: &str) -> bool {
+    !(name.starts_with('.')
+        || name.ends_with(".tmp")
+        || name.ends_with(".part")
+        || name.ends_with('~')
+        || name.ends_with(".receipt.json")
+        || name.ends_with(".receipt.p7s"))
+}
+
+/// The complete files of `job`'s folder: regular, not temporary, unchanged for `job.stable`.
+fn complete_files(job: &Job) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(&job.folder) else {
+        return Vec::new();
+    };
+    let now = SystemTime::now();
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let modified = e.metadata().ok()?.modified().ok()?;
+            let quiet = now.duration_since(modified).unwrap_or_default() >= job.stable;
+            (is_candidate(&name) && quiet).then_some(name)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A running agent.
+pub struct Agent {
+    config: AgentConfig,
+    journal: Journal,
+    client: reqwest::blocking::Client,
+    key: openssl::pkey::PKey<openssl::pkey::Private>,
+    cert: openssl::x509::X509,
+    recipient: Option<String>,
+}
+
+/// Moves `from` into `dir` (made if missing) under its own name, or with `-N` before the
+/// extension when that name is taken; the new path.
+fn move_into(from: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    crate::fsio::create_private_dir(dir)?;
+    let name = from
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut to = dir.join(&name);
+    let mut n = 1;
+    while to.exists() {
+        to = dir.join(format!("{name}-{n}"));
+        n += 1;
+    }
+    crate::fsio::rename_durable(from, &to)?;
+    Ok(to)
+}
+
+/// Writes `bytes` beside `file` as `<file><suffix>`, durably.
+fn write_beside(file: &Path, suffix: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let name = format!(
+        "{}{suffix}",
+        file.file_name().unwrap_or_default().to_string_lossy()
+    );
+    crate::fsio::write_atomic(dir, &name, bytes).map(|_| ())
+}
+
+impl Agent {
+    /// Loads the keys and opens the journal.
+    pub fn new(config: AgentConfig) -> anyhow::Result<Agent> {
+        let journal = Journal::open(&config.state)
+            .with_context(|| format!("opening the journal in {}", config.state.display()))?;
+        let (cert_file, key_file) = match &config.hub.client_identity {
+            Some((c, k)) => (Some(c.as_path()), Some(k.as_path())),
+            None => (None, None),
+        };
+        let client = hub::client(config.hub.ca.as_deref(), cert_file, key_file)?;
+        let key = std::fs::read(&config.signing_key)
+            .with_context(|| format!("reading {}", config.signing_key.display()))?;
+        let key = openssl::pkey::PKey::private_key_from_pem(&key).with_context(|| {
+            format!("{} is not a PEM private key", config.signing_key.display())
+        })?;
+        let cert = std::fs::read(&config.signing_certificate)
+            .with_context(|| format!("reading {}", config.signing_certificate.display()))?;
+        let cert = openssl::x509::X509::from_pem(&cert).with_context(|| {
+            format!(
+                "{} is not a PEM certificate",
+                config.signing_certificate.display()
+            )
+        })?;
+        Ok(Agent {
+            config,
+            journal,
+            client,
+            key,
+            cert,
+            recipient: None,
+        })
+    }
+
+    /// The journal's counts.
+    pub fn status(&self) -> anyhow::Result<journal::Status> {
+        Ok(self.journal.status()?)
+    }
+
+    /// One round: takes the complete files of every job, then works through every pending
+    /// file. Returns how many files were finished (sent or failed).
+    pub fn round(&mut self) -> anyhow::Result<usize> {
+        for job in &self.config.jobs {
+            for name in complete_files(job) {
+                if !self.journal.is_pending(&job.name, &name)? {
+                    self.journal.take(&job.name, &name)?;
+                }
+            }
+        }
+        let mut finished = 0;
+        for entry in self.journal.pending()? {
+            match self.deliver(&entry) {
+                Ok(true) => finished += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(job = %entry.job, file = %entry.name, error = %format!("{e:#}"), "not delivered yet; trying again next round");
+                    self.journal.retry_later(entry.id, &format!("{e:#}"))?;
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    fn job(&self, name: &str) -> Option<&Job> {
+        self.config.jobs.iter().find(|j| j.name == name)
+    }
+
+    /// The hub's recipient, fetched (and checked) once, again after `no_matching_key`.
+    fn recipient(&mut self, fresh: bool) -> anyhow::Result<String> {
+        if fresh || self.recipient.is_none() {
+            let r = hub::recipient(
+                &self.client,
+                &self.config.hub.url,
+                &self.config.hub.receipt_certificate,
+            )?;
+            self.recipient = Some(r);
+        }
+        self.recipient.clone().context("no recipient")
+    }
+
+    /// Seals and sends one pending file; true when it is finished.
+    fn deliver(&mut self, entry: &journal::Entry) -> anyhow::Result<bool> {
+        let Some(job) = self.job(&entry.job).cloned() else {
+            return Ok(false);
+        };
+        let source = job.folder.join(&entry.name);
+        if !source.exists() {
+            // Moved already: the agent stopped between the move and the journal.
+            let state = if job.folder.join("sent").join(&entry.name).exists() {
+                State::Sent
+            } else {
+                State::Failed
+            };
+            self.journal.finish(entry.id, state, None, None)?;
+            return Ok(true);
+        }
+        let mut answer = self.seal_and_send(entry, &source, false)?;
+        if matches!(&answer, Answer::Refused(p) if p["code"] == "no_matching_key") {
+            // The hub rotated its key since the recipient was fetched: fetch it and reseal once.
+            answer = self.seal_and_send(entry, &source, true)?;
+        }
+        match answer {
+            Answer::Accepted {
+                receipt, signature, ..
+            } => self.sent(entry, &job, &source, &receipt, signature.as_deref()),
+            Answer::Refused(problem) => self.failed(entry, &job, &source, &problem),
+        }
+    }
+
+    fn seal_and_send(
+        &mut self,
+        entry: &journal::Entry,
+        source: &Path,
+        fresh_recipient: bool,
+    ) -> anyhow::Result<Answer> {
+        let recipient: age::x25519::Recipient = self
+            .recipient(fresh_recipient)?
+            .parse()
+            .map_err(|e| anyhow::anyhow!("the hub's recipient: {e}"))?;
+        let sealed = self
+            .config
+            .state
+            .join(format!("outgoing-{}.sealed", entry.id));
+        let recipients: Vec<Box<dyn age::Recipient + Send>> = vec![Box::new(recipient)];
+        seal::seal_file(source, &sealed, &self.cert, &self.key, &recipients)?;
+        let url = format!("{}/v1/messages", self.config.hub.url);
+        let up = Upload {
+            client: &self.client,
+            url: &url,
+            token: self.config.hub.token.as_deref(),
+            retries: 3,
+        };
+        let answer = hub::send(&up, &sealed);
+        let _ = std::fs::remove_file(&sealed);
+        answer
+    }
+
+    fn sent(
+        &self,
+        entry: &journal::Entry,
+        job: &Job,
+        source: &Path,
+        receipt: &[u8],
+        signature: Option<&str>,
+    ) -> anyhow::Result<bool> {
+        let signature = signature.context("the hub's receipt is not signed: not trusted")?;
+        hub::verify_detached(receipt, signature, &self.config.hub.receipt_certificate)
+            .context("the hub's receipt does not verify against the pinned receipt certificate")?;
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, signature)?;
+        let moved = move_into(source, &job.folder.join("sent"))?;
+        write_beside(&moved, ".receipt.json", receipt)?;
+        write_beside(&moved, ".receipt.p7s", &der)?;
+        let id = serde_json::from_slice::<serde_json::Value>(receipt)
+            .ok()
+            .and_then(|r| r["gateway_message_id"].as_str().map(str::to_owned));
+        self.journal
+            .finish(entry.id, State::Sent, id.as_deref(), None)?;
+        tracing::info!(job = %job.name, file = %entry.name, message = ?id, "delivered");
+        Ok(true)
+    }
+
+    fn failed(
+        &self,
+        entry: &journal::Entry,
+        job: &Job,
+        source: &Path,
+        problem: &serde_json::Value,
+    ) -> anyhow::Result<bool> {
+        let moved = move_into(source, &job.folder.join("failed"))?;
+        write_beside(&moved, ".problem.json", problem.to_string().as_bytes())?;
+        let mut text = format!(
+            "{}: {}\n",
+            problem["code"].as_str().unwrap_or("refused"),
+            problem["detail"].as_str().unwrap_or("")
+        );
+        for v in problem["violations"].as_array().into_iter().flatten() {
+            text.push_str(&format!(
+                "  {}:{} {}: {}\n",
+                v["line"],
+                v["column"],
+                v["path"].as_str().unwrap_or(""),
+                v["message"].as_str().unwrap_or("")
+            ));
+        }
+        if let Some(a) = problem["action"].as_str() {
+            text.push_str(&format!("What to do: {a}\n"));
+        }
+        write_beside(&moved, ".error.txt", text.as_bytes())?;
+        let code = problem["code"].as_str().unwrap_or("refused");
+        self.journal.finish(
+            entry.id,
+            State::Failed,
+            problem["gateway_message_id"].as_str(),
+            Some(code),
+        )?;
+        tracing::warn!(job = %job.name, file = %entry.name, code, "refused by the hub");
+        Ok(true)
+    }
+
+    /// Runs rounds every `every` until `stop` is set.
+    pub fn run(
+        &mut self,
+        every: Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> anyhow::Result<()> {
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = self.round() {
+                tracing::error!(error = %format!("{e:#}"), "agent round failed");
+            }
+            std::thread::sleep(every);
+        }
+        Ok(())
+    }
+
+    /// What `gateway agent status` prints.
+    pub fn status_json(&self) -> anyhow::Result<serde_json::Value> {
+        let s = self.status()?;
+        Ok(json!(s))
+    }
+}

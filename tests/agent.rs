@@ -1,0 +1,171 @@
+//! `gateway agent` against a real `gateway serve`: an export folder delivered, receipts kept
+//! and checked, refusals explained, a resend answered with the original receipt.
+
+use crate::support::{Home, sample, tool};
+
+struct Agency {
+    dir: tempfile::TempDir,
+}
+
+impl Agency {
+    /// An agency's machine: `agent.toml`, a token file and an empty export folder.
+    fn new(home: &Home, server: &crate::support::Server) -> Agency {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("exports")).unwrap();
+        std::fs::write(dir.path().join("token"), home.token("police")).unwrap();
+        let (key, cert) = home.signer("police");
+        let toml = format!(
+            "[hub]\nurl = {:?}\nca = {:?}\nreceipt_certificate = {:?}\ntoken_file = \"token\"\n\
+             [signing]\nkey = {:?}\ncertificate = {:?}\n\
+             [[job]]\nname = \"nightly\"\nfolder = \"exports\"\nstable_secs = 0\n",
+            server.url(""),
+            home.tls_cert(),
+            home.path().join("keys/receipt/receipt.crt"),
+            key,
+            cert,
+        );
+        std::fs::write(dir.path().join("agent.toml"), toml).unwrap();
+        Agency { dir }
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn agent(&self, home: &Home, args: &[&str]) -> std::process::Output {
+        let config = self.path("agent.toml");
+        let mut all = vec!["agent"];
+        all.extend_from_slice(args);
+        all.extend(["--agent-config", config.to_str().unwrap()]);
+        home.gateway(&all)
+    }
+}
+
+#[test]
+fn the_agent_delivers_an_export_folder_keeps_checked_receipts_and_explains_refusals() {
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let agency = Agency::new(&home, &server);
+    let exports = agency.path("exports");
+    for name in ["valid-single-incident.xml", "invalid-unknown-role.xml"] {
+        std::fs::copy(sample("police", name), exports.join(name)).unwrap();
+    }
+    std::fs::write(exports.join("half-written.xml.part"), "<Incident").unwrap();
+
+    let out = agency.agent(&home, &["run", "--once"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 sent, 1 failed, 0 pending"), "{stdout}");
+    assert_eq!(home.queued(), 1);
+
+    // Sent, with the receipt beside it, which stock openssl verifies.
+    let sent = exports.join("sent/valid-single-incident.xml");
+    assert!(sent.exists());
+    let json = exports.join("sent/valid-single-incident.xml.receipt.json");
+    let p7s = exports.join("sent/valid-single-incident.xml.receipt.p7s");
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(receipt["agency"], "police");
+    let ca = home.path().join("keys/receipt/receipt.crt");
+    tool(
+        "openssl",
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p7s.to_str().unwrap(),
+            "-content",
+            json.to_str().unwrap(),
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+    );
+
+    // Refused, with the problem and what to do.
+    let failed = exports.join("failed/invalid-unknown-role.xml");
+    assert!(failed.exists());
+    let problem: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(exports.join("failed/invalid-unknown-role.xml.problem.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(problem["code"], "schema_invalid");
+    let text =
+        std::fs::read_to_string(exports.join("failed/invalid-unknown-role.xml.error.txt")).unwrap();
+    assert!(
+        text.contains("bystander") && text.contains("What to do"),
+        "{text}"
+    );
+    assert!(
+        exports.join("half-written.xml.part").exists(),
+        "temporary names are left alone"
+    );
+
+    // The same extract again: the hub answers with the original receipt, nothing is queued twice.
+    std::fs::copy(
+        sample("police", "valid-single-incident.xml"),
+        exports.join("valid-single-incident.xml"),
+    )
+    .unwrap();
+    let out = agency.agent(&home, &["run", "--once"]);
+    assert!(out.status.success());
+    assert_eq!(
+        home.queued(),
+        1,
+        "delivered once as far as the hub is concerned"
+    );
+    let again: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(exports.join("sent/valid-single-incident.xml-1.receipt.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again["gateway_message_id"], receipt["gateway_message_id"]);
+
+    let status = agency.agent(&home, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        (
+            status["sent"].as_u64(),
+            status["failed"].as_u64(),
+            status["pending"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0))
+    );
+}
+
+#[test]
+fn a_hub_that_cannot_be_reached_leaves_the_file_pending_with_the_reason() {
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let agency = Agency::new(&home, &server);
+    // Point the agent at a port nobody listens on.
+    let toml = std::fs::read_to_string(agency.path("agent.toml")).unwrap();
+    let dead = toml.replace(&server.url(""), "https://127.0.0.1:9");
+    std::fs::write(agency.path("agent.toml"), dead).unwrap();
+    std::fs::copy(
+        sample("police", "valid-single-incident.xml"),
+        agency.path("exports/x.xml"),
+    )
+    .unwrap();
+    let out = agency.agent(&home, &["run", "--once"]);
+    assert_eq!(out.status.code(), Some(1), "something is left pending");
+    assert!(
+        agency.path("exports/x.xml").exists(),
+        "the file stays where it was"
+    );
+    let status = agency.agent(&home, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("pending 1") && text.contains("last error"),
+        "{text}"
+    );
+}
