@@ -169,3 +169,122 @@ fn a_hub_that_cannot_be_reached_leaves_the_file_pending_with_the_reason() {
         "{text}"
     );
 }
+
+#[test]
+fn an_agent_killed_at_any_moment_delivers_every_file_exactly_once() {
+    use assert_cmd::cargo::CommandCargoExt;
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let agency = Agency::new(&home, &server);
+    let xml = std::fs::read_to_string(sample("police", "valid-single-incident.xml")).unwrap();
+    let files = 40;
+    for i in 0..files {
+        let id = uuid::Uuid::now_v7().to_string();
+        let doc = xml.replace("3f6c2a1e-8b4d-4c2f-9a7e-1a2b3c4d0016", &id);
+        std::fs::write(agency.path(&format!("exports/m{i:02}.xml")), doc).unwrap();
+    }
+    let config = agency.path("agent.toml");
+    // A small deterministic generator: the kills land at different moments each round.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut kills = 0;
+    for _ in 0..30 {
+        let left = std::fs::read_dir(agency.path("exports"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "xml"))
+            .count();
+        if left == 0 {
+            break;
+        }
+        let mut child = std::process::Command::cargo_bin("gateway")
+            .unwrap()
+            .args(["agent", "run", "--every-secs", "1", "--agent-config"])
+            .arg(&config)
+            .env("GATEWAY_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(std::time::Duration::from_millis(20 + (seed >> 33) % 150));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    // Whatever the kills left pending is finished by a last, calm run.
+    let out = agency.agent(&home, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(kills >= 2, "the agent was killed {kills} time(s)");
+    eprintln!("agent crash test: {files} files, the agent killed {kills} times");
+
+    let sent = agency.path("exports/sent");
+    let delivered: Vec<String> = std::fs::read_dir(&sent)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".xml"))
+        .collect();
+    assert_eq!(
+        delivered.len(),
+        files,
+        "every file filed once: {delivered:?}"
+    );
+    let mut ids = std::collections::BTreeSet::new();
+    for name in &delivered {
+        let receipt = sent.join(format!("{name}.receipt.json"));
+        let r: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(&receipt).unwrap_or_else(|_| panic!("no receipt beside {name}")),
+        )
+        .unwrap();
+        ids.insert(r["gateway_message_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), files, "one message per file");
+    assert_eq!(home.queued(), files, "the hub queued each file once");
+}
+
+#[test]
+fn after_the_hub_rotates_its_key_the_agent_fetches_the_new_recipient_and_reseals() {
+    use assert_cmd::cargo::CommandCargoExt;
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let agency = Agency::new(&home, &server);
+    let mut agent = std::process::Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["agent", "run", "--every-secs", "1", "--agent-config"])
+        .arg(agency.path("agent.toml"))
+        .env("GATEWAY_LOG", "error")
+        .spawn()
+        .unwrap();
+    let sent = |name: &str| agency.path(&format!("exports/sent/{name}"));
+    let wait = |name: &str| {
+        crate::support::wait_for(name, std::time::Duration::from_secs(20), || {
+            sent(name).exists()
+        })
+    };
+    std::fs::copy(
+        sample("police", "valid-single-incident.xml"),
+        agency.path("exports/first.xml"),
+    )
+    .unwrap();
+    wait("first.xml");
+    // The hub rotates and retires the key the agent sealed the first file to.
+    let out = home.gateway(&["keys", "rotate", "--json"]);
+    let rotation: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let old = rotation["previous"]["id"].as_str().unwrap();
+    assert!(home.gateway(&["keys", "retire", old]).status.success());
+    std::fs::copy(
+        sample("police", "valid-weekly-batch.xml"),
+        agency.path("exports/second.xml"),
+    )
+    .unwrap();
+    wait("second.xml");
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    assert_eq!(home.queued(), 2);
+}

@@ -62,22 +62,15 @@ pub struct Agent {
     recipient: Option<String>,
 }
 
-/// Moves `from` into `dir` (made if missing) under its own name, or with `-N` before the
-/// extension when that name is taken; the new path.
-fn move_into(from: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+/// Where `name` goes in `dir` (made if missing): `dir/name`, or `dir/name-N` when taken.
+fn free_name(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
     crate::fsio::create_private_dir(dir)?;
-    let name = from
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let mut to = dir.join(&name);
+    let mut to = dir.join(name);
     let mut n = 1;
     while to.exists() {
         to = dir.join(format!("{name}-{n}"));
         n += 1;
     }
-    crate::fsio::rename_durable(from, &to)?;
     Ok(to)
 }
 
@@ -89,6 +82,23 @@ fn write_beside(file: &Path, suffix: &str, bytes: &[u8]) -> std::io::Result<()> 
         file.file_name().unwrap_or_default().to_string_lossy()
     );
     crate::fsio::write_atomic(dir, &name, bytes).map(|_| ())
+}
+
+/// Files `source` in `dir` with what goes beside it: those first, the file last, so a file
+/// is never in `sent/` or `failed/` without them (killed in between, the next run files it
+/// again under the same name, since that name is still free).
+fn file_away(source: &Path, dir: &Path, beside: &[(&str, &[u8])]) -> std::io::Result<PathBuf> {
+    let name = source
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let to = free_name(dir, &name)?;
+    for (suffix, bytes) in beside {
+        write_beside(&to, suffix, bytes)?;
+    }
+    crate::fsio::rename_durable(source, &to)?;
+    Ok(to)
 }
 
 impl Agent {
@@ -177,13 +187,20 @@ impl Agent {
         };
         let source = job.folder.join(&entry.name);
         if !source.exists() {
-            // Moved already: the agent stopped between the move and the journal.
-            let state = if job.folder.join("sent").join(&entry.name).exists() {
-                State::Sent
+            // Filed already (the agent stopped between the move and the journal), or taken
+            // away by someone else.
+            let filed = |sub: &str| job.folder.join(sub).join(&entry.name).exists();
+            let (state, why) = if filed("sent") {
+                (State::Sent, None)
+            } else if filed("failed") {
+                (State::Failed, None)
             } else {
-                State::Failed
+                (
+                    State::Failed,
+                    Some("the file was removed from the folder before it was delivered"),
+                )
             };
-            self.journal.finish(entry.id, state, None, None)?;
+            self.journal.finish(entry.id, state, None, why)?;
             return Ok(true);
         }
         let mut answer = self.seal_and_send(entry, &source, false)?;
@@ -239,9 +256,11 @@ impl Agent {
         hub::verify_detached(receipt, signature, &self.config.hub.receipt_certificate)
             .context("the hub's receipt does not verify against the pinned receipt certificate")?;
         let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, signature)?;
-        let moved = move_into(source, &job.folder.join("sent"))?;
-        write_beside(&moved, ".receipt.json", receipt)?;
-        write_beside(&moved, ".receipt.p7s", &der)?;
+        file_away(
+            source,
+            &job.folder.join("sent"),
+            &[(".receipt.json", receipt), (".receipt.p7s", &der)],
+        )?;
         let id = serde_json::from_slice::<serde_json::Value>(receipt)
             .ok()
             .and_then(|r| r["gateway_message_id"].as_str().map(str::to_owned));
@@ -258,8 +277,6 @@ impl Agent {
         source: &Path,
         problem: &serde_json::Value,
     ) -> anyhow::Result<bool> {
-        let moved = move_into(source, &job.folder.join("failed"))?;
-        write_beside(&moved, ".problem.json", problem.to_string().as_bytes())?;
         let mut text = format!(
             "{}: {}\n",
             problem["code"].as_str().unwrap_or("refused"),
@@ -277,7 +294,15 @@ impl Agent {
         if let Some(a) = problem["action"].as_str() {
             text.push_str(&format!("What to do: {a}\n"));
         }
-        write_beside(&moved, ".error.txt", text.as_bytes())?;
+        let json = problem.to_string();
+        file_away(
+            source,
+            &job.folder.join("failed"),
+            &[
+                (".problem.json", json.as_bytes()),
+                (".error.txt", text.as_bytes()),
+            ],
+        )?;
         let code = problem["code"].as_str().unwrap_or("refused");
         self.journal.finish(
             entry.id,
