@@ -288,3 +288,79 @@ fn after_the_hub_rotates_its_key_the_agent_fetches_the_new_recipient_and_reseals
     agent.wait().unwrap();
     assert_eq!(home.queued(), 2);
 }
+
+#[test]
+fn a_scheduled_extract_runs_without_a_shell_and_its_output_is_delivered() {
+    use assert_cmd::cargo::CommandCargoExt;
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let agency = Agency::new(&home, &server);
+    let sample_file = sample("police", "valid-single-incident.xml");
+    let toml = std::fs::read_to_string(agency.path("agent.toml")).unwrap();
+    // Every two seconds: copy the extract in (the agent runs `cp`, no shell), and a job whose
+    // command fails.
+    let toml = format!(
+        "{toml}schedule = \"*/2 * * * * *\"\ncommand = [\"cp\", {:?}, \"{{folder}}/extract.xml\"]\n\
+         [[job]]\nname = \"broken\"\nfolder = \"broken\"\nschedule = \"*/2 * * * * *\"\ncommand = [\"false\"]\n",
+        sample_file
+    );
+    std::fs::create_dir(agency.path("broken")).unwrap();
+    std::fs::write(agency.path("agent.toml"), toml).unwrap();
+    let mut agent = std::process::Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["agent", "run", "--every-secs", "1", "--agent-config"])
+        .arg(agency.path("agent.toml"))
+        .env("GATEWAY_LOG", "error")
+        .spawn()
+        .unwrap();
+    crate::support::wait_for(
+        "the extract delivered",
+        std::time::Duration::from_secs(30),
+        || {
+            agency
+                .path("exports/sent/extract.xml.receipt.json")
+                .exists()
+        },
+    );
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    assert_eq!(home.queued(), 1);
+    let status = agency.agent(&home, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("extract of broken: false exited with"),
+        "{text}"
+    );
+}
+
+#[test]
+fn agent_configuration_mistakes_are_named_by_key() {
+    let home = Home::new("");
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[hub]\nurl = \"http://x\"\nreceipt_certificate = \"r\"\ntoken_env = \"HOME\"\n[signing]\nkey = \"k\"\ncertificate = \"c\"\n[[job]]\nname = \"a\"\nfolder = \"f\"\n",
+            "hub.url",
+        ),
+        (
+            "[hub]\nurl = \"https://x\"\nreceipt_certificate = \"r\"\n[signing]\nkey = \"k\"\ncertificate = \"c\"\n[[job]]\nname = \"a\"\nfolder = \"f\"\n",
+            "needs a token",
+        ),
+        (
+            "[hub]\nurl = \"https://x\"\nreceipt_certificate = \"r\"\ntoken_env = \"HOME\"\n[signing]\nkey = \"k\"\ncertificate = \"c\"\n[[job]]\nname = \"a\"\nfolder = \"f\"\nschedule = \"every day\"\ncommand = [\"x\"]\n",
+            "job[0].schedule",
+        ),
+        (
+            "[hub]\nurl = \"https://x\"\nreceipt_certificate = \"r\"\ntoken_env = \"HOME\"\nsurprise = 1\n",
+            "unknown field",
+        ),
+    ];
+    for (toml, needle) in cases {
+        let file = dir.path().join("agent.toml");
+        std::fs::write(&file, toml).unwrap();
+        let out = home.gateway(&["agent", "status", "--agent-config", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(needle), "{needle} in {err}");
+    }
+}

@@ -71,6 +71,8 @@ struct RawJob {
     name: String,
     folder: String,
     stable_secs: Option<u64>,
+    schedule: Option<String>,
+    command: Option<Vec<String>>,
 }
 
 /// The hub and how to reach it.
@@ -98,6 +100,10 @@ pub struct Job {
     pub folder: PathBuf,
     /// How long a file must stay unchanged before it is taken.
     pub stable: std::time::Duration,
+    /// An extract command to run on a schedule (cron syntax, local time), writing into the
+    /// folder: the program and its arguments, `{folder}` standing for the folder. Run without
+    /// a shell.
+    pub extract: Option<(croner::Cron, Vec<String>)>,
 }
 
 /// `agent.toml`, checked.
@@ -167,10 +173,12 @@ impl AgentConfig {
                     format!("{:?}: 1-63 characters of a-z, 0-9 and '-'", j.name),
                 ));
             }
+            let extract = extract_of(i, j.schedule.as_deref(), j.command)?;
             jobs.push(Job {
                 name: j.name,
                 folder: at(&j.folder),
                 stable: std::time::Duration::from_secs(j.stable_secs.unwrap_or(2)),
+                extract,
             });
         }
         if jobs.is_empty() {
@@ -216,4 +224,35 @@ fn token_of(hub: &RawHub, base: &Path) -> Result<Option<String>, AgentConfigErro
         ),
         (None, None) => None,
     })
+}
+
+/// A job's schedule and command, both or neither.
+fn extract_of(
+    i: usize,
+    schedule: Option<&str>,
+    command: Option<Vec<String>>,
+) -> Result<Option<(croner::Cron, Vec<String>)>, AgentConfigError> {
+    use std::str::FromStr;
+    match (schedule, command) {
+        (None, None) => Ok(None),
+        (Some(s), Some(c)) => {
+            let cron = croner::Cron::from_str(s).map_err(|e| {
+                invalid(
+                    &format!("job[{i}].schedule"),
+                    format!("{s:?} is not a cron schedule such as \"0 2 * * *\": {e}"),
+                )
+            })?;
+            if c.is_empty() || c[0].trim().is_empty() {
+                return Err(invalid(
+                    &format!("job[{i}].command"),
+                    "name the program, then its arguments",
+                ));
+            }
+            Ok(Some((cron, c)))
+        }
+        _ => Err(invalid(
+            &format!("job[{i}].schedule"),
+            "a scheduled extract needs both schedule and command",
+        )),
+    }
 }

@@ -80,7 +80,12 @@ impl Journal {
                 updated    TEXT NOT NULL
             );
             CREATE UNIQUE INDEX IF NOT EXISTS files_pending ON files (job, name)
-                WHERE state = 'pending';",
+                WHERE state = 'pending';
+            CREATE TABLE IF NOT EXISTS runs (
+                job   TEXT PRIMARY KEY,
+                last  TEXT NOT NULL,
+                error TEXT
+            );",
         )?;
         Ok(Journal { conn })
     }
@@ -155,6 +160,24 @@ impl Journal {
         Ok(())
     }
 
+    /// When the extract of `job` last started (RFC 3339), if ever.
+    pub fn last_run(&self, job: &str) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row("SELECT last FROM runs WHERE job = ?1", [job], |r| r.get(0))
+            .optional()
+    }
+
+    /// Records that the extract of `job` started at `at` (before it runs: a crash during an
+    /// extract does not run it again before its next time).
+    pub fn ran(&self, job: &str, at: &str, error: Option<&str>) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO runs (job, last, error) VALUES (?1, ?2, ?3)
+             ON CONFLICT (job) DO UPDATE SET last = ?2, error = ?3",
+            params![job, at, error],
+        )?;
+        Ok(())
+    }
+
     /// Counts by state and the latest error.
     pub fn status(&self) -> rusqlite::Result<Status> {
         let mut s = Status::default();
@@ -180,6 +203,17 @@ impl Journal {
                 |r| r.get(0),
             )
             .optional()?;
+        let extract: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT job, error FROM runs WHERE error IS NOT NULL ORDER BY last DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((job, e)) = extract {
+            s.last_error = Some(format!("extract of {job}: {e}"));
+        }
         Ok(s)
     }
 }

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod hub;
 pub mod journal;
+mod schedule;
 pub mod seal;
 
 use std::path::{Path, PathBuf};
@@ -142,6 +143,9 @@ impl Agent {
     /// One round: takes the complete files of every job, then works through every pending
     /// file. Returns how many files were finished (sent or failed).
     pub fn round(&mut self) -> anyhow::Result<usize> {
+        for job in &self.config.jobs {
+            schedule::run_if_due(&self.journal, job)?;
+        }
         for job in &self.config.jobs {
             for name in complete_files(job) {
                 if !self.journal.is_pending(&job.name, &name)? {
