@@ -100,6 +100,18 @@ fn the_agent_delivers_an_export_folder_keeps_checked_receipts_and_explains_refus
     )
     .unwrap();
     assert_eq!(problem["code"], "schema_invalid");
+    // Caught at the source, with the hub's published schemas: the hub never saw it.
+    assert!(
+        problem["found_by"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the agent"),
+        "{problem}"
+    );
+    let quarantined = std::fs::read_dir(home.path().join("state/quarantine/police"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(quarantined, 0, "nothing refused reached the hub");
     let text =
         std::fs::read_to_string(exports.join("failed/invalid-unknown-role.xml.error.txt")).unwrap();
     assert!(
@@ -363,4 +375,75 @@ fn agent_configuration_mistakes_are_named_by_key() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(needle), "{needle} in {err}");
     }
+}
+
+#[test]
+fn the_hub_publishes_each_agency_its_schemas_signed_with_a_version() {
+    let home = Home::with_server_config("");
+    let token = home.token("police");
+    let server = home.serve();
+    let auth = format!("Authorization: Bearer {token}");
+    let got = crate::support::curl(&home, &["-H", &auth, &server.url("/v1/schemas")]);
+    assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body));
+    let bundle = got.json();
+    assert_eq!(bundle["agency"], "police");
+    assert_eq!(bundle["version"].as_str().unwrap().len(), 64);
+    let catalog = bundle["catalog"].as_str().unwrap();
+    assert!(catalog.contains("police-IncidentBatch-1"), "{catalog}");
+    assert!(
+        !catalog.contains("housing"),
+        "only the agency's own entries: {catalog}"
+    );
+    let files = bundle["files"].as_object().unwrap();
+    assert!(
+        files.keys().any(|k| k.starts_with("police/")),
+        "{:?}",
+        files.keys()
+    );
+    assert!(
+        files.keys().any(|k| k.starts_with("common/")),
+        "imports come too: {:?}",
+        files.keys()
+    );
+    // Signed by the receipt key, over the exact body.
+    let dir = tempfile::tempdir().unwrap();
+    let (body, sig) = (dir.path().join("b.json"), dir.path().join("s.p7s"));
+    std::fs::write(&body, &got.body).unwrap();
+    let der = base64_decode(&got.header("gateway-signature").unwrap());
+    std::fs::write(&sig, der).unwrap();
+    let ca = home.path().join("keys/receipt/receipt.crt");
+    tool(
+        "openssl",
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            sig.to_str().unwrap(),
+            "-content",
+            body.to_str().unwrap(),
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+    );
+    // The same schemas, the same version; no token, no schemas.
+    let again = crate::support::curl(&home, &["-H", &auth, &server.url("/v1/schemas")]).json();
+    assert_eq!(again["version"], bundle["version"]);
+    assert_eq!(
+        crate::support::curl(&home, &[&server.url("/v1/schemas")]).status,
+        401
+    );
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .unwrap()
 }

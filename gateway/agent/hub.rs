@@ -184,3 +184,29 @@ pub fn send(up: &Upload<'_>, file: &Path) -> anyhow::Result<Answer> {
         delay = (delay * 2).min(Duration::from_secs(300));
     }
 }
+
+/// The schema bundle the hub publishes to this agency (`GET /v1/schemas`), its signature
+/// checked against the pinned receipt certificate.
+pub fn schemas(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    token: Option<&str>,
+    receipt_cert: &Path,
+) -> anyhow::Result<Value> {
+    let url = format!("{base}/v1/schemas");
+    let mut req = client.get(&url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send()?.error_for_status()?;
+    let sig = resp
+        .headers()
+        .get("gateway-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .with_context(|| format!("{url} sent an unsigned schema bundle: not trusted"))?;
+    let body = resp.bytes()?;
+    verify_detached(&body, &sig, receipt_cert)
+        .with_context(|| format!("the schema bundle from {url} does not verify"))?;
+    serde_json::from_slice(&body).context("not a schema bundle")
+}

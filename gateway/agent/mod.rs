@@ -10,6 +10,7 @@ pub mod config;
 pub mod hub;
 pub mod journal;
 mod schedule;
+pub mod schemas;
 pub mod seal;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,7 @@ pub struct Agent {
     key: openssl::pkey::PKey<openssl::pkey::Private>,
     cert: openssl::x509::X509,
     recipient: Option<String>,
+    schemas: Option<schemas::Local>,
 }
 
 /// Where `name` goes in `dir` (made if missing): `dir/name`, or `dir/name-N` when taken.
@@ -132,6 +134,7 @@ impl Agent {
             key,
             cert,
             recipient: None,
+            schemas: None,
         })
     }
 
@@ -153,6 +156,7 @@ impl Agent {
                 }
             }
         }
+        self.refresh_schemas();
         let mut finished = 0;
         for entry in self.journal.pending()? {
             match self.deliver(&entry) {
@@ -207,6 +211,9 @@ impl Agent {
             self.journal.finish(entry.id, state, None, why)?;
             return Ok(true);
         }
+        if let Some(problem) = self.check_locally(&source)? {
+            return self.failed(entry, &job, &source, &problem);
+        }
         let mut answer = self.seal_and_send(entry, &source, false)?;
         if matches!(&answer, Answer::Refused(p) if p["code"] == "no_matching_key") {
             // The hub rotated its key since the recipient was fetched: fetch it and reseal once.
@@ -217,6 +224,56 @@ impl Agent {
                 receipt, signature, ..
             } => self.sent(entry, &job, &source, &receipt, signature.as_deref()),
             Answer::Refused(problem) => self.failed(entry, &job, &source, &problem),
+        }
+    }
+
+    /// Fetches the hub's schemas when it is time; without them the hub still checks
+    /// everything, so a failure is only logged.
+    fn refresh_schemas(&mut self) {
+        if self.schemas.as_ref().is_some_and(|s| !s.stale()) {
+            return;
+        }
+        let fetched = hub::schemas(
+            &self.client,
+            &self.config.hub.url,
+            self.config.hub.token.as_deref(),
+            &self.config.hub.receipt_certificate,
+        )
+        .and_then(|bundle| schemas::install(&self.config.state, &bundle));
+        match fetched {
+            Ok(local) => {
+                if self
+                    .schemas
+                    .as_ref()
+                    .is_none_or(|s| s.version != local.version)
+                {
+                    tracing::info!(version = %local.version, "the hub's schemas are in use");
+                }
+                self.schemas = Some(local);
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot fetch the hub's schemas; files are checked by the hub alone");
+            }
+        }
+    }
+
+    /// The problem the hub would report for `source`, found here before sealing.
+    fn check_locally(&self, source: &Path) -> anyhow::Result<Option<serde_json::Value>> {
+        let Some(local) = &self.schemas else {
+            return Ok(None);
+        };
+        let file =
+            std::fs::File::open(source).with_context(|| format!("reading {}", source.display()))?;
+        let limits = crate::config::Config::defaults(Path::new(".")).limits;
+        match crate::envelope::check_plain(&local.agency, file, &local.catalog, &limits) {
+            Ok(_) => Ok(None),
+            Err(r) => Ok(Some(json!({
+                "code": r.code,
+                "detail": r.detail,
+                "action": r.action,
+                "violations": r.violations,
+                "found_by": format!("the agent, before sending, with the hub's schemas (version {})", local.version),
+            }))),
         }
     }
 

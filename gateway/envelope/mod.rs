@@ -303,20 +303,48 @@ fn verify_signers(
         .collect()
 }
 
-/// Finds the root, picks the schema the agency may send, and validates.
-fn validate_content(
+/// Checks a plain (unsealed) XML document as the pipeline would after opening it: the schema
+/// `agency` may send for its root, and every violation, in the same words. The agent runs it
+/// before sealing, against the schemas the hub published, to catch a bad extract at the source.
+/// The schema id it is valid against.
+pub fn check_plain<R: Read>(
     agency: &str,
-    mut chunks: tap::ChunkReader,
+    input: R,
+    catalog: &Catalog,
+    limits: &crate::config::Limits,
+) -> Result<String, Rejection> {
+    let input = BufReader::with_capacity(64 * 1024, input);
+    let (schema_id, _, report) = validate_plain(agency, input, catalog, limits)?;
+    match report_rejection(&report, &schema_id) {
+        Some(r) => Err(r),
+        None => Ok(schema_id),
+    }
+}
+
+/// Finds the root, picks the schema the agency may send, and validates.
+fn validate_content<R: Read>(
+    agency: &str,
+    mut chunks: R,
     checks: &Checks<'_>,
 ) -> Result<(String, String, xsd::Report), Rejection> {
-    let limits = &checks.limits;
+    validate_plain(agency, &mut chunks, checks.catalog, checks.limits)
+}
+
+/// Finds the root of the XML `input`, picks the schema `agency` may send from `catalog`, and
+/// validates within `limits`: the schema id, the root, and the report.
+fn validate_plain<R: Read>(
+    agency: &str,
+    mut chunks: R,
+    catalog: &Catalog,
+    limits: &crate::config::Limits,
+) -> Result<(String, String, xsd::Report), Rejection> {
     let (root, prefix) = match peek_root(&mut chunks, &limits.xml) {
         Ok(r) => r,
         Err(PeekError::Xml(e)) => return Err(xml_rejection(&e)),
         // The tap kept the cause; the caller reports it.
         Err(PeekError::Io(e)) => return Err(Rejection::new(Code::DecryptFailed, e.to_string())),
     };
-    let Some(entry) = checks.catalog.lookup(&root) else {
+    let Some(entry) = catalog.lookup(&root) else {
         return Err(Rejection::new(
             Code::SchemaUnknownRoot,
             format!("no schema in the catalog has the root element {root}"),

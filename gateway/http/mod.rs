@@ -12,6 +12,7 @@
 mod auth;
 pub mod messages;
 pub mod problem;
+mod schemas;
 pub mod tls;
 mod upload;
 
@@ -158,6 +159,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/messages", post(messages::post))
         .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/recipient", get(recipient))
+        .route("/v1/schemas", get(schemas::get))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_https))

@@ -40,14 +40,14 @@ pub enum CatalogError {
     },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalog {
     #[serde(default)]
     schema: Vec<RawEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawEntry {
     id: String,
@@ -55,9 +55,9 @@ struct RawEntry {
     version: String,
     entry: String,
     agencies: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     message_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sensitive: Vec<String>,
 }
 
@@ -194,6 +194,59 @@ impl Catalog {
     /// Every entry, in catalog order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// What `GET /v1/schemas` publishes to `agency`: a `catalog.toml` of the entries it may
+    /// send (naming it alone), and every schema document they are compiled from, by path
+    /// relative to `schemas` (with `/`). Read afresh from `schemas` so that the text is the
+    /// catalog's own.
+    pub fn published(
+        &self,
+        schemas: &Path,
+        agency: &str,
+    ) -> Result<(String, Vec<(String, PathBuf)>), CatalogError> {
+        let path = schemas.join("catalog.toml");
+        let invalid = |message: String| CatalogError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|error| CatalogError::Read {
+            path: path.clone(),
+            error,
+        })?;
+        let mut raw: RawCatalog = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        raw.schema
+            .retain(|e| e.agencies.iter().any(|a| a == agency));
+        for e in &mut raw.schema {
+            e.agencies = vec![agency.to_owned()];
+        }
+        let catalog = toml::to_string(&raw).map_err(|e| invalid(e.to_string()))?;
+        let base = schemas.canonicalize().map_err(|error| CatalogError::Read {
+            path: schemas.to_path_buf(),
+            error,
+        })?;
+        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.agencies.iter().any(|a| a == agency))
+        {
+            for doc in e.schema.documents() {
+                let Ok(rel) = doc.strip_prefix(&base) else {
+                    continue;
+                };
+                let rel = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if !files.iter().any(|(r, _)| *r == rel) {
+                    files.push((rel, doc.clone()));
+                }
+            }
+        }
+        files.sort();
+        Ok((catalog, files))
     }
 }
 

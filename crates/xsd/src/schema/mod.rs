@@ -123,6 +123,8 @@ pub struct Schema {
     pub(crate) arenas: std::sync::Mutex<Vec<Arena>>,
     /// Remarks from compiling that did not prevent it (e.g. a URL import, not fetched).
     pub(crate) warnings: Vec<Diagnostic>,
+    /// Every schema document read, once each, in the order they were first read.
+    pub(crate) documents: Vec<std::path::PathBuf>,
 }
 
 impl Schema {
@@ -197,11 +199,19 @@ impl Schema {
         if !diags.is_empty() {
             return Err(failed(warnings, diags));
         }
+        let mut documents: Vec<std::path::PathBuf> = Vec::new();
+        for d in &docs {
+            let p = std::path::PathBuf::from(&d.ctx.path);
+            if !documents.contains(&p) {
+                documents.push(p);
+            }
+        }
         Ok(Schema {
             comps,
             models,
             arenas: std::sync::Mutex::new(Vec::new()),
             warnings,
+            documents,
         })
     }
 
@@ -209,6 +219,12 @@ impl Schema {
     /// (never fetched) whose namespace turned out not to be needed.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
+    }
+
+    /// Every schema document the schema was compiled from (the entries and all they include,
+    /// import or redefine), each once, as read (canonical paths).
+    pub fn documents(&self) -> &[std::path::PathBuf] {
+        &self.documents
     }
 
     /// The compiled components (declarations and type definitions).
