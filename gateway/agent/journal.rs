@@ -77,6 +77,7 @@ impl Journal {
                 attempts   INTEGER NOT NULL DEFAULT 0,
                 last_error TEXT,
                 gateway_message_id TEXT,
+                filed_as   TEXT,
                 updated    TEXT NOT NULL
             );
             CREATE UNIQUE INDEX IF NOT EXISTS files_pending ON files (job, name)
@@ -133,6 +134,24 @@ impl Journal {
             )
             .optional()?
             .is_some())
+    }
+
+    /// Entry `id` is about to be moved to `to` (recorded first: killed after the move, the
+    /// agent knows where the file went).
+    pub fn filing(&self, id: i64, to: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE files SET filed_as = ?2, updated = ?3 WHERE id = ?1",
+            params![id, to, Journal::now()],
+        )?;
+        Ok(())
+    }
+
+    /// Where entry `id` was being moved to, if it was.
+    pub fn filed_as(&self, id: i64) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row("SELECT filed_as FROM files WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
     }
 
     /// A transient failure of entry `id`.

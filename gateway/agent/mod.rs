@@ -87,10 +87,16 @@ fn write_beside(file: &Path, suffix: &str, bytes: &[u8]) -> std::io::Result<()> 
     crate::fsio::write_atomic(dir, &name, bytes).map(|_| ())
 }
 
-/// Files `source` in `dir` with what goes beside it: those first, the file last, so a file
-/// is never in `sent/` or `failed/` without them (killed in between, the next run files it
-/// again under the same name, since that name is still free).
-fn file_away(source: &Path, dir: &Path, beside: &[(&str, &[u8])]) -> std::io::Result<PathBuf> {
+/// Files `source` in `dir` with what goes beside it: those first, then the name it goes to
+/// in the journal, then the file, so a file is never in `sent/` or `failed/` without them, and
+/// a run killed after the move knows where it went.
+fn file_away(
+    journal: &Journal,
+    id: i64,
+    source: &Path,
+    dir: &Path,
+    beside: &[(&str, &[u8])],
+) -> anyhow::Result<PathBuf> {
     let name = source
         .file_name()
         .unwrap_or_default()
@@ -100,6 +106,7 @@ fn file_away(source: &Path, dir: &Path, beside: &[(&str, &[u8])]) -> std::io::Re
     for (suffix, bytes) in beside {
         write_beside(&to, suffix, bytes)?;
     }
+    journal.filing(id, &to.to_string_lossy())?;
     crate::fsio::rename_durable(source, &to)?;
     Ok(to)
 }
@@ -197,16 +204,14 @@ impl Agent {
         if !source.exists() {
             // Filed already (the agent stopped between the move and the journal), or taken
             // away by someone else.
-            let filed = |sub: &str| job.folder.join(sub).join(&entry.name).exists();
-            let (state, why) = if filed("sent") {
-                (State::Sent, None)
-            } else if filed("failed") {
-                (State::Failed, None)
-            } else {
-                (
+            let filed = self.journal.filed_as(entry.id)?.map(PathBuf::from);
+            let (state, why) = match filed.filter(|to| to.exists()) {
+                Some(to) if to.parent() == Some(&job.folder.join("sent")) => (State::Sent, None),
+                Some(_) => (State::Failed, None),
+                None => (
                     State::Failed,
                     Some("the file was removed from the folder before it was delivered"),
-                )
+                ),
             };
             self.journal.finish(entry.id, state, None, why)?;
             return Ok(true);
@@ -318,6 +323,8 @@ impl Agent {
             .context("the hub's receipt does not verify against the pinned receipt certificate")?;
         let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, signature)?;
         file_away(
+            &self.journal,
+            entry.id,
             source,
             &job.folder.join("sent"),
             &[(".receipt.json", receipt), (".receipt.p7s", &der)],
@@ -357,6 +364,8 @@ impl Agent {
         }
         let json = problem.to_string();
         file_away(
+            &self.journal,
+            entry.id,
             source,
             &job.folder.join("failed"),
             &[
