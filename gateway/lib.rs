@@ -47,6 +47,7 @@ pub mod quarantine;
 pub mod receipts;
 pub mod rejection;
 pub mod reload;
+pub mod requests;
 pub mod sinks;
 pub mod sources;
 pub mod store;

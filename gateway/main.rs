@@ -45,6 +45,9 @@ enum Command {
     /// People's accounts for the upload page and the console.
     #[command(subcommand)]
     User(cli::user::Command),
+    /// The hub's requests to agencies: ask an agency's agent for data, and follow it.
+    #[command(subcommand)]
+    Request(cli::request::Command),
     /// Print the age recipient agencies should seal to.
     Recipient(cli::recipient::Args),
     /// The audit log.
@@ -115,6 +118,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Keys(cmd) => cli::keys::run(cmd, &config),
         Command::Agency(cmd) => cli::agency::run(cmd, &config),
         Command::User(cmd) => cli::user::run(cmd, &config),
+        Command::Request(cmd) => cli::request::run(cmd, &config),
         Command::CheckConfig(args) => cli::check_config::run(args, &config),
         Command::Recipient(args) => cli::recipient::run(args, &config),
         Command::Validate(_) | Command::Seal(_) | Command::Send(_) | Command::Agent(_) => {

@@ -188,6 +188,12 @@ codes! {
     /// A restart cut processing off.
     Interrupted => ("interrupted", 422, false,
         "processing was interrupted by a restart: send the message again"),
+    /// A `Gateway-Request-Id` or request path that names no request of this agency.
+    RequestUnknown => ("request_unknown", 404, false,
+        "check the request id: an agency sees and answers only the requests made to it"),
+    /// An answer or failure report for a request that failed or timed out already.
+    RequestClosed => ("request_closed", 409, false,
+        "the request was closed before this arrived (it failed or timed out): nothing was kept; the hub's operators can ask again"),
     /// The payload could not be read to its end.
     IoError => ("io_error", 422, false,
         "the payload could not be read to its end (a truncated upload, or a read failure on the way in): send it again; if it fails the same way, seal it again"),

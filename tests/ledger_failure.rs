@@ -10,8 +10,8 @@ use gateway::message::{Channel, MessageId};
 use gateway::pipeline::{Gateway, Outcome};
 use gateway::rejection::Code;
 use gateway::store::{
-    Begin, HourCount, MessageQuery, MessageRecord, NewMessage, SignInEvent, SignInState, Status,
-    Step, StepRecord, Store, StoreError,
+    Begin, HourCount, MessageQuery, MessageRecord, NewMessage, RequestEvent, RequestRecord,
+    SignInEvent, SignInState, Status, Step, StepRecord, Store, StoreError,
 };
 
 use crate::support::Home;
@@ -103,6 +103,9 @@ impl Store for FullDisk {
     }
     fn release(&self, id: &MessageId) -> Result<bool, StoreError> {
         self.inner.release(id)
+    }
+    fn request(&self, event: &RequestEvent) -> Result<Vec<RequestRecord>, StoreError> {
+        self.inner.request(event)
     }
 }
 

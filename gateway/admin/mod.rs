@@ -59,13 +59,19 @@ impl<'a> Admin<'a> {
         &self.config.keys
     }
 
-    /// Records the action in the audit log and tells the other instances.
-    fn record(&self, action: &str, subject: &str, mut details: Value) -> Result<(), AdminError> {
+    /// Records the action in the audit log.
+    fn audit(&self, action: &str, subject: &str, mut details: Value) -> Result<(), AdminError> {
         details["via"] = json!(self.via);
         let log = AuditLog::open_for(self.config, Some("admin"))
             .map_err(|e| AdminError::NotAudited(e.to_string()))?;
         log.append("admin", &self.actor, action, subject, details)
             .map_err(|e| AdminError::NotAudited(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Records the change to `keys/` in the audit log and tells the other instances.
+    fn record(&self, action: &str, subject: &str, details: Value) -> Result<(), AdminError> {
+        self.audit(action, subject, details)?;
         if let Err(e) = crate::store::announce_admin_change(self.config, action) {
             // Not fatal: each instance checks keys/ before every payload and reloads it
             // periodically; the announcement only makes the others reload at once.
@@ -157,6 +163,33 @@ impl<'a> Admin<'a> {
             json!({ "recipient": done.recipient, "retired_at": done.retired_at }),
         )?;
         Ok(done)
+    }
+
+    /// Asks `ask.agency` for data (the request waits in the ledger for the agency's agent).
+    pub fn request_ask(
+        &self,
+        store: &dyn crate::store::Store,
+        ask: &crate::requests::Ask<'_>,
+    ) -> Result<crate::store::RequestRecord, AdminError> {
+        let known = agencies::list(self.keys())
+            .map(|all| all.iter().any(|a| a.name == ask.agency))
+            .unwrap_or(false);
+        if !known {
+            return Err(AdminError::Refused(format!(
+                "{} is not a registered agency (gateway agency list)",
+                ask.agency
+            )));
+        }
+        let r = crate::requests::ask(store, ask).map_err(|e| match e {
+            crate::requests::RequestError::Invalid(m) => AdminError::Refused(m),
+            other => AdminError::Refused(other.to_string()),
+        })?;
+        self.audit(
+            "request ask",
+            &r.id,
+            json!({ "agency": r.agency, "query": r.query, "params": r.params, "deadline": r.deadline }),
+        )?;
+        Ok(r)
     }
 
     /// Records that `keys init` made `made`.

@@ -1,6 +1,7 @@
 //! `agent.toml`: the hub, the agency's credentials and signing key, and the jobs. Relative
 //! paths are relative to the file's folder; mistakes are reported by key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -44,6 +45,31 @@ struct Raw {
     state: Option<String>,
     #[serde(default, rename = "job")]
     jobs: Vec<RawJob>,
+    #[serde(default, rename = "query")]
+    queries: Vec<RawQuery>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuery {
+    name: String,
+    command: Vec<String>,
+    timeout_secs: Option<u64>,
+    max_output_mb: Option<u64>,
+    #[serde(default)]
+    params: BTreeMap<String, RawParam>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    #[serde(rename = "type")]
+    kind: String,
+    required: Option<bool>,
+    max_len: Option<usize>,
+    min: Option<i64>,
+    max: Option<i64>,
+    values: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +132,57 @@ pub struct Job {
     pub extract: Option<(croner::Cron, Vec<String>)>,
 }
 
+/// What a query parameter may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamKind {
+    /// Letters, digits and `. _ : @ + -`, at most `max_len` characters (default 64).
+    Text {
+        /// Longest value.
+        max_len: usize,
+    },
+    /// A whole number, within the bounds given.
+    Integer {
+        /// Smallest value.
+        min: Option<i64>,
+        /// Largest value.
+        max: Option<i64>,
+    },
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// A time with its offset, RFC 3339 (`2026-12-01T00:00:00Z`).
+    DateTime,
+    /// `true` or `false`.
+    Boolean,
+    /// One of the values listed.
+    Choice(Vec<String>),
+}
+
+/// A query parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// What it may be.
+    pub kind: ParamKind,
+    /// Whether a request must give it.
+    pub required: bool,
+}
+
+/// A query the hub may ask: the command that answers it (run without a shell, its standard
+/// output the answer), and its parameters.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The name the hub asks for.
+    pub name: String,
+    /// The program and its arguments; `{param}` stands for a parameter's value and
+    /// `{request_id}` for the request's id.
+    pub command: Vec<String>,
+    /// Longest the command may run.
+    pub timeout: std::time::Duration,
+    /// Largest answer, in bytes.
+    pub max_output: u64,
+    /// Its parameters, by name; a request with any other is refused.
+    pub params: BTreeMap<String, Param>,
+}
+
 /// `agent.toml`, checked.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -119,6 +196,8 @@ pub struct AgentConfig {
     pub state: PathBuf,
     /// The export folders.
     pub jobs: Vec<Job>,
+    /// The queries the hub may ask (none: the agent does not ask the hub for requests).
+    pub queries: Vec<Query>,
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> AgentConfigError {
@@ -181,10 +260,11 @@ impl AgentConfig {
                 extract,
             });
         }
-        if jobs.is_empty() {
+        let queries = queries_of(raw.queries)?;
+        if jobs.is_empty() && queries.is_empty() {
             return Err(invalid(
                 "job",
-                "no [[job]]: name at least one export folder",
+                "no [[job]] and no [[query]]: name at least one export folder or query",
             ));
         }
         Ok(AgentConfig {
@@ -199,6 +279,7 @@ impl AgentConfig {
             signing_certificate: at(&raw.signing.certificate),
             state: at(raw.state.as_deref().unwrap_or("agent-state")),
             jobs,
+            queries,
         })
     }
 }
@@ -255,4 +336,119 @@ fn extract_of(
             "a scheduled extract needs both schedule and command",
         )),
     }
+}
+
+/// Every `[[query]]`, checked, each name once.
+fn queries_of(raw: Vec<RawQuery>) -> Result<Vec<Query>, AgentConfigError> {
+    let mut queries: Vec<Query> = Vec::new();
+    for (i, q) in raw.into_iter().enumerate() {
+        let q = query_of(i, q)?;
+        if queries.iter().any(|other| other.name == q.name) {
+            return Err(invalid(
+                &format!("query[{i}].name"),
+                format!("{} is named twice", q.name),
+            ));
+        }
+        queries.push(q);
+    }
+    Ok(queries)
+}
+
+/// What a parameter declared under `pkey` may be.
+fn param_kind(pkey: &str, p: RawParam) -> Result<ParamKind, AgentConfigError> {
+    Ok(match p.kind.as_str() {
+        "text" => {
+            let max_len = p.max_len.unwrap_or(64);
+            if max_len == 0 || max_len > crate::requests::MAX_VALUE_BYTES {
+                return Err(invalid(
+                    &format!("{pkey}.max_len"),
+                    format!("between 1 and {}", crate::requests::MAX_VALUE_BYTES),
+                ));
+            }
+            ParamKind::Text { max_len }
+        }
+        "integer" => ParamKind::Integer {
+            min: p.min,
+            max: p.max,
+        },
+        "date" => ParamKind::Date,
+        "datetime" => ParamKind::DateTime,
+        "boolean" => ParamKind::Boolean,
+        "choice" => match p.values {
+            Some(v) if !v.is_empty() => ParamKind::Choice(v),
+            _ => {
+                return Err(invalid(
+                    &format!("{pkey}.values"),
+                    "a choice lists its values, e.g. values = [\"north\", \"south\"]",
+                ));
+            }
+        },
+        other => {
+            return Err(invalid(
+                &format!("{pkey}.type"),
+                format!("{other:?}: one of text, integer, date, datetime, boolean, choice"),
+            ));
+        }
+    })
+}
+
+/// A `[[query]]`, checked: its name, its command's placeholders, its parameters' types.
+fn query_of(i: usize, q: RawQuery) -> Result<Query, AgentConfigError> {
+    let key = |k: &str| format!("query[{i}].{k}");
+    if !crate::message::is_safe_name(&q.name) {
+        return Err(invalid(
+            &key("name"),
+            format!("{:?}: 1-63 characters of a-z, 0-9 and '-'", q.name),
+        ));
+    }
+    if q.command.is_empty() || q.command[0].trim().is_empty() {
+        return Err(invalid(
+            &key("command"),
+            "name the program, then its arguments",
+        ));
+    }
+    let mut params = BTreeMap::new();
+    for (name, p) in q.params {
+        let pkey = key(&format!("params.{name}"));
+        if !crate::requests::is_param_name(&name) {
+            return Err(invalid(
+                &pkey,
+                "a parameter name is a lowercase letter, then up to 31 of a-z, 0-9 and '_'",
+            ));
+        }
+        let required = p.required.unwrap_or(true);
+        let kind = param_kind(&pkey, p)?;
+        params.insert(name, Param { kind, required });
+    }
+    for arg in &q.command {
+        for placeholder in placeholders(arg) {
+            if placeholder != "request_id" && !params.contains_key(placeholder) {
+                return Err(invalid(
+                    &key("command"),
+                    format!("{{{placeholder}}} names no parameter of the query"),
+                ));
+            }
+        }
+    }
+    Ok(Query {
+        name: q.name,
+        command: q.command,
+        timeout: std::time::Duration::from_secs(q.timeout_secs.unwrap_or(600).max(1)),
+        max_output: q.max_output_mb.unwrap_or(1024).max(1) << 20,
+        params,
+    })
+}
+
+/// The `{name}` placeholders in an argument.
+pub fn placeholders(arg: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push(&rest[open + 1..open + close]);
+        rest = &rest[open + close + 1..];
+    }
+    out
 }

@@ -122,6 +122,8 @@ pub struct Upload<'a> {
     pub token: Option<&'a str>,
     /// Attempts after the first, for transient failures.
     pub retries: u32,
+    /// The hub's request the upload answers, if any (header `Gateway-Request-Id`).
+    pub request: Option<&'a str>,
 }
 
 /// A pause of about `base`, up to a quarter more (jitter, so that many agents retrying after
@@ -142,6 +144,9 @@ pub fn send(up: &Upload<'_>, file: &Path) -> anyhow::Result<Answer> {
         let mut req = up.client.post(up.url).body(body);
         if let Some(t) = up.token {
             req = req.bearer_auth(t);
+        }
+        if let Some(r) = up.request {
+            req = req.header("gateway-request-id", r);
         }
         let transient = match req.send() {
             Ok(resp) => {
@@ -209,4 +214,73 @@ pub fn schemas(
     verify_detached(&body, &sig, receipt_cert)
         .with_context(|| format!("the schema bundle from {url} does not verify"))?;
     serde_json::from_slice(&body).context("not a schema bundle")
+}
+
+/// A request from the hub, as the agent reads it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct HubRequest {
+    /// Its id.
+    pub request_id: String,
+    /// The query asked.
+    pub query: String,
+    /// Its parameters.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+/// Waits up to `wait` (at most 30 s) for the hub's next request to this agency; its signature
+/// is checked against the pinned receipt certificate (a request makes the agent run a
+/// command: only the hub may ask).
+pub fn next_request(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    token: Option<&str>,
+    receipt_cert: &Path,
+    wait: Duration,
+) -> anyhow::Result<Option<HubRequest>> {
+    let url = format!("{base}/v1/requests/next?wait={}", wait.as_secs().min(30));
+    let mut req = client.get(&url).timeout(wait + Duration::from_secs(30));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send()?.error_for_status()?;
+    if resp.status() == reqwest::StatusCode::NO_CONTENT {
+        return Ok(None);
+    }
+    let sig = resp
+        .headers()
+        .get("gateway-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .with_context(|| format!("{url} sent an unsigned request: not trusted"))?;
+    let body = resp.bytes()?;
+    verify_detached(&body, &sig, receipt_cert)
+        .with_context(|| format!("the request from {url} does not verify: not run"))?;
+    Ok(Some(
+        serde_json::from_slice(&body).context("not a request document")?,
+    ))
+}
+
+/// Tells the hub that request `id` cannot be answered, and why. `Ok(false)` when the hub
+/// has closed it already (answered, failed or timed out).
+pub fn report_failure(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    token: Option<&str>,
+    id: &str,
+    detail: &str,
+) -> anyhow::Result<bool> {
+    let url = format!("{base}/v1/requests/{id}/failure");
+    let mut req = client
+        .post(&url)
+        .json(&serde_json::json!({ "detail": detail }));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send()?;
+    match resp.status().as_u16() {
+        200 => Ok(true),
+        404 | 409 => Ok(false),
+        status => anyhow::bail!("{url} answered HTTP {status}"),
+    }
 }

@@ -54,6 +54,64 @@ pub struct Status {
     pub failed: u64,
     /// The most recent error, if any.
     pub last_error: Option<String>,
+    /// The hub's requests being answered.
+    pub requests_open: u64,
+    /// The hub's requests answered.
+    pub requests_answered: u64,
+    /// The hub's requests refused or failed.
+    pub requests_failed: u64,
+}
+
+/// Where one of the hub's requests is, here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestStep {
+    /// Taken from the hub; the command has not finished.
+    Taken,
+    /// The command's answer is written; not delivered yet.
+    Ready,
+    /// Refused or failed here (`detail`); the hub has not been told yet.
+    Failing,
+    /// Answered: the hub holds the answer.
+    Answered,
+    /// The hub knows it failed.
+    Failed,
+}
+
+impl RequestStep {
+    fn as_str(self) -> &'static str {
+        match self {
+            RequestStep::Taken => "taken",
+            RequestStep::Ready => "ready",
+            RequestStep::Failing => "failing",
+            RequestStep::Answered => "answered",
+            RequestStep::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> RequestStep {
+        match s {
+            "taken" => RequestStep::Taken,
+            "ready" => RequestStep::Ready,
+            "failing" => RequestStep::Failing,
+            "answered" => RequestStep::Answered,
+            _ => RequestStep::Failed,
+        }
+    }
+}
+
+/// One of the hub's requests.
+#[derive(Debug, Clone)]
+pub struct RequestEntry {
+    /// The hub's id.
+    pub id: String,
+    /// The query asked.
+    pub query: String,
+    /// Its parameters (a JSON object of strings).
+    pub params: String,
+    /// Where it is.
+    pub step: RequestStep,
+    /// Why it failed, when it did.
+    pub detail: Option<String>,
 }
 
 /// The journal.
@@ -86,6 +144,15 @@ impl Journal {
                 job   TEXT PRIMARY KEY,
                 last  TEXT NOT NULL,
                 error TEXT
+            );
+            CREATE TABLE IF NOT EXISTS requests (
+                id      TEXT PRIMARY KEY,
+                query   TEXT NOT NULL,
+                params  TEXT NOT NULL,
+                state   TEXT NOT NULL,
+                detail  TEXT,
+                gateway_message_id TEXT,
+                updated TEXT NOT NULL
             );",
         )?;
         Ok(Journal { conn })
@@ -197,6 +264,52 @@ impl Journal {
         Ok(())
     }
 
+    /// Records a request taken from the hub (once: a request known already keeps its entry);
+    /// false when it was known.
+    pub fn request_taken(&self, id: &str, query: &str, params: &str) -> rusqlite::Result<bool> {
+        let n = self.conn.execute(
+            "INSERT INTO requests (id, query, params, state, updated) VALUES (?1, ?2, ?3, 'taken', ?4)
+             ON CONFLICT DO NOTHING",
+            params![id, query, params, Journal::now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Request `id` moves on to `step`.
+    pub fn request_step(
+        &self,
+        id: &str,
+        step: RequestStep,
+        detail: Option<&str>,
+        message_id: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE requests SET state = ?2, detail = COALESCE(?3, detail),
+                 gateway_message_id = COALESCE(?4, gateway_message_id), updated = ?5
+             WHERE id = ?1",
+            params![id, step.as_str(), detail, message_id, Journal::now()],
+        )?;
+        Ok(())
+    }
+
+    /// The requests not finished, oldest first.
+    pub fn requests_open(&self) -> rusqlite::Result<Vec<RequestEntry>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, query, params, state, detail FROM requests
+             WHERE state IN ('taken', 'ready', 'failing') ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RequestEntry {
+                id: r.get(0)?,
+                query: r.get(1)?,
+                params: r.get(2)?,
+                step: RequestStep::parse(&r.get::<_, String>(3)?),
+                detail: r.get(4)?,
+            })
+        })?;
+        rows.collect()
+    }
+
     /// Counts by state and the latest error.
     pub fn status(&self) -> rusqlite::Result<Status> {
         let mut s = Status::default();
@@ -232,6 +345,19 @@ impl Journal {
             .optional()?;
         if let Some((job, e)) = extract {
             s.last_error = Some(format!("extract of {job}: {e}"));
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, count(*) FROM requests GROUP BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (state, n) = row?;
+            let n = u64::try_from(n).unwrap_or(0);
+            match RequestStep::parse(&state) {
+                RequestStep::Answered => s.requests_answered += n,
+                RequestStep::Failed => s.requests_failed += n,
+                _ => s.requests_open += n,
+            }
         }
         Ok(s)
     }

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod hub;
 pub mod journal;
+mod requests;
 mod schedule;
 pub mod schemas;
 pub mod seal;
@@ -97,6 +98,22 @@ fn file_away(
     dir: &Path,
     beside: &[(&str, &[u8])],
 ) -> anyhow::Result<PathBuf> {
+    file_away_then(source, dir, beside, |to| {
+        Ok(journal.filing(id, &to.to_string_lossy())?)
+    })
+}
+
+/// Files `source` in `dir` with what goes beside it, those first.
+fn file_away_plain(source: &Path, dir: &Path, beside: &[(&str, &[u8])]) -> anyhow::Result<PathBuf> {
+    file_away_then(source, dir, beside, |_| Ok(()))
+}
+
+fn file_away_then(
+    source: &Path,
+    dir: &Path,
+    beside: &[(&str, &[u8])],
+    before_move: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<PathBuf> {
     let name = source
         .file_name()
         .unwrap_or_default()
@@ -106,9 +123,31 @@ fn file_away(
     for (suffix, bytes) in beside {
         write_beside(&to, suffix, bytes)?;
     }
-    journal.filing(id, &to.to_string_lossy())?;
+    before_move(&to)?;
     crate::fsio::rename_durable(source, &to)?;
     Ok(to)
+}
+
+/// A problem document as text: the code and detail, each violation, and what to do.
+fn problem_text(problem: &serde_json::Value) -> String {
+    let mut text = format!(
+        "{}: {}\n",
+        problem["code"].as_str().unwrap_or("refused"),
+        problem["detail"].as_str().unwrap_or("")
+    );
+    for v in problem["violations"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "  {}:{} {}: {}\n",
+            v["line"],
+            v["column"],
+            v["path"].as_str().unwrap_or(""),
+            v["message"].as_str().unwrap_or("")
+        ));
+    }
+    if let Some(a) = problem["action"].as_str() {
+        text.push_str(&format!("What to do: {a}\n"));
+    }
+    text
 }
 
 impl Agent {
@@ -164,6 +203,9 @@ impl Agent {
             }
         }
         self.refresh_schemas();
+        if !self.config.queries.is_empty() {
+            self.resume_requests()?;
+        }
         let mut finished = 0;
         for entry in self.journal.pending()? {
             match self.deliver(&entry) {
@@ -219,11 +261,7 @@ impl Agent {
         if let Some(problem) = self.check_locally(&source)? {
             return self.failed(entry, &job, &source, &problem);
         }
-        let mut answer = self.seal_and_send(entry, &source, false)?;
-        if matches!(&answer, Answer::Refused(p) if p["code"] == "no_matching_key") {
-            // The hub rotated its key since the recipient was fetched: fetch it and reseal once.
-            answer = self.seal_and_send(entry, &source, true)?;
-        }
+        let answer = self.seal_send_and_reseal(&entry.id.to_string(), &source, None)?;
         match answer {
             Answer::Accepted {
                 receipt, signature, ..
@@ -284,18 +322,16 @@ impl Agent {
 
     fn seal_and_send(
         &mut self,
-        entry: &journal::Entry,
+        tag: &str,
         source: &Path,
         fresh_recipient: bool,
+        request: Option<&str>,
     ) -> anyhow::Result<Answer> {
         let recipient: age::x25519::Recipient = self
             .recipient(fresh_recipient)?
             .parse()
             .map_err(|e| anyhow::anyhow!("the hub's recipient: {e}"))?;
-        let sealed = self
-            .config
-            .state
-            .join(format!("outgoing-{}.sealed", entry.id));
+        let sealed = self.config.state.join(format!("outgoing-{tag}.sealed"));
         let recipients: Vec<Box<dyn age::Recipient + Send>> = vec![Box::new(recipient)];
         seal::seal_file(source, &sealed, &self.cert, &self.key, &recipients)?;
         let url = format!("{}/v1/messages", self.config.hub.url);
@@ -304,10 +340,26 @@ impl Agent {
             url: &url,
             token: self.config.hub.token.as_deref(),
             retries: 3,
+            request,
         };
         let answer = hub::send(&up, &sealed);
         let _ = std::fs::remove_file(&sealed);
         answer
+    }
+
+    /// Seals and sends `source`; after a `no_matching_key` (the hub rotated its key since the
+    /// recipient was fetched), fetches the recipient and reseals once.
+    fn seal_send_and_reseal(
+        &mut self,
+        tag: &str,
+        source: &Path,
+        request: Option<&str>,
+    ) -> anyhow::Result<Answer> {
+        let answer = self.seal_and_send(tag, source, false, request)?;
+        if matches!(&answer, Answer::Refused(p) if p["code"] == "no_matching_key") {
+            return self.seal_and_send(tag, source, true, request);
+        }
+        Ok(answer)
     }
 
     fn sent(
@@ -345,23 +397,7 @@ impl Agent {
         source: &Path,
         problem: &serde_json::Value,
     ) -> anyhow::Result<bool> {
-        let mut text = format!(
-            "{}: {}\n",
-            problem["code"].as_str().unwrap_or("refused"),
-            problem["detail"].as_str().unwrap_or("")
-        );
-        for v in problem["violations"].as_array().into_iter().flatten() {
-            text.push_str(&format!(
-                "  {}:{} {}: {}\n",
-                v["line"],
-                v["column"],
-                v["path"].as_str().unwrap_or(""),
-                v["message"].as_str().unwrap_or("")
-            ));
-        }
-        if let Some(a) = problem["action"].as_str() {
-            text.push_str(&format!("What to do: {a}\n"));
-        }
+        let text = problem_text(problem);
         let json = problem.to_string();
         file_away(
             &self.journal,
@@ -384,19 +420,44 @@ impl Agent {
         Ok(true)
     }
 
-    /// Runs rounds every `every` until `stop` is set.
+    /// Runs rounds every `every` until `stop` is set; in between, with queries configured,
+    /// waits on the hub for its requests (a long poll) and answers each at once.
     pub fn run(
         &mut self,
         every: Duration,
         stop: &std::sync::atomic::AtomicBool,
     ) -> anyhow::Result<()> {
-        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        use std::sync::atomic::Ordering;
+        while !stop.load(Ordering::SeqCst) {
             if let Err(e) = self.round() {
                 tracing::error!(error = %format!("{e:#}"), "agent round failed");
             }
-            std::thread::sleep(every);
+            let next_round = std::time::Instant::now() + every;
+            while !stop.load(Ordering::SeqCst) {
+                let left = next_round.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                if self.config.queries.is_empty() {
+                    std::thread::sleep(left.min(Duration::from_secs(1)));
+                    continue;
+                }
+                if let Err(e) = self.poll_request(left.max(Duration::from_secs(1))) {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot ask the hub for requests");
+                    std::thread::sleep(left.min(Duration::from_secs(5)));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Answers the requests waiting at the hub now (at most `max`); how many there were.
+    pub fn answer_waiting_requests(&mut self, max: usize) -> anyhow::Result<usize> {
+        let mut n = 0;
+        while n < max && !self.config.queries.is_empty() && self.poll_request(Duration::ZERO)? {
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// What `gateway agent status` prints.

@@ -11,12 +11,14 @@ use crate::agent::config::AgentConfig;
 /// `gateway agent ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Watch the export folders and deliver what lands in them, until SIGINT or SIGTERM.
+    /// Watch the export folders and deliver what lands in them, and answer the hub's
+    /// requests, until SIGINT or SIGTERM.
     Run {
         /// The agent's configuration.
         #[arg(long, value_name = "FILE", default_value = "agent.toml")]
         agent_config: PathBuf,
-        /// Deliver what is there now, then exit (0 when nothing is left pending).
+        /// Deliver what is there now and answer the requests waiting, then exit (0 when
+        /// nothing is left pending).
         #[arg(long)]
         once: bool,
         /// Seconds between two looks at the folders.
@@ -45,6 +47,7 @@ pub fn run(cmd: &Command) -> anyhow::Result<u8> {
             let mut agent = Agent::new(AgentConfig::load(agent_config)?)?;
             if *once {
                 agent.round()?;
+                agent.answer_waiting_requests(100)?;
                 let s = agent.status()?;
                 println!(
                     "{} sent, {} failed, {} pending",
@@ -74,6 +77,12 @@ pub fn run(cmd: &Command) -> anyhow::Result<u8> {
                     "pending {}\nsent    {}\nfailed  {}",
                     s.pending, s.sent, s.failed
                 );
+                if s.requests_open + s.requests_answered + s.requests_failed > 0 {
+                    println!(
+                        "requests: {} being answered, {} answered, {} failed",
+                        s.requests_open, s.requests_answered, s.requests_failed
+                    );
+                }
                 if let Some(e) = &s.last_error {
                     println!("last error: {e}");
                 }

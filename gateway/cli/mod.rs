@@ -10,6 +10,7 @@ pub mod check_config;
 pub mod import;
 pub mod keys;
 pub mod recipient;
+pub mod request;
 pub mod seal;
 pub mod send;
 pub mod serve;

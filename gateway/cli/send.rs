@@ -163,6 +163,7 @@ fn send_one(
         url,
         token: args.token.as_deref(),
         retries: args.retries,
+        request: None,
     };
     match crate::agent::hub::send(&up, file)? {
         Answer::Accepted {

@@ -159,10 +159,15 @@ pub async fn post(
         Ok(a) => a,
         Err(e) => return refuse(body.into_data_stream(), e.into_response()).await,
     };
+    let request = match super::requests::answering(&st, &agency, &headers).await {
+        Ok(r) => r,
+        Err(refused) => return refuse(body.into_data_stream(), refused).await,
+    };
     let from = From {
         agency,
         channel: Channel::Https,
         person: None,
+        request,
     };
     accept(&st, from, check, &headers, body).await
 }
@@ -175,6 +180,8 @@ pub struct From {
     pub channel: Channel,
     /// The person signed in to the upload page, if any.
     pub person: Option<String>,
+    /// The hub's request the upload answers, if any.
+    pub request: Option<super::requests::Answering>,
 }
 
 /// Receives and processes an authenticated upload (or only checks it): the signed receipt,
@@ -190,9 +197,15 @@ pub async fn accept(
         Ok(upload) => upload,
         Err(refused) => return refused,
     };
+    let (agency, request) = (from.agency.clone(), from.request.clone());
     match process(st, from, upload, check).await {
         Ok(outcome) if check => answer_check(outcome),
-        Ok(outcome) => answer(st, outcome),
+        Ok(outcome) => {
+            if let Some(request) = &request {
+                super::requests::settle(st, &agency, request, &outcome).await;
+            }
+            answer(st, outcome)
+        }
         Err(refused) => refused,
     }
 }
@@ -314,10 +327,11 @@ async fn process(
             },
         };
         let person = from.person.as_deref();
+        let request = from.request.as_ref().map(|r| r.id.as_str());
         if check {
             gw.check_only(&from.agency, from.channel, payload, person)
         } else {
-            gw.process_by(&from.agency, from.channel, payload, person)
+            gw.process_answer(&from.agency, from.channel, payload, person, request)
         }
     })
     .await;

@@ -12,6 +12,7 @@
 mod auth;
 pub mod messages;
 pub mod problem;
+pub mod requests;
 mod schemas;
 pub mod tls;
 mod upload;
@@ -160,6 +161,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/recipient", get(recipient))
         .route("/v1/schemas", get(schemas::get))
+        .route("/v1/requests/next", get(requests::next))
+        .route("/v1/requests/{id}", get(requests::get))
+        .route("/v1/requests/{id}/failure", post(requests::failure))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_https))

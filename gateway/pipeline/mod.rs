@@ -217,7 +217,22 @@ impl Gateway {
         payload: Payload<'_>,
         person: Option<&str>,
     ) -> Outcome {
+        self.process_answer(agency, channel, payload, person, None)
+    }
+
+    /// Runs one sealed payload from `agency` through the pipeline as the answer to the hub's
+    /// request `request` (its id goes to the queue with the message); `person` as for
+    /// [`Gateway::process_by`].
+    pub fn process_answer(
+        &self,
+        agency: &AgencyName,
+        channel: Channel,
+        payload: Payload<'_>,
+        person: Option<&str>,
+        request: Option<&str>,
+    ) -> Outcome {
         let mut m = steps::Message::new(agency, channel, &payload);
+        m.request = request;
         let span = tracing::info_span!("message", id = %m.id, agency = %agency, channel = channel.as_str());
         let _enter = span.enter();
         let started = std::time::Instant::now();

@@ -40,6 +40,8 @@ pub(super) struct Message<'a> {
     pub received_at: OffsetDateTime,
     /// The steps done so far, recorded with the message or with its rejection.
     pub history: Vec<PendingStep>,
+    /// The hub's request it answers, if any.
+    pub request: Option<&'a str>,
 }
 
 impl<'a> Message<'a> {
@@ -52,6 +54,7 @@ impl<'a> Message<'a> {
             id: MessageId::new(),
             received_at: OffsetDateTime::now_utc(),
             history: Vec::new(),
+            request: None,
         }
     }
 }
@@ -263,6 +266,7 @@ impl Gateway {
             transcoded,
             channel: m.channel,
             received_at: m.received_at,
+            request_id: m.request.map(str::to_owned),
         };
         let mut ledger_durable = || {
             fw.store

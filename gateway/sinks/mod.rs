@@ -40,6 +40,8 @@ pub struct MessageInfo {
     pub channel: Channel,
     /// When the message reached the gateway.
     pub received_at: OffsetDateTime,
+    /// The hub's request this message answers, if it answers one.
+    pub request_id: Option<String>,
 }
 
 /// The metadata file `new/<id>.json` next to each payload (a contract with the hub).
@@ -91,6 +93,9 @@ pub struct Metadata {
     pub payload_file: String,
     /// Whether the payload is age-encrypted to the hub's recipients.
     pub encrypted_to_hub: bool,
+    /// The hub's request (`gateway request ask`) this message answers, if it answers one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Metadata {

@@ -506,6 +506,7 @@ impl Staged {
             forwarded_at: timestamp::now(),
             payload_file: self.payload_file.clone(),
             encrypted_to_hub: self.encrypted,
+            request_id: info.request_id.clone(),
         }
     }
 

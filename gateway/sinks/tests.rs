@@ -32,6 +32,7 @@ fn info(id: &MessageId, size: u64) -> MessageInfo {
         transcoded: None,
         channel: Channel::Folder,
         received_at: timestamp::parse("2024-05-01T10:00:00Z").unwrap(),
+        request_id: None,
     }
 }
 

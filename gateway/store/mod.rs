@@ -58,6 +58,7 @@ mod browse;
 mod checkpoint;
 pub mod owner;
 mod postgres;
+mod requests;
 mod sign_ins;
 mod sqlite;
 
@@ -550,6 +551,139 @@ pub trait Store: Send + Sync {
     /// Releases the dedupe key of a rejected message, so that the same payload is processed
     /// afresh (an operator's re-run after a fix); false when the message is not rejected.
     fn release(&self, id: &MessageId) -> Result<bool, StoreError>;
+
+    /// Asks, takes, reads, lists or closes hub requests (see [`RequestEvent`]); the requests
+    /// concerned, as they are afterwards. A deadline that passed is applied first.
+    fn request(&self, event: &RequestEvent) -> Result<Vec<RequestRecord>, StoreError>;
+}
+
+/// Where a hub request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Asked, waiting for the agency's agent.
+    Queued,
+    /// Collected by the agent, not answered yet.
+    Taken,
+    /// Answered by a message.
+    Answered,
+    /// The agent could not answer, or its answer was rejected.
+    Failed,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+impl RequestState {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Queued => "queued",
+            RequestState::Taken => "taken",
+            RequestState::Answered => "answered",
+            RequestState::Failed => "failed",
+            RequestState::TimedOut => "timed_out",
+        }
+    }
+
+    /// Whether nothing more will happen to it.
+    pub fn is_closed(self) -> bool {
+        matches!(
+            self,
+            RequestState::Answered | RequestState::Failed | RequestState::TimedOut
+        )
+    }
+}
+
+impl FromStr for RequestState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "queued" => RequestState::Queued,
+            "taken" => RequestState::Taken,
+            "answered" => RequestState::Answered,
+            "failed" => RequestState::Failed,
+            "timed_out" => RequestState::TimedOut,
+            other => return Err(format!("unknown request state {other:?}")),
+        })
+    }
+}
+
+/// A request from the hub to an agency: a named query with parameters (Unix seconds for
+/// the times).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RequestRecord {
+    /// Its id (`rq-` and a UUID).
+    pub id: String,
+    /// The agency asked.
+    pub agency: String,
+    /// The query's name, as the agency's agent knows it.
+    pub query: String,
+    /// The parameters, names to values (the agent checks their types).
+    pub params: std::collections::BTreeMap<String, String>,
+    /// Where it stands.
+    pub state: RequestState,
+    /// Who asked.
+    pub asked_by: String,
+    /// When.
+    pub asked_at: i64,
+    /// Unanswered then, it is timed out.
+    pub deadline: i64,
+    /// When the agent took it.
+    pub taken_at: Option<i64>,
+    /// When it was answered, failed or timed out.
+    pub finished_at: Option<i64>,
+    /// The message that answered it.
+    pub message_id: Option<String>,
+    /// Why it failed.
+    pub detail: Option<String>,
+}
+
+/// What happens to hub requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestEvent {
+    /// A new request (state `queued`).
+    Ask(RequestRecord),
+    /// The agency's agent takes its oldest queued request, if any.
+    Take {
+        /// The agency.
+        agency: String,
+        /// Now (Unix seconds).
+        now: i64,
+    },
+    /// One request.
+    Get {
+        /// Its id.
+        id: String,
+        /// Now (Unix seconds).
+        now: i64,
+    },
+    /// The newest requests, of one agency or all.
+    List {
+        /// Only this agency's.
+        agency: Option<String>,
+        /// How many.
+        limit: u32,
+        /// Now (Unix seconds).
+        now: i64,
+    },
+    /// Answered by `message_id` (if still open).
+    Answered {
+        /// The request.
+        id: String,
+        /// The answering message.
+        message_id: String,
+        /// Now (Unix seconds).
+        now: i64,
+    },
+    /// Failed, and why (if still open).
+    Failed {
+        /// The request.
+        id: String,
+        /// Why.
+        detail: String,
+        /// Now (Unix seconds).
+        now: i64,
+    },
 }
 
 /// What happened at a sign-in.

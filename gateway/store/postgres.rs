@@ -32,8 +32,8 @@ use postgres::{NoTls, Row, Transaction};
 use time::OffsetDateTime;
 
 use super::{
-    Begin, Decision, MessageRecord, NewMessage, SignInEvent, SignInState, Status, Step, StepRecord,
-    Store, StoreError,
+    Begin, Decision, MessageRecord, NewMessage, RequestEvent, RequestRecord, SignInEvent,
+    SignInState, Status, Step, StepRecord, Store, StoreError,
 };
 use crate::group::Group;
 use crate::message::{Channel, MessageId, Receipt, timestamp};
@@ -159,6 +159,8 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE steps;",
     // Failed sign-ins to the upload page and the console, and the last TOTP step used.
     super::sign_ins::TABLE,
+    // The hub's requests to agencies.
+    super::requests::TABLE,
 ];
 
 /// Serialises migrations of instances starting together (any constant; this one is "gw").
@@ -809,6 +811,10 @@ impl Store for PostgresStore {
 
     fn release(&self, id: &MessageId) -> Result<bool, StoreError> {
         super::browse::postgres_release(&mut self.client()?.client, id)
+    }
+
+    fn request(&self, event: &RequestEvent) -> Result<Vec<RequestRecord>, StoreError> {
+        super::requests::postgres(&mut self.client()?.client, event)
     }
 
     fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError> {

@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 
 use super::checkpoint::Checkpointer;
 use super::{
-    Begin, DEFAULT_STALE_AFTER, Decision, MessageRecord, NewMessage, SignInEvent, SignInState,
-    Status, Step, StepRecord, Store, StoreError, dedupe_key, normalise_sha256,
+    Begin, DEFAULT_STALE_AFTER, Decision, MessageRecord, NewMessage, RequestEvent, RequestRecord,
+    SignInEvent, SignInState, Status, Step, StepRecord, Store, StoreError, dedupe_key,
+    normalise_sha256,
 };
 use crate::group::Group;
 use crate::message::Receipt;
@@ -119,6 +120,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX steps_message ON steps (message_id, seq);",
     // 4: failed sign-ins to the upload page and the console, and the last TOTP step used.
     super::sign_ins::TABLE,
+    // 5: the hub's requests to agencies.
+    super::requests::TABLE,
 ];
 
 pub(super) const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
@@ -863,6 +866,15 @@ impl Store for SqliteStore {
             self.sync_upto(n)?;
         }
         Ok(state)
+    }
+
+    fn request(&self, event: &RequestEvent) -> Result<Vec<RequestRecord>, StoreError> {
+        let conn = self.lock_current();
+        let records = super::requests::sqlite(&conn, event)?;
+        let n = self.committed();
+        drop(conn);
+        self.sync_upto(n)?;
+        Ok(records)
     }
 
     fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError> {

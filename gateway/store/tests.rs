@@ -963,3 +963,9 @@ fn the_console_lists_counts_and_releases_and_sign_ins_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     super::browse::contract::run(&open(&dir));
 }
+
+#[test]
+fn requests_are_handed_out_once_closed_once_and_timed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    super::requests::contract::run(&open(&dir));
+}

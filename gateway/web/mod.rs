@@ -76,6 +76,11 @@ pub fn router(app: Arc<AppState>) -> Result<Router, KeyringError> {
         .route("/v1/admin/messages", get(console::api::messages))
         .route("/v1/admin/messages/{id}", get(console::api::message))
         .route("/v1/admin/quarantine", get(console::api::quarantine))
+        .route(
+            "/v1/admin/requests",
+            get(console::api::requests).post(console::api::ask),
+        )
+        .route("/v1/admin/requests/{id}", get(console::api::request))
         .route("/assets/{name}", get(assets::get))
         .layer(axum::middleware::map_response(guard::headers))
         .with_state(web))

@@ -162,6 +162,7 @@ fn admit(
         agency,
         channel: Channel::Web,
         person: Some(who.user.name.clone()),
+        request: None,
     };
     Ok((who, from, check))
 }

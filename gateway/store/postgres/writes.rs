@@ -284,6 +284,13 @@ mod tests {
         crate::store::browse::contract::run(&store);
     }
 
+    #[test]
+    #[ignore = "needs PostgreSQL: scripts/test-cluster"]
+    fn requests_are_handed_out_once_closed_once_and_timed_out() {
+        let (store, _) = fresh();
+        crate::store::requests::contract::run(&store);
+    }
+
     fn message(amid: &str, sha: &str) -> NewMessage {
         NewMessage {
             id: MessageId::new(),

@@ -141,3 +141,129 @@ pub async fn quarantine(State(web): State<Arc<Web>>, headers: HeaderMap) -> Resp
     })
     .await
 }
+
+/// `GET /v1/admin/requests[?agency=NAME]`: the newest hub requests.
+pub async fn requests(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let who = match staff(&web, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let agency = q.get("agency").cloned().filter(|a| !a.is_empty());
+    let gw = web.app.gateway.clone();
+    answer(who, move || {
+        let Some(fw) = &gw.forwarding else {
+            return Ok(json!({ "requests": [] }));
+        };
+        let all = fw
+            .store
+            .request(&crate::store::RequestEvent::List {
+                agency,
+                limit: 200,
+                now: crate::requests::now(),
+            })
+            .map_err(|e| e.to_string())?;
+        let v: Vec<_> = all.iter().map(crate::requests::to_json).collect();
+        Ok(json!({ "requests": v }))
+    })
+    .await
+}
+
+/// `GET /v1/admin/requests/{id}`
+pub async fn request(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let who = match staff(&web, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let gw = web.app.gateway.clone();
+    let found = tokio::task::spawn_blocking(move || match &gw.forwarding {
+        Some(fw) => crate::requests::get(fw.store.as_ref(), &id).map_err(|e| e.to_string()),
+        None => Ok(None),
+    })
+    .await;
+    match found {
+        Ok(Ok(Some(r))) => who.finish(Json(crate::requests::to_json(&r)).into_response()),
+        Ok(Ok(None)) => ApiError::new(Code::RequestUnknown, "no such request").into_response(),
+        Ok(Err(e)) => ApiError::new(Code::QueueUnavailable, e).into_response(),
+        Err(e) => ApiError::new(Code::InternalError, e.to_string()).into_response(),
+    }
+}
+
+/// The body of `POST /v1/admin/requests`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskBody {
+    agency: String,
+    query: String,
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, String>,
+    wait_minutes: Option<u64>,
+}
+
+/// `POST /v1/admin/requests`: an operator or admin asks an agency for data (the session's
+/// CSRF token in `X-CSRF-Token`); `201` with the request.
+pub async fn ask(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Result<Json<AskBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let who = match staff(&web, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let token = headers
+        .get(crate::web::guard::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if let Some(why) = guard::refuse_forgery(&headers, &uri, token, &who.csrf(&web)) {
+        return ApiError::new(Code::Forbidden, why).into_response();
+    }
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return ApiError::new(Code::MalformedRequest, e.body_text()).into_response(),
+    };
+    let gw = web.app.gateway.clone();
+    let person = who.user.name.clone();
+    let made = tokio::task::spawn_blocking(move || {
+        let Some(fw) = &gw.forwarding else {
+            return Err(crate::admin::AdminError::Refused(
+                "the gateway is not forwarding".into(),
+            ));
+        };
+        let ask = crate::requests::Ask {
+            agency: &body.agency,
+            query: &body.query,
+            params: body.params,
+            wait: body
+                .wait_minutes
+                .map_or(crate::requests::DEFAULT_WAIT, |m| {
+                    std::time::Duration::from_secs(m.saturating_mul(60))
+                }),
+            by: &person,
+        };
+        crate::admin::Admin::new(&gw.config, &person, "console")
+            .request_ask(fw.store.as_ref(), &ask)
+    })
+    .await;
+    match made {
+        Ok(Ok(r)) => who.finish(
+            (
+                axum::http::StatusCode::CREATED,
+                Json(crate::requests::to_json(&r)),
+            )
+                .into_response(),
+        ),
+        Ok(Err(crate::admin::AdminError::Refused(why))) => {
+            ApiError::new(Code::MalformedRequest, why).into_response()
+        }
+        Ok(Err(e)) => ApiError::new(Code::QueueUnavailable, e.to_string()).into_response(),
+        Err(e) => ApiError::new(Code::InternalError, e.to_string()).into_response(),
+    }
+}

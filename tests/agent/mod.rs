@@ -3,13 +3,15 @@
 
 use crate::support::{Home, sample, tool};
 
-struct Agency {
+mod requests;
+
+pub(crate) struct Agency {
     dir: tempfile::TempDir,
 }
 
 impl Agency {
     /// An agency's machine: `agent.toml`, a token file and an empty export folder.
-    fn new(home: &Home, server: &crate::support::Server) -> Agency {
+    pub(crate) fn new(home: &Home, server: &crate::support::Server) -> Agency {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("exports")).unwrap();
         std::fs::write(dir.path().join("token"), home.token("police")).unwrap();
@@ -28,11 +30,11 @@ impl Agency {
         Agency { dir }
     }
 
-    fn path(&self, rel: &str) -> std::path::PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> std::path::PathBuf {
         self.dir.path().join(rel)
     }
 
-    fn agent(&self, home: &Home, args: &[&str]) -> std::process::Output {
+    pub(crate) fn agent(&self, home: &Home, args: &[&str]) -> std::process::Output {
         let config = self.path("agent.toml");
         let mut all = vec!["agent"];
         all.extend_from_slice(args);
@@ -365,6 +367,14 @@ fn agent_configuration_mistakes_are_named_by_key() {
         (
             "[hub]\nurl = \"https://x\"\nreceipt_certificate = \"r\"\ntoken_env = \"HOME\"\nsurprise = 1\n",
             "unknown field",
+        ),
+        (
+            "[hub]\nurl = \"https://x\"\nreceipt_certificate = \"r\"\ntoken_env = \"HOME\"\n[signing]\nkey = \"k\"\ncertificate = \"c\"\n[[query]]\nname = \"q\"\ncommand = [\"x\", \"{sinse}\"]\n[query.params]\nsince = { type = \"datetime\" }\n",
+            "query[0].command: {sinse} names no parameter",
+        ),
+        (
+            "[hub]\nurl = \"https://x\"\nreceipt_certificate = \"r\"\ntoken_env = \"HOME\"\n[signing]\nkey = \"k\"\ncertificate = \"c\"\n[[query]]\nname = \"q\"\ncommand = [\"x\"]\n[query.params]\nsince = { type = \"timestamp\" }\n",
+            "query[0].params.since.type",
         ),
     ];
     for (toml, needle) in cases {
