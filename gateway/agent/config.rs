@@ -47,6 +47,13 @@ struct Raw {
     jobs: Vec<RawJob>,
     #[serde(default, rename = "query")]
     queries: Vec<RawQuery>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +205,8 @@ pub struct AgentConfig {
     pub jobs: Vec<Job>,
     /// The queries the hub may ask (none: the agent does not ask the hub for requests).
     pub queries: Vec<Query>,
+    /// Where `/metrics` is served (a loopback address), if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> AgentConfigError {
@@ -261,6 +270,10 @@ impl AgentConfig {
             });
         }
         let queries = queries_of(raw.queries)?;
+        let metrics = match raw.metrics {
+            None => None,
+            Some(m) => Some(loopback(&m.listen)?),
+        };
         if jobs.is_empty() && queries.is_empty() {
             return Err(invalid(
                 "job",
@@ -280,6 +293,7 @@ impl AgentConfig {
             state: at(raw.state.as_deref().unwrap_or("agent-state")),
             jobs,
             queries,
+            metrics,
         })
     }
 }
@@ -451,4 +465,22 @@ pub fn placeholders(arg: &str) -> Vec<&str> {
         rest = &rest[open + close + 1..];
     }
     out
+}
+
+/// `metrics.listen`: an address on the loopback interface (the agent opens no port to the
+/// network).
+fn loopback(listen: &str) -> Result<std::net::SocketAddr, AgentConfigError> {
+    let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
+        invalid(
+            "metrics.listen",
+            format!("{listen:?} is not an address such as \"127.0.0.1:9465\""),
+        )
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(invalid(
+            "metrics.listen",
+            format!("{addr} is not a loopback address: the agent opens no port to the network"),
+        ));
+    }
+    Ok(addr)
 }

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod hub;
 pub mod journal;
+pub mod metrics;
 mod requests;
 mod schedule;
 pub mod schemas;
@@ -64,6 +65,7 @@ pub struct Agent {
     cert: openssl::x509::X509,
     recipient: Option<String>,
     schemas: Option<schemas::Local>,
+    last_round: metrics::LastRound,
 }
 
 /// Where `name` goes in `dir` (made if missing): `dir/name`, or `dir/name-N` when taken.
@@ -181,7 +183,16 @@ impl Agent {
             cert,
             recipient: None,
             schemas: None,
+            last_round: metrics::LastRound::default(),
         })
+    }
+
+    /// Serves `/metrics` where the configuration says, if it says; the address.
+    pub fn serve_metrics(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        self.config
+            .metrics
+            .map(|at| metrics::serve(at, self.config.state.clone(), self.last_round.clone()))
+            .transpose()
     }
 
     /// The journal's counts.
@@ -217,6 +228,7 @@ impl Agent {
                 }
             }
         }
+        self.last_round.now();
         Ok(finished)
     }
 

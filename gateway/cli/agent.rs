@@ -63,6 +63,9 @@ pub fn run(cmd: &Command) -> anyhow::Result<u8> {
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(signal, stop.clone())?;
             }
+            if let Some(at) = agent.serve_metrics()? {
+                tracing::info!(%at, "metrics at http://{at}/metrics");
+            }
             tracing::info!("agent running");
             agent.run(std::time::Duration::from_secs(*every_secs), &stop)?;
             Ok(exit::OK)

@@ -14,6 +14,10 @@ pub enum Command {
     /// gateway's age identity, receipt-signing and TLS certificates, the eight seed agencies
     /// and a development signing certificate for each (private files 0600). Never overwrites.
     Init {
+        /// Only the gateway's own keys (age identity, receipt key, a self-signed TLS
+        /// certificate to replace): no seed agencies, no development signers. For a real hub.
+        #[arg(long)]
+        production: bool,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -50,7 +54,7 @@ pub enum Command {
 /// Runs `gateway keys`.
 pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
     match cmd {
-        Command::Init { json } => init(config, *json),
+        Command::Init { production, json } => init(config, *production, *json),
         Command::Rotate { grace_days, json } => rotate(config, *grace_days, *json),
         Command::Retire { id, json } => retire(config, id, *json),
         Command::List { json } => list(config, *json),
@@ -63,10 +67,14 @@ fn admin(config: &Config) -> crate::admin::Admin<'_> {
 }
 
 /// `gateway keys init`
-fn init(config: &Config, json: bool) -> anyhow::Result<u8> {
+fn init(config: &Config, production: bool, json: bool) -> anyhow::Result<u8> {
     let keys = &config.keys;
-    let made = keyring::init(keys, &config.key_policy.passphrase)
-        .with_context(|| format!("creating keys in {}", keys.display()))?;
+    let made = if production {
+        keyring::init_production(keys, &config.key_policy.passphrase)
+    } else {
+        keyring::init(keys, &config.key_policy.passphrase)
+    };
+    let made = made.with_context(|| format!("creating keys in {}", keys.display()))?;
     if !made.is_empty() {
         admin(config).keys_initialised(&made)?;
     }

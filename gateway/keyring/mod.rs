@@ -202,6 +202,20 @@ pub fn dev_signer(keys: &Path, agency: &str) -> (PathBuf, PathBuf) {
 /// Creates whatever is missing of a complete development key set; returns what it made.
 /// Existing files are never overwritten, so running it twice is harmless.
 pub fn init(keys: &Path, passphrase: &Passphrase) -> Result<Vec<String>, KeyringError> {
+    let mut made = init_own(keys, passphrase, "gateway (development)")?;
+    made.extend(init_seed_agencies(keys)?);
+    Ok(made)
+}
+
+/// Creates whatever is missing of the gateway's own keys for production: its age identity,
+/// its receipt-signing key and certificate, and a self-signed TLS certificate to replace with
+/// the hub's own. No agency is registered and no development signer made.
+pub fn init_production(keys: &Path, passphrase: &Passphrase) -> Result<Vec<String>, KeyringError> {
+    init_own(keys, passphrase, "gateway")
+}
+
+/// The gateway's identity, receipt and TLS keys, certificates issued by `org`.
+fn init_own(keys: &Path, passphrase: &Passphrase, org: &str) -> Result<Vec<String>, KeyringError> {
     use x509gen::Purpose;
     let mut made = Vec::new();
     if let Some(info) = Identities::init(keys, passphrase)? {
@@ -217,7 +231,7 @@ pub fn init(keys: &Path, passphrase: &Passphrase) -> Result<Vec<String>, Keyring
             continue;
         }
         let key = x509gen::new_key()?;
-        let cert = x509gen::self_signed(&key, cn, "gateway (development)", purpose, 825)?;
+        let cert = x509gen::self_signed(&key, cn, org, purpose, 825)?;
         files::write_private(&key_path, &key.private_key_to_pem_pkcs8()?)?;
         files::write_public(&keys.join(dir).join(format!("{stem}.crt")), &cert.to_pem()?)?;
         made.push(format!(
@@ -225,6 +239,13 @@ pub fn init(keys: &Path, passphrase: &Passphrase) -> Result<Vec<String>, Keyring
             key_path.with_extension("crt").display()
         ));
     }
+    Ok(made)
+}
+
+/// The eight seed agencies, each with a development signing certificate.
+fn init_seed_agencies(keys: &Path) -> Result<Vec<String>, KeyringError> {
+    use x509gen::Purpose;
+    let mut made = Vec::new();
     for (name, display) in agencies::SEED {
         if agencies::add(keys, name, display)? {
             made.push(format!("agency {name}"));

@@ -157,7 +157,7 @@ fn the_agent_delivers_an_export_folder_keeps_checked_receipts_and_explains_refus
 }
 
 #[test]
-fn a_hub_that_cannot_be_reached_leaves_the_file_pending_with_the_reason() {
+fn a_hub_that_cannot_be_reached_leaves_the_file_pending_with_the_reason_then_delivers_it() {
     let home = Home::with_server_config("");
     let server = home.serve();
     let agency = Agency::new(&home, &server);
@@ -182,6 +182,21 @@ fn a_hub_that_cannot_be_reached_leaves_the_file_pending_with_the_reason() {
         text.contains("pending 1") && text.contains("last error"),
         "{text}"
     );
+
+    // The hub comes back (on another port, as a test server does): the file is delivered.
+    drop(server);
+    let back = home.serve();
+    let toml = std::fs::read_to_string(agency.path("agent.toml")).unwrap();
+    let alive = toml.replace("https://127.0.0.1:9", &back.url(""));
+    std::fs::write(agency.path("agent.toml"), alive).unwrap();
+    let out = agency.agent(&home, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(agency.path("exports/sent/x.xml.receipt.json").exists());
+    assert_eq!(home.queued(), 1);
 }
 
 #[test]
@@ -375,6 +390,10 @@ fn agent_configuration_mistakes_are_named_by_key() {
         (
             "[hub]\nurl = \"https://x\"\nreceipt_certificate = \"r\"\ntoken_env = \"HOME\"\n[signing]\nkey = \"k\"\ncertificate = \"c\"\n[[query]]\nname = \"q\"\ncommand = [\"x\"]\n[query.params]\nsince = { type = \"timestamp\" }\n",
             "query[0].params.since.type",
+        ),
+        (
+            "[hub]\nurl = \"https://x\"\nreceipt_certificate = \"r\"\ntoken_env = \"HOME\"\n[signing]\nkey = \"k\"\ncertificate = \"c\"\n[[job]]\nname = \"a\"\nfolder = \"f\"\n[metrics]\nlisten = \"0.0.0.0:9465\"\n",
+            "metrics.listen: 0.0.0.0:9465 is not a loopback address",
         ),
     ];
     for (toml, needle) in cases {

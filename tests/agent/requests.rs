@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use super::Agency;
-use crate::support::{Home, post, sample, wait_for};
+use crate::support::{Home, post, sample, sh_out, wait_for};
 
-/// The agent's `[[query]]`: a script that logs its arguments and prints a police incident.
-fn with_query(agency: &Agency) -> std::path::PathBuf {
+/// The agent's `[[query]]`: a script that logs its arguments and prints a police incident;
+/// and its `/metrics` on `metrics` (a loopback port).
+fn with_query(agency: &Agency, metrics: u16) -> std::path::PathBuf {
     let log = agency.path("ran.log");
     let script = agency.path("incidents.sh");
     std::fs::write(
@@ -26,7 +27,8 @@ fn with_query(agency: &Agency) -> std::path::PathBuf {
         "{toml}[[query]]\nname = \"incidents\"\ncommand = [{script:?}, \"--since={{since}}\", \"{{request_id}}\"]\n\
          timeout_secs = 30\n[query.params]\nsince = {{ type = \"datetime\" }}\n\
          limit = {{ type = \"integer\", min = 1, max = 100, required = false }}\n\
-         area = {{ type = \"text\", max_len = 16, required = false }}\n"
+         area = {{ type = \"text\", max_len = 16, required = false }}\n\
+         [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n"
     );
     std::fs::write(agency.path("agent.toml"), toml).unwrap();
     log
@@ -82,7 +84,12 @@ fn a_request_is_answered_end_to_end_and_hostile_parameters_run_nothing() {
     let home = Home::with_server_config("");
     let server = home.serve();
     let agency = Agency::new(&home, &server);
-    let log = with_query(&agency);
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = with_query(&agency, metrics);
     let agent = Running(
         std::process::Command::cargo_bin("gateway")
             .unwrap()
@@ -185,6 +192,22 @@ fn a_request_is_answered_end_to_end_and_hostile_parameters_run_nothing() {
     );
     assert!(!pwned.exists());
     assert_eq!(home.queued(), 1);
+    // The agent's own metrics, on loopback, read off its journal.
+    let scrape = sh_out(&format!("curl -sf http://127.0.0.1:{metrics}/metrics"));
+    for line in [
+        "gateway_agent_requests{state=\"answered\"} 1",
+        &format!(
+            "gateway_agent_requests{{state=\"failed\"}} {}",
+            hostile.len() + 1
+        ),
+        "gateway_agent_files{state=\"pending\"} 0",
+    ] {
+        assert!(scrape.contains(line), "{line} in {scrape}");
+    }
+    assert!(
+        scrape.contains("gateway_agent_last_round_timestamp_seconds"),
+        "{scrape}"
+    );
     drop(agent);
 
     // An answer to a closed or unknown request is refused before its body is read.
