@@ -96,6 +96,8 @@ struct RawHub {
 struct RawSigning {
     key: String,
     certificate: String,
+    passphrase_file: Option<String>,
+    passphrase_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +201,9 @@ pub struct AgentConfig {
     pub signing_key: PathBuf,
     /// The agency's signing certificate (PEM).
     pub signing_certificate: PathBuf,
+    /// Where the signing key's passphrase comes from, when the key is encrypted (a file, 0600,
+    /// or an environment variable; never this file).
+    pub signing_passphrase: crate::keyring::Passphrase,
     /// The journal and sealed files in flight (default: `agent-state/` beside the file).
     pub state: PathBuf,
     /// The export folders.
@@ -290,6 +295,7 @@ impl AgentConfig {
             },
             signing_key: at(&raw.signing.key),
             signing_certificate: at(&raw.signing.certificate),
+            signing_passphrase: passphrase_of(&raw.signing, base)?,
             state: at(raw.state.as_deref().unwrap_or("agent-state")),
             jobs,
             queries,
@@ -483,4 +489,29 @@ fn loopback(listen: &str) -> Result<std::net::SocketAddr, AgentConfigError> {
         ));
     }
     Ok(addr)
+}
+
+/// `signing.passphrase_file` or `signing.passphrase_env`, one at most.
+fn passphrase_of(
+    signing: &RawSigning,
+    base: &Path,
+) -> Result<crate::keyring::Passphrase, AgentConfigError> {
+    match (&signing.passphrase_file, &signing.passphrase_env) {
+        (Some(_), Some(_)) => Err(invalid(
+            "signing.passphrase_file",
+            "give passphrase_file or passphrase_env, not both",
+        )),
+        (Some(f), None) => Ok(crate::keyring::Passphrase {
+            env: String::new(),
+            file: Some(base.join(f)),
+        }),
+        (None, Some(v)) => Ok(crate::keyring::Passphrase {
+            env: v.clone(),
+            file: None,
+        }),
+        (None, None) => Ok(crate::keyring::Passphrase {
+            env: String::new(),
+            file: None,
+        }),
+    }
 }

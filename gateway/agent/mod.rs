@@ -164,9 +164,31 @@ impl Agent {
         let client = hub::client(config.hub.ca.as_deref(), cert_file, key_file)?;
         let key = std::fs::read(&config.signing_key)
             .with_context(|| format!("reading {}", config.signing_key.display()))?;
-        let key = openssl::pkey::PKey::private_key_from_pem(&key).with_context(|| {
-            format!("{} is not a PEM private key", config.signing_key.display())
-        })?;
+        let key = match config
+            .signing_passphrase
+            .read()
+            .context("the signing key's passphrase")?
+        {
+            Some(pass) => {
+                use age::secrecy::ExposeSecret;
+                openssl::pkey::PKey::private_key_from_pem_passphrase(
+                    &key,
+                    pass.expose_secret().as_bytes(),
+                )
+                .with_context(|| {
+                    format!(
+                        "{} cannot be opened with the passphrase of signing.passphrase_file or signing.passphrase_env",
+                        config.signing_key.display()
+                    )
+                })?
+            }
+            None => openssl::pkey::PKey::private_key_from_pem(&key).with_context(|| {
+                format!(
+                    "{} is not a PEM private key (an encrypted key needs signing.passphrase_file or signing.passphrase_env)",
+                    config.signing_key.display()
+                )
+            })?,
+        };
         let cert = std::fs::read(&config.signing_certificate)
             .with_context(|| format!("reading {}", config.signing_certificate.display()))?;
         let cert = openssl::x509::X509::from_pem(&cert).with_context(|| {

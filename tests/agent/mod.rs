@@ -278,6 +278,167 @@ fn an_agent_killed_at_any_moment_delivers_every_file_exactly_once() {
 }
 
 #[test]
+fn an_encrypted_signing_key_opens_with_its_passphrase_from_a_file_or_the_environment() {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let agency = Agency::new(&home, &server);
+    let (key, _) = home.signer("police");
+    let encrypted = agency.path("signing.enc.pem");
+    tool(
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            key.to_str().unwrap(),
+            "-out",
+            encrypted.to_str().unwrap(),
+            "-passout",
+            "pass:correct horse",
+        ],
+    );
+    let pass = agency.path("signing.pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let toml = std::fs::read_to_string(agency.path("agent.toml")).unwrap();
+    let plain = format!("key = {key:?}");
+    assert!(toml.contains(&plain));
+    let with_file = toml.replace(
+        &plain,
+        &format!("key = {encrypted:?}\npassphrase_file = \"signing.pass\""),
+    );
+    std::fs::write(agency.path("agent.toml"), &with_file).unwrap();
+    std::fs::copy(
+        sample("police", "valid-single-incident.xml"),
+        agency.path("exports/a.xml"),
+    )
+    .unwrap();
+    let out = agency.agent(&home, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(agency.path("exports/sent/a.xml.receipt.json").exists());
+
+    // A wrong passphrase is named as such, before anything is taken.
+    std::fs::write(&pass, "wrong\n").unwrap();
+    let out = agency.agent(&home, &["status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot be opened with the passphrase"),
+        "{err}"
+    );
+
+    // From the environment instead.
+    let with_env = toml.replace(
+        &plain,
+        &format!("key = {encrypted:?}\npassphrase_env = \"AGENCY_KEY_PASS\""),
+    );
+    std::fs::write(agency.path("agent.toml"), with_env).unwrap();
+    std::fs::copy(
+        sample("police", "valid-weekly-batch.xml"),
+        agency.path("exports/b.xml"),
+    )
+    .unwrap();
+    let out = std::process::Command::cargo_bin("gateway")
+        .unwrap()
+        .args(["agent", "run", "--once", "--agent-config"])
+        .arg(agency.path("agent.toml"))
+        .env("AGENCY_KEY_PASS", "correct horse")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(agency.path("exports/sent/b.xml.receipt.json").exists());
+    assert_eq!(home.queued(), 2);
+}
+
+/// Puts `key` and `cert` in `keys/tls/` (each renamed in, the key 0600).
+fn install_tls(home: &Home, key: &std::path::Path, cert: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = home.path().join("keys/tls");
+    for (from, name) in [(key, "server.key"), (cert, "server.crt")] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::copy(from, &tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, dir.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn a_hub_tls_certificate_replaced_within_the_pinned_ca_needs_nothing_of_the_agent() {
+    let home = Home::with_server_config("");
+    let ca = home.path().join("hub-ca");
+    std::fs::create_dir(&ca).unwrap();
+    // A CA, and two server certificates it issued for the hub.
+    crate::support::sh(&format!(
+        "cd {ca:?} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+         -keyout ca.key -out ca.crt -days 30 -subj '/CN=Hub CA' 2>/dev/null && \
+         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > ext && \
+         for n in 1 2; do \
+           openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout s$n.key \
+             -out s$n.csr -subj /CN=localhost 2>/dev/null && \
+           openssl x509 -req -in s$n.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+             -extfile ext -out s$n.crt 2>/dev/null; \
+         done"
+    ));
+    install_tls(&home, &ca.join("s1.key"), &ca.join("s1.crt"));
+    let server = home.serve_logged();
+    let agency = Agency::new(&home, &server);
+    let toml = std::fs::read_to_string(agency.path("agent.toml")).unwrap();
+    let pinned_ca = toml.replace(
+        &format!("ca = {:?}", home.tls_cert()),
+        &format!("ca = {:?}", ca.join("ca.crt")),
+    );
+    assert_ne!(pinned_ca, toml);
+    std::fs::write(agency.path("agent.toml"), pinned_ca).unwrap();
+    let deliver = |sample_name: &str| {
+        std::fs::copy(
+            sample("police", sample_name),
+            agency.path(&format!("exports/{sample_name}")),
+        )
+        .unwrap();
+        let out = agency.agent(&home, &["run", "--once"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            agency
+                .path(&format!("exports/sent/{sample_name}.receipt.json"))
+                .exists()
+        );
+    };
+    deliver("valid-single-incident.xml");
+
+    // The hub replaces its certificate with another from the same CA; the agent is not told.
+    install_tls(&home, &ca.join("s2.key"), &ca.join("s2.crt"));
+    server.signal("HUP");
+    home.wait_for_log("tls_replaced=true");
+    let served = crate::support::sh_out(&format!(
+        "openssl s_client -connect {} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+        server.url("").trim_start_matches("https://")
+    ));
+    let s2 = crate::support::sh_out(&format!(
+        "openssl x509 -in {:?} -noout -fingerprint -sha256",
+        ca.join("s2.crt")
+    ));
+    assert_eq!(served, s2, "the new certificate is served");
+    deliver("valid-weekly-batch.xml");
+    assert_eq!(home.queued(), 2);
+}
+
+#[test]
 fn after_the_hub_rotates_its_key_the_agent_fetches_the_new_recipient_and_reseals() {
     use assert_cmd::cargo::CommandCargoExt;
     let home = Home::with_server_config("");
