@@ -216,6 +216,9 @@ pub fn schemas(
     serde_json::from_slice(&body).context("not a schema bundle")
 }
 
+/// The largest request document the agent reads.
+const REQUEST_MAX: u64 = 256 << 10;
+
 /// A request from the hub, as the agent reads it.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct HubRequest {
@@ -253,7 +256,12 @@ pub fn next_request(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .with_context(|| format!("{url} sent an unsigned request: not trusted"))?;
-    let body = resp.bytes()?;
+    // A request is a few hundred bytes: more is not one.
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(resp, REQUEST_MAX + 1), &mut body)?;
+    if body.len() as u64 > REQUEST_MAX {
+        anyhow::bail!("{url} sent more than {REQUEST_MAX} bytes: not a request");
+    }
     verify_detached(&body, &sig, receipt_cert)
         .with_context(|| format!("the request from {url} does not verify: not run"))?;
     Ok(Some(

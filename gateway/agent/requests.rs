@@ -96,17 +96,42 @@ pub fn refusal(query: &Query, params: &BTreeMap<String, String>) -> Option<Strin
 }
 
 /// The command line for a checked request: each `{param}` replaced by its value (a missing
-/// optional one by nothing), `{request_id}` by the id. Each argument stays one argument.
+/// optional one by nothing), `{request_id}` by the id, in one pass (a value is never read
+/// for placeholders). Each argument stays one argument.
 fn command_line(query: &Query, id: &str, params: &BTreeMap<String, String>) -> Vec<String> {
+    let value = |name: &str| -> Option<&str> {
+        if name == "request_id" {
+            return Some(id);
+        }
+        query
+            .params
+            .contains_key(name)
+            .then(|| params.get(name).map_or("", String::as_str))
+    };
     query
         .command
         .iter()
         .map(|arg| {
-            let mut out = arg.replace("{request_id}", id);
-            for name in query.params.keys() {
-                let value = params.get(name).map_or("", String::as_str);
-                out = out.replace(&format!("{{{name}}}", name = name), value);
+            let mut out = String::with_capacity(arg.len());
+            let mut rest = arg.as_str();
+            while let Some(open) = rest.find('{') {
+                out.push_str(&rest[..open]);
+                let after = &rest[open + 1..];
+                match after
+                    .find('}')
+                    .and_then(|close| Some((close, value(&after[..close])?)))
+                {
+                    Some((close, v)) => {
+                        out.push_str(v);
+                        rest = &after[close + 1..];
+                    }
+                    None => {
+                        out.push('{');
+                        rest = after;
+                    }
+                }
             }
+            out.push_str(rest);
             out
         })
         .collect()
@@ -443,6 +468,25 @@ mod tests {
         assert_eq!(
             command_line(&query(), "rq-1", &ok),
             ["extract", "--since=2026-12-01T00:00:00Z", "50"]
+        );
+        // One pass: a value that looks like a placeholder stays as it is.
+        let mut q = query();
+        q.command = vec![
+            "x".into(),
+            "{area}{limit}{request_id}".into(),
+            "{other}".into(),
+        ];
+        q.params.insert(
+            "area".into(),
+            Param {
+                kind: ParamKind::Choice(vec!["{limit}".into()]),
+                required: true,
+            },
+        );
+        let tricky = params(&[("area", "{limit}"), ("limit", "7")]);
+        assert_eq!(
+            command_line(&q, "rq-2", &tricky),
+            ["x", "{limit}7rq-2", "{other}"]
         );
     }
 
