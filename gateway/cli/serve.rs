@@ -42,7 +42,9 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     let acceptor = Arc::new(
         http::tls::LiveAcceptor::load(&config.keys).context("loading the TLS certificate")?,
     );
-    let state = Arc::new(AppState::new(gateway.clone()).context("loading agencies and tokens")?);
+    let mut state = AppState::new(gateway.clone()).context("loading agencies and tokens")?;
+    state.stopping = shutdown.clone();
+    let state = Arc::new(state);
     let folders = start_folders(config, &gateway, &shutdown)?;
     let reloader =
         crate::reload::Reloader::start(gateway.clone(), acceptor.clone(), shutdown.clone())

@@ -83,6 +83,9 @@ pub struct AppState {
     /// The bearer token that opens `/metrics` on the HTTPS port (from the environment variable
     /// `metrics.token_env`); without one, metrics are only on the metrics listener.
     pub metrics_token: Option<String>,
+    /// Set once the server is shutting down: long polls answer at once rather than hold the
+    /// shutdown up.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -120,6 +123,7 @@ impl AppState {
                 .filter(|t| !t.trim().is_empty()),
             gateway,
             incoming,
+            stopping: Arc::default(),
         })
     }
 }

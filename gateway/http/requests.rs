@@ -173,7 +173,7 @@ pub async fn next(
             Err(resp) => return resp,
         }
         let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || st.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             return StatusCode::NO_CONTENT.into_response();
         }
         tokio::time::sleep(left.min(LOOK_EVERY)).await;

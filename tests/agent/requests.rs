@@ -281,3 +281,28 @@ fn a_request_is_asked_only_of_a_registered_agency_in_a_shape_agents_read() {
     let list = home.gateway(&["request", "list", "--json"]);
     assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
 }
+
+#[test]
+fn a_long_poll_in_progress_does_not_hold_up_the_hubs_shutdown() {
+    let home = Home::with_server_config("");
+    let mut server = home.serve();
+    let token = format!("Authorization: Bearer {}", home.token("police"));
+    let poll = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(home.tls_cert())
+        .args(["-H", &token, &server.url("/v1/requests/next?wait=30")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the poll reach the hub (its 204 below proves it did).
+    std::thread::sleep(Duration::from_secs(1));
+    let asked = std::time::Instant::now();
+    assert_eq!(server.stop(), Some(0));
+    let took = asked.elapsed();
+    let out = poll.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
+    assert!(
+        took < Duration::from_secs(10),
+        "the shutdown waited {took:?} for a 30 s poll"
+    );
+}
