@@ -71,15 +71,25 @@ async fn event(st: &AppState, ev: RequestEvent) -> Result<Vec<RequestRecord>, Re
     }
 }
 
-fn audit(st: &AppState, actor: &str, action: &str, r: &RequestRecord, details: serde_json::Value) {
-    if let Some(fw) = &st.gateway.forwarding {
-        let mut details = details;
-        details["agency"] = json!(r.agency);
-        details["query"] = json!(r.query);
-        if let Err(e) = fw.audit.append("request", actor, action, &r.id, details) {
-            tracing::error!(error = %e, request = %r.id, "the audit log could not record a request");
+/// Records a request's step in the audit log (fsynced, so off the async threads).
+async fn audit(
+    st: &AppState,
+    actor: &str,
+    action: &'static str,
+    r: &RequestRecord,
+    mut details: serde_json::Value,
+) {
+    details["agency"] = json!(r.agency);
+    details["query"] = json!(r.query);
+    let (gw, actor, id) = (st.gateway.clone(), actor.to_owned(), r.id.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(fw) = &gw.forwarding
+            && let Err(e) = fw.audit.append("request", &actor, action, &id, details)
+        {
+            tracing::error!(error = %e, request = %id, "the audit log could not record a request");
         }
-    }
+    })
+    .await;
 }
 
 /// The request as JSON, signed by the receipt key.
@@ -166,7 +176,7 @@ pub async fn next(
         match event(&st, take).await {
             Ok(records) => {
                 if let Some(r) = records.first() {
-                    audit(&st, &agency, "request taken", r, json!({}));
+                    audit(&st, &agency, "request taken", r, json!({})).await;
                     return signed(&st, r);
                 }
             }
@@ -265,7 +275,8 @@ pub async fn failure(
                 "request failed",
                 &r,
                 json!({ "detail": detail }),
-            );
+            )
+            .await;
             Json(requests::to_json(&r)).into_response()
         }
         Ok(Some(r)) => closed(&r).into_response(),
@@ -357,7 +368,7 @@ pub async fn settle(st: &AppState, agency: &AgencyName, answering: &Answering, o
     match event(st, ev).await {
         Ok(records) => {
             if let Some(r) = records.first() {
-                audit(st, agency, action, r, details);
+                audit(st, agency, action, r, details).await;
             }
         }
         Err(_) => {

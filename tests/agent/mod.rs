@@ -477,6 +477,10 @@ fn after_the_hub_rotates_its_key_the_agent_fetches_the_new_recipient_and_reseals
     agent.kill().unwrap();
     agent.wait().unwrap();
     assert_eq!(home.queued(), 2);
+    assert!(
+        !agency.path("exports/failed").exists(),
+        "no delivery failed across the rotation"
+    );
 }
 
 #[test]
