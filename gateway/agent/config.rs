@@ -64,6 +64,8 @@ struct RawQuery {
     timeout_secs: Option<u64>,
     max_output_mb: Option<u64>,
     #[serde(default)]
+    message_types: Vec<String>,
+    #[serde(default)]
     params: BTreeMap<String, RawParam>,
 }
 
@@ -108,6 +110,8 @@ struct RawJob {
     stable_secs: Option<u64>,
     schedule: Option<String>,
     command: Option<Vec<String>>,
+    #[serde(default)]
+    message_types: Vec<String>,
 }
 
 /// The hub and how to reach it.
@@ -139,6 +143,8 @@ pub struct Job {
     /// folder: the program and its arguments, `{folder}` standing for the folder. Run without
     /// a shell.
     pub extract: Option<(croner::Cron, Vec<String>)>,
+    /// The message types (schema ids) its files may be; any the hub accepts when empty.
+    pub message_types: Vec<String>,
 }
 
 /// What a query parameter may be.
@@ -190,6 +196,8 @@ pub struct Query {
     pub max_output: u64,
     /// Its parameters, by name; a request with any other is refused.
     pub params: BTreeMap<String, Param>,
+    /// The message types (schema ids) its answer may be; any the hub accepts when empty.
+    pub message_types: Vec<String>,
 }
 
 /// `agent.toml`, checked.
@@ -272,6 +280,7 @@ impl AgentConfig {
                 folder: at(&j.folder),
                 stable: std::time::Duration::from_secs(j.stable_secs.unwrap_or(2)),
                 extract,
+                message_types: j.message_types,
             });
         }
         let queries = queries_of(raw.queries)?;
@@ -456,6 +465,7 @@ fn query_of(i: usize, q: RawQuery) -> Result<Query, AgentConfigError> {
         timeout: std::time::Duration::from_secs(q.timeout_secs.unwrap_or(600).max(1)),
         max_output: q.max_output_mb.unwrap_or(1024).max(1) << 20,
         params,
+        message_types: q.message_types,
     })
 }
 

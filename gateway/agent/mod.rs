@@ -292,7 +292,8 @@ impl Agent {
             self.journal.finish(entry.id, state, None, why)?;
             return Ok(true);
         }
-        if let Some(problem) = self.check_locally(&source)? {
+        let producer = format!("the job {}", job.name);
+        if let Some(problem) = self.check_locally(&source, &producer, &job.message_types)? {
             return self.failed(entry, &job, &source, &problem);
         }
         let answer = self.seal_send_and_reseal(&entry.id.to_string(), &source, None)?;
@@ -335,21 +336,41 @@ impl Agent {
     }
 
     /// The problem the hub would report for `source`, found here before sealing.
-    fn check_locally(&self, source: &Path) -> anyhow::Result<Option<serde_json::Value>> {
+    /// `producer` names the job or query, `types` the message types it may produce (any the
+    /// hub accepts when empty).
+    fn check_locally(
+        &self,
+        source: &Path,
+        producer: &str,
+        types: &[String],
+    ) -> anyhow::Result<Option<serde_json::Value>> {
         let Some(local) = &self.schemas else {
             return Ok(None);
         };
         let file =
             std::fs::File::open(source).with_context(|| format!("reading {}", source.display()))?;
         let limits = crate::config::Config::defaults(Path::new(".")).limits;
+        let found_by = format!(
+            "the agent, before sending, with the hub's schemas (version {})",
+            local.version
+        );
         match crate::envelope::check_plain(&local.agency, file, &local.catalog, &limits) {
-            Ok(_) => Ok(None),
+            Ok(schema) if types.is_empty() || types.contains(&schema) => Ok(None),
+            Ok(schema) => Ok(Some(json!({
+                "code": "schema_not_allowed",
+                "detail": format!(
+                    "this file is a {schema}; {producer} produces {} only",
+                    types.join(", ")
+                ),
+                "action": "check the extract: it is valid, but not of the type this job or query sends (message_types in agent.toml)",
+                "found_by": found_by,
+            }))),
             Err(r) => Ok(Some(json!({
                 "code": r.code,
                 "detail": r.detail,
                 "action": r.action,
                 "violations": r.violations,
-                "found_by": format!("the agent, before sending, with the hub's schemas (version {})", local.version),
+                "found_by": found_by,
             }))),
         }
     }

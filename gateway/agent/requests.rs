@@ -287,7 +287,7 @@ impl Agent {
             }
         }
         if step == RequestStep::Ready {
-            match self.deliver_answer(&entry.id, &answer)? {
+            match self.deliver_answer(&entry.id, &entry.query, &answer)? {
                 Ok(message_id) => {
                     self.journal.request_step(
                         &entry.id,
@@ -325,6 +325,7 @@ impl Agent {
     fn deliver_answer(
         &mut self,
         id: &str,
+        query: &str,
         answer: &Path,
     ) -> anyhow::Result<Result<String, String>> {
         let dir = self.requests_dir();
@@ -340,9 +341,17 @@ impl Agent {
             return Ok(Err("the answer was lost before it was sent".to_owned()));
         }
         self.refresh_schemas();
-        if let Some(problem) = self.check_locally(answer)? {
+        let types = self
+            .config
+            .queries
+            .iter()
+            .find(|q| q.name == query)
+            .map(|q| q.message_types.clone())
+            .unwrap_or_default();
+        let producer = format!("the query {query}");
+        if let Some(problem) = self.check_locally(answer, &producer, &types)? {
             let why = format!(
-                "the answer does not pass the hub's schemas, so it was not sent: {}",
+                "the agent's own check refused the answer, so it was not sent: {}",
                 super::problem_text(&problem).trim()
             );
             file_away_plain(
@@ -406,6 +415,7 @@ mod tests {
             command: vec!["extract".into(), "--since={since}".into(), "{limit}".into()],
             timeout: Duration::from_secs(5),
             max_output: 1 << 20,
+            message_types: Vec::new(),
             params: BTreeMap::from([
                 ("since".to_owned(), p(ParamKind::DateTime)),
                 (

@@ -278,6 +278,52 @@ fn an_agent_killed_at_any_moment_delivers_every_file_exactly_once() {
 }
 
 #[test]
+fn a_file_of_another_type_than_its_job_produces_is_kept_back_at_the_source() {
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let agency = Agency::new(&home, &server);
+    let toml = std::fs::read_to_string(agency.path("agent.toml")).unwrap();
+    let only = |types: &str| {
+        std::fs::write(
+            agency.path("agent.toml"),
+            format!("{toml}message_types = [{types:?}]\n"),
+        )
+        .unwrap();
+    };
+    only("police-Other-1");
+    std::fs::copy(
+        sample("police", "valid-single-incident.xml"),
+        agency.path("exports/a.xml"),
+    )
+    .unwrap();
+    let out = agency.agent(&home, &["run", "--once"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 sent, 1 failed, 0 pending"), "{stdout}");
+    let problem: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(agency.path("exports/failed/a.xml.problem.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(problem["code"], "schema_not_allowed");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("police-IncidentBatch-1") && detail.contains("the job nightly"),
+        "{detail}"
+    );
+    assert_eq!(home.queued(), 0, "kept back at the source");
+
+    only("police-IncidentBatch-1");
+    std::fs::copy(
+        sample("police", "valid-single-incident.xml"),
+        agency.path("exports/b.xml"),
+    )
+    .unwrap();
+    let out = agency.agent(&home, &["run", "--once"]);
+    assert!(out.status.success());
+    assert!(agency.path("exports/sent/b.xml.receipt.json").exists());
+    assert_eq!(home.queued(), 1);
+}
+
+#[test]
 fn an_encrypted_signing_key_opens_with_its_passphrase_from_a_file_or_the_environment() {
     use assert_cmd::cargo::CommandCargoExt;
     use std::os::unix::fs::PermissionsExt;
