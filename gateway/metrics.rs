@@ -58,6 +58,8 @@ pub struct Metrics {
     grace_opens: Family<Vec<(String, String)>, Counter>,
     /// TLS connections open now.
     pub connections: Gauge,
+    /// Agents waiting now on `GET /v1/requests/next`.
+    pub request_polls: Gauge,
     /// `accept()` failures (descriptors exhausted...), each followed by a back-off.
     pub accept_errors: Counter,
     disk_free: Family<Vec<(String, String)>, Gauge>,
@@ -139,6 +141,12 @@ impl Metrics {
             "HTTPS connections open now (at most http.max_connections)",
             connections.clone(),
         );
+        let request_polls = Gauge::default();
+        registry.register(
+            "request_polls",
+            "Agents waiting now for a request (GET /v1/requests/next)",
+            request_polls.clone(),
+        );
         let accept_errors = Counter::default();
         registry.register(
             "accept_errors",
@@ -166,6 +174,7 @@ impl Metrics {
         Metrics {
             part_ready,
             connections,
+            request_polls,
             accept_errors,
             disk_free,
             disk_low,
@@ -258,5 +267,23 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// Counts one in `gauge` while it is held (a connection open, an agent waiting).
+#[derive(Debug)]
+pub struct Held(Gauge);
+
+impl Held {
+    /// One more in `gauge`, until dropped.
+    pub fn new(gauge: &Gauge) -> Held {
+        gauge.inc();
+        Held(gauge.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

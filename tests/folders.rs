@@ -38,27 +38,7 @@ fn outcomes(inbox: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
 fn verify_receipt(home: &Home, accepted: &Path, name: &str) -> serde_json::Value {
     let json = accepted.join(format!("{name}.receipt.json"));
     let p7s = accepted.join(format!("{name}.receipt.p7s"));
-    let ca = home.path().join("keys/receipt/receipt.crt");
-    tool(
-        "openssl",
-        &[
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            p7s.to_str().unwrap(),
-            "-content",
-            json.to_str().unwrap(),
-            "-CAfile",
-            ca.to_str().unwrap(),
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-    );
+    home.verify_receipt_signature(&p7s, &json);
     serde_json::from_slice(&fs::read(json).unwrap()).unwrap()
 }
 

@@ -47,27 +47,7 @@ fn upload_with_a_token_is_forwarded_with_a_signed_receipt_and_a_resend_gets_the_
             der.to_str().unwrap(),
         ],
     );
-    let ca = home.path().join("keys/receipt/receipt.crt");
-    tool(
-        "openssl",
-        &[
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            der.to_str().unwrap(),
-            "-content",
-            json.to_str().unwrap(),
-            "-CAfile",
-            ca.to_str().unwrap(),
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-    );
+    home.verify_receipt_signature(&der, &json);
 
     let again = post(
         &home,

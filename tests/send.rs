@@ -70,27 +70,7 @@ fn send_uploads_saves_verifiable_receipts_and_reports_rejections() {
     assert_eq!(v["results"][1]["problem"]["code"], "schema_invalid");
     let receipt = home.file("good.sealed.receipt.json");
     let sig = home.file("good.sealed.receipt.p7s");
-    let ca = home.path().join("keys/receipt/receipt.crt");
-    crate::support::tool(
-        "openssl",
-        &[
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            sig.to_str().unwrap(),
-            "-content",
-            receipt.to_str().unwrap(),
-            "-CAfile",
-            ca.to_str().unwrap(),
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-    );
+    home.verify_receipt_signature(&sig, &receipt);
     let (code, v) = send(&home, &base, &["--token", &token], &[&good]);
     assert_eq!(code, 0);
     assert_eq!(

@@ -469,18 +469,44 @@ fn query_of(i: usize, q: RawQuery) -> Result<Query, AgentConfigError> {
     })
 }
 
-/// The `{name}` placeholders in an argument.
-pub fn placeholders(arg: &str) -> Vec<&str> {
+/// A piece of a command's argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Text as it stands.
+    Text(&'a str),
+    /// A `{name}` placeholder: the name.
+    Placeholder(&'a str),
+}
+
+/// An argument in pieces: text, and `{name}` placeholders (a `{` without its `}` is text).
+pub fn pieces(arg: &str) -> Vec<Piece<'_>> {
     let mut out = Vec::new();
     let mut rest = arg;
     while let Some(open) = rest.find('{') {
         let Some(close) = rest[open..].find('}') else {
             break;
         };
-        out.push(&rest[open + 1..open + close]);
+        if open > 0 {
+            out.push(Piece::Text(&rest[..open]));
+        }
+        out.push(Piece::Placeholder(&rest[open + 1..open + close]));
         rest = &rest[open + close + 1..];
     }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
     out
+}
+
+/// The `{name}` placeholders in an argument.
+pub fn placeholders(arg: &str) -> Vec<&str> {
+    pieces(arg)
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Placeholder(name) => Some(name),
+            Piece::Text(_) => None,
+        })
+        .collect()
 }
 
 /// `metrics.listen`: an address on the loopback interface (the agent opens no port to the

@@ -71,6 +71,36 @@ pub fn verify_detached(body: &[u8], sig_b64: &str, cert: &Path) -> anyhow::Resul
     Ok(())
 }
 
+/// Largest recipient document read.
+const RECIPIENT_MAX: u64 = 1 << 20;
+/// Largest schema bundle read.
+const SCHEMAS_MAX: u64 = 64 << 20;
+
+/// The body of `resp` from `url` (`what` it should be), read up to `max` bytes, with its
+/// `Gateway-Signature` checked against the pinned `receipt_cert`.
+fn verified_body(
+    resp: reqwest::blocking::Response,
+    url: &str,
+    what: &str,
+    receipt_cert: &Path,
+    max: u64,
+) -> anyhow::Result<Vec<u8>> {
+    let sig = resp
+        .headers()
+        .get("gateway-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .with_context(|| format!("{url} sent an unsigned {what}: not trusted"))?;
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(resp, max + 1), &mut body)?;
+    if body.len() as u64 > max {
+        anyhow::bail!("{url} sent more than {max} bytes: not a {what}");
+    }
+    verify_detached(&body, &sig, receipt_cert)
+        .with_context(|| format!("the {what} from {url} does not verify"))?;
+    Ok(body)
+}
+
 /// The hub's current age recipient, from its recipient document signed by `receipt_cert`.
 pub fn recipient(
     client: &reqwest::blocking::Client,
@@ -79,15 +109,13 @@ pub fn recipient(
 ) -> anyhow::Result<String> {
     let url = format!("{base}/v1/recipient");
     let resp = client.get(&url).send()?.error_for_status()?;
-    let sig = resp
-        .headers()
-        .get("gateway-signature")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .with_context(|| format!("{url} sent an unsigned recipient document: not trusted"))?;
-    let body = resp.bytes()?;
-    verify_detached(&body, &sig, receipt_cert)
-        .with_context(|| format!("the recipient document from {url} does not verify"))?;
+    let body = verified_body(
+        resp,
+        &url,
+        "recipient document",
+        receipt_cert,
+        RECIPIENT_MAX,
+    )?;
     let doc: crate::keyring::recipient_doc::RecipientDocument =
         serde_json::from_slice(&body).context("not a recipient document")?;
     doc.current
@@ -146,7 +174,7 @@ pub fn send(up: &Upload<'_>, file: &Path) -> anyhow::Result<Answer> {
             req = req.bearer_auth(t);
         }
         if let Some(r) = up.request {
-            req = req.header("gateway-request-id", r);
+            req = req.header(crate::http::requests::REQUEST_HEADER, r);
         }
         let transient = match req.send() {
             Ok(resp) => {
@@ -204,15 +232,7 @@ pub fn schemas(
         req = req.bearer_auth(t);
     }
     let resp = req.send()?.error_for_status()?;
-    let sig = resp
-        .headers()
-        .get("gateway-signature")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .with_context(|| format!("{url} sent an unsigned schema bundle: not trusted"))?;
-    let body = resp.bytes()?;
-    verify_detached(&body, &sig, receipt_cert)
-        .with_context(|| format!("the schema bundle from {url} does not verify"))?;
+    let body = verified_body(resp, &url, "schema bundle", receipt_cert, SCHEMAS_MAX)?;
     serde_json::from_slice(&body).context("not a schema bundle")
 }
 
@@ -250,20 +270,8 @@ pub fn next_request(
     if resp.status() == reqwest::StatusCode::NO_CONTENT {
         return Ok(None);
     }
-    let sig = resp
-        .headers()
-        .get("gateway-signature")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .with_context(|| format!("{url} sent an unsigned request: not trusted"))?;
     // A request is a few hundred bytes: more is not one.
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(resp, REQUEST_MAX + 1), &mut body)?;
-    if body.len() as u64 > REQUEST_MAX {
-        anyhow::bail!("{url} sent more than {REQUEST_MAX} bytes: not a request");
-    }
-    verify_detached(&body, &sig, receipt_cert)
-        .with_context(|| format!("the request from {url} does not verify: not run"))?;
+    let body = verified_body(resp, &url, "request", receipt_cert, REQUEST_MAX)?;
     Ok(Some(
         serde_json::from_slice(&body).context("not a request document")?,
     ))
@@ -281,6 +289,7 @@ pub fn report_failure(
     let url = format!("{base}/v1/requests/{id}/failure");
     let mut req = client
         .post(&url)
+        .timeout(Duration::from_secs(60))
         .json(&serde_json::json!({ "detail": detail }));
     if let Some(t) = token {
         req = req.bearer_auth(t);

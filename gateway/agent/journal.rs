@@ -310,16 +310,22 @@ impl Journal {
         rows.collect()
     }
 
+    /// How many rows of `table` (`files` or `requests`) are in each state.
+    fn counts(&self, table: &str) -> rusqlite::Result<Vec<(String, u64)>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT state, count(*) FROM {table} GROUP BY state"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            let n: i64 = r.get(1)?;
+            Ok((r.get::<_, String>(0)?, u64::try_from(n).unwrap_or(0)))
+        })?;
+        rows.collect()
+    }
+
     /// Counts by state and the latest error.
     pub fn status(&self) -> rusqlite::Result<Status> {
         let mut s = Status::default();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT state, count(*) FROM files GROUP BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for row in rows {
-            let (state, n) = row?;
-            let n = u64::try_from(n).unwrap_or(0);
+        for (state, n) in self.counts("files")? {
             match state.as_str() {
                 "pending" => s.pending = n,
                 "sent" => s.sent = n,
@@ -346,13 +352,7 @@ impl Journal {
         if let Some((job, e)) = extract {
             s.last_error = Some(format!("extract of {job}: {e}"));
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT state, count(*) FROM requests GROUP BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for row in rows {
-            let (state, n) = row?;
-            let n = u64::try_from(n).unwrap_or(0);
+        for (state, n) in self.counts("requests")? {
             match RequestStep::parse(&state) {
                 RequestStep::Answered => s.requests_answered += n,
                 RequestStep::Failed => s.requests_failed += n,

@@ -1,11 +1,12 @@
 //! The agent's `/metrics` (Prometheus text), on a loopback address only (`[metrics] listen` in
-//! `agent.toml`): the agent opens no port to the network. Each scrape reads the journal, so the
-//! figures are those of the files and requests on disk, whatever the agent is doing.
+//! `agent.toml`): the agent opens no port to the network. Each scrape reads the journal (on a
+//! connection of its own), so the figures are those of the files and requests on disk,
+//! whatever the agent is doing.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -33,39 +34,41 @@ impl LastRound {
     }
 }
 
-/// The text of one scrape.
-fn render(state: &std::path::Path, last: &LastRound) -> anyhow::Result<String> {
-    let s = Journal::open(state)?.status()?;
-    let mut registry = Registry::default();
-    let files = Family::<StateLabel, Gauge>::default();
-    for (state, n) in [
-        ("pending", s.pending),
-        ("sent", s.sent),
-        ("failed", s.failed),
-    ] {
-        files
+/// One gauge per state.
+fn by_state(counts: [(&'static str, u64); 3]) -> Family<StateLabel, Gauge> {
+    let family = Family::<StateLabel, Gauge>::default();
+    for (state, n) in counts {
+        family
             .get_or_create(&StateLabel { state })
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
+    family
+}
+
+/// The text of one scrape.
+fn render(journal: &Mutex<Journal>, last: &LastRound) -> anyhow::Result<String> {
+    let s = journal
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .status()?;
+    let mut registry = Registry::default();
     registry.register(
         "gateway_agent_files",
         "Files of the export folders, by where they are",
-        files,
+        by_state([
+            ("pending", s.pending),
+            ("sent", s.sent),
+            ("failed", s.failed),
+        ]),
     );
-    let requests = Family::<StateLabel, Gauge>::default();
-    for (state, n) in [
-        ("open", s.requests_open),
-        ("answered", s.requests_answered),
-        ("failed", s.requests_failed),
-    ] {
-        requests
-            .get_or_create(&StateLabel { state })
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
-    }
     registry.register(
         "gateway_agent_requests",
         "The hub's requests, by where they are",
-        requests,
+        by_state([
+            ("open", s.requests_open),
+            ("answered", s.requests_answered),
+            ("failed", s.requests_failed),
+        ]),
     );
     let round = Gauge::<i64>::default();
     round.set(last.0.load(Ordering::Relaxed));
@@ -81,6 +84,8 @@ fn render(state: &std::path::Path, last: &LastRound) -> anyhow::Result<String> {
 
 /// Serves `/metrics` on `listen` from a thread of its own; the address it listens on.
 pub fn serve(listen: SocketAddr, state: PathBuf, last: LastRound) -> anyhow::Result<SocketAddr> {
+    // A connection of its own, opened once: scrapes read it while the agent writes its own.
+    let journal = Arc::new(Mutex::new(Journal::open(&state)?));
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("metrics on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
@@ -95,10 +100,10 @@ pub fn serve(listen: SocketAddr, state: PathBuf, last: LastRound) -> anyhow::Res
                 let app = axum::Router::new().route(
                     "/metrics",
                     axum::routing::get(move || {
-                        let (state, last) = (state.clone(), last.clone());
+                        let (journal, last) = (journal.clone(), last.clone());
                         async move {
                             let text =
-                                tokio::task::spawn_blocking(move || render(&state, &last)).await;
+                                tokio::task::spawn_blocking(move || render(&journal, &last)).await;
                             match text {
                                 Ok(Ok(text)) => (
                                     axum::http::StatusCode::OK,

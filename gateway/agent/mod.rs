@@ -417,6 +417,24 @@ impl Agent {
         Ok(answer)
     }
 
+    /// The hub's receipt checked against the pinned receipt certificate: its signature (DER)
+    /// and the message it names.
+    fn checked_receipt(
+        &self,
+        receipt: &[u8],
+        signature: Option<&str>,
+    ) -> anyhow::Result<(Vec<u8>, String)> {
+        let signature = signature.context("the hub's receipt is not signed: not trusted")?;
+        hub::verify_detached(receipt, signature, &self.config.hub.receipt_certificate)
+            .context("the hub's receipt does not verify against the pinned receipt certificate")?;
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, signature)?;
+        let id = serde_json::from_slice::<serde_json::Value>(receipt)?["gateway_message_id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the receipt names no message")?;
+        Ok((der, id))
+    }
+
     fn sent(
         &self,
         entry: &journal::Entry,
@@ -425,10 +443,7 @@ impl Agent {
         receipt: &[u8],
         signature: Option<&str>,
     ) -> anyhow::Result<bool> {
-        let signature = signature.context("the hub's receipt is not signed: not trusted")?;
-        hub::verify_detached(receipt, signature, &self.config.hub.receipt_certificate)
-            .context("the hub's receipt does not verify against the pinned receipt certificate")?;
-        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, signature)?;
+        let (der, id) = self.checked_receipt(receipt, signature)?;
         file_away(
             &self.journal,
             entry.id,
@@ -436,11 +451,8 @@ impl Agent {
             &job.folder.join("sent"),
             &[(".receipt.json", receipt), (".receipt.p7s", &der)],
         )?;
-        let id = serde_json::from_slice::<serde_json::Value>(receipt)
-            .ok()
-            .and_then(|r| r["gateway_message_id"].as_str().map(str::to_owned));
         self.journal
-            .finish(entry.id, State::Sent, id.as_deref(), None)?;
+            .finish(entry.id, State::Sent, Some(&id), None)?;
         tracing::info!(job = %job.name, file = %entry.name, message = ?id, "delivered");
         Ok(true)
     }

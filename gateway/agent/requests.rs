@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
-use super::config::{Param, ParamKind, Query};
+use super::config::{Param, ParamKind, Piece, Query, pieces};
 use super::hub::{self, Answer};
 use super::journal::{RequestEntry, RequestStep};
 use super::{Agent, file_away_plain};
@@ -113,25 +111,16 @@ fn command_line(query: &Query, id: &str, params: &BTreeMap<String, String>) -> V
         .iter()
         .map(|arg| {
             let mut out = String::with_capacity(arg.len());
-            let mut rest = arg.as_str();
-            while let Some(open) = rest.find('{') {
-                out.push_str(&rest[..open]);
-                let after = &rest[open + 1..];
-                match after
-                    .find('}')
-                    .and_then(|close| Some((close, value(&after[..close])?)))
-                {
-                    Some((close, v)) => {
-                        out.push_str(v);
-                        rest = &after[close + 1..];
-                    }
-                    None => {
-                        out.push('{');
-                        rest = after;
-                    }
+            for piece in pieces(arg) {
+                match piece {
+                    Piece::Text(text) => out.push_str(text),
+                    Piece::Placeholder(name) => match value(name) {
+                        Some(v) => out.push_str(v),
+                        // Not a parameter (the configuration check refuses these): as written.
+                        None => out.push_str(&format!("{{{name}}}")),
+                    },
                 }
             }
-            out.push_str(rest);
             out
         })
         .collect()
@@ -175,14 +164,14 @@ fn run(
             Ok(None) => {}
             Err(e) => return Err(format!("waiting for {}: {e}", args[0])),
         }
-        let written = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let why = if started.elapsed() > query.timeout {
             Some(format!(
                 "{} did not finish within {} s",
                 args[0],
                 query.timeout.as_secs()
             ))
-        } else if written > query.max_output {
+        } else if size(out) > query.max_output || size(&err_path) > query.max_output {
             Some(format!(
                 "{} wrote more than {} bytes",
                 args[0], query.max_output
@@ -193,6 +182,7 @@ fn run(
         if let Some(why) = why {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = std::fs::remove_file(&err_path);
             return Err(why);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -213,6 +203,24 @@ fn run(
         .and_then(|f| f.sync_all())
         .map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(())
+}
+
+/// Files a refused answer in `dir/failed/` with its problem; why, for the hub.
+fn kept_back(
+    answer: &Path,
+    dir: &Path,
+    what: &str,
+    problem: &serde_json::Value,
+) -> anyhow::Result<Result<String, String>> {
+    file_away_plain(
+        answer,
+        &dir.join("failed"),
+        &[(".problem.json", problem.to_string().as_bytes())],
+    )?;
+    Ok(Err(format!(
+        "{what}: {}",
+        super::problem_text(problem).trim()
+    )))
 }
 
 impl Agent {
@@ -260,10 +268,16 @@ impl Agent {
         let answer = dir.join(format!("{}.xml", entry.id));
         let mut step = entry.step;
         let mut detail = entry.detail.clone();
+        let query = self
+            .config
+            .queries
+            .iter()
+            .find(|q| q.name == entry.query)
+            .cloned();
         if step == RequestStep::Taken {
             let params: BTreeMap<String, String> =
                 serde_json::from_str(&entry.params).unwrap_or_default();
-            let why = match self.config.queries.iter().find(|q| q.name == entry.query) {
+            let why = match &query {
                 None => Some(format!(
                     "refused by the agency's agent, nothing was run: it answers no query named {:?}",
                     entry.query
@@ -287,7 +301,8 @@ impl Agent {
             }
         }
         if step == RequestStep::Ready {
-            match self.deliver_answer(&entry.id, &entry.query, &answer)? {
+            let types = query.as_ref().map_or(&[][..], |q| &q.message_types[..]);
+            match self.deliver_answer(&entry.id, &entry.query, types, &answer)? {
                 Ok(message_id) => {
                     self.journal.request_step(
                         &entry.id,
@@ -326,6 +341,7 @@ impl Agent {
         &mut self,
         id: &str,
         query: &str,
+        types: &[String],
         answer: &Path,
     ) -> anyhow::Result<Result<String, String>> {
         let dir = self.requests_dir();
@@ -341,43 +357,20 @@ impl Agent {
             return Ok(Err("the answer was lost before it was sent".to_owned()));
         }
         self.refresh_schemas();
-        let types = self
-            .config
-            .queries
-            .iter()
-            .find(|q| q.name == query)
-            .map(|q| q.message_types.clone())
-            .unwrap_or_default();
         let producer = format!("the query {query}");
-        if let Some(problem) = self.check_locally(answer, &producer, &types)? {
-            let why = format!(
-                "the agent's own check refused the answer, so it was not sent: {}",
-                super::problem_text(&problem).trim()
-            );
-            file_away_plain(
+        if let Some(problem) = self.check_locally(answer, &producer, types)? {
+            return kept_back(
                 answer,
-                &dir.join("failed"),
-                &[(".problem.json", problem.to_string().as_bytes())],
-            )?;
-            return Ok(Err(why));
+                &dir,
+                "the agent's own check refused the answer, so it was not sent",
+                &problem,
+            );
         }
         match self.seal_send_and_reseal(id, answer, Some(id))? {
             Answer::Accepted {
                 receipt, signature, ..
             } => {
-                let signature =
-                    signature.context("the hub's receipt is not signed: not trusted")?;
-                hub::verify_detached(&receipt, &signature, &self.config.hub.receipt_certificate)
-                    .context(
-                        "the hub's receipt does not verify against the pinned receipt certificate",
-                    )?;
-                let der =
-                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &signature)?;
-                let message =
-                    serde_json::from_slice::<serde_json::Value>(&receipt)?["gateway_message_id"]
-                        .as_str()
-                        .map(str::to_owned)
-                        .context("the receipt names no message")?;
+                let (der, message) = self.checked_receipt(&receipt, signature.as_deref())?;
                 file_away_plain(
                     answer,
                     &dir.join("sent"),
@@ -386,16 +379,7 @@ impl Agent {
                 Ok(Ok(message))
             }
             Answer::Refused(problem) => {
-                let why = format!(
-                    "the hub refused the answer: {}",
-                    super::problem_text(&problem).trim()
-                );
-                file_away_plain(
-                    answer,
-                    &dir.join("failed"),
-                    &[(".problem.json", problem.to_string().as_bytes())],
-                )?;
-                Ok(Err(why))
+                kept_back(answer, &dir, "the hub refused the answer", &problem)
             }
         }
     }

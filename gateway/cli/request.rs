@@ -22,7 +22,7 @@ pub enum Command {
         /// Parameters, `name=value` (the agency's agent checks their types).
         params: Vec<String>,
         /// How long the request waits for its answer before it is timed out.
-        #[arg(long, default_value_t = 60, value_name = "MINUTES")]
+        #[arg(long, default_value_t = requests::DEFAULT_WAIT.as_secs() / 60, value_name = "MINUTES")]
         wait_minutes: u64,
         /// Machine-readable output.
         #[arg(long)]

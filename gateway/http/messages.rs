@@ -331,7 +331,7 @@ async fn process(
         if check {
             gw.check_only(&from.agency, from.channel, payload, person)
         } else {
-            gw.process_answer(&from.agency, from.channel, payload, person, request)
+            gw.process_by(&from.agency, from.channel, payload, person, request)
         }
     })
     .await;

@@ -184,38 +184,48 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The `Gateway-Signature` of `body`: its detached CMS signature (base64 DER) by the receipt
+/// key. What agents check the recipient document, the schema bundle and requests with.
+pub(crate) fn signature_of(gw: &Gateway, body: &[u8]) -> Result<axum::http::HeaderValue, String> {
+    use base64::Engine;
+    let fw = gw
+        .forwarding
+        .as_ref()
+        .ok_or("the gateway is not forwarding: no receipt key")?;
+    let sig = fw.receipts.sign_bytes(body).map_err(|e| e.to_string())?;
+    axum::http::HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(sig))
+        .map_err(|e| e.to_string())
+}
+
+/// `body` as JSON, with `signature` as its `Gateway-Signature` when there is one.
+pub(crate) fn signed_json(
+    body: Vec<u8>,
+    signature: Option<axum::http::HeaderValue>,
+) -> axum::response::Response {
+    let mut resp = (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if let Some(v) = signature {
+        resp.headers_mut().insert("gateway-signature", v);
+    }
+    resp
+}
+
 /// The signed recipient document (see `keyring::recipient_doc`).
 async fn recipient(State(st): State<Arc<AppState>>) -> axum::response::Response {
-    use axum::http::HeaderValue;
-    use base64::Engine;
     let ring = st.gateway.keyring.get();
     let doc = crate::keyring::recipient_doc::RecipientDocument::new(
         &ring.identities,
         time::OffsetDateTime::now_utc(),
     );
     let json = doc.to_json();
-    let signature = st
-        .gateway
-        .forwarding
-        .as_ref()
-        .map(|fw| fw.receipts.sign_bytes(&json));
-    let mut resp = (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        json,
-    )
-        .into_response();
-    match signature {
-        Some(Ok(sig)) => {
-            if let Ok(v) =
-                HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(sig))
-            {
-                resp.headers_mut().insert("gateway-signature", v);
-            }
-        }
-        Some(Err(e)) => tracing::error!(error = %e, "cannot sign the recipient document"),
-        None => {}
-    }
-    resp
+    // Unsigned when it cannot be signed: agents then refuse it, and say why.
+    let signature = signature_of(&st.gateway, &json)
+        .map_err(|e| tracing::error!(error = %e, "cannot sign the recipient document"))
+        .ok();
+    signed_json(json, signature)
 }
 
 /// The API's OpenAPI document (`docs/openapi.yaml`, compiled in).
@@ -342,7 +352,7 @@ impl Connections {
 /// One of the `max_connections` slots, counted in `gateway_connections` while held.
 struct OpenConnection {
     _slot: tokio::sync::OwnedSemaphorePermit,
-    gauge: prometheus_client::metrics::gauge::Gauge,
+    _counted: crate::metrics::Held,
 }
 
 impl OpenConnection {
@@ -350,17 +360,10 @@ impl OpenConnection {
         slot: tokio::sync::OwnedSemaphorePermit,
         gauge: &prometheus_client::metrics::gauge::Gauge,
     ) -> OpenConnection {
-        gauge.inc();
         OpenConnection {
             _slot: slot,
-            gauge: gauge.clone(),
+            _counted: crate::metrics::Held::new(gauge),
         }
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.gauge.dec();
     }
 }
 

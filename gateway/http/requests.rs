@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde_json::json;
 
 use super::auth::authenticate;
@@ -54,19 +53,14 @@ fn unknown(id: &str, agency: &str) -> ApiError {
 
 /// Runs one request event off the async threads.
 async fn event(st: &AppState, ev: RequestEvent) -> Result<Vec<RequestRecord>, Response> {
-    if st.gateway.forwarding.is_none() {
-        return Err(
-            ApiError::new(Code::QueueUnavailable, "the gateway is not forwarding").into_response(),
-        );
-    }
     let gw = st.gateway.clone();
-    let run = move || match &gw.forwarding {
-        Some(fw) => fw.store.request(&ev),
-        None => Ok(Vec::new()),
-    };
+    let run = move || gw.forwarding.as_ref().map(|fw| fw.store.request(&ev));
     match tokio::task::spawn_blocking(run).await {
-        Ok(Ok(records)) => Ok(records),
-        Ok(Err(e)) => Err(ledger_down(e)),
+        Ok(Some(Ok(records))) => Ok(records),
+        Ok(None) => Err(
+            ApiError::new(Code::QueueUnavailable, "the gateway is not forwarding").into_response(),
+        ),
+        Ok(Some(Err(e))) => Err(ledger_down(e)),
         Err(e) => Err(ledger_down(e)),
     }
 }
@@ -92,33 +86,15 @@ async fn audit(
     .await;
 }
 
-/// The request as JSON, signed by the receipt key.
+/// The request as JSON, signed by the receipt key (never handed out unsigned: it would be
+/// refused, and stay `taken` until its deadline).
 fn signed(st: &AppState, r: &RequestRecord) -> Response {
     let body = requests::to_json(r).to_string().into_bytes();
-    let signature = st
-        .gateway
-        .forwarding
-        .as_ref()
-        .map(|fw| fw.receipts.sign_bytes(&body));
-    let mut resp = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response();
-    match signature {
-        Some(Ok(sig)) => {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(sig);
-            if let Ok(v) = HeaderValue::from_str(&b64) {
-                resp.headers_mut().insert("gateway-signature", v);
-            }
-            resp
-        }
-        _ => ApiError::new(
+    match super::signature_of(&st.gateway, &body) {
+        Ok(signature) => super::signed_json(body, Some(signature)),
+        Err(e) => ApiError::new(
             Code::QueueUnavailable,
-            "the gateway cannot sign requests right now",
+            format!("the gateway cannot sign requests right now: {e}"),
         )
         .into_response(),
     }
@@ -168,6 +144,7 @@ pub async fn next(
         Err(e) => return e.into_response(),
     };
     let until = Instant::now() + wait;
+    let _waiting = crate::metrics::Held::new(&st.gateway.metrics.request_polls);
     loop {
         let take = RequestEvent::Take {
             agency: agency.to_string(),

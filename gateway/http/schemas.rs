@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::json;
@@ -45,15 +45,14 @@ pub async fn get(
         }
         Err(e) => return ApiError::new(Code::InternalError, e.to_string()).into_response(),
     };
-    let mut resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&signature) {
-        resp.headers_mut().insert("gateway-signature", v);
-    }
-    resp
+    super::signed_json(body, Some(signature))
 }
 
-/// The bundle for `agency` and its signature (base64).
-fn bundle(gw: &crate::pipeline::Gateway, agency: &str) -> anyhow::Result<(Vec<u8>, String)> {
+/// The bundle for `agency` and its signature.
+fn bundle(
+    gw: &crate::pipeline::Gateway,
+    agency: &str,
+) -> anyhow::Result<(Vec<u8>, axum::http::HeaderValue)> {
     let (catalog, files) = gw.catalog.published(&gw.config.schemas, agency)?;
     let mut version = openssl::sha::Sha256::new();
     version.update(catalog.as_bytes());
@@ -73,11 +72,6 @@ fn bundle(gw: &crate::pipeline::Gateway, agency: &str) -> anyhow::Result<(Vec<u8
         "catalog": catalog,
         "files": encoded,
     }))?;
-    let fw = gw
-        .forwarding
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("not forwarding: no receipt key"))?;
-    let signature =
-        base64::engine::general_purpose::STANDARD.encode(fw.receipts.sign_bytes(&body)?);
+    let signature = super::signature_of(gw, &body).map_err(anyhow::Error::msg)?;
     Ok((body, signature))
 }

@@ -205,25 +205,13 @@ impl Gateway {
 
     /// Runs one sealed payload from `agency` through the pipeline.
     pub fn process(&self, agency: &AgencyName, channel: Channel, payload: Payload<'_>) -> Outcome {
-        self.process_by(agency, channel, payload, None)
+        self.process_by(agency, channel, payload, None, None)
     }
 
     /// Runs one sealed payload from `agency` through the pipeline; `person` is whoever signed
-    /// in to upload it, whom the audit log names.
+    /// in to upload it, whom the audit log names; `request` the hub's request it answers, if
+    /// any (its id goes to the queue with the message).
     pub fn process_by(
-        &self,
-        agency: &AgencyName,
-        channel: Channel,
-        payload: Payload<'_>,
-        person: Option<&str>,
-    ) -> Outcome {
-        self.process_answer(agency, channel, payload, person, None)
-    }
-
-    /// Runs one sealed payload from `agency` through the pipeline as the answer to the hub's
-    /// request `request` (its id goes to the queue with the message); `person` as for
-    /// [`Gateway::process_by`].
-    pub fn process_answer(
         &self,
         agency: &AgencyName,
         channel: Channel,

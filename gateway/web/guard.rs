@@ -64,6 +64,13 @@ impl SignedIn {
         web.key.csrf(&self.session)
     }
 
+    /// Why a script's state-changing request (the CSRF token in `X-CSRF-Token`) is refused,
+    /// if it is: see [`refuse_forgery`].
+    pub fn forged(&self, web: &Web, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+        let token = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        refuse_forgery(headers, uri, token, &self.csrf(web))
+    }
+
     /// `resp` with the renewed session cookie.
     pub fn finish(self, mut resp: Response) -> Response {
         if let Some(cookie) = self.renewed {

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::Web;
-use super::guard::{self, CSRF_HEADER};
+use super::guard;
 use super::pages;
 use crate::accounts::Role;
 use crate::http::messages::{From, accept, check_only, refuse};
@@ -143,8 +143,7 @@ fn admit(
             "your session has ended: sign in again (nothing was uploaded)",
         ));
     };
-    let token = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    if let Some(why) = guard::refuse_forgery(headers, uri, token, &who.csrf(web)) {
+    if let Some(why) = who.forged(web, headers, uri) {
         return Err(ApiError::new(Code::Forbidden, why));
     }
     let agency = match (&who.user.role, who.user.agency.as_deref()) {

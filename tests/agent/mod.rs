@@ -72,27 +72,7 @@ fn the_agent_delivers_an_export_folder_keeps_checked_receipts_and_explains_refus
     let receipt: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(receipt["agency"], "police");
-    let ca = home.path().join("keys/receipt/receipt.crt");
-    tool(
-        "openssl",
-        &[
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            p7s.to_str().unwrap(),
-            "-content",
-            json.to_str().unwrap(),
-            "-CAfile",
-            ca.to_str().unwrap(),
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-    );
+    home.verify_receipt_signature(&p7s, &json);
 
     // Refused, with the problem and what to do.
     let failed = exports.join("failed/invalid-unknown-role.xml");
@@ -651,27 +631,7 @@ fn the_hub_publishes_each_agency_its_schemas_signed_with_a_version() {
     std::fs::write(&body, &got.body).unwrap();
     let der = base64_decode(&got.header("gateway-signature").unwrap());
     std::fs::write(&sig, der).unwrap();
-    let ca = home.path().join("keys/receipt/receipt.crt");
-    tool(
-        "openssl",
-        &[
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            sig.to_str().unwrap(),
-            "-content",
-            body.to_str().unwrap(),
-            "-CAfile",
-            ca.to_str().unwrap(),
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-    );
+    home.verify_receipt_signature(&sig, &body);
     // The same schemas, the same version; no token, no schemas.
     let again = crate::support::curl(&home, &["-H", &auth, &server.url("/v1/schemas")]).json();
     assert_eq!(again["version"], bundle["version"]);

@@ -294,8 +294,12 @@ fn a_long_poll_in_progress_does_not_hold_up_the_hubs_shutdown() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Let the poll reach the hub (its 204 below proves it did).
-    std::thread::sleep(Duration::from_secs(1));
+    let metrics = server.metrics_url("/metrics");
+    wait_for(
+        "the poll waiting at the hub",
+        Duration::from_secs(10),
+        || sh_out(&format!("curl -sf {metrics}")).contains("gateway_request_polls 1"),
+    );
     let asked = std::time::Instant::now();
     assert_eq!(server.stop(), Some(0));
     let took = asked.elapsed();

@@ -541,6 +541,32 @@ impl Home {
         seal_police(&key, &cert, recipient, batch);
     }
 
+    /// Checks with stock `openssl cms -verify` that `sig` (DER) is the receipt key's detached
+    /// signature over the file `content`.
+    pub fn verify_receipt_signature(&self, sig: &Path, content: &Path) {
+        let ca = self.path().join("keys/receipt/receipt.crt");
+        tool(
+            "openssl",
+            &[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                sig.to_str().unwrap(),
+                "-content",
+                content.to_str().unwrap(),
+                "-CAfile",
+                ca.to_str().unwrap(),
+                "-purpose",
+                "any",
+                "-out",
+                "/dev/null",
+            ],
+        );
+    }
+
     /// The gateway's TLS certificate (trust it with `curl --cacert`).
     pub fn tls_cert(&self) -> PathBuf {
         self.path().join("keys/tls/server.crt")

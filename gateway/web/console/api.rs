@@ -97,16 +97,27 @@ pub async fn message(
         Ok(w) => w,
         Err(r) => return *r,
     };
-    let not_found = || ApiError::new(Code::NotFound, format!("no message {id}")).into_response();
+    let not_found = ApiError::new(Code::NotFound, format!("no message {id}"));
     let Ok(mid) = MessageId::parse(&id) else {
-        return not_found();
+        return not_found.into_response();
     };
     let gw = web.app.gateway.clone();
-    let found = tokio::task::spawn_blocking(move || report::message(&gw, &mid)).await;
-    match found {
-        Ok(Ok(Some(d))) => who.finish(Json(d).into_response()),
-        Ok(Ok(None)) => not_found(),
-        Ok(Err(e)) => ApiError::new(Code::QueueUnavailable, e.to_string()).into_response(),
+    answer_one(who, not_found, move || {
+        report::message(&gw, &mid).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// Like [`answer`], for one thing that may not exist: `missing` when it does not.
+async fn answer_one<T: serde::Serialize + Send + 'static>(
+    who: guard::SignedIn,
+    missing: ApiError,
+    f: impl FnOnce() -> Result<Option<T>, String> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(Some(v))) => who.finish(Json(v).into_response()),
+        Ok(Ok(None)) => missing.into_response(),
+        Ok(Err(e)) => ApiError::new(Code::QueueUnavailable, e).into_response(),
         Err(e) => ApiError::new(Code::InternalError, e.to_string()).into_response(),
     }
 }
@@ -183,17 +194,14 @@ pub async fn request(
         Err(r) => return *r,
     };
     let gw = web.app.gateway.clone();
-    let found = tokio::task::spawn_blocking(move || match &gw.forwarding {
-        Some(fw) => crate::requests::get(fw.store.as_ref(), &id).map_err(|e| e.to_string()),
+    let missing = ApiError::new(Code::RequestUnknown, format!("no request {id}"));
+    answer_one(who, missing, move || match &gw.forwarding {
+        Some(fw) => crate::requests::get(fw.store.as_ref(), &id)
+            .map(|r| r.as_ref().map(crate::requests::to_json))
+            .map_err(|e| e.to_string()),
         None => Ok(None),
     })
-    .await;
-    match found {
-        Ok(Ok(Some(r))) => who.finish(Json(crate::requests::to_json(&r)).into_response()),
-        Ok(Ok(None)) => ApiError::new(Code::RequestUnknown, "no such request").into_response(),
-        Ok(Err(e)) => ApiError::new(Code::QueueUnavailable, e).into_response(),
-        Err(e) => ApiError::new(Code::InternalError, e.to_string()).into_response(),
-    }
+    .await
 }
 
 /// The body of `POST /v1/admin/requests`.
@@ -219,10 +227,7 @@ pub async fn ask(
         Ok(w) => w,
         Err(r) => return *r,
     };
-    let token = headers
-        .get(crate::web::guard::CSRF_HEADER)
-        .and_then(|v| v.to_str().ok());
-    if let Some(why) = guard::refuse_forgery(&headers, &uri, token, &who.csrf(&web)) {
+    if let Some(why) = who.forged(&web, &headers, &uri) {
         return ApiError::new(Code::Forbidden, why).into_response();
     }
     let Json(body) = match body {

@@ -377,7 +377,7 @@ fn rerun_entry(
         .flatten()
         .map_or(Channel::Folder, |r| r.channel);
     fw.store.release(id).map_err(|e| e.to_string())?;
-    let outcome = gw.process_by(agency, channel, Payload::File(&payload), Some(person));
+    let outcome = gw.process_by(agency, channel, Payload::File(&payload), Some(person), None);
     let (new_id, verdict) = match &outcome {
         Outcome::Forwarded { facts, .. } | Outcome::Accepted { facts } => {
             (facts.gateway_message_id.clone(), "forwarded".to_owned())
