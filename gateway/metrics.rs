@@ -65,6 +65,9 @@ pub struct Metrics {
     disk_free: Family<Vec<(String, String)>, Gauge>,
     disk_low: Family<Vec<(String, String)>, Gauge>,
     part_ready: Family<Vec<(String, String)>, Gauge>,
+    mails: Family<Vec<(String, String)>, Counter>,
+    /// Why the mail channel's mailbox cannot be read now, for `/readyz`.
+    mail_problem: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,10 +171,18 @@ impl Metrics {
         let part_ready = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register(
             "part_ready",
-            "1 while the ledger (part=\"ledger\") or the queue (part=\"queue\") can take messages, 0 while it cannot (/readyz says why)",
+            "1 while the ledger (part=\"ledger\") or the queue (part=\"queue\") can take messages, or the mailbox (part=\"mail\") is connected; 0 while not (/readyz says why)",
             part_ready.clone(),
         );
+        let mails = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "mails",
+            "Mails handled by the mail channel, by where they went (processed, rejected) and whether they were answered",
+            mails.clone(),
+        );
         Metrics {
+            mail_problem: Default::default(),
+            mails,
             part_ready,
             connections,
             request_polls,
@@ -226,6 +237,31 @@ impl Metrics {
     pub fn set_part_ready(&self, part: &str, ready: bool) {
         let labels = vec![("part".to_owned(), part.to_owned())];
         self.part_ready.get_or_create(&labels).set(i64::from(ready));
+    }
+
+    /// Records whether the mail channel can read its mailbox (`None`: it can), for
+    /// `gateway_part_ready{part="mail"}` and `/readyz`.
+    pub fn set_mail_problem(&self, problem: Option<String>) {
+        self.set_part_ready("mail", problem.is_none());
+        *self.mail_problem.lock().unwrap_or_else(|p| p.into_inner()) = problem;
+    }
+
+    /// Why the mail channel cannot read its mailbox now, if so.
+    pub fn mail_problem(&self) -> Option<String> {
+        self.mail_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts a mail moved to `folder` (`processed`, `rejected`), answered or not.
+    pub fn record_mail(&self, folder: &str, answered: bool) {
+        self.mails
+            .get_or_create(&vec![
+                ("folder".to_owned(), folder.to_owned()),
+                ("answered".to_owned(), answered.to_string()),
+            ])
+            .inc();
     }
 
     /// Sets the number of messages waiting for the hub in the queue.

@@ -194,6 +194,12 @@ codes! {
     /// An answer or failure report for a request that failed or timed out already.
     RequestClosed => ("request_closed", 409, false,
         "the request was closed before this arrived (it failed or timed out): nothing was kept; the hub's operators can ask again"),
+    /// A mail with no sealed attachment.
+    NoPayload => ("no_payload", 422, false,
+        "attach the sealed file (made with `gateway seal`) to the mail: the mail's text and unsealed attachments are not read"),
+    /// A mail that cannot be read as a mail.
+    MailMalformed => ("mail_malformed", 422, false,
+        "the mail could not be read (its structure is broken): send it again from an ordinary mail program with the sealed file attached"),
     /// The payload could not be read to its end.
     IoError => ("io_error", 422, false,
         "the payload could not be read to its end (a truncated upload, or a read failure on the way in): send it again; if it fails the same way, seal it again"),

@@ -38,6 +38,9 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<u8> {
     if config.queue_backend != crate::config::QueueBackend::Outbox {
         checks.push(("queue", check_queue(config)));
     }
+    if let Some(mail) = &config.mail {
+        checks.push(("mail", crate::sources::mail::check(mail)));
+    }
     let ok = checks.iter().all(|(_, r)| r.is_ok());
     if args.json {
         print_json(config, ok, &checks);

@@ -46,6 +46,8 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     state.stopping = shutdown.clone();
     let state = Arc::new(state);
     let folders = start_folders(config, &gateway, &shutdown)?;
+    let mail = crate::sources::mail::MailSource::start(gateway.clone(), shutdown.clone())
+        .context("starting the mail channel")?;
     let reloader =
         crate::reload::Reloader::start(gateway.clone(), acceptor.clone(), shutdown.clone())
             .context("starting the key reloader")?;
@@ -64,6 +66,9 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     let app = http::router(state.clone())
         .merge(crate::web::router(state.clone()).context("starting the web pages")?);
     runtime.block_on(http::serve(listener, acceptor, state, app, stopped))?;
+    if let Some(m) = mail {
+        m.stop();
+    }
     finish(folders, reloader, &gateway);
     if let Some(t) = admin_watch {
         let _ = t.join();

@@ -6,11 +6,13 @@
 //! TOML value when it parses as one (numbers, booleans, arrays) and as a string otherwise.
 //! Mistakes are reported by key name, whichever of the two they came from.
 
+mod mail;
 mod raw;
 mod web;
 
 use std::path::{Path, PathBuf};
 
+pub use mail::{IMAP_CREDENTIAL, Mail, SMTP_CREDENTIAL, Security, Server};
 use raw::RawConfig;
 pub use web::Web;
 
@@ -181,6 +183,8 @@ pub struct Config {
     pub queue_backend: QueueBackend,
     /// `[web]`
     pub web: Web,
+    /// `[mail]` (`None`: the mail channel is off).
+    pub mail: Option<Mail>,
 }
 
 /// `[keys]`: rotation and secrets at rest.
@@ -383,8 +387,10 @@ fn check(raw: RawConfig, base: &Path, file: Option<PathBuf>) -> Result<Config, C
     let queue_backend = check_queue(raw.queue, base, &paths.state)?;
     let limits = check_limits(&raw.limits, xml)?;
     let web = web::check_web(raw.web)?;
+    let mail = mail::check_mail(raw.mail, base)?;
     Ok(Config {
         web,
+        mail,
         ledger,
         queue_backend,
         http,
@@ -787,6 +793,41 @@ mod tests {
                 .http
                 .max_in_flight,
             5
+        );
+    }
+
+    #[test]
+    fn mail_is_off_by_default_and_checked_by_key_when_on() {
+        assert!(load("", &[]).unwrap().mail.is_none());
+        let on = "[mail]\nenabled = true\nimap = \"imap.hub.example:993\"\nsmtp = \"smtp.hub.example:587\"\nuser = \"gateway@hub.example\"\n";
+        let m = load(on, &[]).unwrap().mail.unwrap();
+        assert_eq!(m.imap.security, Security::Tls, "993 is implicit TLS");
+        assert_eq!(m.smtp.security, Security::StartTls, "587 is STARTTLS");
+        assert_eq!(
+            m.from, "gateway@hub.example",
+            "answers come from the user's address"
+        );
+        assert_eq!(m.imap.password.env, "GATEWAY_MAIL_PASSWORD");
+        assert_eq!(
+            (m.processed_folder.as_str(), m.rejected_folder.as_str()),
+            ("Processed", "Rejected")
+        );
+        let e = load("[mail]\nenabled = true\n", &[]).unwrap_err();
+        assert!(e.contains("mail.imap"), "{e}");
+        let e = load(&format!("{on}imap_security = \"none\"\n"), &[]).unwrap_err();
+        assert!(e.contains("mail.imap_security"), "{e}");
+        let e = load(&format!("{on}[mail.senders]\npolice = [\"nobody\"]\n"), &[]).unwrap_err();
+        assert!(e.contains("mail.senders.police"), "{e}");
+        let ok = load(
+            &format!(
+                "{on}[mail.senders]\npolice = [\"Clerk@Police.Example\", \"@police.example\"]\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            ok.mail.unwrap().senders["police"],
+            ["clerk@police.example", "@police.example"]
         );
     }
 

@@ -39,6 +39,9 @@ pub struct RawConfig {
     /// `[web]`
     #[serde(default)]
     pub web: super::web::RawWeb,
+    /// `[mail]`
+    #[serde(default)]
+    pub mail: super::mail::RawMail,
 }
 
 /// `[ledger]`: where the message ledger lives.

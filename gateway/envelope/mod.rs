@@ -272,6 +272,48 @@ impl<R: Read + Send> Envelope<Opened<R>> {
     }
 }
 
+impl<R: Read> Envelope<Opened<R>> {
+    /// The agencies the signers' certificates are registered for, after checking every
+    /// signature; the content is read and dropped. For a channel that learns the agency from
+    /// the signature (mail): the payload then goes through the pipeline as that agency's, where
+    /// the signer is checked in full (validity, revocation) and the XML validated.
+    pub fn signing_agencies(self, trust: &TrustStore) -> Result<Vec<String>, Rejection> {
+        let mut signed = match cms::SignedDataReader::new(self.state.plaintext) {
+            Ok(s) => s,
+            Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
+            Err(e) => return Err(cms_rejection(&e)),
+        };
+        io::copy(&mut signed, &mut io::sink()).map_err(stream_failure)?;
+        let trailer = match signed.finish() {
+            Ok(t) => t,
+            Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
+            Err(e) => return Err(cms_rejection(&e)),
+        };
+        let sigs = trailer
+            .verify_signatures()
+            .map_err(|(_, e)| Rejection::new(e.code(), e.to_string()))?;
+        let mut agencies: Vec<String> = Vec::new();
+        for sig in &sigs {
+            let of = trust.agencies_of(&sig.signer, &sig.intermediates);
+            if of.is_empty() {
+                let subject = crate::keyring::trust::one_line(sig.signer.subject_name());
+                return Err(Rejection::new(
+                    Code::SignerUnknown,
+                    format!(
+                        "the signing certificate ({subject}) is not registered for any agency: sign with the certificate the hub registered for you"
+                    ),
+                ));
+            }
+            for a in of {
+                if !agencies.contains(&a) {
+                    agencies.push(a);
+                }
+            }
+        }
+        Ok(agencies)
+    }
+}
+
 /// Verifies every signature and checks every signer against the agency's trust: a message
 /// signed by several must not be accepted on the strength of one of them, with the others
 /// belonging to another agency (or to nobody), nor recorded under the first alone.

@@ -293,10 +293,15 @@ async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
         .unwrap_or_else(|e| vec![format!("the readiness check failed: {e}")]);
     if why.is_empty() {
         // Still ready on the previous keys, but an operator should know a reload failed.
-        let body = match st.gateway.keyring.last_error() {
+        let mut body = match st.gateway.keyring.last_error() {
             Some(e) => json!({"status": "ready", "keys_reload_error": e}),
             None => json!({"status": "ready"}),
         };
+        // The mailbox being away stops only the mail channel: HTTPS and the folders still
+        // take messages, so the instance stays in its load balancer, and says what is down.
+        if let Some(e) = st.gateway.metrics.mail_problem() {
+            body["mail_error"] = json!(e);
+        }
         (axum::http::StatusCode::OK, Json(body))
     } else {
         (

@@ -111,6 +111,12 @@ const CREDENTIAL_NAME: &str = "gateway-identity-passphrase";
 impl Passphrase {
     /// The passphrase, if one is configured.
     pub fn read(&self) -> Result<Option<SecretString>, KeyringError> {
+        self.read_credential(CREDENTIAL_NAME)
+    }
+
+    /// The secret, if one is configured: from the file, else `$CREDENTIALS_DIRECTORY/<name>`
+    /// (systemd's `LoadCredential=`), else the environment variable.
+    pub fn read_credential(&self, name: &str) -> Result<Option<SecretString>, KeyringError> {
         let from_file = |path: &Path| -> Result<Option<SecretString>, KeyringError> {
             let bytes = files::read_private(path)?;
             let text = String::from_utf8(bytes).map_err(|_| KeyringError::Invalid {
@@ -130,7 +136,7 @@ impl Passphrase {
             return from_file(path);
         }
         if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-            let path = Path::new(&dir).join(CREDENTIAL_NAME);
+            let path = Path::new(&dir).join(name);
             if path.is_file() {
                 return from_file(&path);
             }

@@ -217,6 +217,18 @@ impl TrustStore {
         })
     }
 
+    /// Every agency `signer` is registered for (pinned, or chaining to one of its CAs),
+    /// whatever its validity or revocation: the channels that learn the agency from the
+    /// signature (mail) ask this first, then [`TrustStore::check`] decides.
+    pub fn agencies_of(&self, signer: &X509Ref, intermediates: &[X509]) -> Vec<String> {
+        let fp = fingerprint(signer);
+        self.agencies
+            .iter()
+            .filter(|(_, t)| registration(t, signer, &fp, intermediates).is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// The agency's trust and how `signer` is registered there; when it is not, whether it is
     /// another agency's (`agency_mismatch`) or nobody's (`signer_unknown`).
     fn registered(

@@ -88,10 +88,12 @@ pub enum Channel {
     Import,
     /// Uploaded by a person on the upload page.
     Web,
+    /// Attached to a mail in the hub's mailbox.
+    Mail,
 }
 
 impl Channel {
-    /// The lowercase name (`"cli"`, `"https"`, `"folder"`, `"import"`, `"web"`).
+    /// The lowercase name (`"cli"`, `"https"`, `"folder"`, `"import"`, `"web"`, `"mail"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Cli => "cli",
@@ -99,6 +101,7 @@ impl Channel {
             Channel::Folder => "folder",
             Channel::Import => "import",
             Channel::Web => "web",
+            Channel::Mail => "mail",
         }
     }
 }
@@ -112,6 +115,7 @@ impl FromStr for Channel {
             "folder" => Channel::Folder,
             "import" => Channel::Import,
             "web" => Channel::Web,
+            "mail" => Channel::Mail,
             other => return Err(format!("unknown channel {other:?}")),
         })
     }

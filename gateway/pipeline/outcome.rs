@@ -66,6 +66,22 @@ impl Outcome {
             Outcome::Rejected { .. } => false,
         }
     }
+
+    /// The gateway's message id, when the message has one (a refusal before the ledger has
+    /// none); for a resend, the original's.
+    pub fn gateway_message_id(&self) -> Option<String> {
+        match self {
+            Outcome::Accepted { facts } | Outcome::Forwarded { facts, .. } => {
+                Some(facts.gateway_message_id.clone())
+            }
+            Outcome::Duplicate {
+                gateway_message_id, ..
+            } => Some(gateway_message_id.clone()),
+            Outcome::Rejected {
+                gateway_message_id, ..
+            } => gateway_message_id.clone(),
+        }
+    }
 }
 
 /// What checking established about a message.

@@ -23,7 +23,7 @@ pub enum Payload<'a> {
 impl<'a> Payload<'a> {
     /// A reader from its start, and its size. Only regular files are opened: a FIFO would
     /// block and a device (`/dev/zero`) never end, whatever the channel passed in.
-    pub(super) fn open(&self) -> Result<(Box<dyn Read + Send + 'a>, u64), crate::fsio::InputError> {
+    pub(crate) fn open(&self) -> Result<(Box<dyn Read + Send + 'a>, u64), crate::fsio::InputError> {
         match *self {
             Payload::File(path) => {
                 let (f, size) = crate::fsio::open_regular(path)?;

@@ -5,6 +5,9 @@
 //!
 //! - [`folder`]: watched folders, `inbox/<agency>/`.
 //! - [`import`]: a folder of sealed files imported in one go (`gateway import`).
+//! - [`mail`]: sealed attachments mailed to the hub's mailbox (IMAP in, SMTP answers); the
+//!   agency is the one whose certificate signed the attachment.
 
 pub mod folder;
 pub mod import;
+pub mod mail;

@@ -1,0 +1,621 @@
+//! The mail channel against real mail servers: Debian's Dovecot (IMAP, LMTP) and Postfix
+//! (submission) on 127.0.0.1, started by `bash scripts/test-mail`, which sets `MAIL_DIR`,
+//! `IMAP_PORT`, `SUBMISSION_PORT` and `MAIL_CA`; a plain `cargo test` leaves these tests out
+//! (ignored). Mail is sent with `curl` over authenticated submission, as an agency's mail
+//! program would, and read back with `curl` over IMAP; the gateway is a real `gateway serve`.
+//!
+//! The mailboxes are shared: run with `--test-threads=1` (the script does); each test empties
+//! them first.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, MultiPart, SinglePart};
+use mail_parser::{MessageParser, MimeHeaders};
+use support::{Home, Server, sample, wait_for};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test-mail"))
+}
+
+fn script(args: &[&str]) {
+    let status = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mail-servers"))
+        .args(args)
+        // Not the test's own output: a daemon started here would hold the pipe that the
+        // runner's `tee` waits on.
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/mail-servers {args:?}");
+}
+
+fn password(user: &str) -> String {
+    format!("{user}-secret")
+}
+
+/// `curl` over IMAP (STARTTLS required) as `user`, on `path` (a folder, or a folder and
+/// `;MAILINDEX=n`), with an optional command; the output, or `None` when curl failed.
+fn imap(user: &str, path: &str, command: Option<&str>) -> Option<Vec<u8>> {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--ssl-reqd", "--cacert", &env("MAIL_CA"), "--user"])
+        .arg(format!("{user}:{}", password(user)))
+        .arg("--url")
+        .arg(format!("imap://127.0.0.1:{}/{path}", env("IMAP_PORT")));
+    if let Some(cmd) = command {
+        c.args(["-X", cmd]);
+    }
+    let out = c.output().unwrap();
+    out.status.success().then_some(out.stdout)
+}
+
+/// Mails in `user`'s `folder`.
+fn count(user: &str, folder: &str) -> usize {
+    let out = imap(user, "", Some(&format!("STATUS {folder} (MESSAGES)"))).unwrap_or_default();
+    let text = String::from_utf8_lossy(&out);
+    text.split("MESSAGES ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every mail in `user`'s `folder`, as sent.
+fn mails(user: &str, folder: &str) -> Vec<Vec<u8>> {
+    (1..=count(user, folder))
+        .filter_map(|i| imap(user, &format!("{folder};MAILINDEX={i}"), None))
+        .collect()
+}
+
+fn empty(user: &str, folder: &str) {
+    if count(user, folder) > 0 {
+        imap(user, folder, Some("STORE 1:* +FLAGS.SILENT (\\Deleted)"));
+        imap(user, folder, Some("EXPUNGE"));
+    }
+    assert_eq!(
+        count(user, folder),
+        0,
+        "{user}'s {folder} could not be emptied"
+    );
+}
+
+fn empty_all() {
+    for f in ["INBOX", "Processed", "Rejected"] {
+        empty("hub", f);
+    }
+    empty("police", "INBOX");
+    empty("housing", "INBOX");
+}
+
+/// A mail from `user`@agency.test to the hub, with `files` attached and `headers` added.
+fn compose(
+    user: &str,
+    subject: &str,
+    files: &[&Path],
+    headers: &[(&'static str, &str)],
+) -> Vec<u8> {
+    let mut parts =
+        MultiPart::mixed().singlepart(SinglePart::plain("Our extract is attached.".to_owned()));
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        parts = parts.singlepart(Attachment::new(name).body(
+            std::fs::read(f).unwrap(),
+            ContentType::parse("application/octet-stream").unwrap(),
+        ));
+    }
+    let mut m = lettre::Message::builder()
+        .from(format!("{user}@agency.test").parse().unwrap())
+        .to("hub@hub.test".parse().unwrap())
+        .subject(subject)
+        .message_id(Some(format!("<{}@agency.test>", uuid::Uuid::now_v7())))
+        .multipart(parts)
+        .unwrap();
+    for (name, value) in headers {
+        m.headers_mut().insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str(name),
+            (*value).to_owned(),
+        ));
+    }
+    m.formatted()
+}
+
+/// Submits the mail in `file` as `user` (STARTTLS, authenticated) with `curl`; the error, if
+/// refused.
+fn submit(user: &str, file: &Path) -> Result<(), String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--cacert", &env("MAIL_CA"), "--user"])
+        .arg(format!("{user}:{}", password(user)))
+        .arg("--url")
+        .arg(format!("smtp://127.0.0.1:{}", env("SUBMISSION_PORT")))
+        .args(["--mail-from", &format!("{user}@agency.test")])
+        .args(["--mail-rcpt", "hub@hub.test", "-T"])
+        .arg(file)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Sends `mail` as `user` over submission.
+fn send(user: &str, mail: &[u8]) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), mail).unwrap();
+    submit(user, file.path()).unwrap();
+}
+
+/// A gateway home reading the hub's mailbox (no watched folders), with `extra` TOML.
+fn home(extra: &str) -> Home {
+    Home::with_server_config(&format!(
+        r#"[inbox]
+enabled = false
+
+[mail]
+enabled = true
+imap = "127.0.0.1:{imap}"
+imap_security = "starttls"
+user = "hub"
+password_env = "TEST_MAIL_PASSWORD"
+ca_file = "{ca}"
+poll_secs = 2
+smtp = "127.0.0.1:{submission}"
+from = "hub@hub.test"
+{extra}
+"#,
+        imap = env("IMAP_PORT"),
+        submission = env("SUBMISSION_PORT"),
+        ca = env("MAIL_CA"),
+    ))
+}
+
+fn serve(home: &Home) -> Server {
+    home.serve_limited(None, &[("TEST_MAIL_PASSWORD", "hub-secret")])
+}
+
+/// A police message with a fresh message id, sealed to the gateway.
+fn sealed_police(home: &Home, name: &str) -> PathBuf {
+    home.fresh_police(name)
+}
+
+/// Waits for `n` answers in `user`'s INBOX and returns them, parsed on demand.
+fn answers(user: &str, n: usize) -> Vec<Vec<u8>> {
+    wait_for(
+        &format!("{n} answer(s) in {user}'s mailbox"),
+        Duration::from_secs(60),
+        || count(user, "INBOX") >= n,
+    );
+    mails(user, "INBOX")
+}
+
+fn text_of(raw: &[u8]) -> String {
+    let m = MessageParser::default().parse(raw).unwrap();
+    m.body_text(0).unwrap_or_default().into_owned()
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn an_accepted_attachment_is_answered_in_the_thread_with_a_receipt_that_verifies() {
+    empty_all();
+    let home = home("");
+    let sealed = sealed_police(&home, "extract.age");
+    let mail = compose("police", "Weekly extract", &[&sealed], &[]);
+    let sent_id = MessageParser::default()
+        .parse(&mail)
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .to_owned();
+    let server = serve(&home);
+    send("police", &mail);
+    let answers = answers("police", 1);
+    let answer = MessageParser::default().parse(&answers[0]).unwrap();
+    let in_reply_to = answer.header_raw("In-Reply-To").unwrap_or_default();
+    assert_eq!(in_reply_to.trim(), format!("<{sent_id}>"), "in the thread");
+    assert_eq!(answer.subject(), Some("Re: Weekly extract"));
+    assert_eq!(
+        answer.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-replied")
+    );
+    let text = text_of(&answers[0]);
+    assert!(
+        text.contains("extract.age: accepted as gateway message"),
+        "{text}"
+    );
+    let dir = home.path();
+    let mut receipt_json = None;
+    for a in answer.attachments() {
+        let name = a.attachment_name().unwrap().to_owned();
+        std::fs::write(dir.join(&name), a.contents()).unwrap();
+        if name.ends_with(".receipt.json") {
+            receipt_json = Some(name);
+        }
+    }
+    let json = receipt_json.expect("the receipt is attached");
+    home.verify_receipt_signature(&dir.join("extract.age.receipt.p7s"), &dir.join(&json));
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(&json)).unwrap()).unwrap();
+    assert_eq!(receipt["agency"], "police", "the agency is the signer's");
+    let meta = home.queue_metadata(receipt["gateway_message_id"].as_str().unwrap());
+    assert_eq!(meta["channel"], "mail");
+    wait_for(
+        "the mail moved to Processed",
+        Duration::from_secs(10),
+        || count("hub", "Processed") == 1 && count("hub", "INBOX") == 0,
+    );
+    assert_eq!(home.queued(), 1);
+    drop(server);
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn a_schema_invalid_attachment_is_answered_with_every_violation() {
+    empty_all();
+    let home = home("");
+    let bad = home.seal_as(
+        "police",
+        &sample("police", "invalid-bad-collar-number.xml"),
+        "bad.age",
+    );
+    let _server = serve(&home);
+    send("police", &compose("police", "extract", &[&bad], &[]));
+    let text = text_of(&answers("police", 1)[0]);
+    assert!(text.contains("bad.age: rejected schema_invalid"), "{text}");
+    assert!(text.contains("what to do:"), "{text}");
+    // Each violation as line:column code at path.
+    let violation = text
+        .lines()
+        .find(|l| l.starts_with("  ") && l.contains(" at /"))
+        .unwrap_or_else(|| panic!("no violation line in {text}"));
+    let place = violation.trim().split(' ').next().unwrap();
+    let (line, column) = place.split_once(':').unwrap();
+    assert!(
+        line.parse::<u32>().is_ok() && column.parse::<u32>().is_ok(),
+        "{violation}"
+    );
+    wait_for(
+        "the mail moved to Rejected",
+        Duration::from_secs(10),
+        || count("hub", "Rejected") == 1,
+    );
+    assert_eq!(home.queued(), 0);
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn unsigned_unsealed_and_empty_mail_each_get_a_clear_refusal() {
+    empty_all();
+    let home = home("");
+    // Encrypted to the gateway, but not signed.
+    let unsigned = home.file("unsigned.age");
+    support::sh(&format!(
+        "age -r '{}' -o '{}' '{}'",
+        home.recipient(),
+        unsigned.display(),
+        sample("police", "valid-single-incident.xml").display()
+    ));
+    let csv = home.file("notes.csv");
+    std::fs::write(&csv, "a,b\n").unwrap();
+    let _server = serve(&home);
+    send("police", &compose("police", "unsigned", &[&unsigned], &[]));
+    send("police", &compose("police", "unsealed", &[&csv], &[]));
+    send("police", &compose("police", "nothing", &[], &[]));
+    let texts: Vec<String> = answers("police", 3).iter().map(|m| text_of(m)).collect();
+    let one = |needle: &str| {
+        assert!(
+            texts.iter().any(|t| t.contains(needle)),
+            "no answer says {needle:?}: {texts:#?}"
+        )
+    };
+    one("unsigned.age: rejected not_signed");
+    one("no_payload");
+    one("what to do:");
+    wait_for("all three in Rejected", Duration::from_secs(10), || {
+        count("hub", "Rejected") == 3
+    });
+    assert_eq!(home.queued(), 0);
+    // Refused before the pipeline, yet recorded: the audit log has each mail and its verdict.
+    let audit = std::fs::read_to_string(home.path().join("state/audit/audit.log")).unwrap();
+    let mails: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("\"mail received\""))
+        .collect();
+    assert_eq!(mails.len(), 3, "{audit}");
+    assert!(mails.iter().any(|l| l.contains("not_signed")), "{audit}");
+    assert!(mails.iter().any(|l| l.contains("no_payload")), "{audit}");
+    assert!(home.gateway(&["audit", "verify"]).status.success());
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn mail_from_an_address_not_of_the_signing_agency_is_refused() {
+    empty_all();
+    let home = home("[mail.senders]\npolice = [\"police@agency.test\"]\n");
+    let sealed = sealed_police(&home, "police.age");
+    let _server = serve(&home);
+    // Signed by police, sent from housing's mailbox.
+    send("housing", &compose("housing", "forged", &[&sealed], &[]));
+    let text = text_of(&answers("housing", 1)[0]);
+    assert!(
+        text.contains("police.age: rejected agency_mismatch"),
+        "{text}"
+    );
+    assert!(text.contains("housing@agency.test"), "{text}");
+    // From its own address, the same payload is accepted.
+    send("police", &compose("police", "genuine", &[&sealed], &[]));
+    let text = text_of(&answers("police", 1)[0]);
+    assert!(text.contains("police.age: accepted"), "{text}");
+    assert_eq!(home.queued(), 1);
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn two_attachments_in_one_mail_get_two_receipts() {
+    empty_all();
+    let home = home("");
+    let a = sealed_police(&home, "a.age");
+    let b = sealed_police(&home, "b.age");
+    let _server = serve(&home);
+    send("police", &compose("police", "two", &[&a, &b], &[]));
+    let raw = &answers("police", 1)[0];
+    let text = text_of(raw);
+    assert!(
+        text.contains("a.age: accepted") && text.contains("b.age: accepted"),
+        "{text}"
+    );
+    let m = MessageParser::default().parse(raw).unwrap();
+    let names: Vec<String> = m
+        .attachments()
+        .filter_map(|a| a.attachment_name().map(str::to_owned))
+        .collect();
+    for n in [
+        "a.age.receipt.json",
+        "a.age.receipt.p7s",
+        "b.age.receipt.json",
+        "b.age.receipt.p7s",
+    ] {
+        assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+    }
+    assert_eq!(home.queued(), 2);
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn auto_replies_bounces_and_bulk_mail_are_never_answered() {
+    empty_all();
+    let home = home("");
+    let _server = serve(&home);
+    send(
+        "police",
+        &compose(
+            "police",
+            "Out of office",
+            &[],
+            &[("Auto-Submitted", "auto-replied")],
+        ),
+    );
+    send(
+        "police",
+        &compose("police", "Newsletter", &[], &[("Precedence", "bulk")]),
+    );
+    send(
+        "police",
+        &compose("police", "List", &[], &[("List-Id", "<news.agency.test>")]),
+    );
+    wait_for("the three mails handled", Duration::from_secs(60), || {
+        count("hub", "Rejected") == 3
+    });
+    // A marker mail that is answered: once it is, anything answered before it has arrived.
+    send("police", &compose("police", "marker", &[], &[]));
+    let answers = answers("police", 1);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count("police", "INBOX"), 1, "only the marker is answered");
+    assert!(text_of(&answers[0]).contains("no_payload"));
+}
+
+/// Sends `n` mails from police, one fresh sealed message each, and waits until the hub's
+/// INBOX holds them.
+fn fill(home: &Home, n: usize) {
+    let recipient = home.recipient();
+    let batch: Vec<(String, PathBuf)> = (0..n)
+        .map(|i| {
+            (
+                uuid::Uuid::now_v7().to_string(),
+                home.file(&format!("m{i}.age")),
+            )
+        })
+        .collect();
+    home.seal_police(&recipient, &batch);
+    for (i, (_, f)) in batch.iter().enumerate() {
+        send(
+            "police",
+            &compose("police", &format!("extract {i}"), &[f], &[]),
+        );
+    }
+    wait_for(
+        &format!("{n} mails in the hub's INBOX"),
+        Duration::from_secs(60),
+        || count("hub", "INBOX") == n,
+    );
+}
+
+/// Every queued message's agency message id, once per queue entry.
+fn queued_ids(home: &Home) -> Vec<String> {
+    let dir = home.path().join("outbox/integration/new");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .map(|e| {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+                    v["agency_message_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_each_once(home: &Home, n: usize) {
+    let ids = queued_ids(home);
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), n, "every attachment queued");
+    assert_eq!(ids.len(), n, "nothing queued twice");
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn killed_mid_mailbox_and_restarted_every_attachment_is_queued_exactly_once() {
+    empty_all();
+    let home = home("");
+    const N: usize = 24;
+    fill(&home, N);
+    let mut kills = 0;
+    for delay_ms in [700u64, 1100, 500] {
+        let mut server = serve(&home);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        server.kill();
+        kills += 1;
+        if count("hub", "INBOX") == 0 {
+            break;
+        }
+    }
+    let _server = serve(&home);
+    wait_for("the INBOX emptied", Duration::from_secs(120), || {
+        count("hub", "INBOX") == 0
+    });
+    assert_eq!(count("hub", "Processed"), N, "every mail processed");
+    assert_each_once(&home, N);
+    let answered = answers("police", N).len();
+    eprintln!(
+        "{kills} kill(s); {N} mails; {answered} answers (a kill between answer and move answers twice)"
+    );
+}
+
+/// Sends `mail` as `user`, again and again for up to a minute while submission refuses it (as
+/// a mail program would: Postfix asks Dovecot to authenticate, and Dovecot may be down).
+fn send_patiently(user: &str, mail: &[u8]) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), mail).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let Err(e) = submit(user, file.path()) else {
+            return;
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "submission refused mail for a minute: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn the_imap_server_restarted_under_load_loses_nothing_and_readyz_says_so() {
+    empty_all();
+    let home = home("");
+    const N: usize = 30;
+    let recipient = home.recipient();
+    let batch: Vec<(String, PathBuf)> = (0..N)
+        .map(|i| {
+            (
+                uuid::Uuid::now_v7().to_string(),
+                home.file(&format!("m{i}.age")),
+            )
+        })
+        .collect();
+    home.seal_police(&recipient, &batch);
+    let mails: Vec<Vec<u8>> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, (_, f))| compose("police", &format!("extract {i}"), &[f], &[]))
+        .collect();
+    let server = serve(&home);
+    // Mail keeps coming, about ten a second, while the IMAP server goes away and comes back.
+    let sender = std::thread::spawn(move || {
+        for m in &mails {
+            send_patiently("police", m);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    wait_for("a few mails processed", Duration::from_secs(60), || {
+        count("hub", "Processed") >= 3
+    });
+    let dir = env("MAIL_DIR");
+    script(&["imap-stop", &dir]);
+    let readyz = || support::sh_out(&format!("curl -s {}", server.metrics_url("/readyz")));
+    wait_for(
+        "/readyz to name the mailbox",
+        Duration::from_secs(30),
+        || readyz().contains("mail_error"),
+    );
+    let metrics = support::sh_out(&format!("curl -s {}", server.metrics_url("/metrics")));
+    assert!(
+        metrics.contains("gateway_part_ready{part=\"mail\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        readyz().contains("\"status\":\"ready\""),
+        "HTTPS and the folders still work"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    script(&["imap-start", &dir]);
+    sender.join().unwrap();
+    wait_for(
+        "every mail processed after the restart",
+        Duration::from_secs(120),
+        || count("hub", "Processed") == N && count("hub", "INBOX") == 0,
+    );
+    assert!(
+        !readyz().contains("mail_error"),
+        "connected again: {}",
+        readyz()
+    );
+    assert_each_once(&home, N);
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn check_config_logs_in_to_both_servers_makes_missing_folders_and_names_a_wrong_password() {
+    let home = home("processed_folder = \"Checked\"\n");
+    let check = |password: &str| {
+        Command::new(assert_cmd::cargo::cargo_bin("gateway"))
+            .args(["check-config", "--config"])
+            .arg(home.config())
+            .env("TEST_MAIL_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let good = check("hub-secret");
+    let text =
+        String::from_utf8_lossy(&good.stdout).into_owned() + &String::from_utf8_lossy(&good.stderr);
+    assert!(good.status.success(), "{text}");
+    assert!(
+        text.contains("IMAP 127.0.0.1:") && text.contains("accept the credentials"),
+        "{text}"
+    );
+    assert!(
+        String::from_utf8_lossy(&imap("hub", "", Some("LIST \"\" \"*\"")).unwrap())
+            .contains("Checked"),
+        "the processed folder was made"
+    );
+    let bad = check("wrong");
+    let text =
+        String::from_utf8_lossy(&bad.stdout).into_owned() + &String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{text}");
+    assert!(
+        text.contains("IMAP") && text.to_lowercase().contains("auth"),
+        "{text}"
+    );
+}
