@@ -480,16 +480,30 @@ fn killed_mid_mailbox_and_restarted_every_attachment_is_queued_exactly_once() {
     let home = home("");
     const N: usize = 24;
     fill(&home, N);
-    let mut kills = 0;
-    for delay_ms in [700u64, 1100, 500] {
+    // Each round: once the gateway has moved at least one more mail, SIGKILL it a moment
+    // later (0-300 ms), wherever it is: reading, in the pipeline, answering, moving.
+    let mut kills_mid_mailbox = 0;
+    for round in 0..3u64 {
+        let before = count("hub", "Processed");
         let mut server = serve(&home);
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        wait_for(
+            "the gateway to move a mail",
+            Duration::from_secs(60),
+            || count("hub", "Processed") > before || count("hub", "INBOX") == 0,
+        );
+        std::thread::sleep(Duration::from_millis((round * 137 + 50) % 300));
         server.kill();
-        kills += 1;
-        if count("hub", "INBOX") == 0 {
+        let left = count("hub", "INBOX");
+        if left == 0 {
             break;
         }
+        kills_mid_mailbox += 1;
     }
+    assert!(
+        kills_mid_mailbox > 0,
+        "no kill happened with mail left to do"
+    );
+    let kills = kills_mid_mailbox;
     let _server = serve(&home);
     wait_for("the INBOX emptied", Duration::from_secs(120), || {
         count("hub", "INBOX") == 0
@@ -618,4 +632,70 @@ fn check_config_logs_in_to_both_servers_makes_missing_folders_and_names_a_wrong_
         text.contains("IMAP") && text.to_lowercase().contains("auth"),
         "{text}"
     );
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn oversize_mail_is_refused_unread_and_a_sender_gets_at_most_the_hourly_answers() {
+    empty_all();
+    let home = home("max_mail_bytes = 4096\nreplies_per_hour = 2\n");
+    let big = home.file("big.age");
+    std::fs::write(&big, vec![b'x'; 8192]).unwrap();
+    let _server = serve(&home);
+    send("police", &compose("police", "big", &[&big], &[]));
+    send("police", &compose("police", "second", &[], &[]));
+    send("police", &compose("police", "third", &[], &[]));
+    wait_for("the three mails handled", Duration::from_secs(60), || {
+        count("hub", "Rejected") == 3
+    });
+    let texts: Vec<String> = answers("police", 2).iter().map(|m| text_of(m)).collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("payload_too_large") && t.contains("mail.max_mail_bytes")),
+        "{texts:#?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        count("police", "INBOX"),
+        2,
+        "the third answer within the hour is not sent"
+    );
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn an_answer_the_smtp_server_cannot_take_is_sent_when_it_is_back() {
+    empty_all();
+    let home = home("");
+    let sealed = sealed_police(&home, "later.age");
+    send(
+        "police",
+        &compose("police", "while smtp is down", &[&sealed], &[]),
+    );
+    wait_for(
+        "the mail in the hub's INBOX",
+        Duration::from_secs(30),
+        || count("hub", "INBOX") == 1,
+    );
+    let dir = env("MAIL_DIR");
+    script(&["smtp-stop", &dir]);
+    let _server = serve(&home);
+    home.wait_for_log("the answer could not be sent");
+    assert_eq!(home.queued(), 1, "the attachment is queued meanwhile");
+    assert_eq!(
+        count("hub", "INBOX"),
+        1,
+        "the mail stays until its answer is sent"
+    );
+    script(&["smtp-start", &dir]);
+    let text = text_of(&answers("police", 1)[0]);
+    assert!(
+        text.contains("later.age: accepted as gateway message"),
+        "the first verdict, not a resend: {text}"
+    );
+    wait_for("the mail moved", Duration::from_secs(30), || {
+        count("hub", "INBOX") == 0 && count("hub", "Processed") == 1
+    });
+    assert_eq!(home.queued(), 1);
 }
