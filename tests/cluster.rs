@@ -193,7 +193,8 @@ impl Cluster {
         cmd.args(["serve", "--config"])
             .arg(self.config_path(i))
             .env("TEST_LEDGER_URL", &self.db_url)
-            .env("GATEWAY_QUEUE_URL", env("GATEWAY_QUEUE_URL"));
+            .env("GATEWAY_QUEUE_URL", env("GATEWAY_QUEUE_URL"))
+            .env("TEST_MAIL_PASSWORD", "hub-secret");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -1337,5 +1338,96 @@ fn client_certificates_reach_the_gateways_through_haproxy() {
     assert_eq!(
         c.assert_all_consumed(&acknowledged, "client certificates"),
         0
+    );
+}
+
+impl Cluster {
+    /// The instance whose log last says it opened the mailbox, if alive and still reading it.
+    fn mail_reader(&self) -> Option<usize> {
+        let alive = self.servers.lock().unwrap();
+        (0..INSTANCES)
+            .filter(|i| alive[*i].is_some())
+            .filter_map(|i| {
+                let log = self.log(i);
+                let at = log.rfind("mailbox open")?;
+                let stopped =
+                    log[at..].contains("reads the mailbox now") || log[at..].contains("stopped");
+                (!stopped).then_some(i)
+            })
+            .next()
+    }
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn when_the_mailbox_reader_dies_another_instance_finishes_the_mailbox() {
+    use support::mail;
+    const N: usize = 20;
+    mail::empty_all();
+    let c = Cluster::start(&mail::section(""));
+    let readers = || {
+        (0..INSTANCES)
+            .filter(|i| c.log(*i).contains("mailbox open"))
+            .count()
+    };
+    wait_for(
+        "an instance reading the mailbox",
+        Duration::from_secs(15),
+        || c.mail_reader().is_some(),
+    );
+    assert_eq!(readers(), 1, "one instance at a time reads the mailbox");
+    let first = c.mail_reader().unwrap();
+    let sealed = c.sealed(N, "mail");
+    for (i, f) in sealed.iter().enumerate() {
+        mail::send(
+            "police",
+            &mail::compose("police", &format!("extract {i}"), &[f], &[]),
+        );
+    }
+    wait_for("some mail processed", Duration::from_secs(60), || {
+        mail::count("hub", "Processed") >= 3
+    });
+    c.kill(first);
+    let killed_at = Instant::now();
+    wait_for(
+        "another instance reads the mailbox",
+        Duration::from_secs(20),
+        || c.mail_reader().is_some_and(|r| r != first),
+    );
+    println!(
+        "mailbox reader {first} killed; instance {} took over after {:?}",
+        c.mail_reader().unwrap(),
+        killed_at.elapsed()
+    );
+    wait_for("every mail processed", Duration::from_secs(90), || {
+        mail::count("hub", "INBOX") == 0 && mail::count("hub", "Processed") == N
+    });
+    // Each mail moved to Processed had its attachment acknowledged: all of them must be in
+    // RabbitMQ (the answers' receipts name them), at most the one in flight twice.
+    let mut acknowledged = BTreeMap::new();
+    for raw in mail::answers("police", N) {
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        use mail_parser::MimeHeaders;
+        for a in m.attachments() {
+            if a.attachment_name()
+                .is_some_and(|n| n.ends_with(".receipt.json"))
+            {
+                let r: serde_json::Value = serde_json::from_slice(a.contents()).unwrap();
+                acknowledged.insert(
+                    r["gateway_message_id"].as_str().unwrap().to_owned(),
+                    r["sha256"].as_str().unwrap().to_owned(),
+                );
+            }
+        }
+    }
+    assert!(
+        acknowledged.len() >= N,
+        "an answer with a receipt for every mail: {}",
+        acknowledged.len()
+    );
+    let dups = c.assert_all_consumed(&acknowledged, "mailbox reader killed");
+    assert!(
+        dups <= 1,
+        "at most the attachment in flight at the kill is queued twice: {dups}"
     );
 }

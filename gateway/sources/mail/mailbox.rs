@@ -196,6 +196,8 @@ pub struct Mailbox {
     server: String,
     can_move: bool,
     can_idle: bool,
+    /// UIDs name the same mail only while this stays the same.
+    pub uid_validity: Option<u32>,
 }
 
 impl Mailbox {
@@ -246,12 +248,13 @@ impl Mailbox {
                 tracing::info!(folder = %folder, "mail folder created");
             }
         }
-        session.select(&mail.folder).map_err(err)?;
+        let selected = session.select(&mail.folder).map_err(err)?;
         Ok(Mailbox {
             session,
             server: name,
             can_move,
             can_idle,
+            uid_validity: selected.uid_validity,
         })
     }
 

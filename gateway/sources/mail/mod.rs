@@ -90,6 +90,7 @@ impl MailSource {
             busy: busy.clone(),
             limit: RateLimit::new(1),
             unsent: HashMap::new(),
+            uid_validity: None,
         };
         let thread = std::thread::Builder::new()
             .name("mail".into())
@@ -127,6 +128,8 @@ struct Channel {
     limit: RateLimit,
     /// By UID.
     unsent: HashMap<u32, Unsent>,
+    /// The folder's UIDVALIDITY when `unsent` was filled.
+    uid_validity: Option<u32>,
 }
 
 /// What became of one mail's turn.
@@ -173,6 +176,12 @@ impl Channel {
             }
             let failure = match Mailbox::open(&self.mail) {
                 Ok(mut mb) => {
+                    if mb.uid_validity != self.uid_validity {
+                        // The UIDs now name other mail: answers kept by UID are dropped (their
+                        // mail, found again, is run again and answered from the ledger).
+                        self.unsent.clear();
+                        self.uid_validity = mb.uid_validity;
+                    }
                     tracing::info!(server = %mailbox::label(&self.mail.imap), folder = %self.mail.folder, "mailbox open");
                     self.gateway.metrics.set_mail_problem(None);
                     backoff = Duration::from_secs(1);
