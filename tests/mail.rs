@@ -452,7 +452,8 @@ fn check_config_logs_in_to_both_servers_makes_missing_folders_and_names_a_wrong_
 #[ignore = "needs the servers of scripts/test-mail"]
 fn oversize_mail_is_refused_unread_and_a_sender_gets_at_most_the_hourly_answers() {
     empty_all();
-    let home = home("max_mail_bytes = 4096\nreplies_per_hour = 2\n");
+    // Polling instead of IDLE, too.
+    let home = home("max_mail_bytes = 4096\nreplies_per_hour = 2\nidle = false\n");
     let big = home.file("big.age");
     std::fs::write(&big, vec![b'x'; 8192]).unwrap();
     let _server = serve(&home);
