@@ -223,7 +223,7 @@ fn two_attachments_in_one_mail_get_two_receipts() {
 fn auto_replies_bounces_and_bulk_mail_are_never_answered() {
     empty_all();
     let home = home("");
-    let _server = serve(&home);
+    let server = serve(&home);
     send(
         "police",
         &compose(
@@ -244,18 +244,22 @@ fn auto_replies_bounces_and_bulk_mail_are_never_answered() {
     wait_for("the three mails handled", Duration::from_secs(60), || {
         count("hub", "Rejected") == 3
     });
-    // A marker mail that is answered: once it is, anything answered before it has arrived.
+    // Counted once moved (a moment after the folder shows it), answered or not.
+    wait_for(
+        "three unanswered mails counted",
+        Duration::from_secs(10),
+        || mails_counted(&server, "rejected", false) == 3,
+    );
+    assert_eq!(mails_counted(&server, "rejected", true), 0);
+    // A marker mail that is answered: the channel answers in turn, so nothing came before it.
     send("police", &compose("police", "marker", &[], &[]));
     let answers = answers("police", 1);
-    std::thread::sleep(Duration::from_secs(2));
     assert_eq!(count("police", "INBOX"), 1, "only the marker is answered");
     assert!(text_of(&answers[0]).contains("no_payload"));
 }
 
-/// Sends `n` mails from police, one fresh sealed message each, and waits until the hub's
-/// INBOX holds them.
-fn fill(home: &Home, n: usize) {
-    let recipient = home.recipient();
+/// `n` mails from police, each with one fresh sealed message attached.
+fn sealed_mails(home: &Home, n: usize) -> Vec<Vec<u8>> {
     let batch: Vec<(String, PathBuf)> = (0..n)
         .map(|i| {
             (
@@ -264,12 +268,30 @@ fn fill(home: &Home, n: usize) {
             )
         })
         .collect();
-    home.seal_police(&recipient, &batch);
-    for (i, (_, f)) in batch.iter().enumerate() {
-        send(
-            "police",
-            &compose("police", &format!("extract {i}"), &[f], &[]),
-        );
+    home.seal_police(&home.recipient(), &batch);
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, (_, f))| compose("police", &format!("extract {i}"), &[f], &[]))
+        .collect()
+}
+
+/// `gateway_mails_total{folder, answered}` as `server` counts it: the gateway's own word on
+/// which mail it answered.
+fn mails_counted(server: &Server, folder: &str, answered: bool) -> u64 {
+    let metrics = support::sh_out(&format!("curl -s {}", server.metrics_url("/metrics")));
+    let series = format!("gateway_mails_total{{folder=\"{folder}\",answered=\"{answered}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Sends `n` mails from police, one fresh sealed message each, and waits until the hub's
+/// INBOX holds them.
+fn fill(home: &Home, n: usize) {
+    for m in sealed_mails(home, n) {
+        send("police", &m);
     }
     wait_for(
         &format!("{n} mails in the hub's INBOX"),
@@ -354,21 +376,7 @@ fn the_imap_server_restarted_under_load_loses_nothing_and_readyz_says_so() {
     empty_all();
     let home = home("");
     const N: usize = 30;
-    let recipient = home.recipient();
-    let batch: Vec<(String, PathBuf)> = (0..N)
-        .map(|i| {
-            (
-                uuid::Uuid::now_v7().to_string(),
-                home.file(&format!("m{i}.age")),
-            )
-        })
-        .collect();
-    home.seal_police(&recipient, &batch);
-    let mails: Vec<Vec<u8>> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, (_, f))| compose("police", &format!("extract {i}"), &[f], &[]))
-        .collect();
+    let mails = sealed_mails(&home, N);
     let server = serve(&home);
     // Mail keeps coming, about ten a second, while the IMAP server goes away and comes back.
     let sender = std::thread::spawn(move || {
@@ -397,6 +405,7 @@ fn the_imap_server_restarted_under_load_loses_nothing_and_readyz_says_so() {
         readyz().contains("\"status\":\"ready\""),
         "HTTPS and the folders still work"
     );
+    // The outage itself: 2 s more of mail arriving with nobody to deliver it to.
     std::thread::sleep(Duration::from_secs(2));
     script(&["imap-start", &dir]);
     sender.join().unwrap();
@@ -417,18 +426,20 @@ fn the_imap_server_restarted_under_load_loses_nothing_and_readyz_says_so() {
 #[ignore = "needs the servers of scripts/test-mail"]
 fn check_config_logs_in_to_both_servers_makes_missing_folders_and_names_a_wrong_password() {
     let home = home("processed_folder = \"Checked\"\n");
+    // Its exit status and everything it printed.
     let check = |password: &str| {
-        Command::new(assert_cmd::cargo::cargo_bin("gateway"))
+        let out = Command::new(assert_cmd::cargo::cargo_bin("gateway"))
             .args(["check-config", "--config"])
             .arg(home.config())
             .env("TEST_MAIL_PASSWORD", password)
             .output()
-            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
     };
-    let good = check("hub-secret");
-    let text =
-        String::from_utf8_lossy(&good.stdout).into_owned() + &String::from_utf8_lossy(&good.stderr);
-    assert!(good.status.success(), "{text}");
+    let (ok, text) = check("hub-secret");
+    assert!(ok, "{text}");
     assert!(
         text.contains("IMAP 127.0.0.1:") && text.contains("accept the credentials"),
         "{text}"
@@ -438,10 +449,8 @@ fn check_config_logs_in_to_both_servers_makes_missing_folders_and_names_a_wrong_
             .contains("Checked"),
         "the processed folder was made"
     );
-    let bad = check("wrong");
-    let text =
-        String::from_utf8_lossy(&bad.stdout).into_owned() + &String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success(), "{text}");
+    let (ok, text) = check("wrong");
+    assert!(!ok, "{text}");
     assert!(
         text.contains("IMAP") && text.to_lowercase().contains("auth"),
         "{text}"
@@ -456,7 +465,7 @@ fn oversize_mail_is_refused_unread_and_a_sender_gets_at_most_the_hourly_answers(
     let home = home("max_mail_bytes = 4096\nreplies_per_hour = 2\nidle = false\n");
     let big = home.file("big.age");
     std::fs::write(&big, vec![b'x'; 8192]).unwrap();
-    let _server = serve(&home);
+    let server = serve(&home);
     send("police", &compose("police", "big", &[&big], &[]));
     send("police", &compose("police", "second", &[], &[]));
     send("police", &compose("police", "third", &[], &[]));
@@ -470,12 +479,16 @@ fn oversize_mail_is_refused_unread_and_a_sender_gets_at_most_the_hourly_answers(
             .any(|t| t.contains("payload_too_large") && t.contains("mail.max_mail_bytes")),
         "{texts:#?}"
     );
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for("the three mails counted", Duration::from_secs(10), || {
+        mails_counted(&server, "rejected", false) + mails_counted(&server, "rejected", true) == 3
+    });
     assert_eq!(
-        count("police", "INBOX"),
-        2,
+        mails_counted(&server, "rejected", false),
+        1,
         "the third answer within the hour is not sent"
     );
+    assert_eq!(mails_counted(&server, "rejected", true), 2);
+    assert_eq!(count("police", "INBOX"), 2);
 }
 
 #[test]

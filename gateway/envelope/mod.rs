@@ -128,6 +128,14 @@ fn cms_rejection(e: &cms::CmsError) -> Rejection {
     Rejection::new(e.code(), e.to_string())
 }
 
+/// A CMS reader's failure: a read error of the stream beneath, or the CMS structure's own.
+fn cms_failure(e: cms::CmsError) -> Rejection {
+    match e {
+        cms::CmsError::Io(e) => stream_failure(e),
+        e => cms_rejection(&e),
+    }
+}
+
 fn xml_rejection(e: &xsd::xml::XmlError) -> Rejection {
     let mut r = Rejection::new(Code::from(e.kind), e.message.clone());
     // Before the root opened: a problem in the root's start tag is placed at the root.
@@ -201,11 +209,7 @@ impl<R: Read + Send> Envelope<Opened<R>> {
         spool: &mut (dyn Write + Send),
     ) -> Result<Envelope<Validated>, Rejection> {
         let agency = self.agency;
-        let mut signed = match cms::SignedDataReader::new(self.state.plaintext) {
-            Ok(s) => s,
-            Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
-            Err(e) => return Err(cms_rejection(&e)),
-        };
+        let mut signed = cms::SignedDataReader::new(self.state.plaintext).map_err(cms_failure)?;
         let (tx, chunks) = tap::ChunkReader::channel();
         // Most messages are small: when the whole content fits in the first read, hash,
         // spool and validate it on this thread; a thread per message costs more than the
@@ -247,11 +251,7 @@ impl<R: Read + Send> Envelope<Opened<R>> {
             ));
         }
         let (sha256, size) = (produced.sha256, produced.size);
-        let trailer = match signed.finish() {
-            Ok(t) => t,
-            Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
-            Err(e) => return Err(cms_rejection(&e)),
-        };
+        let trailer = signed.finish().map_err(cms_failure)?;
         let signers = verify_signers(&trailer, checks, &agency)?;
         let (schema_id, root, report) = content?;
         if let Some(r) = report_rejection(&report, &schema_id) {
@@ -278,17 +278,9 @@ impl<R: Read> Envelope<Opened<R>> {
     /// the signature (mail): the payload then goes through the pipeline as that agency's, where
     /// the signer is checked in full (validity, revocation) and the XML validated.
     pub fn signing_agencies(self, trust: &TrustStore) -> Result<Vec<String>, Rejection> {
-        let mut signed = match cms::SignedDataReader::new(self.state.plaintext) {
-            Ok(s) => s,
-            Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
-            Err(e) => return Err(cms_rejection(&e)),
-        };
+        let mut signed = cms::SignedDataReader::new(self.state.plaintext).map_err(cms_failure)?;
         io::copy(&mut signed, &mut io::sink()).map_err(stream_failure)?;
-        let trailer = match signed.finish() {
-            Ok(t) => t,
-            Err(cms::CmsError::Io(e)) => return Err(stream_failure(e)),
-            Err(e) => return Err(cms_rejection(&e)),
-        };
+        let trailer = signed.finish().map_err(cms_failure)?;
         let sigs = trailer
             .verify_signatures()
             .map_err(|(_, e)| Rejection::new(e.code(), e.to_string()))?;

@@ -163,7 +163,8 @@ pub fn password(server: &Server, credential: &'static str) -> Result<String, Mai
 /// the tagged answer may be consumed, the TLS handshake starts right after it.
 fn starttls(mut tcp: TcpStream) -> io::Result<TcpStream> {
     tcp.write_all(b"S0 STARTTLS\r\n")?;
-    loop {
+    // Bounded in lines as in bytes: a server that never answers the command is given up on.
+    for _ in 0..64 {
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         while !line.ends_with(b"\n") {
@@ -188,6 +189,9 @@ fn starttls(mut tcp: TcpStream) -> io::Result<TcpStream> {
             };
         }
     }
+    Err(io::Error::other(
+        "the server sent 64 lines without answering STARTTLS",
+    ))
 }
 
 /// A logged-in session with the watched folder selected.
@@ -273,44 +277,37 @@ impl Mailbox {
         Ok(uids)
     }
 
-    /// The size of mail `uid` in bytes (`None`: it is gone).
-    pub fn size(&mut self, uid: u32) -> Result<Option<u64>, MailboxError> {
+    /// Runs `UID FETCH uid items` and hands `pick` the answer for that mail (`None`: it is
+    /// gone).
+    fn fetch_one<T>(
+        &mut self,
+        uid: u32,
+        items: &str,
+        pick: impl Fn(&imap::types::Fetch<'_>) -> Option<T>,
+    ) -> Result<Option<T>, MailboxError> {
         let fetches = self
             .session
-            .uid_fetch(uid.to_string(), "RFC822.SIZE")
+            .uid_fetch(uid.to_string(), items)
             .map_err(|e| self.err(e))?;
-        Ok(fetches
-            .iter()
-            .find(|f| f.uid == Some(uid))
-            .and_then(|f| f.size)
-            .map(u64::from))
+        Ok(fetches.iter().find(|f| f.uid == Some(uid)).and_then(pick))
+    }
+
+    /// The size of mail `uid` in bytes (`None`: it is gone).
+    pub fn size(&mut self, uid: u32) -> Result<Option<u64>, MailboxError> {
+        self.fetch_one(uid, "RFC822.SIZE", |f| f.size.map(u64::from))
     }
 
     /// Mail `uid` as sent, without marking it seen (`None`: it is gone).
     pub fn fetch(&mut self, uid: u32) -> Result<Option<Vec<u8>>, MailboxError> {
-        let fetches = self
-            .session
-            .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-            .map_err(|e| self.err(e))?;
-        Ok(fetches
-            .iter()
-            .find(|f| f.uid == Some(uid))
-            .and_then(|f| f.body())
-            .map(<[u8]>::to_vec))
+        self.fetch_one(uid, "BODY.PEEK[]", |f| f.body().map(<[u8]>::to_vec))
     }
 
     /// The header of mail `uid` only (for a mail too large to download), without marking it
     /// seen.
     pub fn fetch_header(&mut self, uid: u32) -> Result<Option<Vec<u8>>, MailboxError> {
-        let fetches = self
-            .session
-            .uid_fetch(uid.to_string(), "BODY.PEEK[HEADER]")
-            .map_err(|e| self.err(e))?;
-        Ok(fetches
-            .iter()
-            .find(|f| f.uid == Some(uid))
-            .and_then(|f| f.header().or(f.body()))
-            .map(<[u8]>::to_vec))
+        self.fetch_one(uid, "BODY.PEEK[HEADER]", |f| {
+            f.header().or(f.body()).map(<[u8]>::to_vec)
+        })
     }
 
     /// Moves mail `uid` to `folder` (MOVE, or COPY + delete + expunge where MOVE is missing).
