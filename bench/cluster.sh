@@ -70,6 +70,7 @@ outbox = "$ROOT/$W/$1/outbox"
 state = "$ROOT/$W/$1/state"
 [http]
 listen = "127.0.0.1:$2"
+proxy_protocol_from = ["127.0.0.2"]
 [metrics]
 listen = "127.0.0.1:$3"
 [inbox]

@@ -145,7 +145,7 @@ impl Cluster {
     fn write_config(&self, i: usize, extra: &str, outbox: &str) {
         let config = format!(
             "[paths]\nschemas = {schemas:?}\nstate = \"state-{i}\"\n\
-             [http]\nlisten = \"127.0.0.1:{tls}\"\n\
+             [http]\nlisten = \"127.0.0.1:{tls}\"\nproxy_protocol_from = [\"127.0.0.2\"]\n\
              [metrics]\nlisten = \"127.0.0.1:{health}\"\n\
              [outbox]\nqueue = {queue:?}\n{outbox}\
              [ledger]\nbackend = \"postgres\"\nurl_env = \"TEST_LEDGER_URL\"\nlease_secs = 4\n\
@@ -822,6 +822,78 @@ fn every_instance_audits_into_one_verifiable_log() {
         verdict["why"].as_str().unwrap().contains("changed"),
         "{verdict}"
     );
+}
+
+/// A failed sign-in through HAProxy from the loopback address `from` (HAProxy itself connects
+/// from 127.0.0.2), with the sign-in page's cookie and token, as a browser would.
+fn wrong_sign_in_from(c: &Cluster, from: &str) -> u16 {
+    let jar = c.home.file(&format!("cookies-{from}"));
+    let jar = jar.to_str().unwrap();
+    let url = format!("https://127.0.0.1:{}/sign-in", c.lb_port);
+    let page = support::curl(&c.home, &["--interface", from, "-c", jar, &url]);
+    assert_eq!(page.status, 200, "the sign-in page from {from}");
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    let needle = "name=\"csrf\" value=\"";
+    let at = html.find(needle).expect("a csrf field") + needle.len();
+    let csrf = format!("csrf={}", &html[at..at + html[at..].find('"').unwrap()]);
+    let args = [
+        "--interface",
+        from,
+        "-b",
+        jar,
+        "-c",
+        jar,
+        "--data-urlencode",
+        &csrf,
+    ];
+    let mut args = args.to_vec();
+    args.extend([
+        "--data-urlencode",
+        "name=nobody",
+        "--data-urlencode",
+        "password=x",
+        &url,
+    ]);
+    support::curl(&c.home, &args).status
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn the_client_address_crosses_haproxy_and_nobody_else_may_claim_one() {
+    let c = Cluster::start("");
+    for from in ["127.0.0.7", "127.0.0.8"] {
+        assert_eq!(wrong_sign_in_from(&c, from), 401);
+    }
+    // The audit records name each person's address, not HAProxy's (127.0.0.2).
+    let out = Command::new("psql")
+        .args([c.db_url.as_str(), "-Atc"])
+        .arg("SELECT record FROM audit_records WHERE record LIKE '%sign in refused%'")
+        .output()
+        .unwrap();
+    let addresses: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            r["details"]["address"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        addresses,
+        BTreeSet::from(["127.0.0.7".to_owned(), "127.0.0.8".to_owned()])
+    );
+    // From the balancer's address, a connection without a PROXY header is dropped before TLS,
+    // and the instance says why.
+    let direct = format!("https://127.0.0.1:{}/sign-in", c.tls_port(0));
+    let bypass = support::curl(&c.home, &["--interface", "127.0.0.2", &direct]);
+    assert_eq!(bypass.status, 0, "no HTTP answer without the header");
+    wait_for("the drop logged", Duration::from_secs(5), || {
+        c.log(0).contains("connection from a load balancer dropped")
+    });
+    // Any other address still reaches an instance directly, with no header.
+    assert_eq!(support::curl(&c.home, &[&direct]).status, 200);
 }
 
 #[test]

@@ -527,3 +527,66 @@ fn an_answer_the_smtp_server_cannot_take_is_sent_when_it_is_back() {
     });
     assert_eq!(home.queued(), 1);
 }
+
+/// The hub's INBOX files in Dovecot's maildir (`$MAIL_DIR/mail/hub/{new,cur}`).
+fn hub_inbox_files() -> Vec<PathBuf> {
+    let base = PathBuf::from(env("MAIL_DIR")).join("mail/hub");
+    ["new", "cur"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(base.join(d)).ok())
+        .flat_map(|d| d.flatten().map(|e| e.path()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the servers of scripts/test-mail"]
+fn a_mail_the_server_cannot_hand_over_is_set_aside_and_the_mail_behind_it_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
+    empty_all();
+    let home = home("");
+    let mails = sealed_mails(&home, 2);
+    send("police", &mails[0]);
+    wait_for("the first mail delivered", Duration::from_secs(60), || {
+        count("hub", "INBOX") == 1
+    });
+    // Its file unreadable to Dovecot (which runs as nobody): every FETCH of it, body or
+    // header, is answered NO, as for a mail the server's storage has damaged.
+    let files = hub_inbox_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::set_permissions(&files[0], std::fs::Permissions::from_mode(0o000)).unwrap();
+    send("police", &mails[1]);
+    wait_for("the second mail delivered", Duration::from_secs(60), || {
+        count("hub", "INBOX") == 2
+    });
+    let server = serve(&home);
+    // The mail behind it is handled and answered.
+    let text = text_of(&answers("police", 1)[0]);
+    assert!(text.contains("m1.age: accepted"), "{text}");
+    wait_for(
+        "the unreadable mail in Rejected, the other in Processed",
+        Duration::from_secs(60),
+        || {
+            count("hub", "INBOX") == 0
+                && count("hub", "Rejected") == 1
+                && count("hub", "Processed") == 1
+        },
+    );
+    wait_for(
+        "the unreadable mail counted, unanswered",
+        Duration::from_secs(10),
+        || mails_counted(&server, "rejected", false) == 1,
+    );
+    assert_eq!(
+        count("police", "INBOX"),
+        1,
+        "no answer to a mail never read"
+    );
+    assert_eq!(home.queued(), 1);
+    let audit = std::fs::read_to_string(home.path().join("state/audit/audit.log")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"mail received\"") && l.contains("mail_malformed")),
+        "{audit}"
+    );
+}

@@ -89,6 +89,9 @@ pub struct Http {
     pub min_upload_rate: u64,
     /// Connections open at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Load balancers whose connections must start with a PROXY header; its client address
+    /// is then the connection's (empty: none, every address is the client's own).
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 /// `[metrics]`: `/metrics` is not for everyone who can reach the HTTPS port.
@@ -626,7 +629,26 @@ fn check_http(h: raw::RawHttp) -> Result<Http, ConfigError> {
             1,
             1_000_000,
         )? as usize,
+        proxy_protocol_from: h
+            .proxy_protocol_from
+            .unwrap_or_default()
+            .iter()
+            .map(|e| network(e).map_err(|why| invalid("http.proxy_protocol_from", why)))
+            .collect::<Result<_, _>>()?,
     })
+}
+
+/// An address or a network ("10.0.0.5", "10.0.0.0/24", "::1"); a bare address is that
+/// address alone.
+fn network(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    if let Ok(net) = value.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    value
+        .parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("{value:?} is neither an address nor a network such as 10.0.0.0/24"))
 }
 
 fn check_metrics(m: raw::RawMetrics) -> Result<Metrics, ConfigError> {
@@ -793,6 +815,28 @@ mod tests {
                 .http
                 .max_in_flight,
             5
+        );
+    }
+
+    #[test]
+    fn proxy_protocol_sources_are_addresses_or_networks_named_by_key_when_wrong() {
+        assert!(load("", &[]).unwrap().http.proxy_protocol_from.is_empty());
+        let c = load(
+            "[http]\nproxy_protocol_from = [\"10.0.0.7/24\", \"::1\", \"192.0.2.1\"]\n",
+            &[],
+        )
+        .unwrap();
+        let nets: Vec<String> = c
+            .http
+            .proxy_protocol_from
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/24", "::1/128", "192.0.2.1/32"]);
+        let e = load("[http]\nproxy_protocol_from = [\"haproxy\"]\n", &[]).unwrap_err();
+        assert!(
+            e.contains("http.proxy_protocol_from") && e.contains("\"haproxy\""),
+            "{e}"
         );
     }
 

@@ -124,6 +124,9 @@ pub struct RawHttp {
     pub min_upload_bytes_per_sec: Option<u64>,
     /// Connections open at once (default: from the descriptor limit).
     pub max_connections: Option<u64>,
+    /// Load balancers (addresses or networks) whose connections start with a PROXY header
+    /// naming the client (HAProxy's `send-proxy-v2`).
+    pub proxy_protocol_from: Option<Vec<String>>,
 }
 
 /// `[metrics]`: where `/metrics` is served.

@@ -12,6 +12,7 @@
 mod auth;
 pub mod messages;
 pub mod problem;
+pub mod proxy;
 pub mod requests;
 mod schemas;
 pub mod tls;
@@ -47,7 +48,8 @@ pub struct PeerCertificate {
     pub chain: Vec<X509>,
 }
 
-/// The address the connection came from (HAProxy's, behind it: it passes TCP through).
+/// The client's address: the connection's own, or, from a load balancer
+/// `http.proxy_protocol_from` names, the one its PROXY header gives.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
@@ -450,6 +452,7 @@ pub async fn serve(
         connections: connections.clone(),
         handshake_timeout: http.header_timeout,
         idle_timeout: http.idle_timeout,
+        proxy_protocol_from: Arc::new(http.proxy_protocol_from.clone()),
     };
     let mut errors = AcceptErrors::new();
     tokio::pin!(shutdown);
@@ -544,6 +547,7 @@ struct PerConnection {
     connections: Arc<Connections>,
     handshake_timeout: std::time::Duration,
     idle_timeout: std::time::Duration,
+    proxy_protocol_from: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl PerConnection {
@@ -552,12 +556,15 @@ impl PerConnection {
     async fn run(
         mut self,
         acceptor: Arc<SslAcceptor>,
-        tcp: tokio::net::TcpStream,
+        mut tcp: tokio::net::TcpStream,
         peer: SocketAddr,
         slot: OpenConnection,
     ) {
         let _open = self.open.clone();
         let _slot = slot;
+        let Some(peer) = self.client_of(&mut tcp, peer).await else {
+            return;
+        };
         let Some(stream) = handshake(
             &acceptor,
             tcp,
@@ -622,6 +629,31 @@ impl PerConnection {
                         closing = true;
                     }
                 }
+            }
+        }
+    }
+}
+
+impl PerConnection {
+    /// The client's address: `peer`, or the one a load balancer's PROXY header names, read
+    /// within the handshake's time (`None`: the connection is dropped, and the log says why).
+    async fn client_of(
+        &self,
+        tcp: &mut tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> Option<SocketAddr> {
+        if !proxy::expected_from(&self.proxy_protocol_from, peer.ip()) {
+            return Some(peer);
+        }
+        match tokio::time::timeout(self.handshake_timeout, proxy::read_header(tcp, peer)).await {
+            Ok(Ok(client)) => Some(client),
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "connection from a load balancer dropped");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "connection from a load balancer dropped: no PROXY header within http.header_timeout_secs");
+                None
             }
         }
     }

@@ -68,6 +68,28 @@ pub enum MailboxError {
     },
 }
 
+impl MailboxError {
+    /// Whether the mail server refused, garbled or hung up on its answer (NO, BAD, BYE, the
+    /// connection closed, a response the parser cannot read): if that keeps happening on one
+    /// mail, the mail is at fault. (Dovecot answers a FETCH of a mail its storage cannot read
+    /// with BYE and closes.) A network error or a timeout never counts against a mail.
+    pub fn is_the_mails(&self) -> bool {
+        match self {
+            MailboxError::Imap { error, .. } => matches!(
+                **error,
+                imap::Error::No(_)
+                    | imap::Error::Bad(_)
+                    | imap::Error::Bye(_)
+                    | imap::Error::ConnectionLost
+                    | imap::Error::Parse(_)
+                    | imap::Error::Unexpected(_)
+                    | imap::Error::TagMismatch(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// The TLS connection the IMAP session runs over. A read timeout always applies: `imap`
 /// clears it after IDLE (`None`), which here means [`IO_TIMEOUT`] again.
 pub struct Stream(SslStream<TcpStream>);

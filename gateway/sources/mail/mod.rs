@@ -14,6 +14,11 @@
 //! - **The server going away**: reconnect with back-off (1 s doubling to 60 s); meanwhile
 //!   `/readyz` names the mailbox and `gateway_part_ready{part="mail"}` is 0. HTTPS and the
 //!   folders keep working: the instance stays ready for them.
+//! - **A mail the server cannot hand over** (it answers NO or BAD, hangs up, or sends what
+//!   the IMAP parser cannot read, each time) would hold up the mail behind it. After
+//!   three such failures it is set aside in `Rejected` unread, audited and, if
+//!   its header can still be read, answered `mail_malformed`; one that cannot even be moved is
+//!   left alone until the gateway restarts, and the rest of the folder goes on.
 //! - **Several instances on one ledger**: one at a time reads the mailbox, under the ledger's
 //!   lease `mail` (renewed every 2 s); when it dies, another takes over within the lease.
 
@@ -22,7 +27,7 @@ mod handle;
 mod letter;
 mod mailbox;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -60,6 +65,9 @@ const RETRY: Duration = Duration::from_secs(5);
 const JOB: &str = "mail";
 /// With a shared ledger, the longest wait between two renewals of that lease.
 const RENEW: Duration = Duration::from_secs(2);
+/// A mail the server failed to hand over (or move) this many times is set aside; after as many
+/// failures again (it cannot even be moved) it is left alone.
+const SET_ASIDE_AFTER: u32 = 3;
 
 /// The running mail channel.
 pub struct MailSource {
@@ -90,6 +98,8 @@ impl MailSource {
             busy: busy.clone(),
             limit: RateLimit::new(1),
             unsent: HashMap::new(),
+            troubles: HashMap::new(),
+            stuck: HashSet::new(),
             uid_validity: None,
         };
         let thread = std::thread::Builder::new()
@@ -128,8 +138,21 @@ struct Channel {
     limit: RateLimit,
     /// By UID.
     unsent: HashMap<u32, Unsent>,
-    /// The folder's UIDVALIDITY when `unsent` was filled.
+    /// By UID: mail whose turn failed at the mail server (not the connection), and why.
+    troubles: HashMap<u32, Trouble>,
+    /// Mail that could neither be read nor moved: left in the folder, skipped.
+    stuck: HashSet<u32>,
+    /// The folder's UIDVALIDITY when `unsent`, `troubles` and `stuck` were filled.
     uid_validity: Option<u32>,
+}
+
+/// The failures of one mail's turns at the mail server.
+#[derive(Default)]
+struct Trouble {
+    times: u32,
+    last: String,
+    /// Setting it aside tried to read its header: not again (that may be what fails).
+    header_tried: bool,
 }
 
 /// What became of one mail's turn.
@@ -138,6 +161,8 @@ enum Turn {
     Done,
     /// Left in the folder, to be tried again soon.
     Again,
+    /// Left in the folder for good (it can be neither read nor moved).
+    Skipped,
 }
 
 impl Channel {
@@ -180,6 +205,8 @@ impl Channel {
                         // The UIDs now name other mail: answers kept by UID are dropped (their
                         // mail, found again, is run again and answered from the ledger).
                         self.unsent.clear();
+                        self.troubles.clear();
+                        self.stuck.clear();
                         self.uid_validity = mb.uid_validity;
                     }
                     tracing::info!(server = %mailbox::label(&self.mail.imap), folder = %self.mail.folder, "mailbox open");
@@ -225,8 +252,20 @@ impl Channel {
                 }
                 let busy = self.busy.clone();
                 let _held = busy.lock().unwrap_or_else(|p| p.into_inner());
-                if let Turn::Again = self.one(mb, uid)? {
-                    again = true;
+                match self.one(mb, uid) {
+                    Ok(Turn::Done) => {
+                        self.troubles.remove(&uid);
+                    }
+                    Ok(Turn::Again) => again = true,
+                    Ok(Turn::Skipped) => {}
+                    Err(e) => {
+                        if e.is_the_mails() {
+                            let t = self.troubles.entry(uid).or_default();
+                            t.times += 1;
+                            t.last = e.to_string();
+                        }
+                        return Err(e);
+                    }
                 }
             }
             if self.stopping() {
@@ -249,6 +288,16 @@ impl Channel {
     fn one(&mut self, mb: &mut Mailbox, uid: u32) -> Result<Turn, MailboxError> {
         if let Some(unsent) = self.unsent.remove(&uid) {
             return self.finish(mb, uid, unsent);
+        }
+        if self.stuck.contains(&uid) {
+            return Ok(Turn::Skipped);
+        }
+        if self
+            .troubles
+            .get(&uid)
+            .is_some_and(|t| t.times >= SET_ASIDE_AFTER)
+        {
+            return self.set_aside(mb, uid);
         }
         let Some(size) = mb.size(uid)? else {
             return Ok(Turn::Done);
@@ -286,8 +335,19 @@ impl Channel {
             );
             return Ok(Turn::Again);
         }
+        self.conclude(mb, uid, letter, &verdict)
+    }
+
+    /// Records the verdict, answers it if the mail may be answered, and moves the mail.
+    fn conclude(
+        &mut self,
+        mb: &mut Mailbox,
+        uid: u32,
+        letter: Option<Letter>,
+        verdict: &handle::Verdict,
+    ) -> Result<Turn, MailboxError> {
         let accepted = verdict.accepted();
-        record_verdict(&self.gateway, letter.as_ref(), &verdict);
+        record_verdict(&self.gateway, letter.as_ref(), verdict);
         let Some(letter) = letter else {
             return self.moved(mb, uid, accepted, false);
         };
@@ -315,6 +375,38 @@ impl Channel {
             },
             None => self.moved(mb, uid, accepted, false),
         }
+    }
+
+    /// A mail whose turns failed [`SET_ASIDE_AFTER`] times at the server goes to `Rejected`
+    /// unread, answered `mail_malformed` if its header can be read; one that cannot be moved
+    /// either is skipped from then on.
+    fn set_aside(&mut self, mb: &mut Mailbox, uid: u32) -> Result<Turn, MailboxError> {
+        let Some(t) = self.troubles.get_mut(&uid) else {
+            return Ok(Turn::Again);
+        };
+        if t.times >= 2 * SET_ASIDE_AFTER {
+            tracing::error!(uid, error = %t.last, "a mail can be neither read nor moved: left in the folder and skipped until the gateway restarts; move or delete it by hand");
+            self.stuck.insert(uid);
+            return Ok(Turn::Skipped);
+        }
+        tracing::error!(uid, times = t.times, error = %t.last, "the mail server failed to hand over a mail: it is set aside, unread");
+        let why = Rejection::new(
+            Code::MailMalformed,
+            format!(
+                "the mail server failed {} times to hand this mail over ({}); it was set aside in {} unread",
+                t.times, t.last, self.mail.rejected_folder
+            ),
+        );
+        // Marked first: if reading the header is what breaks the session, the next turn
+        // moves the mail without it.
+        let header = if t.header_tried {
+            None
+        } else {
+            t.header_tried = true;
+            mb.fetch_header(uid)?
+        };
+        let letter = header.and_then(|h| letter::read(&h));
+        self.conclude(mb, uid, letter, &handle::Verdict::refused(why))
     }
 
     /// Where the answer goes, or `None` when the mail must not be answered (and why, logged).
