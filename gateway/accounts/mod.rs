@@ -297,6 +297,18 @@ pub fn reset(keys: &Path, name: &str) -> Result<Credentials, AccountError> {
     Ok(credentials(&user, password))
 }
 
+/// A new password for a person who asked for one (signed in, having typed the current one):
+/// chosen here like every password, returned to be shown once. The second factor stays; the
+/// account's other sessions end (the generation moves on, and with it the failure count).
+pub fn renew_password(keys: &Path, name: &str) -> Result<(User, String), AccountError> {
+    let mut user = get(keys, name)?.ok_or_else(|| AccountError::Unknown(name.to_owned()))?;
+    let password = password::generate()?;
+    user.password = password::hash(&password)?;
+    user.generation = user.generation.wrapping_add(1);
+    write(keys, &user)?;
+    Ok((user, password))
+}
+
 fn write(keys: &Path, user: &User) -> Result<(), AccountError> {
     let dir = users_dir(keys);
     let path = file(keys, &user.name);

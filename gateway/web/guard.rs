@@ -71,6 +71,17 @@ impl SignedIn {
         refuse_forgery(headers, uri, token, &self.csrf(web))
     }
 
+    /// The same person in a new session (after their password changed: the old one is of an
+    /// older generation now), whose cookie [`SignedIn::finish`] sends.
+    pub fn reopened(web: &Web, user: User, session: Session) -> SignedIn {
+        let renewed = session_cookie(web, &session);
+        SignedIn {
+            user,
+            session,
+            renewed,
+        }
+    }
+
     /// `resp` with the renewed session cookie.
     pub fn finish(self, mut resp: Response) -> Response {
         if let Some(cookie) = self.renewed {

@@ -1,5 +1,6 @@
 //! The pages people use, on the HTTPS listener beside the API: the upload page (`/`) for
-//! agency staff, sign-in, and the console (`/console`) for operators and admins.
+//! agency staff, sign-in, the person's own account (`/account`), and the console
+//! (`/console`) for operators and admins.
 //!
 //! Pages are rendered on the server ([`pages`]); the only script is the upload page's
 //! (`/assets/upload.js`, with the sealing bundle built from npm packages, see `web/README.md`),
@@ -9,6 +10,7 @@
 //! cookie is `SameSite=Strict`, each form carries the session's CSRF token, and a request
 //! whose `Origin` or `Sec-Fetch-Site` says it came from elsewhere is refused.
 
+mod account;
 mod assets;
 mod console;
 pub mod guard;
@@ -56,6 +58,8 @@ pub fn router(app: Arc<AppState>) -> Result<Router, KeyringError> {
         .route("/sign-in", get(sign_in::page).post(sign_in::submit))
         .route("/sign-in/certificate", post(sign_in::certificate))
         .route("/sign-out", post(sign_in::sign_out))
+        .route("/account", get(account::page))
+        .route("/account/password", post(account::new_password))
         .route("/web/messages", post(upload::post))
         .route("/console", get(console::overview))
         .route("/console/messages", get(console::messages))

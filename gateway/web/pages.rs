@@ -40,6 +40,7 @@ pub(super) fn layout(
                                     a href="/console" { "Console" }
                                 }
                                 span.who { "Signed in as " strong { (w.user.name) } }
+                                a href="/account" { "Your account" }
                                 form.inline method="post" action="/sign-out" {
                                     input type="hidden" name="csrf" value=(csrf);
                                     button.link-button type="submit" { "Sign out" }
@@ -60,6 +61,18 @@ pub(super) fn error_summary(error: &str) -> Markup {
         div.error-summary role="alert" tabindex="-1" #error-summary {
             h2 { "There is a problem" }
             p { (error) }
+        }
+    }
+}
+
+/// The field for an authenticator app's code, with `hint` under its label.
+fn code_field(hint: &str) -> Markup {
+    html! {
+        div.field {
+            label for="code" { "Security code" }
+            p.hint #code-hint { (hint) }
+            input #code .short type="text" name="code" inputmode="numeric" pattern="[0-9 ]*"
+                autocomplete="one-time-code" aria-describedby="code-hint";
         }
     }
 }
@@ -92,12 +105,7 @@ pub fn sign_in(f: &SignInForm<'_>) -> Markup {
                 label for="password" { "Password" }
                 input #password type="password" name="password" autocomplete="current-password" required;
             }
-            div.field {
-                label for="code" { "Security code" }
-                p.hint #code-hint { "The 6-digit code from your authenticator app, if your account has one." }
-                input #code .short type="text" name="code" inputmode="numeric" pattern="[0-9 ]*"
-                    autocomplete="one-time-code" aria-describedby="code-hint";
-            }
+            (code_field("The 6-digit code from your authenticator app, if your account has one."))
             button.button type="submit" { "Sign in" }
         }
         @if f.certificate {
@@ -171,6 +179,54 @@ pub fn upload(who: &SignedIn, web: &Web) -> Markup {
         script type="module" src="/assets/upload.js" {}
     };
     layout("Send files", Some((who, &csrf)), head, body)
+}
+
+/// What the account page shows besides the account.
+#[derive(Default)]
+pub struct AccountView<'a> {
+    /// Why the last request failed.
+    pub error: Option<&'a str>,
+    /// The new password, shown this once.
+    pub new_password: Option<&'a str>,
+}
+
+/// `GET /account`: who the person is, and a new password when they ask.
+pub fn account(who: &SignedIn, web: &Web, view: &AccountView<'_>) -> Markup {
+    let csrf = who.csrf(web);
+    let u = &who.user;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let body = html! {
+        @if let Some(e) = view.error { (error_summary(e)) }
+        @if let Some(p) = view.new_password {
+            div.notice.secret role="status" {
+                p { strong { "Your new password, shown this once:" } }
+                p.break { code #new-password { (p) } }
+                p { "Keep it in your password manager now. Your other sessions have ended; this one goes on." }
+            }
+        }
+        h1 { "Your account" }
+        dl.facts {
+            dt { "Account name" } dd { (u.name) }
+            dt { "Role" } dd { (u.role.as_str()) }
+            @if let Some(a) = &u.agency { dt { "Agency" } dd { (a) } }
+            dt { "Security code at sign-in" } dd { (yes_no(u.totp.is_some())) }
+            dt { "Certificate sign-in" } dd { (yes_no(u.client_certificate.is_some())) }
+        }
+        h2 { "Get a new password" }
+        p { "The gateway chooses the new password (long and random) and shows it once. Whoever gave you your first password will no longer know the one you use." }
+        form method="post" action="/account/password" novalidate {
+            input type="hidden" name="csrf" value=(csrf);
+            div.field {
+                label for="password" { "Your current password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+            }
+            @if u.totp.is_some() {
+                (code_field("The 6-digit code from your authenticator app."))
+            }
+            button.button type="submit" { "Get a new password" }
+        }
+    };
+    layout("Your account", Some((who, &csrf)), html! {}, body)
 }
 
 /// 403 for a page the person's role does not open.

@@ -40,7 +40,7 @@ impl Limiter {
     }
 
     /// Counts an attempt from `ip`; false when it is one too many.
-    fn allow(&self, ip: IpAddr, now: i64) -> bool {
+    pub(super) fn allow(&self, ip: IpAddr, now: i64) -> bool {
         let minute = now / 60;
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() > 4096 {
@@ -119,17 +119,17 @@ pub async fn page(
     form(StatusCode::OK, None, "", &peer)
 }
 
-/// The sign-in form as posted.
+/// The sign-in form as posted (and the account page's, which has no name).
 #[derive(Deserialize)]
 pub struct SignInFields {
     #[serde(default)]
     name: String,
     #[serde(default)]
-    password: String,
+    pub(super) password: String,
     #[serde(default)]
-    code: String,
+    pub(super) code: String,
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 /// `POST /sign-in`
@@ -152,17 +152,23 @@ pub async fn submit(
     if let Some(why) = forged_form(&headers, &uri, &f.csrf) {
         return form(StatusCode::FORBIDDEN, Some(&why), &f.name, &peer);
     }
-    let result = check_password(&web, &f).await;
+    let result = check_password(&web, &f.name, &f.password, &f.code).await;
     finish_sign_in(&web, result, "password", &f.name, &peer, addr)
 }
 
-/// Runs the password check off the async threads, at most two at once.
-async fn check_password(web: &Arc<Web>, f: &SignInFields) -> Result<User, Refusal> {
+/// Runs the password check (counted, as every sign-in is) off the async threads, at most two
+/// at once.
+pub(super) async fn check_password(
+    web: &Arc<Web>,
+    name: &str,
+    password: &str,
+    code: &str,
+) -> Result<User, Refusal> {
     let Ok(_permit) = web.checks.acquire().await else {
         return Err(Refusal::Wrong);
     };
     let gw = web.app.gateway.clone();
-    let (name, password, code) = (f.name.clone(), f.password.clone(), f.code.clone());
+    let (name, password, code) = (name.to_owned(), password.to_owned(), code.to_owned());
     let checked = tokio::task::spawn_blocking(move || {
         let Some(fw) = &gw.forwarding else {
             return Err(Refusal::Disabled);
@@ -249,7 +255,7 @@ fn capitalised(s: &str) -> String {
     }
 }
 
-fn locked(until: i64) -> String {
+pub(super) fn locked(until: i64) -> String {
     let at = time::OffsetDateTime::from_unix_timestamp(until)
         .ok()
         .and_then(|t| {

@@ -321,6 +321,93 @@ fn failed_sign_ins_lock_the_account_and_hub_staff_need_their_code() {
 }
 
 #[test]
+fn a_person_gets_a_new_password_and_their_other_sessions_end() {
+    let home = Home::with_server_config("");
+    let clerk = add_user(
+        &home,
+        &["clerk", "--agency", "police", "--role", "uploader"],
+    );
+    let old = clerk["password"].as_str().unwrap();
+    let server = home.serve();
+    let here = Browser::new(&home, &server);
+    let elsewhere = Browser::new(&home, &server);
+    assert_eq!(here.sign_in("clerk", old, "").status, 303);
+    assert_eq!(elsewhere.sign_in("clerk", old, "").status, 303);
+    let page = here.get("/account");
+    assert_eq!(page.status, 200);
+    assert!(
+        text(&page).contains("Get a new password"),
+        "{}",
+        text(&page)
+    );
+    let csrf = field(&page, "csrf");
+
+    // Without the page's token, or with a wrong current password: nothing changes.
+    let forged = here.form("/account/password", &[("csrf", "x"), ("password", old)]);
+    assert_eq!(forged.status, 403, "{}", text(&forged));
+    let wrong = here.form(
+        "/account/password",
+        &[("csrf", &csrf), ("password", "not-the-password")],
+    );
+    assert_eq!(wrong.status, 401, "{}", text(&wrong));
+    assert_eq!(elsewhere.get("/").status, 200, "nothing changed yet");
+
+    let renewed = here.form("/account/password", &[("csrf", &csrf), ("password", old)]);
+    assert_eq!(renewed.status, 200, "{}", text(&renewed));
+    let html = text(&renewed);
+    let needle = "id=\"new-password\">";
+    let at = html.find(needle).expect("the new password shown") + needle.len();
+    let new = &html[at..at + html[at..].find('<').unwrap()];
+    assert_eq!(new.len(), 29, "five groups of five: {new}");
+    assert_ne!(new, old);
+
+    // This session goes on; the other one has ended.
+    assert_eq!(here.get("/").status, 200);
+    let other = elsewhere.get("/");
+    assert_eq!(other.header("location").as_deref(), Some("/sign-in"));
+    // Only the new password signs in now.
+    let fresh = Browser::new(&home, &server);
+    assert_eq!(fresh.sign_in("clerk", old, "").status, 401);
+    assert_eq!(fresh.sign_in("clerk", new, "").status, 303);
+
+    let records = audit_records(&home);
+    let by = |action: &str| {
+        records
+            .iter()
+            .filter(|r| r["action"] == action && r["actor"] == "clerk")
+            .count()
+    };
+    assert_eq!(by("new password"), 1, "{records:#?}");
+    assert_eq!(by("new password refused"), 1, "{records:#?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "new password" && r["details"]["address"] == "127.0.0.1")
+    );
+}
+
+#[test]
+fn asking_for_a_new_password_counts_as_a_sign_in_and_locks_after_the_failures() {
+    let home = Home::with_server_config("[web]\nmax_failures = 2\n");
+    let clerk = add_user(
+        &home,
+        &["clerk", "--agency", "police", "--role", "uploader"],
+    );
+    let password = clerk["password"].as_str().unwrap();
+    let server = home.serve();
+    let browser = Browser::new(&home, &server);
+    assert_eq!(browser.sign_in("clerk", password, "").status, 303);
+    let csrf = field(&browser.get("/account"), "csrf");
+    let guess = |p: &str| browser.form("/account/password", &[("csrf", &csrf), ("password", p)]);
+    assert_eq!(guess("guess-1").status, 401);
+    let locked = guess("guess-2");
+    assert_eq!(locked.status, 403, "{}", text(&locked));
+    assert!(text(&locked).contains("locked until"), "{}", text(&locked));
+    // Locked even for the right password: an open session is no way round the lock.
+    assert_eq!(guess(password).status, 403);
+}
+
+#[test]
 fn disabling_an_account_ends_its_sessions_at_once() {
     let home = Home::with_server_config("");
     let clerk = add_user(
