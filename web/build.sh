@@ -9,9 +9,16 @@ set -eu
 cd "$(dirname "$0")"
 npm ci --no-audit --no-fund --loglevel=error
 mkdir -p dist
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
 # No source maps, no banner with a date or a path: the same input gives the same bytes.
 node_modules/.bin/esbuild src/upload.js --bundle --format=esm --target=chrome111,firefox115,safari16 \
-    --minify --legal-comments=eof --charset=utf8 --outfile=dist/upload.js --log-level=warning
+    --minify --legal-comments=eof --charset=utf8 --outfile="$out/upload.js" --log-level=warning
 node_modules/.bin/esbuild src/console.js --bundle --format=esm --target=chrome111,firefox115,safari16 \
-    --minify --legal-comments=eof --charset=utf8 --outfile=dist/console.js --log-level=warning
-cp src/app.css dist/app.css
+    --minify --legal-comments=eof --charset=utf8 --outfile="$out/console.js" --log-level=warning
+cp src/app.css "$out/app.css"
+# A file is replaced only when its bytes change: cargo sees a new modification time as a change
+# to the binary's embedded assets and would compile the gateway again for nothing.
+for f in upload.js console.js app.css; do
+    cmp -s "$out/$f" "dist/$f" || cp "$out/$f" "dist/$f"
+done
