@@ -221,7 +221,7 @@ pub fn account(who: &SignedIn, web: &Web, view: &AccountView<'_>) -> Markup {
                 input #password type="password" name="password" autocomplete="current-password" required;
             }
             @if u.totp.is_some() {
-                (code_field("The 6-digit code from your authenticator app."))
+                (code_field("The 6-digit code from your authenticator app. A code counts once: if it is the one you signed in with, wait for the next."))
             }
             button.button type="submit" { "Get a new password" }
         }
