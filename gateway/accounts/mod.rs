@@ -286,13 +286,11 @@ pub fn disable(keys: &Path, name: &str) -> Result<bool, AccountError> {
 /// it, and ends its sessions.
 pub fn reset(keys: &Path, name: &str) -> Result<Credentials, AccountError> {
     let mut user = get(keys, name)?.ok_or_else(|| AccountError::Unknown(name.to_owned()))?;
-    let password = password::generate()?;
-    user.password = password::hash(&password)?;
+    let password = fresh_password(&mut user)?;
     if user.totp.is_some() || user.role.needs_totp() {
         user.totp = Some(totp::new_secret()?);
     }
     user.disabled = false;
-    user.generation = user.generation.wrapping_add(1);
     write(keys, &user)?;
     Ok(credentials(&user, password))
 }
@@ -302,11 +300,18 @@ pub fn reset(keys: &Path, name: &str) -> Result<Credentials, AccountError> {
 /// account's other sessions end (the generation moves on, and with it the failure count).
 pub fn renew_password(keys: &Path, name: &str) -> Result<(User, String), AccountError> {
     let mut user = get(keys, name)?.ok_or_else(|| AccountError::Unknown(name.to_owned()))?;
+    let password = fresh_password(&mut user)?;
+    write(keys, &user)?;
+    Ok((user, password))
+}
+
+/// Gives `user` a new generated password (its hash kept) and moves its generation on, so that
+/// its sessions end; the password, to be shown once.
+fn fresh_password(user: &mut User) -> Result<String, AccountError> {
     let password = password::generate()?;
     user.password = password::hash(&password)?;
     user.generation = user.generation.wrapping_add(1);
-    write(keys, &user)?;
-    Ok((user, password))
+    Ok(password)
 }
 
 fn write(keys: &Path, user: &User) -> Result<(), AccountError> {

@@ -562,6 +562,7 @@ impl PerConnection {
     ) {
         let _open = self.open.clone();
         let _slot = slot;
+        let started = tokio::time::Instant::now();
         let Some(peer) = self.client_of(&mut tcp, peer).await else {
             return;
         };
@@ -569,7 +570,7 @@ impl PerConnection {
             &acceptor,
             tcp,
             peer,
-            self.handshake_timeout,
+            self.handshake_timeout.saturating_sub(started.elapsed()),
             &self.connections,
         )
         .await
@@ -632,11 +633,11 @@ impl PerConnection {
             }
         }
     }
-}
 
-impl PerConnection {
     /// The client's address: `peer`, or the one a load balancer's PROXY header names, read
     /// within the handshake's time (`None`: the connection is dropped, and the log says why).
+    /// The header and the TLS handshake share one `http.header_timeout_secs`: the handshake
+    /// gets what this leaves.
     async fn client_of(
         &self,
         tcp: &mut tokio::net::TcpStream,

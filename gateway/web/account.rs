@@ -66,28 +66,24 @@ pub async fn new_password(
             "new password refused",
             json!({"why": refusal.to_string(), "address": address}),
         );
-        let (status, why) = match &refusal {
-            Refusal::Locked { until } => (StatusCode::FORBIDDEN, sign_in::locked(*until)),
-            Refusal::Ledger(_) | Refusal::Account(_) => {
-                tracing::error!(error = %refusal, "a new password could not be given");
-                (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE.to_owned())
-            }
-            _ => (
+        let (status, why) = match refusal {
+            // The name is the session's: only the password or the code can be wrong.
+            Refusal::Wrong => (
                 StatusCode::UNAUTHORIZED,
                 "The password or security code is wrong".to_owned(),
             ),
+            other => sign_in::refusal_answer(&other, GETTING),
         };
         return refused(&web, who, status, &why);
     }
     let keys = web.app.gateway.config.keys.clone();
     let renewed =
-        tokio::task::spawn_blocking(move || crate::accounts::renew_password(&keys, &name)).await;
+        tokio::task::spawn_blocking(move || crate::accounts::renew_password(&keys, &name))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
     let (user, password) = match renewed {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "a new password could not be given");
-            return refused(&web, who, StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
-        }
+        Ok(done) => done,
         Err(e) => {
             tracing::error!(error = %e, "a new password could not be given");
             return refused(&web, who, StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
@@ -115,7 +111,10 @@ pub async fn new_password(
     show(&web, who, StatusCode::OK, &view)
 }
 
-const UNAVAILABLE: &str = "a new password cannot be given right now: try again in a few minutes";
+/// The action, as [`sign_in::refusal_answer`] names it when it is unavailable.
+const GETTING: &str = "getting a new password";
+const UNAVAILABLE: &str =
+    "getting a new password is unavailable right now: try again in a few minutes";
 
 fn refused(web: &Web, who: SignedIn, status: StatusCode, why: &str) -> Response {
     let view = AccountView {

@@ -209,17 +209,7 @@ fn finish_sign_in(
                 "sign in refused",
                 json!({"method": method, "why": refusal.to_string(), "address": addr.ip().to_string()}),
             );
-            let (status, why) = match &refusal {
-                Refusal::Locked { until } => (StatusCode::FORBIDDEN, locked(*until)),
-                Refusal::Ledger(_) | Refusal::Account(_) => {
-                    tracing::error!(error = %refusal, "sign-in failed");
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "sign-in is unavailable right now: try again in a few minutes".to_owned(),
-                    )
-                }
-                other => (StatusCode::UNAUTHORIZED, capitalised(&other.to_string())),
-            };
+            let (status, why) = refusal_answer(&refusal, "sign-in");
             return form(status, Some(&why), name, peer);
         }
     };
@@ -247,6 +237,22 @@ fn finish_sign_in(
     resp
 }
 
+/// The status and sentence for a refused password check; `what` names the action for when the
+/// ledger or an account file cannot be read (logged here).
+pub(super) fn refusal_answer(refusal: &Refusal, what: &str) -> (StatusCode, String) {
+    match refusal {
+        Refusal::Locked { until } => (StatusCode::FORBIDDEN, locked(*until)),
+        Refusal::Ledger(_) | Refusal::Account(_) => {
+            tracing::error!(error = %refusal, "{what} failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{what} is unavailable right now: try again in a few minutes"),
+            )
+        }
+        other => (StatusCode::UNAUTHORIZED, capitalised(&other.to_string())),
+    }
+}
+
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -255,7 +261,7 @@ fn capitalised(s: &str) -> String {
     }
 }
 
-pub(super) fn locked(until: i64) -> String {
+fn locked(until: i64) -> String {
     let at = time::OffsetDateTime::from_unix_timestamp(until)
         .ok()
         .and_then(|t| {
