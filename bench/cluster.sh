@@ -4,15 +4,20 @@
 #   A. one instance on the embedded defaults (SQLite ledger + outbox folder), and
 #   B. three instances on PostgreSQL + RabbitMQ behind HAProxy (scripts/cluster-servers),
 # each driven by wrk with the same distinct ~10 KB sealed messages (bench/load.sh's). Every 201
-# means the message is durably queued (fsynced folder, or a quorum-queue confirm).
+# means the message is durably queued (fsynced folder, or a quorum-queue confirm). A and B take
+# turns ROUNDS times, each on empty ledgers and an empty queue, with a wait for a quiet machine
+# between them; the ratios printed are the medians of the rounds' ratios.
 #
-#   bash bench/cluster.sh                     # 12,000 messages, 32 connections, 15 s each
-#   N=20000 CONNS=32 DURATION=20 bash bench/cluster.sh
+#   bash bench/cluster.sh                     # 12,000 messages, 32 connections, 15 s each,
+#                                             # A then B, 3 rounds; ratios are medians
+#   N=20000 CONNS=32 DURATION=20 ROUNDS=5 bash bench/cluster.sh
 #
 # CPU per message: the gateways' own CPU time (utime + stime from /proc) over the run divided
 # by the messages they forwarded; and the whole machine's busy time (/proc/stat, everything:
 # wrk, HAProxy, PostgreSQL, RabbitMQ too) per message, and the share of HAProxy, PostgreSQL and
-# RabbitMQ (beam.smp) in it. Target (issue 14): the cluster path costs
+# RabbitMQ (beam.smp) in it; and PostgreSQL's WAL flushes and commits per message (what its
+# commit_delay, set by scripts/cluster-servers, shares: PG_EXTRA_OPTS="-c commit_delay=0" to
+# compare). Target (issue 14): the cluster path costs
 # at most 1.5x the CPU per message of the embedded path; both ratios are printed (the
 # gateways' own, and the whole machine's, servers included).
 # Needs: root (the servers), cargo, python3, wrk. Files go to bench/out/cluster/.
@@ -21,6 +26,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 cd "$ROOT"
 N="${N:-12000}"; CONNS="${CONNS:-32}"; DURATION="${DURATION:-15}"; THREADS="${THREADS:-2}"
+ROUNDS="${ROUNDS:-3}"
 W="bench/out/cluster"
 GW="$ROOT/target/release/gateway"
 command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 2; }
@@ -95,8 +101,29 @@ cpu_ticks() { # PID...: utime + stime, in clock ticks
     echo "$t"
 }
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-comm_ticks() { # COMMAND NAME (as in /proc/PID/comm): CPU ticks of every such process alive now
-    awk -v want="($1)" '$2 == want { t += $14 + $15 } END { print t + 0 }' /proc/[0-9]*/stat 2>/dev/null || echo 0
+comm_ticks() { # COMMAND NAME (as in /proc/PID/comm): "pid ticks" of every such process alive now
+    # cat fails when a process exits between the glob and the read; the others still count.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v want="($1)" '$2 == want { print $1, $14 + $15 }'
+}
+# CPU ticks used between two comm_ticks snapshots: a process in both counts its difference, a
+# process started in between counts whole, and one that exited in between (a reloaded HAProxy's
+# old process) counts nothing more.
+ticks_between() { # BEFORE AFTER
+    awk 'NR == FNR { was[$1] = $2; next } { t += $2 - ($1 in was ? was[$1] : 0) } END { print t + 0 }' \
+        <(echo "$1") <(echo "$2")
+}
+# Waits (at most 30 s) until the machine is quiet: under 10% busy over a second. Run between the
+# phases, so that one phase's leftovers (deleted files, a checkpoint, the queue's purge) are not
+# charged to the next one.
+quiet() {
+    local b0 t0 b1 t1
+    sync
+    for _ in $(seq 30); do
+        b0=$(busy_ticks); t0=$(awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+        sleep 1
+        b1=$(busy_ticks); t1=$(awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+        [ $(( (b1 - b0) * 10 )) -lt $(( t1 - t0 )) ] && return 0
+    done
 }
 PARTS="haproxy postgres beam.smp"
 forwarded_at() { # METRICS_PORT...
@@ -108,6 +135,13 @@ forwarded_at() { # METRICS_PORT...
     echo "$n"
 }
 HZ=$(getconf CLK_TCK)
+# PostgreSQL's WAL flushes and commits so far ("0 0" in A, where it is idle). Backends report
+# them within a second, so a run's figures are exact to about a second's worth.
+pg_counters() {
+    /usr/lib/postgresql/15/bin/psql -X -At -F ' ' "$GATEWAY_LEDGER_URL" -c \
+        "SELECT (SELECT wal_sync FROM pg_stat_wal),
+                (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())"
+}
 
 # run LABEL URL METRICS_PORTS... : wrk against URL, figures from the gateways in PIDS
 run() {
@@ -116,15 +150,19 @@ run() {
     local c0 b0 f0 c1 b1 f1
     declare -A p0
     for n in $PARTS; do p0[$n]=$(comm_ticks "$n"); done
-    c0=$(cpu_ticks "${PIDS[@]}"); b0=$(busy_ticks); f0=$(forwarded_at "$@")
+    local g0 g1
+    c0=$(cpu_ticks "${PIDS[@]}"); b0=$(busy_ticks); f0=$(forwarded_at "$@"); g0=$(pg_counters)
     wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s bench/load.lua \
         "$url" -- "$W/sealed.pack" "$THREADS" "$TOKEN" > "$W/wrk-$label.txt"
-    c1=$(cpu_ticks "${PIDS[@]}"); b1=$(busy_ticks); f1=$(forwarded_at "$@")
+    c1=$(cpu_ticks "${PIDS[@]}"); b1=$(busy_ticks); f1=$(forwarded_at "$@"); g1=$(pg_counters)
     local msgs=$((f1 - f0)) parts=""
     for n in $PARTS; do
-        parts="$parts $n $(awk -v t=$(( $(comm_ticks "$n") - p0[$n] )) -v m="$msgs" -v hz="$HZ" \
+        parts="$parts $n $(awk -v t="$(ticks_between "${p0[$n]}" "$(comm_ticks "$n")")" -v m="$msgs" -v hz="$HZ" \
             'BEGIN { printf "%.2f", m ? t * 1000 / hz / m : 0 }')"
     done
+    parts="$parts; PostgreSQL per message: $(awk -v m="$msgs" -v a="$g0" -v b="$g1" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        printf "%.2f WAL flushes, %.2f commits", m ? (y[1] - x[1]) / m : 0, m ? (y[2] - x[2]) / m : 0 }')"
     echo "   CPU ms/msg of the other parts:$parts" >> "$W/parts.txt"
     awk -v l="$label" -v m="$msgs" -v d="$DURATION" -v c=$((c1 - c0)) -v b=$((b1 - b0)) -v hz="$HZ" \
         -v p99="$(awk '/^p99_ms/ { print $2 }' "$W/wrk-$label.txt")" \
@@ -134,31 +172,55 @@ run() {
         | tee -a "$W/results.txt"
 }
 
-echo "== A: one instance, SQLite + outbox folder"
-instance a 21501 21502 ""
-start a; ready 21502
-run "A one instance (SQLite + folder)" "https://127.0.0.1:21501/v1/messages" 21502
-kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true; PIDS=()
-
-echo "== B: three instances, PostgreSQL + RabbitMQ, behind HAProxy"
 CLUSTER_TOML='[ledger]
 backend = "postgres"
 [queue]
 backend = "rabbitmq"
 claim_check_dir = "'"$ROOT/$W"'/claims"'
 for i in 1 2 3; do instance "b$i" "2151$i" "2152$i" "$CLUSTER_TOML"; done
-for i in 1 2 3; do start "b$i"; done
-for i in 1 2 3; do ready "2152$i"; done
-bash scripts/cluster-servers haproxy "$SERVERS" 21500 21521:21511 21522:21512 21523:21513 >/dev/null
-sleep 1
-run "B three instances (PG + RabbitMQ)" "https://127.0.0.1:21500/v1/messages" 21521 21522 21523
-kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+LEDGER_BASE="$GATEWAY_LEDGER_URL"
+stop_all() { kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true; PIDS=(); }
+
+# A and B take turns, ROUNDS times: this VM's speed drifts by 10-20% over minutes, and turns
+# expose both to the same drift. Each round starts on empty ledgers and an empty queue, so that
+# every message is new to it (the pack is the same each round): A in a new folder, B on a new
+# database.
+quiet
+for round in $(seq "$ROUNDS"); do
+    echo "== round $round of $ROUNDS: A, one instance, SQLite + outbox folder"
+    # A new folder each round: deleting the last round's files would slow this round's file
+    # creation (recently freed inodes), as bench/load-lib.sh's trash explains.
+    instance "a$round" 21501 21502 ""
+    start "a$round"; ready 21502
+    run "A one instance (SQLite + folder)" "https://127.0.0.1:21501/v1/messages" 21502
+    stop_all
+    quiet
+
+    echo "== round $round of $ROUNDS: B, three instances, PostgreSQL + RabbitMQ, behind HAProxy"
+    /usr/lib/postgresql/15/bin/psql -X -q "$LEDGER_BASE" -c "CREATE DATABASE gateway_r$round"
+    export GATEWAY_LEDGER_URL="${LEDGER_BASE%/*}/gateway_r$round"
+    for i in 1 2 3; do start "b$i"; done
+    for i in 1 2 3; do ready "2152$i"; done
+    bash scripts/cluster-servers haproxy "$SERVERS" 21500 21521:21511 21522:21512 21523:21513 >/dev/null
+    sleep 1
+    run "B three instances (PG + RabbitMQ)" "https://127.0.0.1:21500/v1/messages" 21521 21522 21523
+    stop_all
+    bash scripts/cluster-servers rabbit-cli "$SERVERS" rabbitmqctl purge_queue integration >/dev/null
+    /usr/lib/postgresql/15/bin/psql -X -q "$GATEWAY_LEDGER_URL" -c CHECKPOINT
+    quiet
+done
 
 echo "== results"
 cat "$W/results.txt"
-echo "-- CPU of the servers per message (A, then B):"
+echo "-- CPU of the servers per message (A, then B, each round):"
 cat "$W/parts.txt"
-awk 'NR == 1 { a = $0; sub(/.*gateway CPU +/, "", a); a += 0; am = $0; sub(/.*machine +/, "", am); am += 0 }
-     NR == 2 { b = $0; sub(/.*gateway CPU +/, "", b); b += 0; bm = $0; sub(/.*machine +/, "", bm); bm += 0 }
-     END { if (a > 0) printf "gateway CPU per message, cluster / embedded: %.2fx (target <= 1.5x)\n", b / a
-           if (am > 0) printf "whole machine CPU per message, cluster / embedded: %.2fx (target <= 1.5x)\n", bm / am }' "$W/results.txt"
+# Lines alternate A, B; a round's ratios are its B over its A.
+awk 'function field(line, name,   v) { v = line; sub(".*" name " +", "", v); return v + 0 }
+     function median(x, n,   i, j, t) {
+         for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j - 1] > x[j]; j--) { t = x[j]; x[j] = x[j - 1]; x[j - 1] = t }
+         return n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2 }
+     NR % 2 == 1 { a = field($0, "gateway CPU"); am = field($0, "machine") }
+     NR % 2 == 0 && a > 0 && am > 0 { n++; g[n] = field($0, "gateway CPU") / a; w[n] = field($0, "machine") / am
+         printf "round %d: gateway CPU ratio %.2fx, whole machine %.2fx\n", n, g[n], w[n] }
+     END { if (n) { printf "gateway CPU per message, cluster / embedded: %.2fx median of %d round(s) (target <= 1.5x)\n", median(g, n), n
+                    printf "whole machine CPU per message, cluster / embedded: %.2fx median of %d round(s) (target <= 1.5x)\n", median(w, n), n } }' "$W/results.txt"

@@ -907,6 +907,20 @@ fn while_rabbitmq_is_down_instances_are_not_ready_and_refuse_with_retry_after() 
         text.contains("ok    ledger") && text.contains("ok    queue"),
         "{text}"
     );
+    // scripts/cluster-servers sets commit_delay as docs/scale-out.md advises; without it,
+    // check-config says what to change.
+    assert!(!text.contains("advice"), "{text}");
+    let db = c.db_url.rsplit_once('/').unwrap().1;
+    psql(
+        &c.db_url,
+        &format!("ALTER DATABASE {db} SET commit_delay = 0"),
+    );
+    let out = c.gateway_ok(0, &["check-config"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ok    ledger") && text.contains("advice: commit_delay is 0"),
+        "{text}"
+    );
     let files = c.sealed(2, "down");
     let dir = cluster_dir().display().to_string();
     servers(&["stop-rabbitmq", &dir]);

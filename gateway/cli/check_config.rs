@@ -104,10 +104,15 @@ fn check_agencies(config: &Config, catalog: &Catalog) -> Result<String, String> 
 fn check_ledger(config: &Config) -> Result<String, String> {
     let store = crate::store::open(config)
         .map_err(|(what, e)| format!("{}: {e}{}", what.display(), source_chain(&e)))?;
-    match store.not_ready() {
-        None => Ok("PostgreSQL reachable, schema up to date".into()),
-        Some(why) => Err(why),
+    if let Some(why) = store.not_ready() {
+        return Err(why);
     }
+    let mut said = String::from("PostgreSQL reachable, schema up to date");
+    for advice in store.advice() {
+        said.push_str("; advice: ");
+        said.push_str(&advice);
+    }
+    Ok(said)
 }
 
 /// Connects to the queue's broker and declares the queue.

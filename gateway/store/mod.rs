@@ -523,6 +523,11 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// Server settings worth changing, each as a sentence (`gateway check-config`).
+    fn advice(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Claims (or keeps) the job `what` — e.g. `"inbox"`, watching the inbox folders — for
     /// this instance, when no live instance holds it; true while this instance holds it. A
     /// shared ledger gives one job to one instance at a time, for as long as its lease lives;

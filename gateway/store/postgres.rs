@@ -882,6 +882,23 @@ impl Store for PostgresStore {
             Err(e) => Some(format!("ledger (PostgreSQL): {e}")),
         }
     }
+
+    fn advice(&self) -> Vec<String> {
+        // `SHOW` is open to every role; a failure here is not the check's to report.
+        let delay = self
+            .client()
+            .and_then(|mut c| Ok(c.query_one("SHOW commit_delay", &[])?))
+            .map(|row| row.get::<_, String>(0));
+        match delay {
+            Ok(d) if d == "0" => vec![
+                "commit_delay is 0, so every instance's commits flush the WAL on their own; \
+                 commit_delay = 1000 and commit_siblings = 0 let them share flushes \
+                 (docs/scale-out.md, \"PostgreSQL settings\")"
+                    .into(),
+            ],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The channel admin changes are announced on.
