@@ -28,6 +28,7 @@ cd "$ROOT"
 N="${N:-12000}"; CONNS="${CONNS:-32}"; DURATION="${DURATION:-15}"; THREADS="${THREADS:-2}"
 ROUNDS="${ROUNDS:-3}"
 W="bench/out/cluster"
+PSQL=/usr/lib/postgresql/15/bin/psql # scripts/cluster-servers' PostgreSQL 15
 GW="$ROOT/target/release/gateway"
 command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 2; }
 
@@ -101,6 +102,7 @@ cpu_ticks() { # PID...: utime + stime, in clock ticks
     echo "$t"
 }
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+all_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; } # idle too
 comm_ticks() { # COMMAND NAME (as in /proc/PID/comm): "pid ticks" of every such process alive now
     # cat fails when a process exits between the glob and the read; the others still count.
     { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v want="($1)" '$2 == want { print $1, $14 + $15 }'
@@ -119,9 +121,9 @@ quiet() {
     local b0 t0 b1 t1
     sync
     for _ in $(seq 30); do
-        b0=$(busy_ticks); t0=$(awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+        b0=$(busy_ticks); t0=$(all_ticks)
         sleep 1
-        b1=$(busy_ticks); t1=$(awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+        b1=$(busy_ticks); t1=$(all_ticks)
         [ $(( (b1 - b0) * 10 )) -lt $(( t1 - t0 )) ] && return 0
     done
 }
@@ -138,7 +140,7 @@ HZ=$(getconf CLK_TCK)
 # PostgreSQL's WAL flushes and commits so far ("0 0" in A, where it is idle). Backends report
 # them within a second, so a run's figures are exact to about a second's worth.
 pg_counters() {
-    /usr/lib/postgresql/15/bin/psql -X -At -F ' ' "$GATEWAY_LEDGER_URL" -c \
+    "$PSQL" -X -At -F ' ' "$GATEWAY_LEDGER_URL" -c \
         "SELECT (SELECT wal_sync FROM pg_stat_wal),
                 (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())"
 }
@@ -197,7 +199,7 @@ for round in $(seq "$ROUNDS"); do
     quiet
 
     echo "== round $round of $ROUNDS: B, three instances, PostgreSQL + RabbitMQ, behind HAProxy"
-    /usr/lib/postgresql/15/bin/psql -X -q "$LEDGER_BASE" -c "CREATE DATABASE gateway_r$round"
+    "$PSQL" -X -q "$LEDGER_BASE" -c "CREATE DATABASE gateway_r$round"
     export GATEWAY_LEDGER_URL="${LEDGER_BASE%/*}/gateway_r$round"
     for i in 1 2 3; do start "b$i"; done
     for i in 1 2 3; do ready "2152$i"; done
@@ -206,7 +208,7 @@ for round in $(seq "$ROUNDS"); do
     run "B three instances (PG + RabbitMQ)" "https://127.0.0.1:21500/v1/messages" 21521 21522 21523
     stop_all
     bash scripts/cluster-servers rabbit-cli "$SERVERS" rabbitmqctl purge_queue integration >/dev/null
-    /usr/lib/postgresql/15/bin/psql -X -q "$GATEWAY_LEDGER_URL" -c CHECKPOINT
+    "$PSQL" -X -q "$GATEWAY_LEDGER_URL" -c CHECKPOINT
     quiet
 done
 
