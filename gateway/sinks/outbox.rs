@@ -206,6 +206,18 @@ impl OutboxSink {
     /// message `id`. Write the XML into the returned [`Staged`], then publish or
     /// discard it.
     pub fn stage(&self, id: &MessageId) -> Result<Staged, SinkError> {
+        self.stage_into(id, None)
+    }
+
+    /// Like [`OutboxSink::stage`], but the (possibly encrypted) bytes stay in memory until
+    /// they exceed `limit`, and only then go to `tmp/`: for a sink that sends the bytes
+    /// elsewhere, a small payload then costs no file at all (a file created, written, read
+    /// back and removed). [`Staged::finish`] hands them over ([`Finished::body`]).
+    pub fn stage_in_memory(&self, id: &MessageId, limit: usize) -> Result<Staged, SinkError> {
+        self.stage_into(id, Some(limit))
+    }
+
+    fn stage_into(&self, id: &MessageId, memory: Option<usize>) -> Result<Staged, SinkError> {
         let encrypted = self.encrypts_to_hub();
         let payload_file = if encrypted {
             format!("{id}.xml.age")
@@ -213,7 +225,17 @@ impl OutboxSink {
             format!("{id}.xml")
         };
         let tmp_payload = self.tmp.join(&payload_file);
-        let file = fsio::create_private(&tmp_payload)?;
+        let out = match memory {
+            Some(limit) => Spool::Memory {
+                buf: Vec::new(),
+                limit,
+                path: tmp_payload,
+            },
+            None => Spool::File(BufWriter::with_capacity(
+                BUFFER,
+                fsio::create_private(&tmp_payload)?,
+            )),
+        };
         let mut staged = Staged {
             id: id.clone(),
             queue: self.queue.clone(),
@@ -226,9 +248,9 @@ impl OutboxSink {
             payload_in_new: false,
             done: false,
             new_sync: self.new_sync.clone(),
+            in_memory: memory.is_some(),
         };
         // From here on, dropping `staged` removes the temporary file.
-        let out = BufWriter::with_capacity(BUFFER, file);
         staged.writer = Some(if encrypted {
             let encryptor = age::Encryptor::with_recipients(
                 self.hub_recipients.iter().map(|r| r as &dyn age::Recipient),
@@ -277,8 +299,60 @@ impl Sink for OutboxSink {
 }
 
 enum PayloadWriter {
-    Plain(BufWriter<File>),
-    Age(age::stream::StreamWriter<BufWriter<File>>),
+    Plain(Spool),
+    Age(age::stream::StreamWriter<Spool>),
+}
+
+/// Where a staged payload's bytes go: the file in `tmp/`, or memory until they would exceed
+/// `limit`, and then that file.
+enum Spool {
+    Memory {
+        buf: Vec<u8>,
+        limit: usize,
+        path: PathBuf,
+    },
+    File(BufWriter<File>),
+}
+
+impl Spool {
+    /// Moves bytes kept in memory to the file.
+    fn spill(&mut self) -> io::Result<()> {
+        if let Spool::Memory { buf, path, .. } = self {
+            let mut file = BufWriter::with_capacity(BUFFER, fsio::create_private(path)?);
+            file.write_all(buf)?;
+            *self = Spool::File(file);
+        }
+        Ok(())
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Spool::Memory { buf, limit, .. } = self {
+            let needed = buf.len() + data.len();
+            if needed <= *limit {
+                // Grown by doubling, but never past `limit`: that is the memory bound.
+                if needed > buf.capacity() {
+                    let target = needed.max(buf.capacity() * 2).min(*limit);
+                    buf.reserve_exact(target - buf.len());
+                }
+                buf.extend_from_slice(data);
+                return Ok(data.len());
+            }
+            self.spill()?;
+        }
+        match self {
+            Spool::File(file) => file.write(data),
+            Spool::Memory { .. } => Err(io::Error::other("staged payload did not spill")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Spool::File(file) => file.flush(),
+            Spool::Memory { .. } => Ok(()),
+        }
+    }
 }
 
 impl PayloadWriter {
@@ -289,14 +363,26 @@ impl PayloadWriter {
         }
     }
 
-    /// Finishes the stream, syncing the file when `durable`.
-    fn finish(self, durable: bool) -> io::Result<()> {
-        let buffered = match self {
+    /// Finishes the stream; returns the bytes when they are still in memory, unless
+    /// `durable`, which puts them in the file and syncs it.
+    fn finish(self, durable: bool) -> io::Result<Option<Vec<u8>>> {
+        let mut spool = match self {
             PayloadWriter::Plain(w) => w,
             PayloadWriter::Age(w) => w.finish()?,
         };
-        let file = buffered.into_inner().map_err(|e| e.into_error())?;
-        if durable { file.sync_all() } else { Ok(()) }
+        if durable {
+            spool.spill()?;
+        }
+        match spool {
+            Spool::Memory { buf, .. } => Ok(Some(buf)),
+            Spool::File(buffered) => {
+                let file = buffered.into_inner().map_err(|e| e.into_error())?;
+                if durable {
+                    file.sync_all()?;
+                }
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -316,6 +402,8 @@ pub struct Staged {
     payload_in_new: bool,
     done: bool,
     new_sync: std::sync::Arc<fsio::DirSync>,
+    /// Staged in memory, and (once the writer is closed) still there: no file to remove.
+    in_memory: bool,
 }
 
 impl std::fmt::Debug for Staged {
@@ -335,12 +423,19 @@ impl std::fmt::Debug for Staged {
 pub struct Finished {
     staged: Staged,
     metadata: Metadata,
+    /// The bytes, when they were kept in memory ([`OutboxSink::stage_in_memory`]).
+    body: Option<Vec<u8>>,
 }
 
 impl Finished {
-    /// The payload's file in `tmp/`.
+    /// The payload's file in `tmp/` (absent when [`Finished::body`] has the bytes).
     pub fn path(&self) -> PathBuf {
         self.staged.tmp_payload()
+    }
+
+    /// The forwarded bytes, when they were kept in memory rather than in [`Finished::path`].
+    pub fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
     }
 
     /// The metadata the hub is given with it.
@@ -348,9 +443,12 @@ impl Finished {
         &self.metadata
     }
 
-    /// Bytes in the file (the forwarded bytes: plaintext, or their age encryption).
-    pub fn file_size(&self) -> io::Result<u64> {
-        Ok(fs::metadata(self.path())?.len())
+    /// How many bytes are forwarded (plaintext, or their age encryption).
+    pub fn size(&self) -> io::Result<u64> {
+        match &self.body {
+            Some(body) => Ok(body.len() as u64),
+            None => Ok(fs::metadata(self.path())?.len()),
+        }
     }
 }
 
@@ -400,7 +498,7 @@ impl Staged {
         info: &MessageInfo,
         ready: impl FnOnce() -> Result<(), SinkError>,
     ) -> Result<Published, SinkError> {
-        let metadata = self.close(info, true)?;
+        let (metadata, _) = self.close(info, true)?;
         let mut json = serde_json::to_vec_pretty(&metadata)?;
         json.push(b'\n');
         let mut meta_file = fsio::create_private(&self.tmp_meta())?;
@@ -437,19 +535,26 @@ impl Staged {
         })
     }
 
-    /// Completes the payload in `tmp/` (fsynced when `durable`) without publishing it, for a
-    /// sink that sends the bytes elsewhere and uses this folder only to stage them. The file
-    /// is removed when the returned [`Finished`] is dropped.
+    /// Completes the payload without publishing it, for a sink that sends the bytes
+    /// elsewhere and uses this folder only to stage them: in `tmp/` (and fsynced) when
+    /// `durable`, else wherever it was staged. The file is removed when the returned
+    /// [`Finished`] is dropped.
     pub fn finish(mut self, info: &MessageInfo, durable: bool) -> Result<Finished, SinkError> {
-        let metadata = self.close(info, durable)?;
+        let (metadata, body) = self.close(info, durable)?;
         Ok(Finished {
             staged: self,
             metadata,
+            body,
         })
     }
 
-    /// Checks `info` against what was staged, closes the payload and returns its metadata.
-    fn close(&mut self, info: &MessageInfo, durable: bool) -> Result<Metadata, SinkError> {
+    /// Checks `info` against what was staged, closes the payload and returns its metadata
+    /// (and the bytes, if they are in memory).
+    fn close(
+        &mut self,
+        info: &MessageInfo,
+        durable: bool,
+    ) -> Result<(Metadata, Option<Vec<u8>>), SinkError> {
         if info.gateway_message_id != self.id {
             return Err(SinkError::Mismatch(format!(
                 "staged as {}, published as {}",
@@ -470,8 +575,11 @@ impl Staged {
             .writer
             .take()
             .ok_or_else(|| SinkError::Mismatch("payload already closed".into()))?;
-        writer.finish(durable)?;
-        Ok(self.metadata(info))
+        // Should finishing fail, a file may exist (Drop then removes it).
+        self.in_memory = false;
+        let body = writer.finish(durable)?;
+        self.in_memory = body.is_some();
+        Ok((self.metadata(info), body))
     }
 
     /// Throws the payload away, removing the temporary file.
@@ -525,7 +633,8 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if self.done {
+        // While the writer is open, bytes staged in memory may have spilled to the file.
+        if self.done || (self.in_memory && self.writer.is_none()) {
             return;
         }
         self.writer = None; // closes the file
@@ -542,7 +651,7 @@ impl Drop for Staged {
                 }
             }
         }
-        let _ = fsio::sync_dir(&self.tmp_dir);
+        // Not fsynced: a name a crash leaves in tmp/ is a leftover, as in `publish_after`.
         tracing::debug!(id = %self.id, queue = %self.queue, "staged payload discarded");
     }
 }
@@ -577,5 +686,36 @@ impl Staging for Staged {
 
     fn discard(self: Box<Self>) {
         Staged::discard(*self)
+    }
+}
+
+#[cfg(test)]
+mod spool_tests {
+    use super::*;
+
+    #[test]
+    fn memory_staging_never_holds_more_than_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spilled");
+        let mut spool = Spool::Memory {
+            buf: Vec::new(),
+            limit: 1000,
+            path: path.clone(),
+        };
+        for _ in 0..142 {
+            spool.write_all(b"7 bytes").unwrap();
+        }
+        match &spool {
+            Spool::Memory { buf, .. } => {
+                assert_eq!(buf.len(), 994);
+                assert!(buf.capacity() <= 1000, "capacity {}", buf.capacity());
+            }
+            Spool::File(_) => panic!("spilled before its limit"),
+        }
+        assert!(!path.exists());
+        spool.write_all(b"7 bytes").unwrap();
+        assert!(matches!(spool, Spool::File(_)), "past its limit");
+        spool.flush().unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 1001);
     }
 }

@@ -1,8 +1,9 @@
 //! The integration queue on RabbitMQ: a durable quorum queue, persistent messages,
 //! publisher confirms, `mandatory` publications with returns handled.
 //!
-//! * The payload is staged while it is checked in a private local folder
-//!   (`state/spool/<queue>/tmp/`, the outbox's staging code), then sent. A message is
+//! * The payload is staged while it is checked: in memory up to [`MEMORY_STAGING`] bytes
+//!   (and not above `claim_check_bytes`), beyond that in a private local folder
+//!   (`state/spool/<queue>/tmp/`, the outbox's staging code); then it is sent. A message is
 //!   acknowledged to the agency only once the broker has confirmed it (a quorum queue confirms
 //!   once a majority of its replicas have it on disk).
 //! * The AMQP message: `message_id` is the gateway message id, `content_type`
@@ -42,6 +43,13 @@ use crate::message::{MessageId, Receipt};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Payloads up to this size are staged in memory, not in the spool folder: most messages
+/// are far smaller, and for them a file created, written, read back and removed cost an
+/// instance about a fifth of its CPU per message, more as the folder aged (`bench/cluster.sh`,
+/// docs/benchmarks.md). It bounds the memory staging takes to this much per message being
+/// received.
+pub const MEMORY_STAGING: usize = 1 << 20;
 
 /// What [`RabbitSink::open`] needs.
 #[derive(Clone, Debug)]
@@ -164,6 +172,13 @@ impl RabbitSink {
 }
 
 impl Inner {
+    /// How many bytes a payload may have and be staged in memory: never one that goes by
+    /// claim check (its file is written from the spool).
+    fn memory_staging(&self) -> usize {
+        let claim = self.shared.config.claim_check_bytes;
+        MEMORY_STAGING.min(usize::try_from(claim).unwrap_or(usize::MAX))
+    }
+
     /// Runs `f` on the AMQP runtime, for at most `limit`. The timer is made inside the
     /// runtime: callers are plain threads (inbox workers) or another runtime's blocking threads.
     fn block_on<F: std::future::Future>(
@@ -178,10 +193,11 @@ impl Inner {
     /// Sends a finished payload and waits for the broker's confirm.
     fn send(&self, finished: &Finished) -> Result<Receipt, SinkError> {
         let mut meta = finished.metadata().clone();
-        let size = finished.file_size()?;
+        let size = finished.size()?;
         let cfg = &self.shared.config;
         let mut headers = headers_of(&meta)?;
-        let body = if size > cfg.claim_check_bytes {
+        let read;
+        let body: &[u8] = if size > cfg.claim_check_bytes {
             let (path, sha256, written) = self.claim_check(finished, &meta)?;
             insert(&mut headers, "claim_check", path.display().to_string());
             insert(&mut headers, "claim_check_sha256", sha256);
@@ -189,11 +205,14 @@ impl Inner {
                 "claim_check_size".into(),
                 AMQPValue::LongLongInt(written as i64),
             );
-            Vec::new()
+            &[]
+        } else if let Some(body) = finished.body() {
+            body
         } else {
             let mut body = Vec::with_capacity(size as usize);
             std::fs::File::open(finished.path())?.read_to_end(&mut body)?;
-            body
+            read = body;
+            &read
         };
         meta.payload_file = String::new();
         let properties = BasicProperties::default()
@@ -221,7 +240,7 @@ impl Inner {
                         mandatory: true,
                         ..BasicPublishOptions::default()
                     },
-                    &body,
+                    body,
                     properties,
                 )
                 .await?
@@ -288,7 +307,11 @@ impl Inner {
         } else {
             format!("{}.xml", meta.gateway_message_id)
         };
-        let mut hashing = fsio::Hashing::new(std::fs::File::open(finished.path())?);
+        let source: Box<dyn Read + '_> = match finished.body() {
+            Some(body) => Box::new(body),
+            None => Box::new(std::fs::File::open(finished.path())?),
+        };
+        let mut hashing = fsio::Hashing::new(source);
         let (path, _) = fsio::write_atomic_from(dir, &name, &mut hashing)?;
         let (sha256, size) = hashing.finish()?;
         Ok((path, sha256, size))
@@ -460,7 +483,9 @@ impl Sink for RabbitSink {
         // Refuse before the payload is read at all when the broker is away.
         self.inner.shared.channel()?;
         Ok(Box::new(RabbitStaging {
-            staged: self.spool.stage(id)?,
+            staged: self
+                .spool
+                .stage_in_memory(id, self.inner.memory_staging())?,
             inner: self.inner.clone(),
         }))
     }

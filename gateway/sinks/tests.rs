@@ -224,13 +224,7 @@ fn with_a_hub_recipient_the_published_payload_decrypts_to_the_original_bytes() {
     assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
     assert!(!sealed.windows(64).any(|w| w == &payload[..64]));
 
-    let decryptor = age::Decryptor::new(&sealed[..]).unwrap();
-    let mut reader = decryptor
-        .decrypt(std::iter::once(&identity as &dyn age::Identity))
-        .unwrap();
-    let mut plain = Vec::new();
-    reader.read_to_end(&mut plain).unwrap();
-    assert_eq!(plain, payload);
+    assert_eq!(decrypt(&sealed, &identity), payload);
 
     // A different identity cannot read it.
     let other = age::x25519::Identity::generate();
@@ -387,4 +381,97 @@ fn publish_after_runs_its_barrier_before_anything_is_visible_and_a_failed_barrie
         names(&dir.path().join("hub/tmp")).is_empty(),
         "the failed one is cleaned up"
     );
+}
+
+fn decrypt(sealed: &[u8], identity: &age::x25519::Identity) -> Vec<u8> {
+    let decryptor = age::Decryptor::new(sealed).unwrap();
+    let mut reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .unwrap();
+    let mut plain = Vec::new();
+    reader.read_to_end(&mut plain).unwrap();
+    plain
+}
+
+#[test]
+fn a_payload_staged_in_memory_within_its_limit_never_touches_tmp() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = OutboxSink::open(dir.path().join("hub")).unwrap();
+    let tmp = dir.path().join("hub/tmp");
+    let id = MessageId::new();
+    let mut staged = sink.stage_in_memory(&id, XML.len()).unwrap();
+    for chunk in XML.chunks(7) {
+        staged.write_all(chunk).unwrap();
+    }
+    assert!(names(&tmp).is_empty(), "staged in memory");
+    let finished = staged.finish(&info(&id, XML.len() as u64), false).unwrap();
+    assert_eq!(finished.body(), Some(XML));
+    assert_eq!(finished.size().unwrap(), XML.len() as u64);
+    assert_eq!(finished.metadata().gateway_message_id, id);
+    assert!(names(&tmp).is_empty());
+    drop(finished);
+    assert!(names(&tmp).is_empty());
+}
+
+#[test]
+fn a_payload_staged_in_memory_spills_to_tmp_past_its_limit_and_is_removed_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = OutboxSink::open(dir.path().join("hub")).unwrap();
+    let tmp = dir.path().join("hub/tmp");
+    let payload = big_payload(200_000);
+
+    // Past the limit while being written: the bytes so far and the rest go to the file.
+    let id = MessageId::new();
+    let mut staged = sink.stage_in_memory(&id, 50_000).unwrap();
+    for chunk in payload.chunks(30_000) {
+        staged.write_all(chunk).unwrap();
+    }
+    assert_eq!(names(&tmp), [format!("{id}.xml")]);
+    let finished = staged
+        .finish(&info(&id, payload.len() as u64), false)
+        .unwrap();
+    assert_eq!(finished.body(), None);
+    assert_eq!(fs::read(finished.path()).unwrap(), payload);
+    assert_eq!(finished.size().unwrap(), payload.len() as u64);
+    drop(finished);
+    assert!(names(&tmp).is_empty(), "the spilled file is removed");
+
+    // Within the limit, but asked to be durable: written to the file.
+    let id = MessageId::new();
+    let mut staged = sink.stage_in_memory(&id, 1 << 20).unwrap();
+    staged.write_all(&payload).unwrap();
+    assert!(names(&tmp).is_empty());
+    let finished = staged
+        .finish(&info(&id, payload.len() as u64), true)
+        .unwrap();
+    assert_eq!(finished.body(), None);
+    assert_eq!(fs::read(finished.path()).unwrap(), payload);
+    drop(finished);
+    assert!(names(&tmp).is_empty());
+
+    // Spilled, then discarded unfinished (a rejection): nothing is left.
+    let mut staged = sink.stage_in_memory(&MessageId::new(), 10).unwrap();
+    staged.write_all(XML).unwrap();
+    assert_eq!(names(&tmp).len(), 1);
+    staged.discard();
+    assert!(names(&tmp).is_empty());
+}
+
+#[test]
+fn a_payload_staged_in_memory_for_a_hub_recipient_is_its_age_encryption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, identity) = encrypted_sink(dir.path());
+    let payload = big_payload(100_000); // two 64 KiB age chunks
+    let id = MessageId::new();
+    let mut staged = sink.stage_in_memory(&id, 1 << 20).unwrap();
+    staged.write_all(&payload).unwrap();
+    let finished = staged
+        .finish(&info(&id, payload.len() as u64), false)
+        .unwrap();
+    assert!(names(&dir.path().join("hub/tmp")).is_empty());
+    let sealed = finished.body().unwrap();
+    assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
+    assert_eq!(finished.size().unwrap(), sealed.len() as u64);
+    assert_eq!(decrypt(sealed, &identity), payload);
+    assert!(finished.metadata().encrypted_to_hub);
 }
