@@ -1,10 +1,10 @@
 //! What a sender is told when a payload is refused: a stable code, a sentence that says what
 //! to do, and for XML problems every location (line, column, XML path).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One located problem in the XML.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Located {
     /// Stable code, e.g. `value_invalid`.
     pub code: String,
@@ -51,6 +51,25 @@ impl Rejection {
     pub fn retryable(&self) -> bool {
         self.code.retryable()
     }
+
+    /// Where the XML is wrong, as the ledger keeps it; `None` when no place was given.
+    pub fn located(&self) -> Option<Violations> {
+        (!self.violations.is_empty()).then(|| Violations {
+            violations: self.violations.clone(),
+            truncated: self.truncated,
+        })
+    }
+}
+
+/// The located problems of a rejection, as the ledger keeps them for a later status query
+/// (`Store::violations`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Violations {
+    /// Where, with what.
+    pub violations: Vec<Located>,
+    /// More violations exist than are listed.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 impl std::fmt::Display for Rejection {

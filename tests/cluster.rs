@@ -991,7 +991,7 @@ mod ledger_contract {
     use std::time::Duration;
 
     use gateway::message::{Channel, MessageId, Receipt, timestamp};
-    use gateway::rejection::Code;
+    use gateway::rejection::{Code, Located, Rejection};
     use gateway::store::{Begin, NewMessage, PendingStep, PostgresStore, Status, Step, Store};
 
     use super::psql;
@@ -1241,12 +1241,22 @@ mod ledger_contract {
             steps_of(&a, &q.id).last().unwrap(),
             &(Step::Rejected, Some("queue_unavailable".into()))
         );
-        // A refusal before registration is recorded with all its steps.
+        // A refusal before registration is recorded with all its steps and violations.
         let r = message("C-4", &sha);
-        let rec = a
-            .record_unregistered_rejection(&r, Code::SchemaInvalid, "bad")
-            .unwrap();
+        let mut bad = Rejection::new(Code::SchemaInvalid, "bad");
+        bad.violations = vec![Located {
+            code: "value_invalid".into(),
+            message: "not a postcode".into(),
+            line: 4,
+            column: 9,
+            path: "/IncidentBatch/Incident/LocationPostcode".into(),
+        }];
+        let rec = a.record_unregistered_rejection(&r, &bad).unwrap();
         assert_eq!(rec.status, Status::Rejected);
+        assert_eq!(
+            b.violations(&r.id).unwrap().unwrap().violations,
+            bad.violations
+        );
         assert_eq!(
             steps_of(&b, &r.id),
             [

@@ -208,6 +208,9 @@ fn rejections_carry_their_code_status_and_locations() {
         s["action"].as_str().is_some_and(|a| a.len() > 10),
         "a rejected message says what to do: {s}"
     );
+    // Asked later, it still says where the XML was wrong, as the refusal did.
+    assert_eq!(s["violations"], p["violations"], "{s}");
+    assert_eq!(s["truncated"], false);
 
     let mismatch = home.seal_as(
         "housing",

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use gateway::message::Receipt;
 use gateway::message::{Channel, MessageId};
 use gateway::pipeline::{Gateway, Outcome};
-use gateway::rejection::Code;
+use gateway::rejection::{Code, Rejection, Violations};
 use gateway::store::{
     Begin, HourCount, MessageQuery, MessageRecord, NewMessage, RequestEvent, RequestRecord,
     SignInEvent, SignInState, Status, Step, StepRecord, Store, StoreError,
@@ -51,10 +51,9 @@ impl Store for FullDisk {
     fn record_unregistered_rejection(
         &self,
         m: &NewMessage,
-        code: Code,
-        detail: &str,
+        rejection: &Rejection,
     ) -> Result<MessageRecord, StoreError> {
-        self.inner.record_unregistered_rejection(m, code, detail)
+        self.inner.record_unregistered_rejection(m, rejection)
     }
     fn record_step(&self, id: &MessageId, step: Step, d: Option<&str>) -> Result<(), StoreError> {
         self.inner.record_step(id, step, d)
@@ -76,6 +75,9 @@ impl Store for FullDisk {
     }
     fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
         self.inner.get(id)
+    }
+    fn violations(&self, id: &MessageId) -> Result<Option<Violations>, StoreError> {
+        self.inner.violations(id)
     }
     fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError> {
         self.inner.steps(id)

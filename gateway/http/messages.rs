@@ -459,6 +459,14 @@ pub async fn get(
         Status::Forwarded => fw.sink.published(&mid).ok().flatten().map(|m| m.encoding),
         _ => None,
     };
+    // Where the XML was wrong, as the refusal said (absent for other refusals).
+    let located = match record.status {
+        Status::Rejected => fw.store.violations(&mid).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "ledger read of violations failed");
+            None
+        }),
+        _ => None,
+    };
     // What the sender should do now, in the words of the rejection catalog.
     let action = match (record.status, record.rejection_code.as_deref()) {
         (Status::InProgress, _) => Some("the message is being processed: ask again shortly"),
@@ -476,6 +484,8 @@ pub async fn get(
         "channel": record.channel.as_str(),
         "rejection_code": record.rejection_code,
         "rejection_detail": record.rejection_detail,
+        "violations": located.as_ref().map(|l| &l.violations),
+        "truncated": located.as_ref().map(|l| l.truncated),
         "action": action,
         "receipt": record.receipt().ok().flatten(),
         "steps": steps,

@@ -80,10 +80,7 @@ impl Gateway {
             received_at: m.received_at,
             history: std::mem::take(&mut m.history),
         };
-        if let Err(e) =
-            fw.store
-                .record_unregistered_rejection(&new, rejection.code, &rejection.detail)
-        {
+        if let Err(e) = fw.store.record_unregistered_rejection(&new, &rejection) {
             tracing::error!(error = %e, "the ledger could not record a rejection");
         }
         Outcome::Rejected {

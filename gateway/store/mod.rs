@@ -78,7 +78,7 @@ pub(crate) use postgres::{connection_config, host_name};
 pub use sqlite::SqliteStore;
 
 use crate::message::{Channel, MessageId, Receipt, timestamp};
-use crate::rejection::Code;
+use crate::rejection::{Code, Rejection, Violations};
 
 /// How long an `in_progress` record may be idle before an identical message may
 /// take it over (see the module documentation).
@@ -276,6 +276,22 @@ fn serialize_opt_ts<S: serde::Serializer>(
     }
 }
 
+/// How both backends keep a rejection's violations (column `violations_json`).
+fn violations_json(rejection: &Rejection) -> Result<Option<String>, StoreError> {
+    Ok(match rejection.located() {
+        Some(v) => Some(serde_json::to_string(&v)?),
+        None => None,
+    })
+}
+
+/// Reads back what [`violations_json`] wrote.
+fn parse_violations(json: Option<String>) -> Result<Option<Violations>, StoreError> {
+    Ok(match json {
+        Some(json) => Some(serde_json::from_str(&json)?),
+        None => None,
+    })
+}
+
 impl MessageRecord {
     /// The stored receipt, parsed.
     pub fn receipt(&self) -> Result<Option<Receipt>, StoreError> {
@@ -457,14 +473,19 @@ pub trait Store: Send + Sync {
 
     /// Logs a message rejected before it could be registered (or because of a
     /// [`Begin::Conflict`]). The record is created already `rejected`, with the
-    /// steps `received`, `m.history` and `rejected`, and takes no part in
+    /// steps `received`, `m.history` and `rejected`, its code and detail, and the places the
+    /// XML is wrong (read back with [`Store::violations`]); it takes no part in
     /// deduplication.
     fn record_unregistered_rejection(
         &self,
         m: &NewMessage,
-        code: Code,
-        detail: &str,
+        rejection: &Rejection,
     ) -> Result<MessageRecord, StoreError>;
+
+    /// Where the XML of rejected message `id` is wrong, as recorded by
+    /// [`Store::record_unregistered_rejection`]: `None` when no place was given (or there is
+    /// no such record).
+    fn violations(&self, id: &MessageId) -> Result<Option<Violations>, StoreError>;
 
     /// Appends a step to a record (any status) and refreshes its last activity.
     fn record_step(

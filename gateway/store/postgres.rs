@@ -37,7 +37,7 @@ use super::{
 };
 use crate::group::Group;
 use crate::message::{Channel, MessageId, Receipt, timestamp};
-use crate::rejection::Code;
+use crate::rejection::{Code, Rejection, Violations};
 
 mod writes;
 
@@ -161,6 +161,8 @@ const MIGRATIONS: &[&str] = &[
     super::sign_ins::TABLE,
     // The hub's requests to agencies.
     super::requests::TABLE,
+    // Where a rejected message's XML is wrong, for a later status query.
+    "ALTER TABLE messages ADD COLUMN violations_json TEXT;",
 ];
 
 /// Serialises migrations of instances starting together (any constant; this one is "gw").
@@ -598,24 +600,25 @@ fn insert_new<C: postgres::GenericClient, S: postgres::ToStatement + ?Sized>(
     }
 }
 
-/// Inserts message `m` already rejected (`code`, `detail`), outside deduplication, with its
-/// steps.
+/// Inserts message `m` already rejected, outside deduplication, with its steps.
 fn insert_rejected(
     tx: &mut Transaction<'_>,
     m: &NewMessage,
     sha256: &str,
-    code: &str,
-    detail: &str,
+    rejection: &Rejection,
 ) -> Result<(), StoreError> {
+    let code = rejection.code.as_str();
     let mut steps = first_steps(m);
     steps.push((Step::Rejected, Some(code), timestamp::now()));
     let steps = steps_json(&steps)?;
+    let violations = super::violations_json(rejection)?;
     let size = m.size.min(i64::MAX as u64) as i64;
     tx.execute(
         "INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel, status,
-             rejection_code, rejection_detail, received_at, updated_at, finished_at, steps)
+             rejection_code, rejection_detail, received_at, updated_at, finished_at, steps,
+             violations_json)
          VALUES ($1, $2, $3, $4, $5, $6, 'rejected', $7, $8, $9, now(), now(),
-             $10::text::jsonb)",
+             $10::text::jsonb, $11)",
         &[
             &m.id.as_str(),
             &m.agency,
@@ -624,9 +627,10 @@ fn insert_rejected(
             &size,
             &m.channel.as_str(),
             &code,
-            &detail,
+            &rejection.detail,
             &m.received_at,
             &steps,
+            &violations,
         ],
     )
     .map_err(|e| {
@@ -697,13 +701,12 @@ impl Store for PostgresStore {
     fn record_unregistered_rejection(
         &self,
         m: &NewMessage,
-        code: Code,
-        detail: &str,
+        rejection: &Rejection,
     ) -> Result<MessageRecord, StoreError> {
         let sha256 = super::normalise_sha256(&m.sha256)?;
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
-        insert_rejected(&mut tx, m, &sha256, code.as_str(), detail)?;
+        insert_rejected(&mut tx, m, &sha256, rejection)?;
         let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = $1");
         let rec = record(&tx.query_one(&sql, &[&m.id.as_str()])?)?;
         tx.commit()?;
@@ -770,6 +773,14 @@ impl Store for PostgresStore {
             .query_opt(&sql, &[&id.as_str()])?
             .map(|r| record(&r))
             .transpose()
+    }
+
+    fn violations(&self, id: &MessageId) -> Result<Option<Violations>, StoreError> {
+        let row = self.client()?.query_opt(
+            "SELECT violations_json FROM messages WHERE id = $1",
+            &[&id.as_str()],
+        )?;
+        super::parse_violations(row.map(|r| r.try_get(0)).transpose()?.flatten())
     }
 
     fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError> {

@@ -17,7 +17,7 @@ use super::{
 use crate::group::Group;
 use crate::message::Receipt;
 use crate::message::{Channel, MessageId, timestamp};
-use crate::rejection::Code;
+use crate::rejection::{Code, Rejection, Violations};
 
 /// A per-message write that may share a transaction with other threads' writes.
 #[derive(Debug)]
@@ -122,6 +122,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::sign_ins::TABLE,
     // 5: the hub's requests to agencies.
     super::requests::TABLE,
+    // 6: where a rejected message's XML is wrong, for a later status query.
+    "ALTER TABLE messages ADD COLUMN violations_json TEXT;",
 ];
 
 pub(super) const RECORD_COLUMNS: &str = "id, agency, agency_message_id, sha256, size, channel, status, \
@@ -685,10 +687,10 @@ impl Store for SqliteStore {
     fn record_unregistered_rejection(
         &self,
         m: &NewMessage,
-        code: Code,
-        detail: &str,
+        rejection: &Rejection,
     ) -> Result<MessageRecord, StoreError> {
         let sha256 = normalise_sha256(&m.sha256)?;
+        let violations = super::violations_json(rejection)?;
         let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         insert_message(
@@ -696,9 +698,13 @@ impl Store for SqliteStore {
             m,
             &sha256,
             None,
-            Some((code.as_str(), detail)),
+            Some((rejection.code.as_str(), &rejection.detail)),
             self.clock.now(),
         )?;
+        if violations.is_some() {
+            tx.prepare_cached("UPDATE messages SET violations_json = ?2 WHERE id = ?1")?
+                .execute(params![m.id.as_str(), violations])?;
+        }
         let rec = require_record(&tx, &m.id)?;
         tx.commit()?;
         let n = self.committed();
@@ -829,6 +835,16 @@ impl Store for SqliteStore {
 
     fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
         get_record(&self.lock_current(), id)
+    }
+
+    fn violations(&self, id: &MessageId) -> Result<Option<Violations>, StoreError> {
+        let json: Option<String> = self
+            .lock_current()
+            .prepare_cached("SELECT violations_json FROM messages WHERE id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .optional()?
+            .flatten();
+        super::parse_violations(json)
     }
 
     fn is_abandoned(&self, rec: &MessageRecord) -> bool {

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::message::Receipt;
-use crate::rejection::Code;
+use crate::rejection::{Code, Located, Rejection, Violations};
 
 const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -169,7 +169,10 @@ fn begin_returns_conflict_for_same_agency_message_id_with_different_content() {
     }
     // The caller logs the conflicting message as an unregistered rejection.
     let rec = store
-        .record_unregistered_rejection(&other, Code::Duplicate, "agency message id M-1 reused")
+        .record_unregistered_rejection(
+            &other,
+            &Rejection::new(Code::Duplicate, "agency message id M-1 reused"),
+        )
         .unwrap();
     assert_eq!(rec.status, Status::Rejected);
     assert_eq!(rec.rejection_code.as_deref(), Some("duplicate"));
@@ -604,20 +607,64 @@ fn unregistered_rejections_are_logged_without_taking_part_in_dedupe() {
     let mut m = message(None, SHA_A);
     m.history = vec![PendingStep::now(Step::Opened, Some("decryption failed"))];
     let rec = store
-        .record_unregistered_rejection(&m, Code::NoMatchingKey, "no matching identity")
+        .record_unregistered_rejection(
+            &m,
+            &Rejection::new(Code::NoMatchingKey, "no matching identity"),
+        )
         .unwrap();
     assert_eq!(rec.id, m.id);
     assert_eq!(rec.status, Status::Rejected);
     assert!(rec.finished_at.is_some());
+    assert_eq!(store.violations(&m.id).unwrap(), None, "no place given");
     let steps = step_names(&store, &m.id);
     assert_eq!(steps, [Step::Received, Step::Opened, Step::Rejected]);
     // The same content can still be registered.
     new_id(store.begin(&message(None, SHA_A)).unwrap());
     // Reusing an id is refused.
     assert!(matches!(
-        store.record_unregistered_rejection(&m, Code::SchemaInvalid, "y"),
+        store.record_unregistered_rejection(&m, &Rejection::new(Code::SchemaInvalid, "y")),
         Err(StoreError::IdInUse(_))
     ));
+}
+
+/// A schema rejection with two located violations, more of them withheld.
+fn schema_rejection() -> Rejection {
+    let at = |line, path: &str| Located {
+        code: "value_invalid".into(),
+        message: format!("line {line} is wrong"),
+        line,
+        column: 7,
+        path: path.into(),
+    };
+    let mut r = Rejection::new(Code::SchemaInvalid, "2 violations");
+    r.violations = vec![
+        at(3, "/Batch/Incident[1]/Postcode"),
+        at(9, "/Batch/Incident[2]/Date"),
+    ];
+    r.truncated = true;
+    r
+}
+
+#[test]
+fn a_rejections_violations_are_kept_with_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = message(None, SHA_A);
+    let rejection = schema_rejection();
+    store.record_unregistered_rejection(&m, &rejection).unwrap();
+    let kept = store.violations(&m.id).unwrap().unwrap();
+    assert_eq!(
+        kept,
+        Violations {
+            violations: rejection.violations.clone(),
+            truncated: true
+        }
+    );
+    // Still there once the ledger is opened again, and nothing for an unknown id.
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.violations(&m.id).unwrap(), Some(kept));
+    assert_eq!(store.violations(&MessageId::new()).unwrap(), None);
 }
 
 #[test]

@@ -74,6 +74,10 @@ pub fn router(app: Arc<AppState>) -> Result<Router, KeyringError> {
             "/console/quarantine/{agency}/{id}/discard",
             post(console::discard),
         )
+        .route(
+            "/console/requests",
+            get(console::requests_page).post(console::requests_ask),
+        )
         .route("/console/admin", get(console::admin_page))
         .route("/console/admin/{action}", post(console::admin_act))
         .route("/v1/admin/overview", get(console::api::overview))

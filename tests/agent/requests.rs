@@ -116,10 +116,13 @@ fn a_request_is_answered_end_to_end_and_hostile_parameters_run_nothing() {
     assert_eq!(home.queue_metadata(message)["request_id"], id.as_str());
     let ran = std::fs::read_to_string(&log).unwrap();
     assert_eq!(ran, format!("--since=2026-12-01T00:00:00Z {id}\n"));
-    assert!(
-        agency
-            .path(&format!("agent-state/requests/sent/{id}.xml.receipt.json"))
-            .exists()
+    // The hub closes the request when it queues the answer; the agent files the receipt once
+    // it has read the hub's reply, a moment later.
+    let receipt = agency.path(&format!("agent-state/requests/sent/{id}.xml.receipt.json"));
+    wait_for(
+        "the answer's receipt kept by the agent",
+        Duration::from_secs(10),
+        || receipt.exists(),
     );
     // The agency sees its request through the API too.
     let token = format!("Authorization: Bearer {}", home.token("police"));

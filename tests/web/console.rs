@@ -39,10 +39,14 @@ fn operators_see_messages_filtered_and_in_detail_and_others_do_not() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(
-        post(&home, &server.url("/v1/messages"), &["-H", &bearer], &bad).status,
-        422
-    );
+    let refused = post(&home, &server.url("/v1/messages"), &["-H", &bearer], &bad);
+    assert_eq!(refused.status, 422);
+    let refusal = refused.json();
+    let bad_id = refusal["gateway_message_id"].as_str().unwrap().to_owned();
+    let bad_path = refusal["violations"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let op = operator(&home, &server);
     let overview = op.get("/console");
@@ -82,6 +86,17 @@ fn operators_see_messages_filtered_and_in_detail_and_others_do_not() {
     assert!(detail["steps"].as_array().unwrap().len() >= 3);
     let page = op.get(&format!("/console/messages/{id}"));
     assert!(text(&page).contains("Receipt"), "{}", text(&page));
+    // A refusal shows where the XML was wrong, as the agency was told, from the ledger.
+    let detail = op.get(&format!("/v1/admin/messages/{bad_id}")).json();
+    assert_eq!(
+        detail["violations"]["violations"], refusal["violations"],
+        "{detail}"
+    );
+    let page = text(&op.get(&format!("/console/messages/{bad_id}")));
+    assert!(
+        page.contains("problem(s) in the document") && page.contains(&bad_path),
+        "{page}"
+    );
 
     // An uploader and a stranger are kept out.
     let clerk = add_user(
@@ -360,4 +375,105 @@ fn admins_issue_and_revoke_tokens_add_people_and_revoke_certificates_from_the_co
         &[("csrf", "x"), ("agency", "police")],
     );
     assert_eq!(forged.status, 403);
+}
+
+#[test]
+fn operators_ask_an_agency_from_the_requests_page_and_see_where_it_stands() {
+    let home = Home::with_server_config("");
+    let server = home.serve();
+    let op = operator(&home, &server);
+    let page = op.get("/console/requests");
+    assert_eq!(page.status, 200, "{}", text(&page));
+    assert!(text(&page).contains("No requests yet."), "{}", text(&page));
+    let csrf = super::field(&page, "csrf");
+
+    // A line that is not name=value: nothing is asked, and the form keeps what was typed.
+    let refused = op.form(
+        "/console/requests",
+        &[
+            ("csrf", &csrf),
+            ("agency", "police"),
+            ("query", "incidents"),
+            ("params", "since 2026-12-01"),
+        ],
+    );
+    assert_eq!(refused.status, 400, "{}", text(&refused));
+    let html = text(&refused);
+    assert!(
+        html.contains("line 1") && html.contains("is not name=value"),
+        "{html}"
+    );
+    assert!(html.contains("since 2026-12-01</textarea>"), "{html}");
+    // An agency the hub does not know, the same.
+    let unknown = op.form(
+        "/console/requests",
+        &[
+            ("csrf", &csrf),
+            ("agency", "nobody"),
+            ("query", "incidents"),
+        ],
+    );
+    assert_eq!(unknown.status, 422, "{}", text(&unknown));
+    assert!(
+        text(&unknown).contains("not a registered agency"),
+        "{}",
+        text(&unknown)
+    );
+    // Without the session's token, refused as forged.
+    let forged = op.form(
+        "/console/requests",
+        &[("csrf", "x"), ("agency", "police"), ("query", "incidents")],
+    );
+    assert_eq!(forged.status, 403, "{}", text(&forged));
+
+    let asked = op.form(
+        "/console/requests",
+        &[
+            ("csrf", &csrf),
+            ("agency", "police"),
+            ("query", "incidents"),
+            ("params", "since=2026-12-01\n\narea = north\n"),
+            ("wait_minutes", "30"),
+        ],
+    );
+    assert_eq!(asked.status, 200, "{}", text(&asked));
+    let listed = op.get("/v1/admin/requests").json();
+    let all = listed["requests"].as_array().unwrap();
+    assert_eq!(all.len(), 1, "only the accepted ask was recorded: {listed}");
+    let r = &all[0];
+    assert_eq!(
+        (&r["agency"], &r["query"], &r["state"], &r["asked_by"]),
+        (
+            &"police".into(),
+            &"incidents".into(),
+            &"queued".into(),
+            &"op".into()
+        )
+    );
+    assert_eq!(
+        r["params"],
+        serde_json::json!({"since": "2026-12-01", "area": "north"})
+    );
+    let at = |k: &str| gateway::message::timestamp::parse(r[k].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (at("deadline") - at("asked_at")).whole_seconds(),
+        30 * 60,
+        "{r}"
+    );
+    let id = r["request_id"].as_str().unwrap();
+    let html = text(&asked);
+    assert!(
+        html.contains(&format!("Request {id} was asked of police")),
+        "{html}"
+    );
+    assert!(
+        html.contains("since=2026-12-01"),
+        "the list shows it: {html}"
+    );
+    assert!(
+        audit_records(&home)
+            .iter()
+            .any(|a| a["action"] == "request ask" && a["actor"] == "op" && a["subject"] == id),
+        "audited under the operator's name"
+    );
 }

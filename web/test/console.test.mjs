@@ -1,6 +1,7 @@
 // The console in real headless Chromium: an operator signs in with a TOTP code, sees a
 // message uploaded meanwhile appear without reloading (server-sent events) within 2 s, opens
-// it, and the quarantine; every page passes an axe scan and is screenshotted.
+// it, the quarantine, and asks an agency for data; every page passes an axe scan and is
+// screenshotted.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -66,6 +67,18 @@ describe('console', () => {
     assert.match(await page.locator('main').textContent(), /schema_invalid/);
     assert.deepEqual(await seriousA11yViolations(page), []);
     await screenshot(page, 'console-quarantine');
+
+    // The hub asks an agency for data from the console.
+    await page.goto(`${url}/console/requests`);
+    assert.deepEqual(await seriousA11yViolations(page), []);
+    await page.selectOption('#agency', 'police');
+    await page.fill('#query', 'incidents');
+    await page.fill('#params', 'since=2026-12-01');
+    await page.click('form[action="/console/requests"] button[type=submit]');
+    assert.match(await page.locator('.notice').textContent(), /was asked of police/);
+    assert.match(await page.locator('table.data').textContent(), /since=2026-12-01/);
+    assert.deepEqual(await seriousA11yViolations(page), []);
+    await screenshot(page, 'console-requests');
     await page.context().close();
   });
 

@@ -1,13 +1,15 @@
 //! The console (`/console/...`), for operators and admins: the overview (traffic per agency,
 //! the queue, keys and certificates, the audit chain), the messages (filters, paging, live
 //! updates by server-sent events), one message (steps, receipt, violations), and the
-//! quarantine (re-run after a fix, or discard with a reason). Every action is audited under
-//! the person's name. `/v1/admin/...` serves the same facts as JSON ([`api`]).
+//! quarantine (re-run after a fix, or discard with a reason), and the hub's requests to
+//! agencies (ask one, see where they stand). Every action is audited under the person's name.
+//! `/v1/admin/...` serves the same facts as JSON ([`api`]).
 
 pub mod api;
 mod manage;
 mod render;
 pub mod report;
+mod requests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,7 @@ use crate::pipeline::{Outcome, Payload};
 use crate::store::{MessageQuery, Status};
 pub use manage::{act as admin_act, page_get as admin_page};
 pub use render::Filters;
+pub use requests::{ask as requests_ask, page_get as requests_page};
 
 /// Who may open the console.
 pub const STAFF: &[Role] = &[Role::Operator, Role::Admin];

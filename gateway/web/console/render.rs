@@ -22,6 +22,7 @@ fn nav(current: &str, admin: bool) -> Markup {
                 (item("/console", "Overview"))
                 (item("/console/messages", "Messages"))
                 (item("/console/quarantine", "Quarantine"))
+                (item("/console/requests", "Requests"))
                 @if admin { (item("/console/admin", "Admin")) }
             }
         }
@@ -260,19 +261,50 @@ fn facts(pairs: &[(&str, String)]) -> Markup {
     }
 }
 
-fn violations(q: &QuarantineRecord) -> Markup {
+/// Where the document is wrong: the ledger's record of a refusal, else the quarantine's (one
+/// kept before the ledger had them).
+fn violations(d: &MessageDetail) -> Markup {
+    let rows: Vec<(Option<u64>, Option<u64>, &str, &str)> = match (&d.violations, &d.quarantine) {
+        (Some(l), _) => l
+            .violations
+            .iter()
+            .map(|v| {
+                (
+                    Some(v.line),
+                    Some(v.column),
+                    v.path.as_str(),
+                    v.message.as_str(),
+                )
+            })
+            .collect(),
+        (None, Some(q)) => q
+            .violations
+            .iter()
+            .flatten()
+            .map(|v| {
+                (
+                    v.line,
+                    v.column,
+                    v.path.as_deref().unwrap_or(""),
+                    v.message.as_str(),
+                )
+            })
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let more = d.violations.as_ref().is_some_and(|l| l.truncated);
     html! {
-        @if let Some(vs) = &q.violations {
+        @if !rows.is_empty() {
             table.violations {
-                caption { (vs.len()) " problem(s) in the document" }
+                caption { (rows.len()) " problem(s) in the document" @if more { ", and more not listed" } }
                 thead { tr { th scope="col" { "Line" } th scope="col" { "Column" } th scope="col" { "Where" } th scope="col" { "Problem" } } }
                 tbody {
-                    @for v in vs {
+                    @for (line, column, path, message) in &rows {
                         tr {
-                            td { (v.line.map(|l| l.to_string()).unwrap_or_default()) }
-                            td { (v.column.map(|c| c.to_string()).unwrap_or_default()) }
-                            td { code { (v.path.as_deref().unwrap_or("")) } }
-                            td { (v.message) }
+                            td { (line.map(|l| l.to_string()).unwrap_or_default()) }
+                            td { (column.map(|c| c.to_string()).unwrap_or_default()) }
+                            td { code { (path) } }
+                            td { (message) }
                         }
                     }
                 }
@@ -322,6 +354,7 @@ pub fn message(who: &SignedIn, web: &Web, d: &MessageDetail, notice: Option<&str
             h2 { "Why it was refused" }
             p { strong { (code) } ": " (r.rejection_detail.as_deref().unwrap_or("")) }
             @if let Some(a) = d.action { p { strong { "What the agency is told to do: " } (a) } }
+            (violations(d))
         }
         h2 { "Steps" }
         ol.timeline {
@@ -336,7 +369,6 @@ pub fn message(who: &SignedIn, web: &Web, d: &MessageDetail, notice: Option<&str
         @if let Some(q) = &d.quarantine {
             h2 { "In quarantine" }
             p { "Quarantined at " (crate::message::timestamp::format(&q.quarantined_at)) "." }
-            (violations(q))
             (quarantine_actions(who, web, q))
         }
     };

@@ -8,6 +8,7 @@ use crate::keyring::inventory::KeyEntry;
 use crate::message::{Channel, MessageId, timestamp};
 use crate::pipeline::Gateway;
 use crate::quarantine::QuarantineRecord;
+use crate::rejection::Violations;
 use crate::store::{MessageQuery, MessageRecord, Status, StepRecord, StoreError};
 
 /// Hours of history the per-agency charts cover (seven days).
@@ -198,6 +199,9 @@ pub struct MessageDetail {
     pub steps: Vec<StepRecord>,
     /// What the sender should do, for a rejection.
     pub action: Option<&'static str>,
+    /// Where its XML was wrong, for a refusal that said so (from the ledger, so on any
+    /// instance and after the quarantine let it go).
+    pub violations: Option<Violations>,
     /// The quarantine's record of it, with the violations, while it is kept there.
     pub quarantine: Option<QuarantineRecord>,
 }
@@ -216,6 +220,10 @@ pub fn message(gw: &Gateway, id: &MessageId) -> Result<Option<MessageDetail>, St
         .as_deref()
         .and_then(crate::rejection::Code::parse)
         .map(crate::rejection::Code::action);
+    let violations = match record.status {
+        Status::Rejected => fw.store.violations(id)?,
+        _ => None,
+    };
     let quarantine = fw
         .quarantine
         .entry(&record.agency, id)
@@ -226,6 +234,7 @@ pub fn message(gw: &Gateway, id: &MessageId) -> Result<Option<MessageDetail>, St
         record,
         steps,
         action,
+        violations,
         quarantine,
     }))
 }
