@@ -97,11 +97,16 @@ fn authorization_schemes_are_case_insensitive_and_others_are_named() {
     );
 }
 
-/// Sends `head` then `body` on a raw connection; returns the reply's first line.
+/// Sends `head` and `body` on a raw connection, in one write; returns the reply. The server
+/// answers a framing error as soon as it sees it and closes without reading the rest, so a
+/// request sent in several writes (or larger than the socket's buffers) could meet a broken
+/// pipe before the answer is read: keep requests small.
 fn raw_reply(home: &Home, port: u16, head: &str, body: &[u8]) -> String {
     let mut tls = crate::support::raw_tls(home, port, Duration::from_secs(15));
-    tls.write_all(head.as_bytes()).unwrap();
-    tls.write_all(body).unwrap();
+    let mut request = head.as_bytes().to_vec();
+    request.extend_from_slice(body);
+    assert!(request.len() < 16 * 1024, "one TLS record");
+    tls.write_all(&request).unwrap();
     let mut buf = vec![0u8; 8192];
     let n = tls.read(&mut buf).unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).into_owned()
@@ -119,8 +124,9 @@ fn malformed_chunked_framing_is_a_400_not_a_timeout() {
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(reply.contains("malformed_request"), "{reply}");
 
+    // More trailer fields than hyper's 100.
     let mut trailer = b"3\r\nabc\r\n0\r\n".to_vec();
-    for i in 0..1000 {
+    for i in 0..150 {
         trailer.extend_from_slice(format!("X-Trailer-{i}: {}\r\n", "v".repeat(40)).as_bytes());
     }
     trailer.extend_from_slice(b"\r\n");
