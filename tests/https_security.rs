@@ -135,6 +135,32 @@ fn malformed_chunked_framing_is_a_400_not_a_timeout() {
 }
 
 #[test]
+fn a_long_body_with_broken_framing_is_answered_not_reset() {
+    // The framing breaks at once, and the client goes on sending a megabyte. The server answers
+    // as soon as it sees the fault; then it reads and discards what still comes (a lingering
+    // close), so the client's writes do not meet a reset and it reads the answer.
+    let home = Home::with_server_config("");
+    let token = home.token("police");
+    let server = home.serve();
+    let mut tls = crate::support::raw_tls(&home, server.port, Duration::from_secs(15));
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\nzz-not-hex\r\n"
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    let junk = vec![b'a'; 64 * 1024];
+    for i in 0..16 {
+        if let Err(e) = tls.write_all(&junk) {
+            panic!("write {i} of the rest of the body failed: {e}");
+        }
+    }
+    let mut reply = Vec::new();
+    let _ = tls.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("malformed_request"), "{reply}");
+}
+
+#[test]
 fn one_agency_cannot_hold_every_upload_slot() {
     let home = Home::with_server_config("max_uploads = 4\nmax_uploads_per_agency = 1\n");
     let police = format!("Authorization: Bearer {}", home.token("police"));

@@ -10,6 +10,7 @@
 //! thread, once a processing slot is free.
 
 mod auth;
+mod linger;
 pub mod messages;
 pub mod problem;
 pub mod proxy;
@@ -607,7 +608,7 @@ impl PerConnection {
         let svc = hyper_util::service::TowerToHyperService::new(svc);
         let conn = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            .serve_connection_with_upgrades(TokioIo::new(linger::Lingering::new(stream)), svc);
         tokio::pin!(conn);
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
         let mut closing = false;
