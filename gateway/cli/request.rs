@@ -85,7 +85,7 @@ pub fn run(cmd: &Command, config: &Config) -> anyhow::Result<u8> {
             wait_minutes,
             json,
         } => {
-            let params = match requests::parse_params(params) {
+            let params = match requests::parse_params(params.iter().map(String::as_str)) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -248,7 +248,6 @@ impl OutboxSink {
             payload_in_new: false,
             done: false,
             new_sync: self.new_sync.clone(),
-            in_memory: memory.is_some(),
         };
         // From here on, dropping `staged` removes the temporary file.
         staged.writer = Some(if encrypted {
@@ -402,8 +401,6 @@ pub struct Staged {
     payload_in_new: bool,
     done: bool,
     new_sync: std::sync::Arc<fsio::DirSync>,
-    /// Staged in memory, and (once the writer is closed) still there: no file to remove.
-    in_memory: bool,
 }
 
 impl std::fmt::Debug for Staged {
@@ -575,10 +572,10 @@ impl Staged {
             .writer
             .take()
             .ok_or_else(|| SinkError::Mismatch("payload already closed".into()))?;
-        // Should finishing fail, a file may exist (Drop then removes it).
-        self.in_memory = false;
+        // Should finishing fail, a file may exist (Drop then removes it); bytes still in
+        // memory left no file to remove.
         let body = writer.finish(durable)?;
-        self.in_memory = body.is_some();
+        self.done = body.is_some();
         Ok((self.metadata(info), body))
     }
 
@@ -633,8 +630,7 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        // While the writer is open, bytes staged in memory may have spilled to the file.
-        if self.done || (self.in_memory && self.writer.is_none()) {
+        if self.done {
             return;
         }
         self.writer = None; // closes the file

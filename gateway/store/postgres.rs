@@ -899,7 +899,7 @@ impl Store for PostgresStore {
         let delay = self
             .client()
             .and_then(|mut c| Ok(c.query_one("SHOW commit_delay", &[])?))
-            .map(|row| row.get::<_, String>(0));
+            .and_then(|row| Ok(row.try_get::<_, String>(0)?));
         match delay {
             Ok(d) if d == "0" => vec![
                 "commit_delay is 0, so every instance's commits flush the WAL on their own; \

@@ -400,8 +400,8 @@ fn operators_ask_an_agency_from_the_requests_page_and_see_where_it_stands() {
     assert_eq!(refused.status, 400, "{}", text(&refused));
     let html = text(&refused);
     assert!(
-        html.contains("line 1") && html.contains("is not name=value"),
-        "{html}"
+        html.contains("Parameters: &quot;since 2026-12-01&quot; is not name=value"),
+        "the line is named: {html}"
     );
     assert!(html.contains("since 2026-12-01</textarea>"), "{html}");
     // An agency the hub does not know, the same.
@@ -432,7 +432,7 @@ fn operators_ask_an_agency_from_the_requests_page_and_see_where_it_stands() {
             ("csrf", &csrf),
             ("agency", "police"),
             ("query", "incidents"),
-            ("params", "since=2026-12-01\n\narea = north\n"),
+            ("params", "since=2026-12-01\n\n  area=north \n"),
             ("wait_minutes", "30"),
         ],
     );

@@ -17,7 +17,7 @@ use super::render::page;
 use super::{STAFF, act, blocking};
 use crate::admin::{Admin, AdminError};
 use crate::keyring::agencies;
-use crate::requests::{Ask, DEFAULT_WAIT, MAX_WAIT};
+use crate::requests::{Ask, DEFAULT_WAIT, parse_params};
 use crate::store::{RequestEvent, RequestRecord};
 use crate::web::Web;
 use crate::web::guard::{self, SignedIn};
@@ -137,38 +137,20 @@ pub async fn ask(
     show(&web, who, shown, status).await
 }
 
-/// The parameters (`name=value` lines) and the wait of `form`; or what is wrong with them.
-/// Names and values are checked by [`crate::requests::ask`].
+/// The parameters (`name=value` lines, as the command line's arguments) and the wait of
+/// `form`; or what is wrong with them. [`crate::requests::ask`] checks the rest (names,
+/// values, the wait's bounds), as for the command line and the API.
 fn parse(form: &AskForm) -> Result<(BTreeMap<String, String>, Duration), String> {
-    let mut params = BTreeMap::new();
-    for (n, line) in form.params.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let Some((name, value)) = line.split_once('=') else {
-            return Err(format!(
-                "Parameters, line {}: {line:?} is not name=value",
-                n + 1
-            ));
-        };
-        let name = name.trim().to_owned();
-        if params
-            .insert(name.clone(), value.trim().to_owned())
-            .is_some()
-        {
-            return Err(format!("Parameters, line {}: {name} is given twice", n + 1));
-        }
-    }
+    let lines = form.params.lines().map(str::trim).filter(|l| !l.is_empty());
+    let params = parse_params(lines).map_err(|e| format!("Parameters: {e}"))?;
     let minutes = form.wait_minutes.trim();
     if minutes.is_empty() {
         return Ok((params, DEFAULT_WAIT));
     }
-    let most = MAX_WAIT.as_secs() / 60;
     match minutes.parse::<u64>() {
-        Ok(m) if (1..=most).contains(&m) => Ok((params, Duration::from_secs(m * 60))),
-        _ => Err(format!(
-            "Wait: {minutes:?} is not a whole number of minutes from 1 to {most}"
+        Ok(m) => Ok((params, Duration::from_secs(m.saturating_mul(60)))),
+        Err(_) => Err(format!(
+            "Wait: {minutes:?} is not a whole number of minutes"
         )),
     }
 }
