@@ -214,20 +214,25 @@ mod tests {
         let (key, cert) = key_and_cert(Nid::X9_62_PRIME256V1, &[0x42]);
         let content = b"receipt";
         let flags = CMSOptions::BINARY | CMSOptions::DETACHED | CMSOptions::NOSMIMECAP;
-        let theirs = CmsContentInfo::sign(Some(&cert), Some(&key), None, Some(content), flags)
-            .unwrap()
-            .to_der()
-            .unwrap();
         let template = Template::new(&key, &cert).unwrap().unwrap();
-        // ECDSA signatures vary in length (70-72 bytes): sign until ours has the same length,
-        // then every other byte must be equal once the time and signature values are blanked.
-        let ours = (0..200)
+        // ECDSA signatures vary in length (70-72 bytes usually, less when a value starts with a
+        // zero byte): keep signatures of ours by length, then sign with cms_sign until one has a
+        // length we hold. Every other byte must be equal once time and signature are blanked.
+        let mut ours = std::collections::HashMap::new();
+        for _ in 0..64 {
+            let der = template
+                .sign(&key, content, OffsetDateTime::now_utc())
+                .unwrap();
+            ours.insert(der.len(), der);
+        }
+        let (ours, theirs) = (0..64)
             .map(|_| {
-                template
-                    .sign(&key, content, OffsetDateTime::now_utc())
+                CmsContentInfo::sign(Some(&cert), Some(&key), None, Some(content), flags)
+                    .unwrap()
+                    .to_der()
                     .unwrap()
             })
-            .find(|d| d.len() == theirs.len())
+            .find_map(|theirs| Some((ours.get(&theirs.len())?.clone(), theirs)))
             .unwrap();
         let blank = |der: &[u8]| {
             let mut der = der.to_vec();
