@@ -777,6 +777,51 @@ fn a_certificate_revoked_on_one_instance_is_refused_by_the_others_within_two_sec
     assert_eq!(dups, 0);
 }
 
+#[test]
+#[ignore = "needs the servers of scripts/test-cluster"]
+fn a_request_asked_on_one_instance_wakes_the_agents_poll_waiting_on_another() {
+    let c = Cluster::start("");
+    let poll = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--cacert"])
+        .arg(c.home.tls_cert())
+        .args(["-H", &format!("Authorization: Bearer {}", c.token)])
+        .arg(format!(
+            "https://127.0.0.1:{}/v1/requests/next?wait=30",
+            c.tls_port(2)
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let metrics = format!("http://127.0.0.1:{}/metrics", c.health_port(2));
+    wait_for(
+        "the agent's poll waiting on instance 2",
+        Duration::from_secs(10),
+        || {
+            reqwest::blocking::get(&metrics)
+                .and_then(|r| r.text())
+                .is_ok_and(|t| t.contains("gateway_request_polls 1"))
+        },
+    );
+    // The command line, with instance 0's configuration: another process, another instance.
+    let out = c.gateway_ok(0, &["request", "ask", "police", "incidents", "--json"]);
+    let asked_at = Instant::now();
+    let asked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = poll.wait_with_output().unwrap();
+    let took = asked_at.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    assert_eq!(status, "200", "{body}\n{}", c.logs());
+    let taken: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(taken["request_id"], asked["request_id"]);
+    assert_eq!(taken["state"], "taken");
+    // Without the announcement the poll would find it at its next look, 15 s apart.
+    assert!(
+        took < Duration::from_secs(10),
+        "the poll answered {took:?} after the request was asked: not woken by the announcement"
+    );
+    println!("the poll on instance 2 answered {took:?} after instance 0's command line asked");
+}
+
 /// `gateway audit verify --json` run with instance `i`'s configuration: exit code and verdict.
 fn audit_verify(c: &Cluster, i: usize) -> (Option<i32>, serde_json::Value) {
     let out = c.gateway(i, &["audit", "verify", "--json"]);

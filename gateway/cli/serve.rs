@@ -51,10 +51,11 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
     let reloader =
         crate::reload::Reloader::start(gateway.clone(), acceptor.clone(), shutdown.clone())
             .context("starting the key reloader")?;
-    let admin_watch =
-        match crate::store::watch_admin_changes(config, reloader.trigger(), shutdown.clone()) {
+    let bell = (gateway.forwarding.as_ref()).and_then(|f| f.store.request_bell().cloned());
+    let ledger_watch =
+        match crate::store::watch_changes(config, reloader.trigger(), bell, shutdown.clone()) {
             None => None,
-            Some(watch) => Some(watch.context("listening for admin changes on the ledger")?),
+            Some(watch) => Some(watch.context("listening for changes on the ledger")?),
         };
     let metrics_listener = bind_metrics(&runtime, config)?;
     announce(addr, metrics_listener.as_ref())?;
@@ -70,7 +71,7 @@ pub fn run(_args: &Args, config: &Config) -> anyhow::Result<u8> {
         m.stop();
     }
     finish(folders, reloader, &gateway);
-    if let Some(t) = admin_watch {
+    if let Some(t) = ledger_watch {
         let _ = t.join();
     }
     Ok(exit::OK)

@@ -23,12 +23,14 @@ use crate::message::AgencyName;
 use crate::pipeline::Outcome;
 use crate::rejection::Code;
 use crate::requests::{self, RequestState};
-use crate::store::{RequestEvent, RequestRecord};
+use crate::store::{RequestBell, RequestEvent, RequestRecord};
 
 /// Longest a `next` call waits for a request.
 const MAX_WAIT: Duration = Duration::from_secs(30);
-/// How often a waiting `next` looks at the ledger.
+/// How often a waiting `next` looks at the ledger when its store has no bell to wait on.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// How often a waiting `next` checks whether the server is stopping.
+const STOP_CHECK: Duration = Duration::from_secs(1);
 /// Longest failure report kept, in bytes.
 const MAX_DETAIL: usize = 4096;
 
@@ -145,6 +147,11 @@ pub async fn next(
     };
     let until = Instant::now() + wait;
     let _waiting = crate::metrics::Held::new(&st.gateway.metrics.request_polls);
+    // Listening before the first look, so a request asked just after it still rings.
+    let mut bell = (st.gateway.forwarding.as_ref())
+        .and_then(|fw| fw.store.request_bell().cloned())
+        .unwrap_or_else(|| RequestBell::new(LOOK_EVERY))
+        .listen(&agency);
     loop {
         let take = RequestEvent::Take {
             agency: agency.to_string(),
@@ -159,11 +166,15 @@ pub async fn next(
             }
             Err(resp) => return resp,
         }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || st.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-            return StatusCode::NO_CONTENT.into_response();
+        loop {
+            let now = Instant::now();
+            if now >= until || st.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return StatusCode::NO_CONTENT.into_response();
+            }
+            if bell.wait(until.min(now + STOP_CHECK).into()).await {
+                break;
+            }
         }
-        tokio::time::sleep(left.min(LOOK_EVERY)).await;
     }
 }
 

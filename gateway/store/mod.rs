@@ -54,6 +54,7 @@
 //! A PostgreSQL implementation can reuse the same schema (the deduplication key
 //! is a single nullable column with a UNIQUE index, which behaves identically).
 
+pub mod bell;
 mod browse;
 mod checkpoint;
 pub mod owner;
@@ -72,6 +73,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use bell::RequestBell;
 pub use browse::{HourCount, MessageQuery};
 pub use postgres::PostgresStore;
 pub(crate) use postgres::{connection_config, host_name};
@@ -434,15 +436,17 @@ pub fn announce_admin_change(config: &crate::config::Config, what: &str) -> Resu
 }
 
 /// With a shared ledger, calls `on_change` whenever an admin command on any instance changed
-/// `keys/` (PostgreSQL `LISTEN`), until `stop`; `None` alone.
-pub fn watch_admin_changes(
+/// `keys/`, and rings `bell` whenever a request was asked anywhere (PostgreSQL `LISTEN`),
+/// until `stop`; `None` alone.
+pub fn watch_changes(
     config: &crate::config::Config,
     on_change: Box<dyn Fn(&str) + Send>,
+    bell: Option<RequestBell>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Option<Result<std::thread::JoinHandle<()>, StoreError>> {
     let url = shared_url(config)?;
     Some(url.and_then(|url| {
-        postgres::watch_admin_changes(url, on_change, stop).map_err(StoreError::from)
+        postgres::watch_changes(url, on_change, bell, stop).map_err(StoreError::from)
     }))
 }
 
@@ -581,6 +585,12 @@ pub trait Store: Send + Sync {
     /// Asks, takes, reads, lists or closes hub requests (see [`RequestEvent`]); the requests
     /// concerned, as they are afterwards. A deadline that passed is applied first.
     fn request(&self, event: &RequestEvent) -> Result<Vec<RequestRecord>, StoreError>;
+
+    /// The bell this store rings when it records a request, for the agents' long polls to
+    /// wait on; `None`: they look at the ledger every second.
+    fn request_bell(&self) -> Option<&RequestBell> {
+        None
+    }
 }
 
 /// Where a hub request stands.

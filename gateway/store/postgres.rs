@@ -202,6 +202,9 @@ pub struct PostgresStore {
     /// The connection the groups are written on, kept (one backend, its caches warm) until
     /// it breaks.
     writer: std::sync::Mutex<Option<r2d2::PooledConnection<Manager>>>,
+    /// Rung for each request recorded here, and by the serving instance's listener for each
+    /// one announced by the others ([`watch_changes`]).
+    bell: super::RequestBell,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -260,6 +263,7 @@ impl PostgresStore {
             lease_error,
             writes: Group::default(),
             writer: std::sync::Mutex::new(None),
+            bell: super::RequestBell::new(REQUESTS_LOOK_EVERY),
         })
     }
 
@@ -825,7 +829,15 @@ impl Store for PostgresStore {
     }
 
     fn request(&self, event: &RequestEvent) -> Result<Vec<RequestRecord>, StoreError> {
-        super::requests::postgres(&mut self.client()?.client, event)
+        let records = super::requests::postgres(&mut self.client()?.client, event)?;
+        if let RequestEvent::Ask(r) = event {
+            self.bell.ring(&r.agency);
+        }
+        Ok(records)
+    }
+
+    fn request_bell(&self) -> Option<&super::RequestBell> {
+        Some(&self.bell)
     }
 
     fn sign_in(&self, name: &str, event: SignInEvent) -> Result<SignInState, StoreError> {
@@ -914,6 +926,11 @@ impl Store for PostgresStore {
 
 /// The channel admin changes are announced on.
 const ADMIN_CHANNEL: &str = "gateway_admin";
+/// The channel new requests are announced on, with their agency as the payload.
+pub(super) const REQUESTS_CHANNEL: &str = "gateway_requests";
+/// How often a waiting long poll looks at a shared ledger when its bell does not ring: only
+/// what an announcement missed (a listener reconnecting) waits this long.
+const REQUESTS_LOOK_EVERY: Duration = Duration::from_secs(15);
 
 /// Tells every instance listening on the database at `url` that `keys/` changed (`what`: the
 /// admin action), so they reload now rather than at their next periodic reload.
@@ -923,20 +940,21 @@ pub fn announce_admin_change(url: &str, what: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Calls `on_change` for every admin change announced on the database at `url` (and once
-/// after each (re)connection, for what was announced while it was away), until `stop`.
-/// Reconnects with back-off; returns the thread.
-pub fn watch_admin_changes(
+/// Calls `on_change` for every admin change announced on the database at `url`, and rings
+/// `bell` for every request (both once after each (re)connection too, for what was announced
+/// while it was away), until `stop`. Reconnects with back-off; returns the thread.
+pub fn watch_changes(
     url: String,
     on_change: Box<dyn Fn(&str) + Send>,
+    bell: Option<super::RequestBell>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("admin-listen".into())
+        .name("ledger-listen".into())
         .spawn(move || {
             let mut backoff = Duration::from_millis(250);
             while !stop.load(Ordering::Relaxed) {
-                match listen(&url, &*on_change, &stop) {
+                match listen(&url, &*on_change, bell.as_ref(), &stop) {
                     Ok(()) => backoff = Duration::from_millis(250),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot listen for admin changes on PostgreSQL; retrying (keys/ is still checked before every payload)");
@@ -949,16 +967,30 @@ pub fn watch_admin_changes(
 }
 
 /// One connection's worth of listening; returns when it drops or `stop` is set.
-fn listen(url: &str, on_change: &dyn Fn(&str), stop: &AtomicBool) -> Result<(), StoreError> {
+fn listen(
+    url: &str,
+    on_change: &dyn Fn(&str),
+    bell: Option<&super::RequestBell>,
+    stop: &AtomicBool,
+) -> Result<(), StoreError> {
     let mut client = connection_config(url, None)?.connect(NoTls)?;
-    client.batch_execute(&format!("LISTEN {ADMIN_CHANNEL}"))?;
+    client.batch_execute(&format!(
+        "LISTEN {ADMIN_CHANNEL}; LISTEN {REQUESTS_CHANNEL}"
+    ))?;
     on_change("(re)connected");
+    if let Some(bell) = bell {
+        bell.ring_everyone();
+    }
     while !stop.load(Ordering::Relaxed) {
         {
             let mut notifications = client.notifications();
             let mut iter = notifications.timeout_iter(Duration::from_millis(500));
             while let Some(n) = postgres::fallible_iterator::FallibleIterator::next(&mut iter)? {
-                on_change(n.payload());
+                match (n.channel(), bell) {
+                    (REQUESTS_CHANNEL, Some(bell)) => bell.ring(n.payload()),
+                    (REQUESTS_CHANNEL, None) => {}
+                    _ => on_change(n.payload()),
+                }
             }
         }
         if client.is_closed() {

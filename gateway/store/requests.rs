@@ -262,6 +262,11 @@ pub(super) fn postgres(
                     &r.deadline,
                 ],
             )?;
+            // After the insert's commit, so a listener woken by it finds the request.
+            client.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&super::postgres::REQUESTS_CHANNEL, &r.agency],
+            )?;
             one(client, &r.id)
         }
         RequestEvent::Take { agency, now } => {
@@ -342,6 +347,10 @@ pub(crate) mod contract {
 
     pub(crate) fn run(store: &dyn Store) {
         let t = 1_800_000_000;
+        let bell = store
+            .request_bell()
+            .expect("a ledger's store rings for requests");
+        let (mut careers, mut school) = (bell.listen("careers"), bell.listen("school"));
         for (id, agency, at) in [
             ("rq-a", "careers", t),
             ("rq-b", "careers", t + 1),
@@ -351,6 +360,8 @@ pub(crate) mod contract {
             assert_eq!(r.state, RequestState::Queued);
             assert_eq!(r.params["since"], "2026-12-01T00:00:00Z");
         }
+        assert!(careers.rung(), "asking rings the agency's bell");
+        assert!(!school.rung(), "and no other agency's");
         // Oldest first, each handed out once, only to its agency.
         let a = take(store, "careers", t + 2).unwrap();
         assert_eq!(

@@ -167,6 +167,9 @@ pub struct SqliteStore {
     durable: Mutex<(u64, Option<std::fs::File>)>,
     /// This process, as its `in_progress` records name their owner.
     owner: String,
+    /// Rung for each request recorded here; the command line's, recorded by another
+    /// process, are found by looking every second.
+    bell: super::RequestBell,
 }
 
 impl SqliteStore {
@@ -214,6 +217,7 @@ impl SqliteStore {
             committed: std::sync::atomic::AtomicU64::new(1),
             durable: Mutex::new((0, None)),
             owner: super::owner::token(),
+            bell: super::RequestBell::new(Duration::from_secs(1)),
         };
         store.sync_upto(1)?;
         Ok(store)
@@ -890,7 +894,14 @@ impl Store for SqliteStore {
         let n = self.committed();
         drop(conn);
         self.sync_upto(n)?;
+        if let RequestEvent::Ask(r) = event {
+            self.bell.ring(&r.agency);
+        }
         Ok(records)
+    }
+
+    fn request_bell(&self) -> Option<&super::RequestBell> {
+        Some(&self.bell)
     }
 
     fn steps(&self, id: &MessageId) -> Result<Vec<StepRecord>, StoreError> {
