@@ -119,11 +119,17 @@ export async function signIn(page, url, name, password, code = '') {
   await page.waitForLoadState('load');
 }
 
+// Screenshots of the page on a desktop and on a phone; and on both, the page must fit the
+// screen's width (only a wide table's own region may scroll sideways, never the page).
 export async function screenshot(page, name) {
   mkdirSync(SHOTS, { recursive: true });
   for (const viewport of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
     await page.setViewportSize(viewport);
     await page.screenshot({ path: join(SHOTS, `${name}-${viewport.width}.png`), fullPage: true });
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (over > 0) {
+      throw new Error(`${name}: the page is ${over} px wider than a ${viewport.width} px screen`);
+    }
   }
   await page.setViewportSize({ width: 1280, height: 800 });
 }

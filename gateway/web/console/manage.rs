@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use time::OffsetDateTime;
 
-use super::render::page;
+use super::render::{page, scrolling};
 use crate::accounts::{Credentials, NewUser, Role};
 use crate::admin::{Admin, AdminError};
 use crate::keyring::{agencies, identities, inventory, tokens};
@@ -133,8 +133,8 @@ fn render(who: &SignedIn, web: &Web, s: &State_, shown: &Shown) -> Markup {
 fn agencies_section(csrf: &str, s: &State_) -> Markup {
     html! {
         h2 #agencies { "Agencies" }
-        table.data { thead { tr { th scope="col" { "Name" } th scope="col" { "Shown as" } } }
-            tbody { @for a in &s.agencies { tr { td { (a.name) } td { (a.display_name) } } } } }
+        (scrolling("Agencies", html! { table.data { thead { tr { th scope="col" { "Name" } th scope="col" { "Shown as" } } }
+            tbody { @for a in &s.agencies { tr { td { (a.name) } td { (a.display_name) } } } } } }))
         form method="post" action="/console/admin/agency-add" {
             (hidden(csrf))
             div.field { label for="agency-name" { "New agency's short name" }
@@ -150,7 +150,7 @@ fn agencies_section(csrf: &str, s: &State_) -> Markup {
 fn certificates_section(csrf: &str, s: &State_) -> Markup {
     html! {
         h2 #certificates { "Signing certificates" }
-        table.data {
+        (scrolling("Signing certificates", html! { table.data {
             thead { tr { th scope="col" { "Agency" } th scope="col" { "Subject" } th scope="col" { "State" }
                 th scope="col" .num { "Days left" } th scope="col" { span.visually-hidden { "Action" } } } }
             tbody { @for c in &s.certs { tr {
@@ -158,7 +158,7 @@ fn certificates_section(csrf: &str, s: &State_) -> Markup {
                 td.num { (c.days_left.map_or_else(|| "–".into(), |d| d.to_string())) }
                 td { @if c.state != "revoked" { (button(csrf, "cert-revoke", &[("agency", &c.owner), ("fingerprint", &c.id)], "Revoke", &c.subject)) } }
             } } }
-        }
+        } }))
         form method="post" action="/console/admin/cert-add" {
             (hidden(csrf))
             div.field { label for="cert-agency" { "Agency" } (agency_select("cert-agency", &s.agencies, true)) }
@@ -177,7 +177,7 @@ fn certificates_section(csrf: &str, s: &State_) -> Markup {
 fn tokens_section(csrf: &str, s: &State_) -> Markup {
     html! {
         h2 #tokens { "Bearer tokens" }
-        table.data {
+        (scrolling("Bearer tokens", html! { table.data {
             thead { tr { th scope="col" { "Agency" } th scope="col" { "Id" } th scope="col" { "Issued" }
                 th scope="col" { "State" } th scope="col" { span.visually-hidden { "Action" } } } }
             tbody { @for (agency, t) in &s.tokens { tr {
@@ -185,7 +185,7 @@ fn tokens_section(csrf: &str, s: &State_) -> Markup {
                 td { (if t.revoked { "revoked" } else { "valid" }) }
                 td { @if !t.revoked { (button(csrf, "token-revoke", &[("agency", agency), ("id", &t.id)], "Revoke", &t.id)) } }
             } } }
-        }
+        } }))
         form method="post" action="/console/admin/token-issue" {
             (hidden(csrf))
             div.field { label for="token-agency" { "Agency" } (agency_select("token-agency", &s.agencies, true)) }
@@ -197,7 +197,7 @@ fn tokens_section(csrf: &str, s: &State_) -> Markup {
 fn users_section(csrf: &str, s: &State_) -> Markup {
     html! {
         h2 #users { "People" }
-        table.data {
+        (scrolling("People", html! { table.data {
             thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "Agency" }
                 th scope="col" { "Second factor" } th scope="col" { "State" } th scope="col" { span.visually-hidden { "Actions" } } } }
             tbody { @for u in &s.users { tr {
@@ -209,7 +209,7 @@ fn users_section(csrf: &str, s: &State_) -> Markup {
                     (button(csrf, "user-reset", &[("name", &u.name)], "Reset", &u.name))
                 }
             } } }
-        }
+        } }))
         form method="post" action="/console/admin/user-add" {
             (hidden(csrf))
             div.field { label for="user-name" { "Account name" } input #user-name type="text" name="name" required; }
@@ -227,7 +227,7 @@ fn keys_section(csrf: &str, s: &State_) -> Markup {
     let now = OffsetDateTime::now_utc();
     html! {
         h2 #keys { "The gateway's age keys" }
-        table.data {
+        (scrolling("The gateway's age keys", html! { table.data {
             thead { tr { th scope="col" { "Id" } th scope="col" { "Recipient" } th scope="col" { "State" }
                 th scope="col" { "Grace until" } th scope="col" { span.visually-hidden { "Action" } } } }
             tbody { @for i in &s.identities { tr {
@@ -235,7 +235,7 @@ fn keys_section(csrf: &str, s: &State_) -> Markup {
                 td { (i.grace_until.as_deref().unwrap_or("–")) }
                 td { @if i.status_at(now) == identities::Status::Grace { (button(csrf, "keys-retire", &[("id", &i.id)], "Retire", &i.id)) } }
             } } }
-        }
+        } }))
         form method="post" action="/console/admin/keys-rotate" {
             (hidden(csrf))
             div.field { label for="grace-days" { "Days the current key keeps opening payloads" }

@@ -45,6 +45,13 @@ pub(super) fn page(
     layout(title, Some((who, &csrf)), head, body)
 }
 
+/// `table` in a region of its own that scrolls sideways when the screen is narrower than the
+/// table (a phone), so that the page itself never does; focusable, so that a keyboard can
+/// scroll it, and named (`label`) for screen readers.
+pub(super) fn scrolling(label: &str, table: Markup) -> Markup {
+    html! { div.scroll role="region" aria-label=(label) tabindex="0" { (table) } }
+}
+
 /// Messages per hour as bars: a picture of the last seven days, described for screen readers.
 fn chart(row: &AgencyRow) -> Markup {
     let peak = row.per_hour.iter().copied().max().unwrap_or(0);
@@ -76,7 +83,7 @@ pub fn overview(who: &SignedIn, web: &Web, o: &Overview) -> Markup {
     let body = html! {
         h1 { "Overview" }
         h2 { "Agencies" }
-        table.data {
+        (scrolling("Messages per agency", html! { table.data {
             caption.visually-hidden { "Messages per agency" }
             thead { tr {
                 th scope="col" { "Agency" } th scope="col" { "Last message" }
@@ -94,11 +101,11 @@ pub fn overview(who: &SignedIn, web: &Web, o: &Overview) -> Markup {
                     }
                 }
             }
-        }
+        } }))
         h2 { "Queue" }
         p { "Messages waiting for the hub: " strong #queue-depth { (o.queue_depth.map_or_else(|| "unknown".to_owned(), |d| d.to_string())) } }
         h2 { "Keys and certificates" }
-        table.data {
+        (scrolling("Keys and certificates", html! { table.data {
             thead { tr {
                 th scope="col" { "Kind" } th scope="col" { "Owner" } th scope="col" { "Subject" }
                 th scope="col" { "State" } th scope="col" .num { "Days left" }
@@ -112,7 +119,7 @@ pub fn overview(who: &SignedIn, web: &Web, o: &Overview) -> Markup {
                     }
                 }
             }
-        }
+        } }))
         h2 { "Audit log" }
         p.status-line .ok[o.audit.0] .refused[!o.audit.0] { (o.audit.1) }
     };
@@ -203,7 +210,7 @@ pub fn messages(
         @if f.after.is_none() {
             p.hint #live-status aria-live="polite" { "New messages appear here as they arrive." }
         }
-        table.data #messages data-live=[f.after.is_none().then_some("on")] {
+        (scrolling("Messages", html! { table.data #messages data-live=[f.after.is_none().then_some("on")] {
             thead { tr {
                 th scope="col" { "Received" } th scope="col" { "Agency" } th scope="col" { "Channel" }
                 th scope="col" { "Outcome" } th scope="col" { "Schema or code" }
@@ -212,7 +219,7 @@ pub fn messages(
             tbody {
                 @for m in &p.messages { (row(m)) }
             }
-        }
+        } }))
         @if p.messages.is_empty() { p { "No messages match." } }
         @if let Some(n) = next { p { a href=(n) { "Older messages" } } }
     };

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::render::page;
+use super::render::{page, scrolling};
 use super::{STAFF, act, blocking};
 use crate::admin::{Admin, AdminError};
 use crate::keyring::agencies;
@@ -243,7 +243,7 @@ fn render(
 
 fn table(listed: &[RequestRecord]) -> Markup {
     html! {
-        table.data {
+        (scrolling("Requests", html! { table.data {
             caption.visually-hidden { "Requests, newest first" }
             thead { tr {
                 th scope="col" { "Request" } th scope="col" { "Agency" } th scope="col" { "Query" }
@@ -271,6 +271,6 @@ fn table(listed: &[RequestRecord]) -> Markup {
                     }
                 }
             }
-        }
+        } }))
     }
 }
