@@ -957,7 +957,7 @@ pub fn watch_changes(
                 match listen(&url, &*on_change, bell.as_ref(), &stop) {
                     Ok(()) => backoff = Duration::from_millis(250),
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot listen for admin changes on PostgreSQL; retrying (keys/ is still checked before every payload)");
+                        tracing::warn!(error = %e, "cannot listen for changes on PostgreSQL; retrying (keys/ is still checked before every payload, and waiting agents still look for requests every few seconds)");
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
