@@ -150,7 +150,8 @@ mod tests {
         assert_eq!(sender.await.unwrap(), b"answer");
     }
 
-    #[tokio::test]
+    // Paused time: the clock jumps to the bound as soon as nothing else can happen.
+    #[tokio::test(start_paused = true)]
     async fn a_peer_that_never_closes_is_let_go_after_the_linger_time() {
         let (server, _client) = tokio::io::duplex(1024);
         let mut server = Lingering::new(server);

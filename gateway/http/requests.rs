@@ -148,10 +148,15 @@ pub async fn next(
     let until = Instant::now() + wait;
     let _waiting = crate::metrics::Held::new(&st.gateway.metrics.request_polls);
     // Listening before the first look, so a request asked just after it still rings.
-    let mut bell = (st.gateway.forwarding.as_ref())
-        .and_then(|fw| fw.store.request_bell().cloned())
-        .unwrap_or_else(|| RequestBell::new(LOOK_EVERY))
-        .listen(&agency);
+    let mut bell = match st
+        .gateway
+        .forwarding
+        .as_ref()
+        .and_then(|fw| fw.store.request_bell())
+    {
+        Some(bell) => bell.listen(&agency),
+        None => RequestBell::new(LOOK_EVERY).listen(&agency),
+    };
     loop {
         let take = RequestEvent::Take {
             agency: agency.to_string(),

@@ -169,10 +169,16 @@ pub fn get(store: &dyn Store, id: &str) -> Result<Option<RequestRecord>, StoreEr
         .next())
 }
 
-fn rfc3339(t: i64) -> Value {
+/// A request's time (Unix seconds, as the ledger keeps it) in RFC 3339, as the API and the
+/// console show it; `None` out of range.
+pub fn time_text(t: i64) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp(t)
-        .map(|t| json!(crate::message::timestamp::format(&t)))
-        .unwrap_or(Value::Null)
+        .ok()
+        .map(|t| crate::message::timestamp::format(&t))
+}
+
+fn rfc3339(t: i64) -> Value {
+    json!(time_text(t))
 }
 
 /// A request as the API shows it (times in RFC 3339).

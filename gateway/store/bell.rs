@@ -8,7 +8,7 @@
 //! bell, so a request asked on one instance (or by the command line) wakes the poll waiting on
 //! another at once. What no ring can reach — a command-line `gateway request ask` on a SQLite
 //! ledger, an announcement made while a listener was reconnecting — is found by looking anyway,
-//! every [`RequestBell::look_every`].
+//! at the period given to [`RequestBell::new`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,11 +40,6 @@ impl RequestBell {
     pub fn new(look_every: Duration) -> RequestBell {
         let (rings, _) = broadcast::channel(RINGS_KEPT);
         RequestBell { rings, look_every }
-    }
-
-    /// How often a listener looks at the ledger when nothing rings.
-    pub fn look_every(&self) -> Duration {
-        self.look_every
     }
 
     /// A request was asked of `agency`.

@@ -566,7 +566,7 @@ fn insert_message(
     m: &NewMessage,
     sha256: &str,
     dedupe_key: Option<&str>,
-    rejection: Option<(&str, &str)>,
+    rejection: Option<&Rejection>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let exists: bool = tx
@@ -577,20 +577,21 @@ fn insert_message(
     }
     let size = i64::try_from(m.size)
         .map_err(|_| StoreError::InvalidInput(format!("size {} out of range", m.size)))?;
-    let (status, code, detail, finished_at) = match rejection {
-        Some((code, detail)) => (
+    let (status, code, detail, finished_at, violations) = match rejection {
+        Some(r) => (
             Status::Rejected,
-            Some(code),
-            Some(detail),
+            Some(r.code.as_str()),
+            Some(r.detail.as_str()),
             Some(timestamp::format(&now)),
+            super::violations_json(r)?,
         ),
-        None => (Status::InProgress, None, None, None),
+        None => (Status::InProgress, None, None, None, None),
     };
     tx.prepare_cached(
         "INSERT INTO messages (id, agency, agency_message_id, sha256, size, channel, status,
              dedupe_key, rejection_code, rejection_detail, received_at, updated_at, finished_at,
-             owner)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             owner, violations_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         m.id.as_str(),
@@ -607,12 +608,13 @@ fn insert_message(
         timestamp::format(&now),
         finished_at,
         (status == Status::InProgress).then(super::owner::token),
+        violations,
     ])?;
     insert_step(tx, &m.id, Step::Received, None, &m.received_at)?;
     for s in &m.history {
         insert_step(tx, &m.id, s.step, s.detail.as_deref(), &s.at)?;
     }
-    if let Some((code, _)) = rejection {
+    if let Some(code) = code {
         insert_step(tx, &m.id, Step::Rejected, Some(code), &now)?;
     }
     Ok(())
@@ -694,21 +696,9 @@ impl Store for SqliteStore {
         rejection: &Rejection,
     ) -> Result<MessageRecord, StoreError> {
         let sha256 = normalise_sha256(&m.sha256)?;
-        let violations = super::violations_json(rejection)?;
         let mut conn = self.lock_current();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        insert_message(
-            &tx,
-            m,
-            &sha256,
-            None,
-            Some((rejection.code.as_str(), &rejection.detail)),
-            self.clock.now(),
-        )?;
-        if violations.is_some() {
-            tx.prepare_cached("UPDATE messages SET violations_json = ?2 WHERE id = ?1")?
-                .execute(params![m.id.as_str(), violations])?;
-        }
+        insert_message(&tx, m, &sha256, None, Some(rejection), self.clock.now())?;
         let rec = require_record(&tx, &m.id)?;
         tx.commit()?;
         let n = self.committed();

@@ -189,9 +189,7 @@ async fn show(web: &Web, who: SignedIn, shown: Shown, status: StatusCode) -> Res
 }
 
 fn when(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .map(|t| crate::message::timestamp::format(&t))
-        .unwrap_or_default()
+    crate::requests::time_text(t).unwrap_or_default()
 }
 
 fn render(
